@@ -1,0 +1,450 @@
+"""NodeState: every scheduling and protocol decision of one peer, as ``handle(event, now)``.
+
+The runtime feeds events (a submission, "I am idle", a message from a peer, a finished unit,
+the clock ticking) and executes the commands that come back. Nothing here blocks, sleeps,
+reads a clock, draws global randomness or touches a socket, so the whole distributed
+algorithm runs in tests over an in-memory transport with a fake clock.
+
+    user code ──Submit──▶ ┌───────────┐ ──Run──────▶ scheduler (greenlets)
+    scheduler ──Pop/Idle─▶│ NodeState │ ──Resolve──▶ futures of this owner
+    scheduler ──Finished─▶│  deque    │ ──SendMsg──▶ comm thread ──▶ peers
+    comm ──Received(msg)─▶│  jobs     │ ──Ship*────▶ (payloads pickled by the shell)
+    comm ──PeerUp/Down───▶└───────────┘ ──Wake─────▶ scheduler (new work / results)
+
+Ownership (``task.py``): each job is owned by the peer that created it. The owner's ``Job``
+record keeps the function and arguments of every unit until its result arrives, and knows who
+holds each leased unit. A thief may take work the victim *owns*, or work the *thief itself*
+owns (taking back its own leased units); work of third parties stays put, so every lease is
+known to its owner and a dead holder's units are re-queued by the owner (``PeerDown``).
+
+Thread safety is the caller's business: the runtime serialises calls with one lock.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import task as T
+from .deque import Work, WorkDeque
+from .messages import OK, Give, Hint, Message, Results, Steal
+from .policy import StealConfig, StealPolicy
+
+
+# --- events ---------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Submit:
+    work: Work  # made by NodeState.new_job
+
+
+@dataclass(slots=True)
+class Pop:
+    """The scheduler wants one unit to run."""
+
+
+@dataclass(slots=True)
+class Idle:
+    """The scheduler has nothing to run: steal, or say how long to sleep."""
+
+
+@dataclass(slots=True)
+class Finished:
+    owner: bytes
+    job: int
+    index: int
+    status: int  # messages.OK / RAISED / FAILED
+    value: Any  # the return value or exception envelope, not pickled
+
+
+@dataclass(slots=True)
+class Received:
+    peer: bytes
+    msg: Message
+    works: list = field(default_factory=list)  # decoded Work items of a Give
+
+
+@dataclass(slots=True)
+class Unshippable:
+    """Works of a Give reply that could not be pickled: take them back, never steal again."""
+    peer: bytes
+    works: list
+
+
+@dataclass(slots=True)
+class Cancel:
+    job: int
+
+
+@dataclass(slots=True)
+class PeerUp:
+    peer: bytes
+
+
+@dataclass(slots=True)
+class PeerDown:
+    peer: bytes
+
+
+@dataclass(slots=True)
+class Tick:
+    """Time passed: flush old result batches, forget unanswered steal requests."""
+
+
+# --- commands -------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Run:
+    work: Work
+    index: int
+
+
+@dataclass(slots=True)
+class Resolve:
+    job: int
+    index: int
+    status: int
+    value: Any  # object if ``encoded`` is False, else the payload bytes from a peer
+    encoded: bool
+
+
+@dataclass(slots=True)
+class Cancelled:
+    job: int
+    ok: bool
+
+
+@dataclass(slots=True)
+class SendMsg:
+    peer: bytes
+    msg: Message
+
+
+@dataclass(slots=True)
+class ShipWorks:
+    """Reply to a steal: the shell pickles each work that the thief does not own."""
+    peer: bytes
+    req: int
+    works: list
+
+
+@dataclass(slots=True)
+class ShipResults:
+    """Send results to their owner: the shell pickles each value."""
+    peer: bytes
+    entries: list  # [(job, index, status, value)]
+
+
+@dataclass(slots=True)
+class Wake:
+    """New runnable work or resolutions for the scheduler."""
+
+
+# --- state ----------------------------------------------------------------------------
+
+class Job:
+    """The owner's record of one job: what to run, and the state of each unit."""
+
+    __slots__ = ("id", "fn", "items", "kwargs", "states", "holders")
+
+    def __init__(self, job_id: int, fn: Any, items: list, kwargs: dict):
+        self.id = job_id
+        self.fn = fn
+        self.items = items
+        self.kwargs = kwargs
+        self.states: dict[int, str] = dict.fromkeys(range(len(items)), T.PENDING)
+        self.holders: dict[int, bytes] = {}
+
+
+@dataclass
+class Counters:
+    duplicates: int = 0
+    bad_messages: int = 0
+    steals_sent: int = 0
+    steals_granted: int = 0
+    steals_denied: int = 0
+    units_given: int = 0
+    units_received: int = 0
+
+
+class NodeState:
+    """The sans-I/O peer. See the module docstring."""
+
+    def __init__(self, me: bytes, config: StealConfig | None = None,
+                 rng: random.Random | None = None):
+        self.me = me
+        self.config = config or StealConfig()
+        self.policy = StealPolicy(self.config, rng or random.Random(0))
+        self.deque = WorkDeque()
+        self.jobs: dict[int, Job] = {}
+        self.peers: list[bytes] = []
+        self.counters = Counters()
+        self._next_job = 0
+        self._next_req = 0
+        self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
+        self._hungry: set[bytes] = set()  # thieves we denied: lifeline hints go to them
+        self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
+        self._outbox_since = 0.0
+
+    # -- pure helpers --------------------------------------------------------------------
+
+    def new_job(self, fn: Any, items: list, kwargs: dict | None = None) -> Work:
+        """Create a job of ``len(items)`` units owned here; submit it with ``Submit``."""
+        job_id = self._next_job
+        self._next_job += 1
+        job = Job(job_id, fn, items, kwargs or {})
+        self.jobs[job_id] = job
+        return Work(self.me, job_id, 0, len(items), fn, items, 0, job.kwargs)
+
+    def unit_state(self, job: int, index: int) -> str:
+        rec = self.jobs.get(job)
+        if rec is None or index not in rec.states:
+            return T.DONE
+        return rec.states[index]
+
+    def next_deadline(self, now: float) -> float | None:
+        """The latest time the shell may sleep until before calling ``Tick``/``Idle``."""
+        times = []
+        if self._outbox:
+            times.append(self._outbox_since + self.config.result_delay)
+        if self._steal is not None:
+            times.append(self._steal[2] + self.config.request_timeout)
+        elif self.peers:
+            times.append(max(now, self.policy.not_before))
+        return min(times) if times else None
+
+    @property
+    def stealing(self) -> bool:
+        return self._steal is not None
+
+    # -- the entry point -----------------------------------------------------------------
+
+    def handle(self, event: Any, now: float) -> list:
+        meth = getattr(self, "_on_" + type(event).__name__)
+        return meth(event, now)
+
+    # -- local events --------------------------------------------------------------------
+
+    def _on_Submit(self, ev: Submit, now: float) -> list:
+        self.deque.push(ev.work)
+        out: list = [Wake()]
+        if self._hungry and self.deque.total >= 2:
+            out.extend(self._hints())
+        return out
+
+    def _on_Pop(self, ev: Pop, now: float) -> list:
+        while True:
+            got = self.deque.pop_unit()
+            if got is None:
+                return self._flush_all() if self._outbox else []
+            work, index = got
+            if work.owner == self.me:
+                rec = self.jobs.get(work.job)
+                state = rec.states.get(index) if rec is not None else None
+                if state != T.PENDING:
+                    continue  # resolved meanwhile (late result after a re-dispatch)
+                rec.states[index] = T.RUNNING
+            return [Run(work, index)]
+
+    def _on_Finished(self, ev: Finished, now: float) -> list:
+        if ev.owner == self.me:
+            return self._resolve_local(ev.job, ev.index, T.FINISH, ev.status, ev.value, False)
+        box = self._outbox.get(ev.owner)
+        if box is None:
+            if not self._outbox:
+                self._outbox_since = now
+            box = self._outbox[ev.owner] = []
+        box.append((ev.job, ev.index, ev.status, ev.value))
+        if len(box) >= self.config.result_batch:
+            del self._outbox[ev.owner]
+            return [ShipResults(ev.owner, box)]
+        if now - self._outbox_since >= self.config.result_delay or self.deque.total == 0:
+            return self._flush_all()
+        return []
+
+    def _on_Idle(self, ev: Idle, now: float) -> list:
+        out = self._flush_all() if self._outbox else []
+        if self.deque.total:
+            out.append(Wake())
+            return out
+        if self._steal is not None:
+            if now - self._steal[2] < self.config.request_timeout:
+                return out
+            self._steal = None  # unanswered: the victim may be gone; ask someone else
+        victim = self.policy.choose_victim(self.peers, now)
+        if victim is not None:
+            self._next_req += 1
+            self._steal = (victim, self._next_req, now)
+            self.counters.steals_sent += 1
+            out.append(SendMsg(victim, Steal(self._next_req)))
+        return out
+
+    def _on_Tick(self, ev: Tick, now: float) -> list:
+        out = []
+        if self._outbox and now - self._outbox_since >= self.config.result_delay:
+            out.extend(self._flush_all())
+        if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
+            self._steal = None
+        return out
+
+    def _on_Cancel(self, ev: Cancel, now: float) -> list:
+        rec = self.jobs.get(ev.job)
+        if rec is None or len(rec.states) != 1 or rec.states.get(0) != T.PENDING:
+            ok = rec is not None and rec.states.get(0) == T.CANCELLED
+            return [Cancelled(ev.job, ok)]
+        rec.states[0] = T.next_state(T.PENDING, T.CANCEL)
+        self.deque.remove_job(self.me, ev.job)
+        del self.jobs[ev.job]
+        return [Cancelled(ev.job, True)]
+
+    def _on_Unshippable(self, ev: Unshippable, now: float) -> list:
+        for work in ev.works:
+            work.stealable = False
+            if work.owner == self.me:
+                self._set_range(work, T.RECLAIM)
+            self.deque.push_oldest(work)
+        return [Wake()]
+
+    # -- membership ----------------------------------------------------------------------
+
+    def _on_PeerUp(self, ev: PeerUp, now: float) -> list:
+        if ev.peer != self.me and ev.peer not in self.peers:
+            self.peers.append(ev.peer)
+            self.policy.reset()
+            return [Wake()]  # an idle scheduler may steal from it now
+        return []
+
+    def _on_PeerDown(self, ev: PeerDown, now: float) -> list:
+        if ev.peer in self.peers:
+            self.peers.remove(ev.peer)
+        self.policy.forget_peer(ev.peer)
+        self._hungry.discard(ev.peer)
+        self._outbox.pop(ev.peer, None)  # an orphan's results have no one to go to
+        if self._steal is not None and self._steal[0] == ev.peer:
+            self._steal = None
+        requeued = 0
+        for rec in self.jobs.values():
+            lost = [i for i, h in rec.holders.items() if h == ev.peer]
+            for i in sorted(lost):
+                del rec.holders[i]
+                rec.states[i] = T.next_state(rec.states[i], T.LOST)
+                self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items, 0,
+                                     rec.kwargs))
+                requeued += 1
+        return [Wake()] if requeued else []
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _on_Received(self, ev: Received, now: float) -> list:
+        msg = ev.msg
+        if ev.peer not in self.peers:
+            self.counters.bad_messages += 1
+            return []
+        if isinstance(msg, Steal):
+            return self._on_steal(ev.peer, msg)
+        if isinstance(msg, Give):
+            return self._on_give(ev.peer, msg, ev.works, now)
+        if isinstance(msg, Results):
+            out = []
+            for (job, index, status), payload in zip(msg.entries, msg.payloads):
+                out.extend(self._resolve_local(job, index, T.RESULT, status, payload, True,
+                                               holder=ev.peer))
+            return out
+        if isinstance(msg, Hint):
+            self.policy.reset()
+            return [Wake()]
+        self.counters.bad_messages += 1
+        return []
+
+    def _on_steal(self, thief: bytes, msg: Steal) -> list:
+        me = self.me
+        works = self.deque.steal(lambda w: w.owner == me or w.owner == thief,
+                                 self.config.max_items, self.config.max_units)
+        if not works:
+            self.counters.steals_denied += 1
+            self._hungry.add(thief)
+            return [SendMsg(thief, Give(msg.req, []))]
+        self.counters.steals_granted += 1
+        for work in works:
+            self.counters.units_given += work.units
+            if work.owner == me:
+                self._set_range(work, T.LEASE, thief)
+        return [ShipWorks(thief, msg.req, works)]
+
+    def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
+        if self._steal is not None and self._steal[1] == msg.req:
+            self._steal = None
+        if not msg.works:
+            self.counters.steals_denied += 1
+            self.policy.on_denied(victim)
+            return []
+        self.policy.on_success()
+        for work in works:
+            self.counters.units_received += work.units
+            if work.owner == self.me:
+                rec = self.jobs.get(work.job)
+                if rec is None:
+                    continue
+                for i in range(work.lo, work.hi):
+                    if rec.states.get(i) == T.LEASED:
+                        rec.states[i] = T.next_state(T.LEASED, T.RECLAIM)
+                        rec.holders.pop(i, None)
+                        self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items,
+                                             0, rec.kwargs))
+            else:
+                self.deque.push(work)
+        out: list = [Wake()]
+        if self._hungry and self.deque.total >= 2:
+            out.extend(self._hints())
+        return out
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _set_range(self, work: Work, event: str, holder: bytes | None = None) -> None:
+        rec = self.jobs[work.job]
+        states = rec.states
+        for i in range(work.lo, work.hi):
+            states[i] = T.next_state(states[i], event)
+            if holder is not None:
+                rec.holders[i] = holder
+            else:
+                rec.holders.pop(i, None)
+
+    def _resolve_local(self, job: int, index: int, event: str, status: int, value: Any,
+                       encoded: bool, holder: bytes | None = None) -> list:
+        rec = self.jobs.get(job)
+        state = rec.states.get(index) if rec is not None else None
+        if state is None:
+            if rec is None and job >= self._next_job:
+                self.counters.bad_messages += 1  # a result for a job we never made
+            else:
+                self.counters.duplicates += 1
+            return []
+        nxt = T.next_state(state, event)
+        if nxt is None:
+            self.counters.duplicates += 1
+            return []
+        del rec.states[index]
+        rec.holders.pop(index, None)
+        if not rec.states:
+            del self.jobs[job]
+        return [Resolve(job, index, status, value, encoded)]
+
+    def _flush_all(self) -> list:
+        out = [ShipResults(owner, box) for owner, box in self._outbox.items()]
+        self._outbox = {}
+        return out
+
+    def _hints(self) -> list:
+        out = [SendMsg(p, Hint()) for p in self._hungry if p in self.peers]
+        self._hungry.clear()
+        return out
+
+
+__all__ = [
+    "NodeState", "Job", "Counters",
+    "Submit", "Pop", "Idle", "Finished", "Received", "Unshippable", "Cancel", "PeerUp",
+    "PeerDown", "Tick",
+    "Run", "Resolve", "Cancelled", "SendMsg", "ShipWorks", "ShipResults", "Wake", "OK",
+]

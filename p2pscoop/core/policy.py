@@ -1,0 +1,77 @@
+"""Whom to steal from, how much, and how long to wait when there is nothing to steal.
+
+Randomised work stealing (Blumofe and Leiserson): an idle peer asks a random other peer; a
+denial sends it to another random victim; after a whole round of denials it backs off
+exponentially, up to a small maximum, so that idle peers of a busy cluster cost almost
+nothing. Two things cut the wait short:
+
+* a *lifeline*: a victim that denied a thief remembers it, and when it gets new work it sends
+  that thief a hint, which resets the thief's backoff (the node does this);
+* any success resets the backoff.
+
+The RNG is passed in (seeded in tests); nothing here reads a clock: times are arguments.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StealConfig:
+    """Tunables of the stealing policy (seconds, counts)."""
+
+    backoff_min: float = 0.0005
+    backoff_max: float = 0.05
+    #: a steal request with no reply after this long is forgotten (the victim may be gone)
+    request_timeout: float = 1.0
+    #: the most work items and units one reply may carry
+    max_items: int = 256
+    max_units: int = 1 << 20
+    #: results a thief holds for an owner before sending them, and for how long at most
+    result_batch: int = 128
+    result_delay: float = 0.002
+
+
+class StealPolicy:
+    """Victim choice and backoff for one peer. Pure: ``rng`` and ``now`` come from outside."""
+
+    def __init__(self, config: StealConfig, rng: random.Random):
+        self.config = config
+        self.rng = rng
+        self.denied: set[bytes] = set()  # victims that said "nothing" in this round
+        self.failures = 0  # consecutive full rounds of denials
+        self.not_before = 0.0  # no new request before this time
+
+    def choose_victim(self, peers: list[bytes], now: float) -> bytes | None:
+        """Pick a random peer not yet asked in this round, or ``None`` if we must wait."""
+        if not peers or now < self.not_before:
+            return None
+        fresh = [p for p in peers if p not in self.denied]
+        if not fresh:
+            self._end_round(now)
+            return None
+        return fresh[self.rng.randrange(len(fresh))]
+
+    def _end_round(self, now: float) -> None:
+        self.denied.clear()
+        self.failures += 1
+        delay = min(self.config.backoff_max,
+                    self.config.backoff_min * (2 ** min(self.failures - 1, 30)))
+        self.not_before = now + delay
+
+    def on_denied(self, victim: bytes) -> None:
+        self.denied.add(victim)
+
+    def on_success(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the backoff: new work may exist (a success or a lifeline hint)."""
+        self.denied.clear()
+        self.failures = 0
+        self.not_before = 0.0
+
+    def forget_peer(self, peer: bytes) -> None:
+        self.denied.discard(peer)

@@ -1,0 +1,322 @@
+"""The user API: SCOOP's ``futures`` names with the ``concurrent.futures`` contract.
+
+    from p2pscoop import futures
+    squares = list(futures.map(pow, range(10), [2] * 10))
+    fut = futures.submit(sum, [1, 2, 3]); fut.result()
+
+Everything works inside tasks too, at any depth: a task that waits parks and its peer runs
+other work. Where SCOOP deviates from ``concurrent.futures`` we follow the standard:
+``wait`` never raises, ``Future.exception()`` waits, ``timeout=None`` means no limit and every
+timeout is honoured (a negative timeout, SCOOP's spelling of "no limit", also means none).
+SCOOP's bugs are fixed: ``mapScan`` is a correct parallel prefix scan, ``mapReduce`` accepts
+one element (and zero, given ``initial=``), and ``map`` consumes its input lazily, at most a
+bounded window ahead of the consumer.
+
+Without a running runtime (no ``python -m p2pscoop``, no ``p2pscoop.start()``) every call runs
+serially in this process after a one-time ``RuntimeWarning``, so a script stays debuggable.
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import time
+import warnings
+from collections import deque, namedtuple
+from concurrent.futures import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION,
+                                CancelledError, TimeoutError)
+from typing import Any, Callable, Iterable, Iterator
+
+from .core.errors import PayloadError
+from .runtime import context, payload
+from .runtime.future import Future, completed
+from .runtime.switch import Waiter, wake
+
+__all__ = [
+    "submit", "map", "map_as_completed", "mapReduce", "mapScan", "wait", "as_completed",
+    "shutdown", "Future", "FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED",
+    "TimeoutError", "CancelledError", "DoneAndNotDoneFutures",
+]
+
+DoneAndNotDoneFutures = namedtuple("DoneAndNotDoneFutures", "done not_done")
+
+#: units per map job, and how far ahead of the consumer a map may run (in units)
+MAP_CHUNK = 256
+MAP_WINDOW = 8192
+
+_warned = False
+
+
+def _serial_warning() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn("p2pscoop is not running, so tasks run serially in this process. "
+                      "Start the program with `python -m p2pscoop prog.py` or use "
+                      "`with p2pscoop.start(): ...`.", RuntimeWarning, stacklevel=3)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    if timeout is None or timeout < 0:
+        return None
+    return time.monotonic() + timeout
+
+
+# --- submit ---------------------------------------------------------------------------
+
+def submit(func: Callable, *args, **kwargs) -> Future:
+    """Run ``func(*args, **kwargs)`` on some peer; return its ``Future`` at once.
+
+    Raises ``PayloadError`` now, and sends nothing, if the function or an argument could
+    not be pickled (another peer might have to run it).
+    """
+    peer = context.current()
+    if peer is None:
+        _serial_warning()
+        if not callable(func):
+            raise TypeError(f"submit() needs a callable, got {func!r}")
+        try:
+            return completed(True, func(*args, **kwargs))
+        except Exception as exc:
+            return completed(False, exc)
+    return peer.submit(func, args, kwargs)
+
+
+# --- map ------------------------------------------------------------------------------
+
+class _MapRun:
+    """One ``map``: lazily issued windows of units, results collected by index."""
+
+    def __init__(self, peer, fn: Callable, args: Iterator[tuple], ordered: bool):
+        if not callable(fn):
+            raise TypeError(f"map() needs a callable, got {fn!r}")
+        payload.check_submittable(fn, (), {})
+        self.peer = peer
+        self.fn = fn
+        self.args = args
+        self.ordered = ordered
+        self.slots: dict[int, tuple[bool, Any]] = {}
+        self.finished: deque = deque()  # completion order (map_as_completed)
+        self.issued = 0
+        self.consumed = 0
+        self.exhausted = False
+        self.error_at: tuple[int, BaseException] | None = None
+        self.waiter: Waiter | None = None
+        self.want = -1  # the index the consumer waits for; -1 means any
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
+            chunk = list(itertools.islice(self.args, MAP_CHUNK))
+            if len(chunk) < MAP_CHUNK:
+                self.exhausted = True
+            for k, item in enumerate(chunk):
+                try:
+                    for value in item:
+                        if type(value) not in payload._ATOMIC:
+                            payload._check_value(value, "argument")
+                except PayloadError as exc:
+                    self.error_at = (self.issued + k, exc)
+                    self.exhausted = True
+                    chunk = chunk[:k]
+                    break
+            if chunk:
+                self.peer.submit_many(self.fn, chunk, self, self.issued)
+                self.issued += len(chunk)
+
+    def fill(self, index: int, ok: bool, value: Any) -> None:
+        self.slots[index] = (ok, value)
+        if not self.ordered:
+            self.finished.append(index)
+        waiter = self.waiter
+        if waiter is not None and (self.want == index or self.want == -1):
+            self.waiter = None
+            wake(waiter, self.peer.scheduler.ready)
+
+    def _wait(self, index: int) -> None:
+        self.peer.poll_inbox()
+        while (index not in self.slots) if index >= 0 else not self.finished:
+            self.want = index
+            self.waiter = Waiter()
+            self.peer.park(self.waiter)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Any:
+        if self.consumed >= self.issued:
+            if self.error_at is not None and self.error_at[0] == self.consumed:
+                self.consumed += 1
+                raise self.error_at[1]
+            raise StopIteration
+        if self.ordered:
+            index = self.consumed
+            self._wait(index)
+        else:
+            self._wait(-1)
+            index = self.finished.popleft()
+        ok, value = self.slots.pop(index)
+        self.consumed += 1
+        self._top_up()
+        if not ok:
+            raise value
+        return value
+
+
+def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
+    """Like the builtin ``map``: ``func`` over zipped ``iterables``, results in order.
+
+    Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` elements
+    ahead of the results consumed. Iterating re-raises the exception of a failed element.
+    Keyword arguments are accepted for SCOOP compatibility and ignored, as in SCOOP (pass
+    ``functools.partial`` to bind arguments).
+    """
+    peer = context.current()
+    if peer is None:
+        _serial_warning()
+        return builtins.map(func, *iterables)
+    return _MapRun(peer, func, zip(*iterables), ordered=True)
+
+
+def map_as_completed(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
+    """Like ``map`` but yields each result as soon as it is ready (any order)."""
+    peer = context.current()
+    if peer is None:
+        _serial_warning()
+        return builtins.map(func, *iterables)
+    return _MapRun(peer, func, zip(*iterables), ordered=False)
+
+
+# --- reductions -----------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _reduce_tree(map_func: Callable, red: Callable, items: list) -> Any:
+    """Reduce ``map_func`` over ``items`` as a fork-join binary tree (order kept)."""
+    if len(items) == 1:
+        return map_func(*items[0])
+    mid = len(items) // 2
+    left = submit(_reduce_tree, map_func, red, items[:mid])
+    right = _reduce_tree(map_func, red, items[mid:])
+    return red(left.result(), right)
+
+
+def mapReduce(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
+              initial: Any = _MISSING, **kwargs) -> Any:
+    """``functools.reduce(reductionFunc, map(mapFunc, *iterables))``, in parallel.
+
+    The reduction runs as a binary tree in input order, so ``reductionFunc`` must be
+    associative (it need not be commutative). One element: ``mapFunc`` of it, no reduction.
+    No element: ``initial`` if given, else ``TypeError`` (as ``functools.reduce``).
+    With ``initial`` it is combined first: ``reductionFunc(initial, result)``.
+    """
+    items = list(zip(*iterables))
+    if not items:
+        if initial is _MISSING:
+            raise TypeError("mapReduce() of an empty sequence with no initial value")
+        return initial
+    result = _reduce_tree(mapFunc, reductionFunc, items)
+    return result if initial is _MISSING else reductionFunc(initial, result)
+
+
+def _scan_block(map_func: Callable, red: Callable, block: list) -> list:
+    out: list = []
+    for args in block:
+        value = map_func(*args)
+        out.append(value if not out else red(out[-1], value))
+    return out
+
+
+def _offset_block(red: Callable, offset: Any, local: list) -> list:
+    return [red(offset, v) for v in local]
+
+
+def mapScan(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
+            **kwargs) -> list:
+    """Inclusive prefix scan: ``list(itertools.accumulate(map(...), reductionFunc))``.
+
+    Parallel in three phases: blocks are mapped and scanned in parallel, the block totals
+    are combined in order, and each block is offset in parallel. ``reductionFunc`` must be
+    associative. Returns a list (empty for empty input).
+    """
+    items = list(zip(*iterables))
+    if not items:
+        return []
+    peer = context.current()
+    size = peer.size if peer is not None else 1
+    nblocks = min(len(items), max(1, 4 * size))
+    step = -(-len(items) // nblocks)
+    blocks = [items[i:i + step] for i in range(0, len(items), step)]
+    nb = len(blocks)
+    locals_ = list(map(_scan_block, [mapFunc] * nb, [reductionFunc] * nb, blocks))
+    offsets = [None]
+    running = locals_[0][-1]
+    for local in locals_[1:-1]:
+        running = reductionFunc(running, local[-1])
+        offsets.append(running)
+    if nb == 1:
+        return locals_[0]
+    rest = map(_offset_block, [reductionFunc] * (nb - 1), [locals_[0][-1]] + offsets[1:],
+               locals_[1:])
+    out = list(locals_[0])
+    for part in rest:
+        out.extend(part)
+    return out
+
+
+# --- waiting --------------------------------------------------------------------------
+
+def wait(fs: Iterable[Future], timeout: float | None = None,
+         return_when: str = ALL_COMPLETED) -> DoneAndNotDoneFutures:
+    """Wait for futures as ``concurrent.futures.wait`` does; never raises their errors."""
+    if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
+        raise ValueError(f"return_when must be one of FIRST_COMPLETED, FIRST_EXCEPTION, "
+                         f"ALL_COMPLETED, got {return_when!r}")
+    fs = set(fs)
+    deadline = _deadline(timeout)
+    peer = context.current()
+    while True:
+        done = {f for f in fs if f.done()}
+        not_done = fs - done
+        if not not_done:
+            break
+        if return_when == FIRST_COMPLETED and done:
+            break
+        if return_when == FIRST_EXCEPTION and any(
+                not f.cancelled() and f.exception(0) is not None for f in done):
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if peer is None:
+            break  # serial futures are all done; others can never complete here
+        peer.wait_any(not_done, deadline)
+    return DoneAndNotDoneFutures(done, not_done)
+
+
+def as_completed(fs: Iterable[Future], timeout: float | None = None) -> Iterator[Future]:
+    """Yield futures as they complete (already done ones first).
+
+    Raises ``TimeoutError`` if some are still pending after ``timeout`` seconds.
+    """
+    pending = set(fs)
+    deadline = _deadline(timeout)
+    peer = context.current()
+    while pending:
+        done = [f for f in pending if f.done()]
+        for f in done:
+            pending.discard(f)
+            yield f
+        if not pending:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"{len(pending)} (of the) futures unfinished after "
+                               f"{timeout} s")
+        if peer is None:
+            raise TimeoutError(f"{len(pending)} futures can never finish: p2pscoop is "
+                               f"not running")
+        peer.wait_any(pending, deadline)
+
+
+def shutdown(wait: bool = True) -> None:
+    """Kept for SCOOP and PEP 3148 compatibility: the runtime stops with the program."""

@@ -1,0 +1,1 @@
+"""Starting peers: ``local`` spawns worker processes on this machine."""

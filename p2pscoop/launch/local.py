@@ -1,0 +1,148 @@
+"""Start N peers on this machine: this process is the origin, N-1 children are workers.
+
+    origin (this process)                      worker k (child process)
+      Peer.bind 127.0.0.1:ephemeral              imports the program as __p2pscoop_main__
+      spawn workers  ── env: address, id ──▶     Peer.bind, DEALER ─HELLO─▶ origin
+      wait for N-1 valid HELLOs                  (refused if cluster/Python/version differ)
+      WELCOME(all peers) ──────────────────▶     connect to every peer, HELLO each
+      run the program / the with-block           steal, run, send results to owners
+      SHUTDOWN ────────────────────────────▶     exit 0
+      reap children (kill after a grace period)
+
+Nothing is left behind: workers ignore SIGINT (Ctrl-C reaches the origin, which shuts them
+down), and each worker holds the read end of a *lifeline* pipe whose write end only the
+origin has: if the origin dies in any way, the pipe reports EOF and the worker exits at once.
+A worker that dies is noticed by every peer through its dropped connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ..core import messages as M
+from ..runtime.peer import Peer
+
+LOGGER = logging.getLogger("p2pscoop.launch")
+
+STARTUP_TIMEOUT = 60.0
+SHUTDOWN_GRACE = 5.0
+
+
+class StartupError(RuntimeError):
+    """The local peers could not be started."""
+
+
+def default_size() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+class LocalCluster:
+    """N local peers with this process as the origin; use as a context manager."""
+
+    def __init__(self, n: int | None = None, main_path: str | None = None,
+                 argv: list[str] | None = None):
+        n = default_size() if n is None else n
+        if n < 1:
+            raise ValueError(f"the number of peers must be at least 1, got {n}")
+        self.n = n
+        self.main_path = main_path
+        self.argv = argv or []
+        self.peer: Peer | None = None
+        self.procs: list[subprocess.Popen] = []
+        self._lifeline_w: int | None = None
+        self._joined = threading.Event()
+        self._hellos = 0
+
+    def __enter__(self) -> Peer:
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        code = 0 if exc_type is None else 1
+        self.stop(code)
+
+    def start(self) -> Peer:
+        peer = self.peer = Peer(rank=0, size=self.n, cluster=secrets.token_hex(16))
+        peer.comm.on_hello = self._on_hello
+        try:
+            self._spawn()
+            peer.start()
+            self._wait_joined()
+            hello_rows = [[peer.me, peer.address, 0]]
+            for inc, rank in peer.comm.ranks.items():
+                hello_rows.append([inc, peer.comm.addresses[inc], rank])
+            welcome = M.encode(M.Welcome(self.n, hello_rows))
+            for inc in list(peer.comm.dealers):
+                peer.comm.post(inc, welcome)
+        except BaseException:
+            self.stop(1)
+            raise
+        return peer
+
+    def _on_hello(self, ident: bytes, msg: M.Hello) -> None:
+        self._hellos += 1
+        if self._hellos >= self.n - 1:
+            self._joined.set()
+
+    def _spawn(self) -> None:
+        if self.n == 1:
+            self._joined.set()
+            return
+        r, w = os.pipe()
+        self._lifeline_w = w
+        env = dict(os.environ)
+        env.update({
+            "P2PSCOOP_ORIGIN": self.peer.address,
+            "P2PSCOOP_ORIGIN_ID": self.peer.me.hex(),
+            "P2PSCOOP_CLUSTER": self.peer.cluster,
+            "P2PSCOOP_SIZE": str(self.n),
+            "P2PSCOOP_LIFELINE_FD": str(r),
+            "P2PSCOOP_MAIN": os.path.abspath(self.main_path) if self.main_path else "",
+        })
+        try:
+            for rank in range(1, self.n):
+                env["P2PSCOOP_RANK"] = str(rank)
+                cmd = [sys.executable, *(os.environ.get("P2PSCOOP_WORKER_CMD", "-m p2pscoop.runtime.worker").split()), *self.argv]
+                self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(r,),
+                                                   stdin=subprocess.DEVNULL))
+        finally:
+            os.close(r)
+
+    def _wait_joined(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._joined.wait(0.05):
+            for rank, proc in enumerate(self.procs, 1):
+                if proc.poll() is not None:
+                    raise StartupError(f"p2pscoop: worker {rank} exited with status "
+                                       f"{proc.returncode} before joining (see its "
+                                       f"output above)")
+            if time.monotonic() > deadline:
+                raise StartupError(f"p2pscoop: only {self._hellos} of {self.n - 1} workers "
+                                   f"joined within {STARTUP_TIMEOUT:.0f} s")
+
+    def stop(self, code: int = 0) -> None:
+        peer = self.peer
+        if peer is not None and not peer.closed:
+            peer.shutdown_peers(min(max(code, 0), 255))
+            peer.close()
+        if self._lifeline_w is not None:
+            os.close(self._lifeline_w)  # any worker still alive sees EOF and exits
+            self._lifeline_w = None
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                LOGGER.warning("worker pid %d did not exit: killing it", proc.pid)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+        self.procs = []

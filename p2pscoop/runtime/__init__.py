@@ -1,0 +1,1 @@
+"""The only place where threads, greenlets and sockets live (see ``peer.py`` for the map)."""

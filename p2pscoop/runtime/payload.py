@@ -1,0 +1,186 @@
+"""The one audited place where p2pscoop pickles and unpickles user objects.
+
+Nothing else in the package calls ``pickle.loads`` or ``cloudpickle.loads``. What crosses the
+wire here is a task's function and arguments (``dumps_work``/``loads_work``), a result or an
+exception envelope (``dumps_result``/``loads_result``) and shared constants. Each is unpickled
+only by the peer that runs the task or by the owner of the future, and only for a message
+from a peer that completed the HELLO handshake (the comm layer drops all others before they
+get here).
+
+Failures never escape as crashes:
+
+* ``check_submittable`` raises ``PayloadError`` at ``submit`` time, before anything is sent;
+* a work that cannot be decoded becomes a work whose units all fail with ``PayloadError``;
+* a result that cannot be pickled becomes a ``PayloadError`` result, and one that cannot be
+  unpickled becomes a ``PayloadError`` on the owner's future.
+
+Exceptions travel as an envelope ``(exception or None, type name, message, traceback text)``;
+the owner re-raises the same type with the remote traceback chained as ``__cause__``, or a
+``RemoteError`` when the exception itself could not travel.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from ..core.deque import Work
+from ..core.errors import PayloadError, RemoteError
+from ..core.messages import FAILED, OK, RAISED
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+MAX_TEXT = 10_000  # characters of remote traceback and message kept
+
+#: argument types that always pickle: submit skips the check for them
+_ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None), range, slice))
+
+
+class _Sink(io.RawIOBase):
+    """A file that forgets what is written: pickling into it only checks picklability."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        return len(b)
+
+
+_checked_callables: dict[int, Any] = {}  # id -> the callable itself (keeps the id valid)
+
+
+def _describe(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _try_pickle(obj: Any) -> None:
+    # Protocol 5 with a buffer callback that keeps buffers out of band: large arrays are
+    # checked without being copied.
+    cloudpickle.CloudPickler(_Sink(), protocol=5, buffer_callback=lambda b: False).dump(obj)
+
+
+def check_submittable(fn: Any, args: tuple, kwargs: dict) -> None:
+    """Raise ``PayloadError`` if ``fn``, ``args`` or ``kwargs`` could not travel to a peer."""
+    if not callable(fn):
+        raise TypeError(f"submit() needs a callable, got {_describe(fn)}")
+    key = id(fn)
+    if _checked_callables.get(key) is not fn:
+        try:
+            _try_pickle(fn)
+        except Exception as exc:
+            raise PayloadError(f"the function {_describe(fn)} cannot be pickled, so no peer "
+                               f"could run it: {type(exc).__name__}: {exc}") from exc
+        if len(_checked_callables) > 4096:
+            _checked_callables.clear()
+        _checked_callables[key] = fn
+    for value in args:
+        if type(value) not in _ATOMIC:
+            _check_value(value, "argument")
+    for name, value in kwargs.items():
+        if type(value) not in _ATOMIC:
+            _check_value(value, f"keyword argument {name!r}")
+
+
+def _check_value(value: Any, what: str) -> None:
+    try:
+        _try_pickle(value)
+    except Exception as exc:
+        raise PayloadError(f"the {what} {_describe(value)} cannot be pickled, so no peer "
+                           f"could run this task: {type(exc).__name__}: {exc}") from exc
+
+
+def dumps_work(work: Work) -> bytes:
+    """The payload of a work item leaving this peer: function, its args slice, kwargs."""
+    items = work.items[work.lo - work.base:work.hi - work.base]
+    return cloudpickle.dumps((work.fn, items, work.kwargs, work.error), protocol=PROTOCOL)
+
+
+def loads_work(owner: bytes, job: int, lo: int, hi: int, payload: bytes) -> Work:
+    """Rebuild a stolen work item; a payload that cannot be decoded fails its units."""
+    try:
+        fn, items, kwargs, error = pickle.loads(payload)
+        if len(items) != hi - lo:
+            raise ValueError(f"{len(items)} argument tuples for {hi - lo} units")
+        return Work(owner, job, lo, hi, fn, items, lo, kwargs, error)
+    except Exception as exc:
+        err = PayloadError(f"the task could not be unpickled on this peer: "
+                           f"{type(exc).__name__}: {exc}")
+        return Work(owner, job, lo, hi, None, None, lo, None, err)
+
+
+def envelope(exc: BaseException) -> tuple:
+    """What a raised exception becomes before it travels to the owner."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return (exc, f"{type(exc).__module__}.{type(exc).__qualname__}",
+            str(exc)[:MAX_TEXT], tb[-MAX_TEXT:])
+
+
+def dumps_result(status: int, value: Any) -> tuple[int, bytes]:
+    """Pickle a result for its owner. Never raises: failures become a FAILED result."""
+    try:
+        if status == RAISED:
+            try:
+                return status, cloudpickle.dumps(value, protocol=PROTOCOL)
+            except Exception:
+                exc, type_name, message, tb = value
+                return status, cloudpickle.dumps((None, type_name, message, tb),
+                                                 protocol=PROTOCOL)
+        return status, cloudpickle.dumps(value, protocol=PROTOCOL)
+    except Exception as exc:
+        err = PayloadError(f"the task's result {_describe(value)} cannot be pickled to "
+                           f"send it to its owner: {type(exc).__name__}: {exc}")
+        return FAILED, pickle.dumps(err, protocol=PROTOCOL)
+
+
+class RemoteTraceback(Exception):
+    """Holds the formatted traceback of a task that raised on another peer."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n\n" + self.text.rstrip() + "\n\n(the traceback above happened on another peer)"
+
+
+def rebuild_exception(env: tuple) -> BaseException:
+    exc, type_name, message, tb = env
+    if exc is None:
+        return RemoteError(type_name, message, tb)
+    exc.__cause__ = RemoteTraceback(tb)
+    return exc
+
+
+def loads_result(status: int, payload: bytes) -> tuple[bool, Any]:
+    """Decode a result from a peer: ``(True, value)`` or ``(False, exception)``."""
+    try:
+        value = pickle.loads(payload)
+    except Exception as exc:
+        return False, PayloadError(f"the task's result could not be unpickled here: "
+                                   f"{type(exc).__name__}: {exc}")
+    if status == OK:
+        return True, value
+    if status == RAISED:
+        try:
+            return False, rebuild_exception(value)
+        except Exception as exc:  # a malformed envelope
+            return False, PayloadError(f"malformed exception envelope: {exc}")
+    if isinstance(value, BaseException):
+        return False, value
+    return False, PayloadError(f"malformed failure payload: {_describe(value)}")
+
+
+def dumps_const(value: Any) -> bytes:
+    try:
+        return cloudpickle.dumps(value, protocol=PROTOCOL)
+    except Exception as exc:
+        raise PayloadError(f"the constant {_describe(value)} cannot be pickled: "
+                           f"{type(exc).__name__}: {exc}") from exc
+
+
+def loads_const(payload: bytes) -> Any:
+    return pickle.loads(payload)

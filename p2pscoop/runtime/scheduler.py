@@ -1,0 +1,140 @@
+"""The greenlet scheduler of one peer: run units, park waiting tasks, resume them.
+
+One *hub* greenlet per peer runs this loop on the process's main thread:
+
+    1. take what the comm thread left in the inbox (results, resolutions) -> complete futures
+    2. resume a parked task whose future completed or whose timeout passed
+    3. ask the node for a unit (Pop) -> run it in a new greenlet
+    4. nothing to do: tell the node (Idle: it may send a steal request), then sleep on the
+       peer's condition until the comm thread wakes us or the node's next deadline
+
+Every task runs in its own greenlet whose parent is the hub, so a task that parks (waits for
+an unfinished future) returns control here and the peer goes on with other work: the newest
+first, i.e. the children the parked task just submitted. There are no extra threads or
+processes, and nesting depth is unbounded (a parked task costs its greenlet's stack only).
+
+On the origin the user's program runs in the root greenlet; it reaches the hub only when it
+waits for a future, and the hub switches back when that future is done.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import greenlet
+
+from ..core.messages import FAILED, OK, RAISED
+from ..core.node import Finished, Idle, Pop, Run
+from . import payload, switch
+
+LOGGER = logging.getLogger("p2pscoop.scheduler")
+
+
+class Scheduler:
+    def __init__(self, peer: Any):
+        self.peer = peer
+        self.ready: deque = deque()  # woken switch.Waiter objects
+        self.inbox: deque = deque()  # items from the comm thread (see Peer.post_main)
+        self._timers: list = []  # heap of (deadline, seq, waiter)
+        self._seq = itertools.count()
+        self._hub: greenlet.greenlet | None = None
+        self.stopping = False
+        self.sleeping = False
+        self.units_run = 0
+
+    # -- hub lifecycle -------------------------------------------------------------------
+
+    @property
+    def hub(self) -> greenlet.greenlet:
+        if self._hub is None or self._hub.dead:
+            root = greenlet.getcurrent()
+            while root.parent is not None:
+                root = root.parent
+            self._hub = greenlet.greenlet(self._loop, root)
+        return self._hub
+
+    def run_until_stopped(self) -> None:
+        """Run the hub until ``stopping`` (worker peers)."""
+        self.hub.switch()
+
+    def add_timer(self, waiter: switch.Waiter) -> None:
+        heapq.heappush(self._timers, (waiter.deadline, next(self._seq), waiter))
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        peer = self.peer
+        node = peer.node
+        lock = peer.lock
+        ready = self.ready
+        while not self.stopping:
+            if self.inbox:
+                peer.poll_inbox()
+            if self._timers and self._timers[0][0] <= time.monotonic():
+                self._fire_timers()
+            if ready:
+                switch.resume(ready.popleft())
+                continue
+            now = time.monotonic()
+            with lock:
+                cmds = node.handle(Pop(), now)
+            if cmds:
+                for cmd in cmds:
+                    if type(cmd) is Run:
+                        self.units_run += 1
+                        switch.spawn(self._run_unit, self.hub, cmd.work, cmd.index)
+                    else:
+                        peer.execute(cmd)
+                continue
+            self._idle()
+
+    def _idle(self) -> None:
+        peer = self.peer
+        now = time.monotonic()
+        with peer.lock:
+            cmds = peer.node.handle(Idle(), now)
+        peer.execute_all(cmds)
+        with peer.cond:
+            if self.inbox or self.ready or peer.node.deque.total or self.stopping:
+                return
+            deadline = peer.node.next_deadline(now)
+            if self._timers:
+                t = self._timers[0][0]
+                deadline = t if deadline is None else min(deadline, t)
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if timeout == 0.0:
+                return
+            self.sleeping = True
+            peer.cond.wait(timeout if timeout is not None else 1.0)
+            self.sleeping = False
+
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, waiter = heapq.heappop(timers)
+            switch.wake(waiter, self.ready)
+
+    # -- running one unit ----------------------------------------------------------------
+
+    def _run_unit(self, work, index: int) -> None:
+        peer = self.peer
+        local = work.owner == peer.me
+        try:
+            if work.error is not None:
+                status, value = FAILED, work.error
+            else:
+                value = work.fn(*work.items[index - work.base], **work.kwargs)
+                status = OK
+        except (Exception, SystemExit) as exc:
+            status = RAISED
+            value = exc if local else payload.envelope(exc)
+        with peer.lock:
+            cmds = peer.node.handle(Finished(work.owner, work.job, index, status, value),
+                                    time.monotonic())
+        peer.execute_all(cmds)
