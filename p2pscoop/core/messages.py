@@ -255,7 +255,7 @@ def decode(frames: list) -> Message:
     if type(header) is not list or len(header) < 2:
         _fail("header must be a list [version, type, ...]")
     version, code = header[0], header[1]
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # 1.0 and True == 1
         _fail(f"protocol version {version!r:.20} is not {PROTOCOL_VERSION}")
     cls = REGISTRY.get(code) if type(code) is int else None
     if cls is None:

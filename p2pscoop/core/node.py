@@ -23,6 +23,7 @@ Thread safety is the caller's business: the runtime serialises calls with one lo
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,6 +187,8 @@ class NodeState:
         self._hungry: set[bytes] = set()  # thieves we denied: lifeline hints go to them
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._outbox_since = 0.0
+        #: round-trip times of the last steal requests answered (seconds; benchmarks)
+        self.steal_rtts: deque = deque(maxlen=4096)
 
     # -- pure helpers --------------------------------------------------------------------
 
@@ -221,8 +224,14 @@ class NodeState:
     # -- the entry point -----------------------------------------------------------------
 
     def handle(self, event: Any, now: float) -> list:
-        meth = getattr(self, "_on_" + type(event).__name__)
-        return meth(event, now)
+        try:
+            meth = self._dispatch[type(event)]
+        except KeyError:
+            meth = self._dispatch[type(event)] = getattr(type(self), "_on_" +
+                                                         type(event).__name__)
+        return meth(self, event, now)
+
+    _dispatch: dict = {}
 
     # -- local events --------------------------------------------------------------------
 
@@ -361,6 +370,7 @@ class NodeState:
         me = self.me
         works = self.deque.steal(lambda w: w.owner == me or w.owner == thief,
                                  self.config.max_items, self.config.max_units)
+        works = [part for work in works for part in self._pending_parts(work)]
         if not works:
             self.counters.steals_denied += 1
             self._hungry.add(thief)
@@ -374,11 +384,12 @@ class NodeState:
 
     def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
         if self._steal is not None and self._steal[1] == msg.req:
+            self.steal_rtts.append(now - self._steal[2])
             self._steal = None
         if not msg.works:
             self.counters.steals_denied += 1
             self.policy.on_denied(victim)
-            return []
+            return [Wake()]  # the scheduler may ask another victim or compute its backoff
         self.policy.on_success()
         for work in works:
             self.counters.units_received += work.units
@@ -400,6 +411,29 @@ class NodeState:
         return out
 
     # -- internals -----------------------------------------------------------------------
+
+    def _pending_parts(self, work: Work) -> list:
+        """``work`` without the units of ours that were resolved while it sat in the deque.
+
+        A late result after a re-dispatch (``PENDING --result--> DONE``) leaves the unit's
+        re-queued copy in the deque; ``Pop`` skips it, and a thief must not lease it.
+        """
+        if work.owner != self.me:
+            return [work]
+        rec = self.jobs.get(work.job)
+        states = rec.states if rec is not None else {}
+        parts, start = [], None
+        for i in range(work.lo, work.hi + 1):
+            if i < work.hi and states.get(i) == T.PENDING:
+                if start is None:
+                    start = i
+            elif start is not None:
+                if start == work.lo and i == work.hi:
+                    return [work]
+                parts.append(Work(work.owner, work.job, start, i, work.fn, work.items,
+                                  work.base, work.kwargs, work.error, work.stealable))
+                start = None
+        return parts
 
     def _set_range(self, work: Work, event: str, holder: bytes | None = None) -> None:
         rec = self.jobs[work.job]

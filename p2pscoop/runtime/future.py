@@ -14,19 +14,29 @@ by the comm thread, so callbacks run in the submitting process as in SCOOP.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 import time
 from typing import Any
 
 from . import context
 
 _PENDING = "PENDING"
+_SHARED_CONDITION = threading.Condition()
 
 
 class Future(cf.Future):
     """The result of a ``submit``: see ``concurrent.futures.Future``."""
 
     def __init__(self, peer: Any = None, job: int | None = None):
-        super().__init__()
+        # The stdlib's __init__ gives every future its own Condition; ours are completed
+        # and awaited on one thread only, so they share one (the stdlib methods we keep
+        # only use it to notify).
+        self._condition = _SHARED_CONDITION
+        self._state = _PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
         self._peer = peer
         self._job = job
         self._parked: list = []  # switch.Waiter objects

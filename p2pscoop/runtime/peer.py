@@ -38,6 +38,8 @@ from .scheduler import Scheduler
 
 LOGGER = logging.getLogger("p2pscoop.peer")
 
+SWITCH_INTERVAL = 0.001  # seconds; see Peer.start
+
 PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
@@ -129,8 +131,11 @@ class Peer:
         elif t is ShipResults:
             for frames in self.comm.results_frames(cmd.entries):
                 self.comm.post(cmd.peer, frames)
-        elif t is ShipWorks:  # only produced by steal requests, i.e. on the comm thread
-            raise AssertionError("ShipWorks on the main thread")
+        elif t is Wake or t is Cancelled:
+            pass
+        else:  # Run is dispatched by the scheduler; ShipWorks only exists on the comm thread
+            raise AssertionError(f"p2pscoop bug: {t.__name__} command on the main thread, "
+                                 f"please file a bug")
 
     def poll_inbox(self) -> None:
         """Complete what the comm thread delivered (main thread)."""
@@ -271,6 +276,12 @@ class Peer:
 
     def start(self) -> None:
         context.set_current(self)
+        # The comm thread must get the GIL quickly while a task computes: CPython hands the
+        # GIL to a waiting thread after the switch interval (5 ms by default). A waiting
+        # thread is rare here (the comm thread sleeps in zmq_poll without the GIL), so a
+        # shorter interval costs almost nothing and bounds the steal response time.
+        self._old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._old_switch, SWITCH_INTERVAL))
         self.comm.start()
 
     def shutdown_peers(self, code: int) -> None:
@@ -286,5 +297,7 @@ class Peer:
         self.comm.stop()
         self.comm.close()
         self.ctx.term()
+        if hasattr(self, "_old_switch"):
+            sys.setswitchinterval(self._old_switch)
         if context.current() is self:
             context.set_current(None)

@@ -1,0 +1,63 @@
+"""Steal response time (p50/p99) while the victim runs a pure-Python loop.
+
+Run: ``python -m p2pscoop -n 2 tools/bench/steal_latency.py [seconds]`` (``run.py`` does).
+
+The origin (the victim) spins in a pure-Python loop for ``seconds`` without ever yielding to
+its scheduler, while the other peer (the thief), idle, keeps sending steal requests. Each
+request must be answered by the victim's comm thread, which competes for the GIL with the
+loop. The thief's node records the round trip of every answered request (send -> reply,
+``NodeState.steal_rtts``); afterwards a probe task collects them from the thief.
+Prints one line: ``BENCH {"workload": "steal_latency", "p50_ms": ..., "p99_ms": ...}``.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from p2pscoop import futures
+from p2pscoop.runtime import context
+
+
+def spin(seconds: float) -> int:
+    """A pure-Python loop that never releases the GIL voluntarily."""
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        for i in range(1000):
+            n += i & 7
+    return n
+
+
+def probe(delay: float):
+    """Return (rank, steal round trips in seconds) of the peer that runs it."""
+    time.sleep(delay)
+    peer = context.current()
+    return peer.rank, list(peer.node.steal_rtts)
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+if __name__ == "__main__":
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
+    spin(seconds)
+    rtts = []
+    for attempt in range(20):  # two probes: we run one, the idle thief steals the other
+        fs = [futures.submit(probe, 0.2) for _ in range(2)]
+        for rank, samples in (f.result() for f in fs):
+            if rank != 0:
+                rtts = samples
+        if rtts:
+            break
+    if not rtts:
+        print("BENCH " + json.dumps({"workload": "steal_latency", "error": "no samples"}))
+        sys.exit(1)
+    ms = [x * 1000 for x in rtts]
+    print("BENCH " + json.dumps({
+        "workload": "steal_latency", "samples": len(ms),
+        "p50_ms": round(statistics.median(ms), 3), "p99_ms": round(percentile(ms, 0.99), 3),
+        "max_ms": round(max(ms), 3), "victim_loop_s": seconds, "pid": os.getpid()}))
