@@ -267,30 +267,68 @@ def mapScan(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
 
 # --- waiting --------------------------------------------------------------------------
 
+class _Gather:
+    """Collects futures as they complete, registered once per future (no O(n^2) waits)."""
+
+    def __init__(self, peer, fs: set):
+        self.peer = peer
+        self.done: deque = deque()
+        self.waiter: Waiter | None = None
+        for f in fs:
+            if f.done():
+                self.done.append(f)
+            elif hasattr(f, "_parked"):
+                f._parked.append(self)
+
+    def __call__(self, fut: Future) -> None:
+        self.done.append(fut)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            wake(waiter, self.peer.scheduler.ready)
+
+    def wait(self, deadline: float | None) -> None:
+        self.peer.poll_inbox()
+        if not self.done:
+            self.waiter = Waiter(deadline)
+            self.peer.park(self.waiter)
+            self.waiter = None
+
+
+def _failed(f: Future) -> bool:
+    return not f.cancelled() and f.exception(0) is not None
+
+
 def wait(fs: Iterable[Future], timeout: float | None = None,
          return_when: str = ALL_COMPLETED) -> DoneAndNotDoneFutures:
     """Wait for futures as ``concurrent.futures.wait`` does; never raises their errors."""
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"return_when must be one of FIRST_COMPLETED, FIRST_EXCEPTION, "
                          f"ALL_COMPLETED, got {return_when!r}")
-    fs = set(fs)
+    not_done = set(fs)
+    done: set = set()
     deadline = _deadline(timeout)
     peer = context.current()
+    gather = _Gather(peer, not_done) if peer is not None else None
     while True:
-        done = {f for f in fs if f.done()}
-        not_done = fs - done
+        if gather is not None:
+            while gather.done:
+                f = gather.done.popleft()
+                if f in not_done:
+                    not_done.discard(f)
+                    done.add(f)
+        else:
+            done |= {f for f in not_done if f.done()}
+            not_done -= done
         if not not_done:
             break
         if return_when == FIRST_COMPLETED and done:
             break
-        if return_when == FIRST_EXCEPTION and any(
-                not f.cancelled() and f.exception(0) is not None for f in done):
+        if return_when == FIRST_EXCEPTION and any(_failed(f) for f in done):
             break
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        if peer is None:
-            break  # serial futures are all done; others can never complete here
-        peer.wait_any(not_done, deadline)
+        if gather is None or (deadline is not None and time.monotonic() >= deadline):
+            break  # (serial futures are all done; a foreign one cannot complete here)
+        gather.wait(deadline)
     return DoneAndNotDoneFutures(done, not_done)
 
 
@@ -302,20 +340,26 @@ def as_completed(fs: Iterable[Future], timeout: float | None = None) -> Iterator
     pending = set(fs)
     deadline = _deadline(timeout)
     peer = context.current()
-    while pending:
-        done = [f for f in pending if f.done()]
-        for f in done:
+    if peer is None:
+        for f in [f for f in pending if f.done()]:
             pending.discard(f)
             yield f
+        if pending:
+            raise TimeoutError(f"{len(pending)} futures can never finish: p2pscoop is "
+                               f"not running")
+        return
+    gather = _Gather(peer, pending)
+    while pending:
+        while gather.done:
+            f = gather.done.popleft()
+            if f in pending:
+                pending.discard(f)
+                yield f
         if not pending:
             return
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"{len(pending)} (of the) futures unfinished after "
-                               f"{timeout} s")
-        if peer is None:
-            raise TimeoutError(f"{len(pending)} futures can never finish: p2pscoop is "
-                               f"not running")
-        peer.wait_any(pending, deadline)
+            raise TimeoutError(f"{len(pending)} futures unfinished after {timeout} s")
+        gather.wait(deadline)
 
 
 def shutdown(wait: bool = True) -> None:

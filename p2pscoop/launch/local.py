@@ -134,15 +134,24 @@ class LocalCluster:
         if peer is not None and not peer.closed:
             peer.shutdown_peers(min(max(code, 0), 255))
             peer.close()
+        # Workers leave on SHUTDOWN; cutting the lifeline then ends any that missed it (a
+        # worker stuck in a task); SIGKILL is the last resort.
+        self._wait_procs(SHUTDOWN_GRACE / 2)
         if self._lifeline_w is not None:
-            os.close(self._lifeline_w)  # any worker still alive sees EOF and exits
+            os.close(self._lifeline_w)
             self._lifeline_w = None
-        deadline = time.monotonic() + SHUTDOWN_GRACE
+        self._wait_procs(SHUTDOWN_GRACE / 2)
         for proc in self.procs:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if proc.poll() is None:
                 LOGGER.warning("worker pid %d did not exit: killing it", proc.pid)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
         self.procs = []
+
+    def _wait_procs(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from . import context
+from .switch import Waiter, wake
 
 _PENDING = "PENDING"
 _SHARED_CONDITION = threading.Condition()
@@ -85,7 +86,9 @@ class Future(cf.Future):
             return super().cancel()
         if not self._peer.cancel_job(self._job):
             return False
-        return super().cancel()
+        super().cancel()
+        self._notify(self._peer.scheduler.ready)
+        return True
 
     # -- completion (main thread only) ---------------------------------------------------
 
@@ -98,11 +101,13 @@ class Future(cf.Future):
             self.set_exception(value)
 
     def _notify(self, ready) -> None:
-        from .switch import wake  # local: switch.py imports greenlet only
-
+        """Wake the tasks parked on this future and call internal watchers (main thread)."""
         parked, self._parked = self._parked, []
         for waiter in parked:
-            wake(waiter, ready)
+            if type(waiter) is Waiter:
+                wake(waiter, ready)
+            else:
+                waiter(self)
 
     def __repr__(self) -> str:
         where = "" if self._job is None else f" job={self._job}"

@@ -218,9 +218,7 @@ class Peer:
             cmds = self.node.handle(Cancel(job), time.monotonic())
         ok = any(type(c) is Cancelled and c.ok for c in cmds)
         if ok:
-            fut = self.targets.pop(job, None)
-            if fut is not None:
-                self.post_main(lambda: fut._notify(self.scheduler.ready))
+            self.targets.pop(job, None)
         return ok
 
     # -- shared constants ----------------------------------------------------------------

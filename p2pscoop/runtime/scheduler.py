@@ -41,6 +41,7 @@ class Scheduler:
         self.ready: deque = deque()  # woken switch.Waiter objects
         self.inbox: deque = deque()  # items from the comm thread (see Peer.post_main)
         self._timers: list = []  # heap of (deadline, seq, waiter)
+        self._recent: deque = deque(maxlen=16)  # durations of the last units (seconds)
         self._seq = itertools.count()
         self._hub: greenlet.greenlet | None = None
         self.stopping = False
@@ -65,6 +66,24 @@ class Scheduler:
     def add_timer(self, waiter: switch.Waiter) -> None:
         heapq.heappush(self._timers, (waiter.deadline, next(self._seq), waiter))
 
+    def may_start(self, now: float) -> bool:
+        """May the hub start a new unit now? Not if a task waiting with a timeout would
+        likely be kept past its deadline by it.
+
+        A unit cannot be pre-empted, so starting one while a ``result(timeout=...)`` is
+        pending could overrun the timeout by the unit's length. New units start only if the
+        nearest live deadline is further away than twice the longest recent unit (one
+        second when nothing ran yet) plus 10 ms; meanwhile other peers can still steal
+        them, and resumed tasks and results go on as usual.
+        """
+        timers = self._timers
+        while timers and timers[0][2].woken:
+            heapq.heappop(timers)  # that waiter was resumed already: a stale entry
+        if not timers:
+            return True
+        horizon = 2 * (max(self._recent) if self._recent else 1.0) + 0.01
+        return timers[0][0] - now > horizon
+
     # -- the loop ------------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -81,6 +100,9 @@ class Scheduler:
                 switch.resume(ready.popleft())
                 continue
             now = time.monotonic()
+            if self._timers and not self.may_start(now):
+                self._idle()
+                continue
             with lock:
                 cmds = node.handle(Pop(), now)
             if cmds:
@@ -100,7 +122,8 @@ class Scheduler:
             cmds = peer.node.handle(Idle(), now)
         peer.execute_all(cmds)
         with peer.cond:
-            if self.inbox or self.ready or peer.node.deque.total or self.stopping:
+            if self.inbox or self.ready or self.stopping or (
+                    peer.node.deque.total and not self._timers):
                 return
             deadline = peer.node.next_deadline(now)
             if self._timers:
@@ -135,7 +158,10 @@ class Scheduler:
         ready = self.ready
         inbox = self.inbox
         monotonic = time.monotonic
+        perf = time.perf_counter
+        recent = self._recent
         while True:
+            started = perf()
             try:
                 if work.error is not None:
                     status, value = FAILED, work.error
@@ -145,13 +171,13 @@ class Scheduler:
             except (Exception, SystemExit) as exc:
                 status = RAISED
                 value = exc if work.owner == me else payload.envelope(exc)
+            now = monotonic()
+            recent.append(perf() - started)
             with lock:
-                cmds = node.handle(Finished(work.owner, work.job, index, status, value),
-                                   monotonic())
+                cmds = node.handle(Finished(work.owner, work.job, index, status, value), now)
             if cmds:
                 peer.execute_all(cmds)
-            if ready or inbox or self.stopping or (self._timers and
-                                                   self._timers[0][0] <= monotonic()):
+            if ready or inbox or self.stopping or (self._timers and not self.may_start(now)):
                 return
             with lock:
                 cmds = node.handle(Pop(), monotonic())

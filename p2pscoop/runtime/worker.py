@@ -30,8 +30,22 @@ def import_main(path: str, argv: list[str]) -> None:
     spec.loader.exec_module(module)
 
 
+def _flush_and_exit(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the origin's to handle
+    for stream in (sys.stdout, sys.stderr):  # a task's print reaches the terminal now
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
     env = os.environ
     main_path = env.get("P2PSCOOP_MAIN", "")
     lifeline = int(env["P2PSCOOP_LIFELINE_FD"])
@@ -52,7 +66,7 @@ def main() -> int:
         sched.stopping = True
         with peer.lock:
             peer.cond.notify_all()
-        timer = threading.Timer(EXIT_GRACE, os._exit, (0,))
+        timer = threading.Timer(EXIT_GRACE, _flush_and_exit, (0,))
         timer.daemon = True
         timer.start()
 
@@ -62,7 +76,7 @@ def main() -> int:
         except OSError:
             data = b""
         if not data:
-            os._exit(1)  # the origin is gone: nobody wants our results
+            _flush_and_exit(1)  # the origin is gone: nobody wants our results
 
     peer.comm.on_shutdown = stop_soon
     peer.comm.fd_watch[lifeline] = origin_gone
