@@ -41,21 +41,50 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more p2pscoop logging on stderr (-vv for debug)")
     parser.add_argument("--version", action="version", version=f"p2pscoop {__version__}")
     parser.add_argument("program", help="the Python program to run")
-    parser.add_argument("args", nargs=argparse.REMAINDER,
-                        help="arguments passed to the program")
+    parser.add_argument("args", nargs="*", metavar="args",
+                        help="arguments passed to the program, untouched (everything after "
+                             "the program's name, `--` included)")
     return parser
+
+
+#: our options that take a value (everything else that starts with - is a flag)
+_VALUED = ("-n", "--peers")
+
+
+def split_program(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``argv`` into our options + the program, and the program's own arguments.
+
+    The first argument that is neither an option of ours nor an option's value is the
+    program; everything after it belongs to the program verbatim (argparse alone would eat
+    a ``--`` there or take the program's ``-n`` for ours).
+    """
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return argv[:i + 2], argv[i + 2:]
+        if arg in _VALUED:
+            i += 2
+        elif arg.startswith("-") and arg != "-":
+            i += 1
+        else:
+            return argv[:i + 1], argv[i + 1:]
+    return argv, []
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
         argv = argv[1:]
-    args = build_parser().parse_args(argv)
+    ours, program_args = split_program(argv)
+    parser = build_parser()
+    args = parser.parse_args(ours)
     if args.n is not None and args.n < 1:
-        build_parser().error(f"-n must be at least 1, got {args.n}")
+        parser.error(f"-n must be at least 1, got {args.n}")
     from .launch.program import run_program
 
-    return run_program(args.program, args.args, n=args.n, verbosity=args.verbose - args.quiet)
+    return run_program(args.program, args.args + program_args, n=args.n,
+                       verbosity=args.verbose - args.quiet)
 
 
 if __name__ == "__main__":

@@ -50,13 +50,14 @@ class LocalCluster:
     """N local peers with this process as the origin; use as a context manager."""
 
     def __init__(self, n: int | None = None, main_path: str | None = None,
-                 argv: list[str] | None = None):
+                 argv: list[str] | None = None, verbosity: int = 0):
         n = default_size() if n is None else n
         if n < 1:
             raise ValueError(f"the number of peers must be at least 1, got {n}")
         self.n = n
         self.main_path = main_path
         self.argv = argv or []
+        self.verbosity = verbosity
         self.peer: Peer | None = None
         self.procs: list[subprocess.Popen] = []
         self._lifeline_w: int | None = None
@@ -107,6 +108,8 @@ class LocalCluster:
             "P2PSCOOP_SIZE": str(self.n),
             "P2PSCOOP_LIFELINE_FD": str(r),
             "P2PSCOOP_MAIN": os.path.abspath(self.main_path) if self.main_path else "",
+            "P2PSCOOP_ORIGIN_PID": str(os.getpid()),
+            "P2PSCOOP_VERBOSITY": str(self.verbosity),
         })
         try:
             for rank in range(1, self.n):

@@ -36,7 +36,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
     try:
-        cluster = LocalCluster(n, main_path=path, argv=argv)
+        cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity)
         cluster.start()
     except StartupError as exc:
         print(exc, file=sys.stderr)

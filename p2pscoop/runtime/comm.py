@@ -64,7 +64,8 @@ class Comm:
         self.hello_ok: set[bytes] = set()
         self.const_sent: dict[bytes, set] = collections.defaultdict(set)
         self.bad_frames = 0
-        self._logged: set[str] = set()
+        self._logged: set[str] = set()  # fixed keys only: bounded
+        self._bad_kinds: dict[str, int] = {}
         self.fd_watch: dict[int, Callable[[], None]] = {}
         self.on_hello: Callable[[bytes, M.Hello], None] | None = None
         self.on_shutdown: Callable[[int], None] | None = None
@@ -271,13 +272,14 @@ class Comm:
         try:
             msg = M.decode(body)
         except ProtocolError as exc:
-            self._bad(f"malformed frame from {ident.hex()[:8]}: {exc}")
+            self._bad("malformed", f"malformed frame from {ident.hex()[:8]}: {exc}")
             return
         if isinstance(msg, M.Hello):
             self._on_hello(ident, msg)
             return
         if ident not in self.hello_ok:
-            self._bad(f"{type(msg).__name__} from {ident.hex()[:8]} before a valid HELLO")
+            self._bad("unknown", f"{type(msg).__name__} from {ident.hex()[:8]} before a "
+                                 f"valid HELLO")
             return
         if isinstance(msg, M.Welcome):
             hello = self.peer.hello()
@@ -307,7 +309,7 @@ class Comm:
     def _on_hello(self, ident: bytes, msg: M.Hello) -> None:
         why = self.peer.check_hello(ident, msg)
         if why:
-            self._bad(f"refused HELLO from {msg.address!r}: {why}")
+            self._bad("hello", f"refused HELLO from {msg.address!r}: {why}")
             return
         self.hello_ok.add(ident)
         self.ranks[ident] = msg.rank
@@ -317,11 +319,14 @@ class Comm:
         if self.on_hello is not None:
             self.on_hello(ident, msg)
 
-    def _bad(self, text: str) -> None:
+    def _bad(self, kind: str, text: str) -> None:
+        """Count a rejected frame; log the first of each kind (and later every 1000th)."""
         self.bad_frames += 1
-        self._log_once(text.split(":")[0], text)
+        self._bad_kinds[kind] = n = self._bad_kinds.get(kind, 0) + 1
+        if n == 1 or n % 1000 == 0:
+            LOGGER.warning("%s (%d rejected of this kind so far)", text, n)
 
     def _log_once(self, key: str, text: str) -> None:
-        if key not in self._logged and len(self._logged) < 100:
+        if key not in self._logged:
             self._logged.add(key)
             LOGGER.warning("%s", text)

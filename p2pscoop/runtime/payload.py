@@ -99,36 +99,50 @@ def dumps_work(work: Work) -> bytes:
     return cloudpickle.dumps((work.fn, items, work.kwargs, work.error), protocol=PROTOCOL)
 
 
+def _safe_loads(data: bytes) -> Any:
+    """``pickle.loads`` that turns *any* failure, even ``SystemExit`` or
+    ``KeyboardInterrupt`` raised by a hostile ``__reduce__``, into ``PayloadError``."""
+    try:
+        return pickle.loads(data)
+    except BaseException as exc:
+        raise PayloadError(f"{type(exc).__name__}: {exc}") from None
+
+
 def loads_work(owner: bytes, job: int, lo: int, hi: int, payload: bytes) -> Work:
     """Rebuild a stolen work item; a payload that cannot be decoded fails its units."""
     try:
-        fn, items, kwargs, error = pickle.loads(payload)
+        fn, items, kwargs, error = _safe_loads(payload)
         if len(items) != hi - lo:
-            raise ValueError(f"{len(items)} argument tuples for {hi - lo} units")
+            raise PayloadError(f"{len(items)} argument tuples for {hi - lo} units")
         return Work(owner, job, lo, hi, fn, items, lo, kwargs, error)
     except Exception as exc:
-        err = PayloadError(f"the task could not be unpickled on this peer: "
-                           f"{type(exc).__name__}: {exc}")
+        err = PayloadError(f"the task could not be unpickled on this peer: {exc}")
         return Work(owner, job, lo, hi, None, None, lo, None, err)
 
 
 def envelope(exc: BaseException) -> tuple:
-    """What a raised exception becomes before it travels to the owner."""
+    """What a raised exception becomes before it travels to the owner: its type name,
+    message and traceback text, which always travel, and the exception itself."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return (exc, f"{type(exc).__module__}.{type(exc).__qualname__}",
             str(exc)[:MAX_TEXT], tb[-MAX_TEXT:])
 
 
 def dumps_result(status: int, value: Any) -> tuple[int, bytes]:
-    """Pickle a result for its owner. Never raises: failures become a FAILED result."""
+    """Pickle a result for its owner. Never raises: failures become a FAILED result.
+
+    An exception travels as ``(pickled exception or None, type name, message, traceback)``:
+    the inner pickle is separate so that an exception that pickles but cannot be unpickled
+    still arrives with its type, message and traceback (as ``RemoteError``).
+    """
     try:
         if status == RAISED:
+            exc, type_name, message, tb = value
             try:
-                return status, cloudpickle.dumps(value, protocol=PROTOCOL)
+                inner = cloudpickle.dumps(exc, protocol=PROTOCOL)
             except Exception:
-                exc, type_name, message, tb = value
-                return status, cloudpickle.dumps((None, type_name, message, tb),
-                                                 protocol=PROTOCOL)
+                inner = None
+            return status, pickle.dumps((inner, type_name, message, tb), protocol=PROTOCOL)
         return status, cloudpickle.dumps(value, protocol=PROTOCOL)
     except Exception as exc:
         err = PayloadError(f"the task's result {_describe(value)} cannot be pickled to "
@@ -148,20 +162,27 @@ class RemoteTraceback(Exception):
 
 
 def rebuild_exception(env: tuple) -> BaseException:
-    exc, type_name, message, tb = env
-    if exc is None:
-        return RemoteError(type_name, message, tb)
-    exc.__cause__ = RemoteTraceback(tb)
+    """The owner's side of ``envelope``: the same exception with the remote traceback as
+    its ``__cause__``, or ``RemoteError`` if the exception itself cannot be rebuilt."""
+    inner, type_name, message, tb = env
+    exc = None
+    if inner is not None:
+        try:
+            exc = _safe_loads(inner)
+        except PayloadError:
+            exc = None
+    if not isinstance(exc, BaseException):
+        return RemoteError(str(type_name), str(message), str(tb))
+    exc.__cause__ = RemoteTraceback(str(tb))
     return exc
 
 
 def loads_result(status: int, payload: bytes) -> tuple[bool, Any]:
     """Decode a result from a peer: ``(True, value)`` or ``(False, exception)``."""
     try:
-        value = pickle.loads(payload)
-    except Exception as exc:
-        return False, PayloadError(f"the task's result could not be unpickled here: "
-                                   f"{type(exc).__name__}: {exc}")
+        value = _safe_loads(payload)
+    except PayloadError as exc:
+        return False, PayloadError(f"the task's result could not be unpickled here: {exc}")
     if status == OK:
         return True, value
     if status == RAISED:
@@ -183,4 +204,5 @@ def dumps_const(value: Any) -> bytes:
 
 
 def loads_const(payload: bytes) -> Any:
-    return pickle.loads(payload)
+    """Decode a shared constant; raises ``PayloadError`` whatever goes wrong."""
+    return _safe_loads(payload)

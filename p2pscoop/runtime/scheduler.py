@@ -168,7 +168,13 @@ class Scheduler:
                 else:
                     value = work.fn(*work.items[index - work.base], **work.kwargs)
                     status = OK
-            except (Exception, SystemExit) as exc:
+            except BaseException as exc:
+                # Everything a task raises is its outcome, SystemExit and KeyboardInterrupt
+                # included, except a greenlet being killed and, on the origin, Ctrl-C
+                # (workers ignore SIGINT, so a KeyboardInterrupt there is the task's own).
+                if isinstance(exc, greenlet.GreenletExit) or (
+                        isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                    raise
                 status = RAISED
                 value = exc if work.owner == me else payload.envelope(exc)
             now = monotonic()

@@ -9,6 +9,7 @@ the origin, then steals and runs tasks until the origin says SHUTDOWN or disappe
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import signal
 import sys
@@ -39,8 +40,29 @@ def _flush_and_exit(code: int) -> None:
     os._exit(code)
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL us when the origin dies, even if a task holds the
+    GIL in a long C call (the lifeline pipe needs the comm thread, hence the GIL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(os.environ.get("P2PSCOOP_ORIGIN_PID", os.getppid())):
+        os._exit(1)  # the origin died before the line above
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the origin's to handle
+    _die_with_parent()
+    verbosity = int(os.environ.get("P2PSCOOP_VERBOSITY", "0"))
+    logging.basicConfig(level=logging.WARNING - 10 * verbosity if verbosity >= 0
+                        else logging.ERROR,
+                        format="p2pscoop %(levelname)s %(name)s: %(message)s")
     for stream in (sys.stdout, sys.stderr):  # a task's print reaches the terminal now
         try:
             stream.reconfigure(line_buffering=True)
