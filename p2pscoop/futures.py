@@ -73,11 +73,13 @@ def submit(func: Callable, *args, **kwargs) -> Future:
     peer = context.current()
     if peer is None:
         _serial_warning()
-        if not callable(func):
-            raise TypeError(f"submit() needs a callable, got {func!r}")
+        # The same checks as with a runtime, so a serial run fails where a parallel would.
+        payload.check_submittable(func, args, kwargs)
         try:
             return completed(True, func(*args, **kwargs))
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # stored, as a runtime peer stores it
             return completed(False, exc)
     return peer.submit(func, args, kwargs)
 
@@ -106,20 +108,22 @@ class _MapRun:
         self._top_up()
 
     def _top_up(self) -> None:
+        """Issue more units, up to ``MAP_WINDOW`` ahead of the consumer. An element that
+        cannot travel, or an exception of the input iterator itself, is kept as the error
+        of that position: the consumer gets every result before it first."""
         while not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
-            chunk = list(itertools.islice(self.args, MAP_CHUNK))
-            if len(chunk) < MAP_CHUNK:
-                self.exhausted = True
-            for k, item in enumerate(chunk):
-                try:
+            chunk: list = []
+            try:
+                for item in itertools.islice(self.args, MAP_CHUNK):
                     for value in item:
                         if type(value) not in payload._ATOMIC:
                             payload._check_value(value, "argument")
-                except PayloadError as exc:
-                    self.error_at = (self.issued + k, exc)
+                    chunk.append(item)
+                if len(chunk) < MAP_CHUNK:
                     self.exhausted = True
-                    chunk = chunk[:k]
-                    break
+            except Exception as exc:  # PayloadError, or the input iterator failed
+                self.error_at = (self.issued + len(chunk), exc)
+                self.exhausted = True
             if chunk:
                 self.peer.submit_many(self.fn, chunk, self, self.issued)
                 self.issued += len(chunk)
@@ -163,6 +167,18 @@ class _MapRun:
         return value
 
 
+def _serial_map(func: Callable, iterables: tuple) -> Iterator:
+    """The serial fallback of ``map``: the builtin, with the runtime's pickling checks so a
+    program fails serially where it would fail in parallel."""
+    payload.check_submittable(func, (), {})
+
+    def checked(*args):
+        payload.check_submittable(func, args, {})
+        return func(*args)
+
+    return builtins.map(checked, *iterables)
+
+
 def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
     """Like the builtin ``map``: ``func`` over zipped ``iterables``, results in order.
 
@@ -172,18 +188,22 @@ def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
     ``functools.partial`` to bind arguments).
     """
     peer = context.current()
+    if not iterables:
+        raise TypeError("map() must have at least two arguments.")
     if peer is None:
         _serial_warning()
-        return builtins.map(func, *iterables)
+        return _serial_map(func, iterables)
     return _MapRun(peer, func, zip(*iterables), ordered=True)
 
 
 def map_as_completed(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
     """Like ``map`` but yields each result as soon as it is ready (any order)."""
     peer = context.current()
+    if not iterables:
+        raise TypeError("map_as_completed() must have at least two arguments.")
     if peer is None:
         _serial_warning()
-        return builtins.map(func, *iterables)
+        return _serial_map(func, iterables)
     return _MapRun(peer, func, zip(*iterables), ordered=False)
 
 

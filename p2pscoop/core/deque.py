@@ -102,6 +102,13 @@ class WorkDeque:
             work.cancelled = True
             self.total -= work.units
 
+    def peek(self) -> Work | None:
+        """The item ``pop_unit`` would take a unit of, without taking it."""
+        for work in reversed(self._items):
+            if not work.cancelled and work.lo < work.hi:
+                return work
+        return None
+
     def pop_unit(self) -> tuple[Work, int] | None:
         """Take the lowest unit of the newest live item, or ``None`` if there is no work."""
         items = self._items

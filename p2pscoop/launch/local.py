@@ -17,6 +17,7 @@ A worker that dies is noticed by every peer through its dropped connections.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -27,6 +28,7 @@ import threading
 import time
 
 from ..core import messages as M
+from ..runtime import context
 from ..runtime.peer import Peer
 
 LOGGER = logging.getLogger("p2pscoop.launch")
@@ -72,6 +74,9 @@ class LocalCluster:
         self.stop(code)
 
     def start(self) -> Peer:
+        if context.current() is not None:
+            raise RuntimeError("a p2pscoop runtime is already running in this process: "
+                               "use it (p2pscoop.futures works everywhere inside it)")
         peer = self.peer = Peer(rank=0, size=self.n, cluster=secrets.token_hex(16))
         peer.comm.on_hello = self._on_hello
         try:
@@ -109,6 +114,7 @@ class LocalCluster:
             "P2PSCOOP_LIFELINE_FD": str(r),
             "P2PSCOOP_MAIN": os.path.abspath(self.main_path) if self.main_path else "",
             "P2PSCOOP_ORIGIN_PID": str(os.getpid()),
+            "P2PSCOOP_SYS_PATH": json.dumps(sys.path),
             "P2PSCOOP_VERBOSITY": str(self.verbosity),
         })
         try:

@@ -80,7 +80,7 @@ class Comm:
     def stop(self, timeout: float = 2.0) -> None:
         self._stop = True
         self.poke()
-        if threading.current_thread() is not self._thread:
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
     def close(self) -> None:

@@ -52,7 +52,9 @@ class Future(cf.Future):
             # Serial mode futures are born done; a bare Future has no one to complete it.
             super().result(timeout=0 if timeout is None else timeout)
             return
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        if timeout is not None and timeout < 0:
+            timeout = None  # SCOOP's spelling of "no limit"
+        deadline = None if timeout is None else time.monotonic() + timeout
         peer.wait_any((self,), deadline)
 
     def result(self, timeout: float | None = None) -> Any:
@@ -110,8 +112,14 @@ class Future(cf.Future):
                 waiter(self)
 
     def __repr__(self) -> str:
+        state = self._state.lower()
+        if state == "pending" and self._peer is not None and self.running():
+            state = "running"
+        elif state == "finished":
+            state = (f"finished raised {type(self._exception).__name__}" if self._exception
+                     else f"finished returned {type(self._result).__name__}")
         where = "" if self._job is None else f" job={self._job}"
-        return f"<p2pscoop.Future at {id(self):#x} state={self._state.lower()}{where}>"
+        return f"<p2pscoop.Future at {id(self):#x} state={state}{where}>"
 
 
 def completed(ok: bool, value: Any) -> Future:

@@ -62,6 +62,8 @@ class Peer:
         self._const_futures: dict[str, Future] = {}
         self.exit_code: int | None = None
         self.closed = False
+        self.inbox_lock = threading.RLock()
+        self.main_thread = threading.current_thread()  # the thread that runs the hub
 
     # -- identity and handshake ----------------------------------------------------------
 
@@ -106,7 +108,7 @@ class Peer:
                 elif t is Wake:
                     wake = True
             if wake:
-                self.cond.notify()
+                self.cond.notify_all()
         for cmd in cmds:
             t = type(cmd)
             if t is SendMsg:
@@ -138,20 +140,23 @@ class Peer:
                                  f"please file a bug")
 
     def poll_inbox(self) -> None:
-        """Complete what the comm thread delivered (main thread)."""
+        """Complete what the comm thread delivered (any thread, one at a time)."""
         inbox = self.scheduler.inbox
-        while inbox:
-            item = inbox.popleft()
-            if type(item) is Resolve:
-                self._resolve(item)
-            else:
-                item()
+        if not inbox:
+            return
+        with self.inbox_lock:
+            while inbox:
+                item = inbox.popleft()
+                if type(item) is Resolve:
+                    self._resolve(item)
+                else:
+                    item()
 
     def post_main(self, fn) -> None:
         """Run ``fn()`` on the main thread soon (from the comm thread)."""
         with self.lock:
             self.scheduler.inbox.append(fn)
-            self.cond.notify()
+            self.cond.notify_all()
 
     def _resolve(self, cmd: Resolve) -> None:
         target = self.targets.get(cmd.job)
@@ -196,6 +201,9 @@ class Peer:
         self.poll_inbox()
         if any(f.done() for f in futures):
             return
+        if threading.current_thread() is not self.main_thread:
+            self._wait_other_thread(futures, deadline)
+            return
         waiter = switch.Waiter(deadline)
         for f in futures:
             f._parked.append(waiter)
@@ -203,8 +211,23 @@ class Peer:
             self.scheduler.add_timer(waiter)
         switch.park(self.scheduler.hub, waiter)
 
+    def _wait_other_thread(self, futures, deadline: float | None) -> None:
+        """A thread other than the peer's main thread cannot park a greenlet: it blocks,
+        completing what arrives itself (results are also completed by the main thread
+        whenever it is inside p2pscoop)."""
+        while not any(f.done() for f in futures):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            with self.cond:
+                if not self.scheduler.inbox:
+                    self.cond.wait(0.05 if deadline is None else min(0.05, deadline - now))
+
     def park(self, waiter: switch.Waiter) -> None:
         """Park on a custom waiter (map windows use this)."""
+        if threading.current_thread() is not self.main_thread:
+            raise RuntimeError("p2pscoop: iterate a map, wait or as_completed from the "
+                               "thread that started p2pscoop")
         if waiter.deadline is not None:
             self.scheduler.add_timer(waiter)
         switch.park(self.scheduler.hub, waiter)
@@ -274,6 +297,7 @@ class Peer:
 
     def start(self) -> None:
         context.set_current(self)
+        self.main_thread = threading.current_thread()
         # The comm thread must get the GIL quickly while a task computes: CPython hands the
         # GIL to a waiting thread after the switch interval (5 ms by default). A waiting
         # thread is rare here (the comm thread sleeps in zmq_poll without the GIL), so a

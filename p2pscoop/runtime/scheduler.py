@@ -34,6 +34,9 @@ from . import payload, switch
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
 
+#: assumed length (seconds) of a function never run on this peer, for timed waits
+UNKNOWN_LENGTH = 1.0
+
 
 class Scheduler:
     def __init__(self, peer: Any):
@@ -41,7 +44,7 @@ class Scheduler:
         self.ready: deque = deque()  # woken switch.Waiter objects
         self.inbox: deque = deque()  # items from the comm thread (see Peer.post_main)
         self._timers: list = []  # heap of (deadline, seq, waiter)
-        self._recent: deque = deque(maxlen=16)  # durations of the last units (seconds)
+        self._lengths: dict[int, float] = {}  # id(fn) -> recent longest run (seconds)
         self._seq = itertools.count()
         self._hub: greenlet.greenlet | None = None
         self.stopping = False
@@ -66,23 +69,40 @@ class Scheduler:
     def add_timer(self, waiter: switch.Waiter) -> None:
         heapq.heappush(self._timers, (waiter.deadline, next(self._seq), waiter))
 
-    def may_start(self, now: float) -> bool:
-        """May the hub start a new unit now? Not if a task waiting with a timeout would
-        likely be kept past its deadline by it.
+    def may_start(self, work, now: float) -> bool:
+        """May the hub start a unit of ``work`` now? Not if a task waiting with a timeout
+        would likely be kept past its deadline by it.
 
         A unit cannot be pre-empted, so starting one while a ``result(timeout=...)`` is
-        pending could overrun the timeout by the unit's length. New units start only if the
-        nearest live deadline is further away than twice the longest recent unit (one
-        second when nothing ran yet) plus 10 ms; meanwhile other peers can still steal
-        them, and resumed tasks and results go on as usual.
+        pending could overrun the timeout by the unit's length. A unit starts only if the
+        nearest live deadline is further away than twice the longest recent run of the same
+        function on this peer (``UNKNOWN_LENGTH`` for a function not run here yet) plus
+        10 ms. Meanwhile other peers can still steal it, and resumed tasks and arriving
+        results go on as usual.
         """
         timers = self._timers
         while timers and timers[0][2].woken:
             heapq.heappop(timers)  # that waiter was resumed already: a stale entry
         if not timers:
             return True
-        horizon = 2 * (max(self._recent) if self._recent else 1.0) + 0.01
-        return timers[0][0] - now > horizon
+        length = self._lengths.get(id(work.fn), UNKNOWN_LENGTH)
+        return timers[0][0] - now > 2 * length + 0.01
+
+    def _may_start_next(self, now: float) -> bool:
+        with self.peer.lock:
+            work = self.peer.node.deque.peek()
+        return work is None or self.may_start(work, now)
+
+    def _record_length(self, fn, seconds: float) -> None:
+        lengths = self._lengths
+        key = id(fn)
+        old = lengths.get(key)
+        if old is None:
+            if len(lengths) > 1024:
+                lengths.clear()
+            lengths[key] = seconds
+        else:  # a decaying maximum: one long run is remembered for a while
+            lengths[key] = max(seconds, 0.9 * old)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -100,7 +120,7 @@ class Scheduler:
                 switch.resume(ready.popleft())
                 continue
             now = time.monotonic()
-            if self._timers and not self.may_start(now):
+            if self._timers and not self._may_start_next(now):
                 self._idle()
                 continue
             with lock:
@@ -159,7 +179,6 @@ class Scheduler:
         inbox = self.inbox
         monotonic = time.monotonic
         perf = time.perf_counter
-        recent = self._recent
         while True:
             started = perf()
             try:
@@ -178,12 +197,13 @@ class Scheduler:
                 status = RAISED
                 value = exc if work.owner == me else payload.envelope(exc)
             now = monotonic()
-            recent.append(perf() - started)
+            self._record_length(work.fn, perf() - started)
             with lock:
                 cmds = node.handle(Finished(work.owner, work.job, index, status, value), now)
             if cmds:
                 peer.execute_all(cmds)
-            if ready or inbox or self.stopping or (self._timers and not self.may_start(now)):
+            if ready or inbox or self.stopping or (self._timers and
+                                                   not self._may_start_next(now)):
                 return
             with lock:
                 cmds = node.handle(Pop(), monotonic())

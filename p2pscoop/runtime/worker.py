@@ -9,6 +9,7 @@ the origin, then steals and runs tasks until the origin says SHUTDOWN or disappe
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import signal
@@ -69,6 +70,8 @@ def main() -> int:
         except (AttributeError, ValueError):
             pass
     env = os.environ
+    origin_path = json.loads(env.get("P2PSCOOP_SYS_PATH", "[]"))
+    sys.path[:] = origin_path + [p for p in sys.path if p not in origin_path]
     main_path = env.get("P2PSCOOP_MAIN", "")
     lifeline = int(env["P2PSCOOP_LIFELINE_FD"])
     if main_path:
