@@ -207,14 +207,20 @@ class NodeState:
         return rec.states[index]
 
     def next_deadline(self, now: float) -> float | None:
-        """The latest time the shell may sleep until before calling ``Tick``/``Idle``."""
+        """When an idle scheduler must call ``Idle`` again (a steal may be due), or None."""
+        if self._steal is not None:
+            return self._steal[2] + self.config.request_timeout
+        if self.peers:
+            return max(now, self.policy.not_before)
+        return None
+
+    def next_tick(self, now: float) -> float | None:
+        """When the comm shell must send ``Tick`` (results to flush, a steal to expire)."""
         times = []
         if self._outbox:
             times.append(self._outbox_since + self.config.result_delay)
         if self._steal is not None:
             times.append(self._steal[2] + self.config.request_timeout)
-        elif self.peers:
-            times.append(max(now, self.policy.not_before))
         return min(times) if times else None
 
     @property

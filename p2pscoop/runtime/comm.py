@@ -220,7 +220,7 @@ class Comm:
                 for fd in set(self.fd_watch) - fds:
                     poller.register(fd, zmq.POLLIN)
                     fds.add(fd)
-                deadline = peer.node_deadline()
+                deadline = peer.node_tick()
                 timeout = 100 if deadline is None else max(0, min(100, int(
                     (deadline - time.monotonic()) * 1000) + 1))
                 for sock, _ in poller.poll(timeout):

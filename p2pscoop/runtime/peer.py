@@ -89,9 +89,9 @@ class Peer:
 
     # -- driving the node ----------------------------------------------------------------
 
-    def node_deadline(self) -> float | None:
+    def node_tick(self) -> float | None:
         with self.lock:
-            return self.node.next_deadline(time.monotonic())
+            return self.node.next_tick(time.monotonic())
 
     def handle_from_comm(self, event: Any) -> None:
         """Feed an event from the comm thread and act on the commands (comm thread)."""
