@@ -1,0 +1,513 @@
+"""A deterministic simulator: N ``NodeState`` peers over an in-memory transport, fake clock.
+
+This is the runtime's shell, minus greenlets, threads and sockets, with every choice the real
+world would make (which peer acts, which link delivers, when the clock moves) drawn from one
+seeded ``random.Random``. Same seed, same run.
+
+    Sim ── act(peer) ──▶ Peer shell ── Pop / Idle / Finished ──▶ NodeState ──▶ commands
+     │                      ▲                                                 │
+     │                      └──── Run / Resolve / Wake ◀──────────────────────┤
+     └── deliver() ◀── links[(src, dst)]: FIFO per link ◀── SendMsg / Ship* ◀─┘
+
+What the shell does with each command is what ``runtime/peer.py`` and ``runtime/comm.py`` do:
+
+* ``Run``: the unit becomes the peer's *current* unit; a later ``act`` executes it (so
+  messages can arrive while a unit "runs", as they do on the comm thread; with ``finish``
+  below 1 a unit takes several moves, i.e. tasks are long). Executing calls
+  ``work.fn(*args)``; a function may return ``Spawn(fn, items, combine)``: the shell submits
+  the children as a new job owned by this peer and *parks* the parent, whose ``Finished`` is
+  fed once every child is resolved here (the scheduler's parked greenlet, in miniature).
+* ``SendMsg``/``ShipResults``: the message is encoded with the real codec and queued on the
+  (src, dst) link; values travel pickled, as the runtime sends them.
+* ``ShipWorks``: the victim's ``Give``: rows for every work, a payload for those the thief
+  does not own; works travel as copies (never an object shared between peers), works whose
+  ``fn`` is marked ``unshippable`` stay home through ``Unshippable``.
+* delivery decodes the frames (``messages.decode``) and feeds ``Received(peer, msg, works)``,
+  with ``Work(owner, job, lo, hi, None, None)`` placeholders for the receiver's own units.
+* ``Resolve``: recorded in ``Sim.resolved``; resolving a unit twice fails at once.
+
+Faults: ``kill`` (a non-origin peer dies; its in-flight messages are dropped or, with
+``drain``, still delivered before the ``PeerDown`` that closes each of its links) and
+``cut``/``heal`` (two live peers each see the other go down, messages between them are lost,
+then they reconnect: the re-dispatch path where a late result may win). ``duplicate_results``
+re-sends an already delivered ``Results`` message.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from p2pscoop.core import messages as M
+from p2pscoop.core import task as T
+from p2pscoop.core.deque import Work
+from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
+                                Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
+                                Submit, Tick, Unshippable, Wake)
+from p2pscoop.core.policy import StealConfig
+
+# -- tasks: pure functions the simulated peers run ---------------------------------------
+
+
+@dataclass
+class Spawn:
+    """What a nesting task returns: run ``fn`` over ``items`` as children, then combine."""
+    fn: Callable
+    items: list
+    combine: Callable = sum
+
+
+def square(x):
+    return x * x
+
+
+def fail_some(x):
+    if x % 5 == 3:
+        raise ValueError(f"bad {x}")
+    return x + 1
+
+
+def tree(depth, k):
+    """A task tree: each inner node submits ``k`` children; the value is its leaf count."""
+    if depth == 0:
+        return 1
+    return Spawn(tree, [(depth - 1, k)] * k)
+
+
+class Unshippable_:
+    """A function the shell refuses to "pickle": its work never leaves its owner."""
+
+    unshippable = True
+
+    def __call__(self, x):
+        return -x
+
+
+pinned_negate = Unshippable_()
+
+
+def outcome(fn, args):
+    """The expected resolution of one unit: ("ok", value) or ("raised", type, message)."""
+    if fn is tree:
+        depth, k = args
+        return ("ok", k ** depth)
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:
+        return ("raised", type(exc).__name__, str(exc))
+
+
+# -- the transport ----------------------------------------------------------------------
+
+
+@dataclass
+class Packet:
+    """One message on a link: the encoded frames, plus what the simulator needs to know."""
+    frames: list | None  # None: the PeerDown marker that closes a dead peer's link
+    msg: M.Message | None = None  # the message as sent (for invariants only)
+    works: list = field(default_factory=list)  # copies of the works with a payload
+    dup: bool = False  # injected duplicate: not counted as a copy of its units
+
+
+@dataclass
+class Parked:
+    owner: bytes
+    job: int
+    index: int
+    combine: Callable
+    left: int
+    values: dict = field(default_factory=dict)
+
+
+class Peer:
+    """The shell of one simulated peer: its NodeState, the running unit, parked parents."""
+
+    def __init__(self, pid: bytes, node: NodeState):
+        self.id = pid
+        self.node = node
+        self.current: tuple | None = None  # (work, index) handed out by Run
+        self.parked: dict[int, Parked] = {}  # child job id -> the parent waiting for it
+        self.units_run = 0
+
+
+def peer_id(i: int) -> bytes:
+    return bytes([65 + i]) * 16
+
+
+class Sim:
+    def __init__(self, n: int, seed: int = 0, config: StealConfig | None = None,
+                 dt: float = 0.0001, finish: float = 1.0):
+        self.rng = random.Random(seed)
+        self.config = config or StealConfig()
+        self.clock = 0.0
+        self.dt = dt  # mean clock advance per step
+        self.finish = finish  # chance that a peer's move finishes its current unit
+        self.ids = [peer_id(i) for i in range(n)]
+        self.peers = {pid: Peer(pid, NodeState(pid, self.config, random.Random(seed * 7919 + i)))
+                      for i, pid in enumerate(self.ids)}
+        self.alive: list[bytes] = list(self.ids)
+        self.links: dict[tuple, deque] = {}
+        self.cuts: set[frozenset] = set()
+        self.history: list[tuple] = []  # delivered Results packets: (src, dst, packet)
+        self.resolved: dict[tuple, tuple] = {}  # (owner, job, index) -> outcome
+        self.expected: dict[tuple, tuple] = {}  # top-level units -> expected outcome
+        self.cancelled: set[tuple] = set()
+        self.top_resolved = 0  # how many keys of ``expected`` are in ``resolved``
+        self.origins: set[bytes] = set()
+        self.exact = True  # no cut yet: every unresolved unit has exactly one copy
+        self.steps = 0
+        for a in self.ids:
+            for b in self.ids:
+                if a != b:
+                    self._feed(a, PeerUp(b))
+
+    # -- the user ------------------------------------------------------------------------
+
+    def submit(self, pid: bytes, fn: Callable, items: list) -> int:
+        """Submit a top-level job on ``pid``; its units must all resolve exactly once."""
+        node = self.peers[pid].node
+        work = node.new_job(fn, items)
+        for i, args in enumerate(items):
+            self.expected[(pid, work.job, i)] = outcome(fn, args)
+        self.origins.add(pid)
+        self._feed(pid, Submit(work))
+        return work.job
+
+    def cancel(self, pid: bytes, job: int) -> bool:
+        cmds = self._feed(pid, Cancel(job))
+        ok = any(type(c) is Cancelled and c.ok for c in cmds)
+        if ok:
+            self.cancelled.add((pid, job, 0))
+        return ok
+
+    # -- driving -------------------------------------------------------------------------
+
+    def _feed(self, pid: bytes, event: Any) -> list:
+        cmds = self.peers[pid].node.handle(event, self.clock)
+        self._execute(pid, cmds)
+        return cmds
+
+    def tick(self, dt: float) -> None:
+        self.clock += dt
+        for pid in self.alive:
+            self._feed(pid, Tick())
+
+    def act(self, pid: bytes) -> None:
+        """One move of a peer's scheduler: run its current unit, or Pop, or go Idle."""
+        peer = self.peers[pid]
+        if peer.current is not None:
+            if self.finish >= 1.0 or self.rng.random() < self.finish:
+                self._run_current(peer)
+            return
+        cmds = self._feed(pid, Pop())
+        if not any(type(c) is Run for c in cmds):
+            self._feed(pid, Idle())
+
+    def busy_links(self) -> list:
+        return [k for k, q in self.links.items() if q]
+
+    def deliver(self, link: tuple | None = None) -> bool:
+        links = self.busy_links()
+        if not links:
+            return False
+        if link is None:
+            link = links[self.rng.randrange(len(links))]
+        src, dst = link
+        packet = self.links[link].popleft()
+        if packet.frames is None:
+            self._feed(dst, PeerDown(src))
+            return True
+        msg = M.decode(packet.frames)
+        works = []
+        if isinstance(msg, M.Give):
+            copies = iter(packet.works)
+            for owner, job, lo, hi, has in msg.works:
+                works.append(next(copies) if has else Work(owner, job, lo, hi, None, None))
+        elif isinstance(msg, M.Results) and not packet.dup:
+            self.history.append((src, dst, packet))
+        self._feed(dst, Received(src, msg, works))
+        return True
+
+    def step(self) -> None:
+        """One random move: deliver a message on a random link, or let a random peer act."""
+        self.steps += 1
+        if self.busy_links() and self.rng.random() < 0.5:
+            self.deliver()
+        else:
+            self.act(self.alive[self.rng.randrange(len(self.alive))])
+        self.tick(self.rng.expovariate(1 / self.dt))
+
+    def run_until_quiet(self, max_steps: int = 200_000, check_every: int = 0) -> int:
+        """Step until every top-level unit is resolved and no work is left anywhere."""
+        for n in range(max_steps):
+            if self.quiet():
+                return n
+            self.step()
+            if check_every and n % check_every == 0:
+                self.check()
+        raise AssertionError(f"not quiet after {max_steps} steps: {self.describe()}")
+
+    # -- faults --------------------------------------------------------------------------
+
+    def leases(self) -> list:
+        """Sorted (owner, holder) pairs of live peers where owner has units leased to holder."""
+        pairs = set()
+        for pid in self.alive:
+            for rec in self.peers[pid].node.jobs.values():
+                pairs.update((pid, h) for h in rec.holders.values() if h in self.alive)
+        return sorted(pairs)
+
+    def killable(self) -> list:
+        return [p for p in self.alive if p not in self.origins]
+
+    def kill(self, pid: bytes, drain: bool = False) -> None:
+        assert pid in self.alive and pid not in self.origins and len(self.alive) > 1
+        self.alive.remove(pid)
+        dead = self.peers[pid]
+        dead.current = None
+        dead.parked.clear()
+        for (src, dst), q in self.links.items():
+            if dst == pid or (src == pid and not drain):
+                q.clear()
+        for other in self.alive:
+            if drain:  # what it sent is still delivered, then its connection closes
+                self.links.setdefault((pid, other), deque()).append(Packet(None))
+            else:
+                self._feed(other, PeerDown(pid))
+
+    def cut(self, a: bytes, b: bytes) -> None:
+        """A false failure detection both ways: a and b drop each other, messages are lost."""
+        assert a != b and a in self.alive and b in self.alive
+        self.exact = False
+        self.cuts.add(frozenset((a, b)))
+        self.links.pop((a, b), None)
+        self.links.pop((b, a), None)
+        self._feed(a, PeerDown(b))
+        self._feed(b, PeerDown(a))
+
+    def heal(self, pair: frozenset) -> None:
+        self.cuts.discard(pair)
+        a, b = sorted(pair)
+        if a in self.alive and b in self.alive:
+            self._feed(a, PeerUp(b))
+            self._feed(b, PeerUp(a))
+
+    def duplicate_results(self) -> bool:
+        """Send again a Results message that was already delivered (a retransmission)."""
+        ok = [(s, d, p) for s, d, p in self.history
+              if s in self.alive and d in self.alive and frozenset((s, d)) not in self.cuts]
+        if not ok:
+            return False
+        src, dst, packet = ok[self.rng.randrange(len(ok))]
+        self.links.setdefault((src, dst), deque()).append(
+            Packet(list(packet.frames), packet.msg, dup=True))
+        return True
+
+    # -- the shell -----------------------------------------------------------------------
+
+    def _send(self, src: bytes, dst: bytes, packet: Packet) -> None:
+        if src not in self.alive or dst not in self.alive:
+            return
+        if frozenset((src, dst)) in self.cuts:
+            return
+        self.links.setdefault((src, dst), deque()).append(packet)
+
+    def _execute(self, pid: bytes, cmds: list) -> None:
+        peer = self.peers[pid]
+        for cmd in cmds:
+            t = type(cmd)
+            if t is Run:
+                assert peer.current is None, "a second Run while a unit is current"
+                peer.current = (cmd.work, cmd.index)
+            elif t is Resolve:
+                self._on_resolve(peer, cmd)
+            elif t is SendMsg:
+                self._send(pid, cmd.peer, Packet(M.encode(cmd.msg), cmd.msg))
+            elif t is ShipWorks:
+                self._ship_works(pid, cmd)
+            elif t is ShipResults:
+                for start in range(0, len(cmd.entries), M.MAX_LIST):
+                    chunk = cmd.entries[start:start + M.MAX_LIST]
+                    msg = M.Results([[j, i, s] for j, i, s, _ in chunk],
+                                    payloads=[pickle.dumps(v) for _, _, _, v in chunk])
+                    self._send(pid, cmd.peer, Packet(M.encode(msg), msg))
+            elif t is Wake or t is Cancelled:
+                pass
+            else:
+                raise AssertionError(f"unexpected command {cmd!r}")
+
+    def _ship_works(self, pid: bytes, cmd: ShipWorks) -> None:
+        rows, payloads, copies, bad = [], [], [], []
+        for w in cmd.works:
+            if w.owner == cmd.peer:
+                rows.append([w.owner, w.job, w.lo, w.hi, False])
+                continue
+            if getattr(w.fn, "unshippable", False):
+                bad.append(w)
+                continue
+            rows.append([w.owner, w.job, w.lo, w.hi, True])
+            payloads.append(b"work")
+            copies.append(Work(w.owner, w.job, w.lo, w.hi, w.fn,
+                               list(w.items[w.lo - w.base:w.hi - w.base]), w.lo,
+                               dict(w.kwargs), w.error))
+        msg = M.Give(cmd.req, rows, payloads=payloads)
+        self._send(pid, cmd.peer, Packet(M.encode(msg), msg, copies))
+        if bad:
+            self._feed(pid, Unshippable(cmd.peer, bad))
+
+    def _run_current(self, peer: Peer) -> None:
+        work, index = peer.current
+        peer.current = None
+        peer.units_run += 1
+        if work.error is not None:
+            status, value = M.FAILED, work.error
+        else:
+            try:
+                value = work.fn(*work.args_of(index), **work.kwargs)
+                status = M.OK
+            except Exception as exc:
+                status = M.RAISED
+                value = exc if work.owner == peer.id else (type(exc).__name__, str(exc))
+            if isinstance(value, Spawn) and value.items:
+                child = peer.node.new_job(value.fn, value.items)
+                peer.parked[child.job] = Parked(work.owner, work.job, index, value.combine,
+                                                len(value.items))
+                self._feed(peer.id, Submit(child))
+                return
+            if isinstance(value, Spawn):
+                value = value.combine([])
+        self._feed(peer.id, Finished(work.owner, work.job, index, status, value))
+
+    def _on_resolve(self, peer: Peer, cmd: Resolve) -> None:
+        key = (peer.id, cmd.job, cmd.index)
+        value = pickle.loads(cmd.value) if cmd.encoded else cmd.value
+        if cmd.status == M.OK:
+            got = ("ok", value)
+        elif cmd.status == M.RAISED:
+            got = ("raised", *value) if cmd.encoded else (
+                "raised", type(value).__name__, str(value))
+        else:
+            got = ("failed", repr(value))
+        assert key not in self.resolved, f"{key} resolved twice: {self.resolved[key]}, {got}"
+        assert key not in self.cancelled, f"{key} resolved after it was cancelled"
+        self.resolved[key] = got
+        if key in self.expected:
+            self.top_resolved += 1
+        parked = peer.parked.get(cmd.job)
+        if parked is not None:
+            assert got[0] == "ok", got
+            parked.values[cmd.index] = got[1]
+            parked.left -= 1
+            if parked.left == 0:
+                del peer.parked[cmd.job]
+                total = parked.combine(parked.values[i] for i in sorted(parked.values))
+                self._feed(peer.id, Finished(parked.owner, parked.job, parked.index, M.OK,
+                                             total))
+
+    # -- observation ---------------------------------------------------------------------
+
+    def in_flight(self):
+        for (src, dst), q in self.links.items():
+            for packet in q:
+                yield src, dst, packet
+
+    def quiet(self) -> bool:
+        """Every top-level unit resolved or cancelled, no work left anywhere."""
+        if self.top_resolved + len(self.cancelled) < len(self.expected):
+            return False
+        for pid in self.alive:
+            p = self.peers[pid]
+            n = p.node
+            if n.deque.total or p.current or p.parked or n.jobs or n._outbox:
+                return False
+        for _src, _dst, packet in self.in_flight():
+            if isinstance(packet.msg, M.Results) and not packet.dup:
+                return False
+            if isinstance(packet.msg, M.Give) and packet.msg.works:
+                return False
+        return True
+
+    def describe(self) -> str:
+        missing = [k for k in self.expected if k not in self.resolved and k not in self.cancelled]
+        lines = [f"clock={self.clock:.4f} steps={self.steps} missing={missing[:10]}"]
+        for pid in self.ids:
+            p = self.peers[pid]
+            n = p.node
+            lines.append(
+                f"  {pid[:1]!r} alive={pid in self.alive} total={n.deque.total} "
+                f"items={list(n.deque)[:6]} current={p.current} parked={list(p.parked)} "
+                f"jobs={ {j: dict(Counter(r.states.values())) for j, r in n.jobs.items()} } "
+                f"steal={n._steal} outbox={ {o[:1]: len(b) for o, b in n._outbox.items()} }")
+        return "\n".join(lines)
+
+    def check(self) -> None:
+        """Invariants that hold after every step (see the module docstring)."""
+        copies = Counter()
+        for pid in self.alive:
+            p = self.peers[pid]
+            n = p.node
+            # the deque's incremental count is exact
+            assert n.deque.total == sum(w.units for w in n.deque if not w.cancelled)
+            for w in n.deque:
+                if not w.cancelled:
+                    for i in range(w.lo, w.hi):
+                        copies[(w.owner, w.job, i)] += 1
+            if p.current is not None:
+                w, i = p.current
+                copies[(w.owner, w.job, i)] += 1
+            for parked in p.parked.values():
+                copies[(parked.owner, parked.job, parked.index)] += 1
+            for owner, box in n._outbox.items():
+                for job, i, _status, _value in box:
+                    copies[(owner, job, i)] += 1
+            # each unit of a live job is in exactly one non-final state, and leased iff held;
+            # a RUNNING unit is being run here, or is a parent parked here
+            running = {(q.job, q.index) for q in p.parked.values() if q.owner == pid}
+            if p.current is not None and p.current[0].owner == pid:
+                running.add((p.current[0].job, p.current[1]))
+            for job, rec in n.jobs.items():
+                for i, state in rec.states.items():
+                    assert state in (T.PENDING, T.RUNNING, T.LEASED), (pid, job, i, state)
+                    assert (pid, job, i) not in self.resolved, (pid, job, i, state)
+                    assert (state == T.LEASED) == (i in rec.holders), (pid, job, i, state)
+                    assert (state == T.RUNNING) <= ((job, i) in running), (pid, job, i)
+        for src, dst, packet in self.in_flight():
+            if packet.dup or packet.msg is None or dst not in self.alive:
+                continue
+            if isinstance(packet.msg, M.Give):
+                for owner, job, lo, hi, _has in packet.msg.works:
+                    for i in range(lo, hi):
+                        copies[(owner, job, i)] += 1
+            elif isinstance(packet.msg, M.Results):
+                for job, i, _status in packet.msg.entries:
+                    copies[(dst, job, i)] += 1
+        for pid in self.alive:
+            n = self.peers[pid].node
+            for job, rec in n.jobs.items():
+                for i, state in rec.states.items():
+                    c = copies[(pid, job, i)]
+                    holder = rec.holders.get(i)
+                    if state == T.PENDING:
+                        assert c >= 1, ("a pending unit is nowhere", pid, job, i)
+                    if not self.exact:
+                        continue
+                    if holder is not None and holder not in self.alive:
+                        assert c <= 1, ("unit copied", pid, job, i, c)
+                    else:
+                        assert c == 1, ("unit lost or copied", pid, job, i, state, c)
+        if self.exact:
+            # a resolved unit has no copy left anywhere (only the owner's record said so)
+            for key, c in copies.items():
+                if key[0] in self.alive and key in self.resolved:
+                    assert c == 0, ("resolved unit still travels", key, c)
+
+    def final_check(self) -> None:
+        for key, want in self.expected.items():
+            if key in self.cancelled:
+                assert key not in self.resolved
+                continue
+            assert key in self.resolved, f"{key} never resolved"
+            assert self.resolved[key] == want, (key, self.resolved[key], want)

@@ -1,0 +1,611 @@
+"""NodeState (core/node.py): feed events, assert the exact list of commands that comes back.
+
+The shape follows dask's ``test_worker_state_machine``: each test builds a node, feeds it
+stimuli one at a time with an explicit ``now``, and compares the whole command list.
+``Like(cls, field=value)`` matches a command partially, for fields that are noise (work
+objects, payload bytes); ``rng`` is a seeded ``random.Random``; no sockets, no sleeps.
+"""
+
+import random
+
+import pytest
+
+from p2pscoop.core import task as T
+from p2pscoop.core.deque import Work
+from p2pscoop.core.errors import LocalProtocolError
+from p2pscoop.core.messages import FAILED, OK, RAISED, Const, Give, Hint, Results, Steal
+from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
+                                Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
+                                Submit, Tick, Unshippable, Wake)
+from p2pscoop.core.policy import StealConfig
+
+ME = b"M" * 16
+P1 = b"1" * 16
+P2 = b"2" * 16
+P3 = b"3" * 16
+
+
+class Like:
+    """Partial match of a command: its type, and only the fields given."""
+
+    def __init__(self, cls, **fields):
+        self.cls = cls
+        self.fields = fields
+
+    def __eq__(self, other):
+        return type(other) is self.cls and all(
+            getattr(other, k) == v for k, v in self.fields.items())
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
+        return f"Like({self.cls.__name__}, {args})"
+
+
+def spans(works):
+    """``[(owner initial, job, lo, hi)]`` of a list of work items."""
+    return [(w.owner[:1], w.job, w.lo, w.hi) for w in works]
+
+
+def make_node(*peers, me=ME, seed=0, **config):
+    n = NodeState(me, StealConfig(**config), random.Random(seed))
+    for p in peers:
+        assert n.handle(PeerUp(p), 0.0) == [Wake()]
+    return n
+
+
+def submit(n, count, fn=abs, now=0.0):
+    work = n.new_job(fn, [(i,) for i in range(count)])
+    n.handle(Submit(work), now)
+    return work
+
+
+def foreign(owner, job, lo, hi):
+    return Work(owner, job, lo, hi, abs, [(i,) for i in range(lo, hi)], lo)
+
+
+def give(victim_node_works, req):
+    rows = [[w.owner, w.job, w.lo, w.hi, True] for w in victim_node_works]
+    return Give(req, rows, payloads=[b"w"] * len(rows))
+
+
+def receive(n, victim, works, req=0, now=0.0):
+    """Feed ``n`` a Give from ``victim`` carrying ``works`` (all with payloads)."""
+    return n.handle(Received(victim, give(works, req), works), now)
+
+
+def results(*entries):
+    return Results([list(e) for e in entries], payloads=[b"r%d" % i for i in range(len(entries))])
+
+
+def states(n, job):
+    return dict(sorted(n.jobs[job].states.items())) if job in n.jobs else {}
+
+
+# -- the local path ---------------------------------------------------------------------
+
+def test_submit_wakes_the_scheduler():
+    n = make_node()
+    work = n.new_job(abs, [(1,)])
+    assert n.handle(Submit(work), 0.0) == [Wake()]
+    assert n.deque.total == 1 and n.unit_state(0, 0) == T.PENDING
+
+
+def test_pop_runs_newest_job_lowest_unit():
+    n = make_node()
+    a = submit(n, 2)
+    b = submit(n, 2)
+    assert n.handle(Pop(), 0.0) == [Run(b, 0)]
+    assert n.handle(Pop(), 0.0) == [Run(b, 1)]
+    assert n.handle(Pop(), 0.0) == [Run(a, 0)]
+    assert n.unit_state(a.job, 0) == T.RUNNING and n.unit_state(a.job, 1) == T.PENDING
+    assert n.handle(Pop(), 0.0) == [Run(a, 1)]
+    assert n.handle(Pop(), 0.0) == []
+
+
+def test_finished_local_unit_resolves_it_unencoded():
+    n = make_node()
+    w = submit(n, 2)
+    n.handle(Pop(), 0.0)
+    assert n.handle(Finished(ME, w.job, 0, OK, 42), 0.0) == [Resolve(w.job, 0, OK, 42, False)]
+    n.handle(Pop(), 0.0)
+    err = ValueError("x")
+    assert n.handle(Finished(ME, w.job, 1, RAISED, err), 0.0) == [
+        Resolve(w.job, 1, RAISED, err, False)]
+    assert w.job not in n.jobs  # the record goes once every unit is resolved
+    assert n.unit_state(w.job, 0) == T.DONE
+    # a second Finished for a resolved unit is a counted duplicate
+    assert n.handle(Finished(ME, w.job, 1, OK, 0), 0.0) == []
+    assert n.counters.duplicates == 1
+
+
+def test_finished_on_a_leased_unit_is_a_local_protocol_error():
+    n = make_node(P1)
+    w = submit(n, 1)
+    n.handle(Received(P1, Steal(1)), 0.0)
+    with pytest.raises(LocalProtocolError, match="LEASED"):
+        n.handle(Finished(ME, w.job, 0, OK, 1), 0.0)
+
+
+# -- the victim side of a steal ---------------------------------------------------------
+
+def test_steal_request_from_a_peer_with_work_ships_half_and_leases_it():
+    n = make_node(P1)
+    w = submit(n, 10)
+    cmds = n.handle(Received(P1, Steal(7)), 0.0)
+    assert cmds == [Like(ShipWorks, peer=P1, req=7)]
+    assert spans(cmds[0].works) == [(b"M", 0, 5, 10)]
+    assert states(n, w.job) == {**dict.fromkeys(range(5), T.PENDING),
+                                **dict.fromkeys(range(5, 10), T.LEASED)}
+    assert n.jobs[w.job].holders == dict.fromkeys(range(5, 10), P1)
+    assert (n.counters.steals_granted, n.counters.units_given) == (1, 5)
+    assert n.deque.total == 5
+
+
+def test_steal_request_when_empty_is_denied_then_hinted_when_work_comes():
+    n = make_node(P1, P2)
+    assert n.handle(Received(P1, Steal(3)), 0.0) == [SendMsg(P1, Give(3, []))]
+    assert n.counters.steals_denied == 1
+    # one new unit is not worth a hint (we would give away our only unit)...
+    assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake()]
+    # ...two are: the hungry thief gets a lifeline hint, once
+    assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake(), SendMsg(P1, Hint())]
+    assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake()]
+
+
+def test_no_hint_to_a_hungry_thief_that_left():
+    n = make_node(P1)
+    n.handle(Received(P1, Steal(1)), 0.0)
+    n.handle(PeerDown(P1), 0.0)
+    assert n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0) == [Wake()]
+
+
+def test_steal_never_moves_third_party_work():
+    n = make_node(P1, P2)
+    # we hold work of P2 (stolen from P2 earlier)
+    receive(n, P2, [foreign(P2, 4, 0, 6)])
+    assert n.handle(Received(P1, Steal(1)), 0.0) == [SendMsg(P1, Give(1, []))]
+    # but P2, its owner, may take it back
+    cmds = n.handle(Received(P2, Steal(2)), 0.0)
+    assert cmds == [Like(ShipWorks, peer=P2, req=2)]
+    assert spans(cmds[0].works) == [(b"2", 4, 3, 6)]
+
+
+def test_steal_mixes_own_and_thief_owned_work_oldest_first():
+    n = make_node(P1, P2)
+    receive(n, P1, [foreign(P1, 0, 0, 2)])  # oldest: P1's
+    receive(n, P2, [foreign(P2, 0, 0, 2)])  # P2's: skipped when P1 steals
+    w = submit(n, 4)
+    cmds = n.handle(Received(P1, Steal(5)), 0.0)
+    assert spans(cmds[0].works) == [(b"1", 0, 0, 2), (b"M", w.job, 2, 4)]
+    assert states(n, w.job) == {0: T.PENDING, 1: T.PENDING, 2: T.LEASED, 3: T.LEASED}
+    assert spans(n.deque) == [(b"2", 0, 0, 2), (b"M", w.job, 0, 2)]
+
+
+def test_steal_respects_max_items_and_max_units():
+    n = make_node(P1, max_items=2, max_units=3)
+    for _ in range(4):
+        submit(n, 1)
+    cmds = n.handle(Received(P1, Steal(1)), 0.0)
+    assert spans(cmds[0].works) == [(b"M", 0, 0, 1), (b"M", 1, 0, 1)]
+    n2 = make_node(P1, max_units=3)
+    submit(n2, 100)
+    assert spans(n2.handle(Received(P1, Steal(1)), 0.0)[0].works) == [(b"M", 0, 97, 100)]
+
+
+def test_messages_from_unknown_peers_are_dropped_and_counted():
+    n = make_node(P1)
+    submit(n, 4)
+    assert n.handle(Received(P3, Steal(1)), 0.0) == []
+    assert n.handle(Received(P3, results((0, 0, OK))), 0.0) == []
+    assert n.counters.bad_messages == 2
+    assert n.deque.total == 4
+
+
+def test_unexpected_message_types_are_counted():
+    n = make_node(P1)
+    assert n.handle(Received(P1, Const("c", payloads=[b"x"])), 0.0) == []
+    assert n.counters.bad_messages == 1
+
+
+# -- the thief side of a steal ----------------------------------------------------------
+
+def test_idle_without_peers_does_nothing():
+    n = make_node()
+    assert n.handle(Idle(), 0.0) == []
+    assert n.next_deadline(0.0) is None
+
+
+def test_idle_with_work_just_wakes():
+    n = make_node(P1)
+    submit(n, 1)
+    assert n.handle(Idle(), 0.0) == [Wake()]
+
+
+def test_idle_steals_then_runs_what_it_got():
+    n = make_node(P1)
+    assert n.handle(Idle(), 0.0) == [SendMsg(P1, Steal(1))]
+    assert n.stealing and n.counters.steals_sent == 1
+    assert n.handle(Idle(), 0.1) == []  # one request at a time
+    got = foreign(P1, 3, 10, 12)
+    assert n.handle(Received(P1, give([got], 1), [got]), 0.2) == [Wake()]
+    assert not n.stealing
+    assert n.counters.units_received == 2
+    assert n.handle(Pop(), 0.2) == [Run(got, 10)]
+    assert 3 not in n.jobs  # foreign work has no record here
+
+
+def test_give_denial_wakes_and_the_next_idle_asks_someone_else():
+    n = make_node(P1, P2, seed=1)
+    first = n.handle(Idle(), 0.0)
+    assert first == [Like(SendMsg, msg=Steal(1))]
+    victim = first[0].peer
+    other = P2 if victim == P1 else P1
+    assert n.handle(Received(victim, Give(1, [])), 0.0) == [Wake()]
+    assert n.counters.steals_denied == 1
+    assert n.handle(Idle(), 0.0) == [SendMsg(other, Steal(2))]
+
+
+def test_victim_choice_and_backoff_follow_the_seeded_rng():
+    cfg = dict(backoff_min=0.01, backoff_max=0.03)
+    n = make_node(P1, P2, P3, seed=42, **cfg)
+    peers = [P1, P2, P3]
+    mirror = random.Random(42)  # replays StealPolicy.choose_victim's draws
+    now, req = 0.0, 0
+    for rnd, delay in enumerate([0.01, 0.02, 0.03, 0.03]):
+        fresh = list(peers)
+        while fresh:
+            req += 1
+            want = fresh[mirror.randrange(len(fresh))]
+            assert n.handle(Idle(), now) == [SendMsg(want, Steal(req))]
+            assert n.handle(Received(want, Give(req, [])), now) == [Wake()]
+            fresh.remove(want)
+        # a whole round of denials: back off, exponentially, capped at backoff_max
+        assert n.handle(Idle(), now) == []
+        assert n.policy.failures == rnd + 1
+        assert n.next_deadline(now) == pytest.approx(now + delay)
+        assert n.handle(Idle(), now + delay * 0.99) == []
+        now += delay
+    # a lifeline hint resets the backoff at once
+    assert n.handle(Idle(), now) == [Like(SendMsg, msg=Steal(req + 1))]  # a fresh round
+    n.handle(Received(n._steal[0], Give(req + 1, [])), now)
+    assert n.policy.denied
+    assert n.handle(Received(P1, Hint()), now) == [Wake()]
+    assert n.policy.failures == 0 and n.policy.not_before == 0.0
+
+
+def test_hint_resets_backoff_so_the_thief_asks_at_once():
+    n = make_node(P1, backoff_min=1.0, backoff_max=1.0)
+    assert n.handle(Idle(), 0.0) == [SendMsg(P1, Steal(1))]
+    n.handle(Received(P1, Give(1, [])), 0.0)
+    assert n.handle(Idle(), 0.0) == []  # round over: back off for a second
+    assert n.handle(Idle(), 0.5) == []
+    assert n.handle(Received(P1, Hint()), 0.5) == [Wake()]
+    assert n.handle(Idle(), 0.5) == [SendMsg(P1, Steal(2))]
+
+
+def test_steal_request_timeout():
+    n = make_node(P1, request_timeout=1.0)
+    assert n.handle(Idle(), 0.0) == [SendMsg(P1, Steal(1))]
+    assert n.next_deadline(0.0) == 1.0
+    assert n.handle(Idle(), 0.999) == []
+    assert n.handle(Tick(), 0.999) == [] and n.stealing
+    assert n.handle(Tick(), 1.0) == [] and not n.stealing
+    assert n.handle(Idle(), 1.0) == [SendMsg(P1, Steal(2))]
+    # Idle alone also notices the timeout
+    assert n.handle(Idle(), 2.5) == [SendMsg(P1, Steal(3))]
+
+
+def test_a_late_reply_after_timeout_is_still_taken():
+    """The victim leased the units: dropping its late reply would lose them."""
+    n = make_node(P1, request_timeout=1.0)
+    n.handle(Idle(), 0.0)
+    n.handle(Idle(), 1.5)  # request 1 timed out, request 2 sent
+    late = foreign(P1, 0, 0, 3)
+    assert n.handle(Received(P1, give([late], 1), [late]), 1.6) == [Wake()]
+    assert n.stealing  # request 2 is still outstanding
+    assert n.deque.total == 3
+
+
+def test_peer_down_forgets_the_outstanding_request():
+    n = make_node(P1)
+    n.handle(Idle(), 0.0)
+    assert n.handle(PeerDown(P1), 0.1) == []
+    assert not n.stealing and n.peers == []
+
+
+# -- results ----------------------------------------------------------------------------
+
+def test_results_from_a_thief_resolve_once_and_duplicates_are_counted():
+    n = make_node(P1)
+    w = submit(n, 4)
+    n.handle(Received(P1, Steal(1)), 0.0)  # leases units 2 and 3
+    msg = results((w.job, 2, OK), (w.job, 3, RAISED))
+    assert n.handle(Received(P1, msg), 0.0) == [
+        Resolve(w.job, 2, OK, b"r0", True), Resolve(w.job, 3, RAISED, b"r1", True)]
+    assert states(n, w.job) == {0: T.PENDING, 1: T.PENDING}
+    assert n.jobs[w.job].holders == {}
+    assert n.handle(Received(P1, msg), 0.0) == []
+    assert n.counters.duplicates == 2
+
+
+def test_results_for_unknown_or_finished_jobs():
+    n = make_node(P1)
+    w = submit(n, 1)
+    n.handle(Pop(), 0.0)
+    n.handle(Finished(ME, w.job, 0, OK, 1), 0.0)
+    assert n.handle(Received(P1, results((w.job, 0, OK))), 0.0) == []  # job finished
+    assert n.counters.duplicates == 1
+    assert n.handle(Received(P1, results((99, 0, OK))), 0.0) == []  # never made
+    assert n.counters.bad_messages == 1
+
+
+def test_result_for_an_index_outside_a_live_job_is_dropped():
+    n = make_node(P1)
+    w = submit(n, 2)
+    assert n.handle(Received(P1, results((w.job, 7, OK))), 0.0) == []
+    assert states(n, w.job) == {0: T.PENDING, 1: T.PENDING}
+
+
+def test_results_are_batched_per_owner_up_to_result_batch():
+    n = make_node(P1, P2, result_batch=3, result_delay=1.0)
+    works = [foreign(P1, 0, 0, 10), foreign(P2, 0, 0, 10)]
+    n.handle(Received(P1, give(works[:1], 0), works[:1]), 0.0)
+    n.handle(Received(P2, give(works[1:], 0), works[1:]), 0.0)
+    assert n.handle(Finished(P1, 0, 0, OK, "a"), 0.0) == []
+    assert n.handle(Finished(P2, 0, 0, FAILED, "x"), 0.1) == []
+    assert n.handle(Finished(P1, 0, 1, OK, "b"), 0.2) == []
+    assert n.handle(Finished(P1, 0, 2, RAISED, "c"), 0.3) == [
+        ShipResults(P1, [(0, 0, OK, "a"), (0, 1, OK, "b"), (0, 2, RAISED, "c")])]
+    assert n.handle(Tick(), 0.99) == []
+    assert n.handle(Tick(), 1.0) == [ShipResults(P2, [(0, 0, FAILED, "x")])]
+
+
+def test_results_are_flushed_after_result_delay():
+    n = make_node(P1, result_batch=100, result_delay=0.5)
+    w = foreign(P1, 2, 0, 10)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == []
+    assert n.handle(Finished(P1, 2, 1, OK, 1), 1.2) == []
+    assert n.handle(Tick(), 1.49) == []
+    assert n.handle(Tick(), 1.5) == [ShipResults(P1, [(2, 0, OK, 0), (2, 1, OK, 1)])]
+    assert n.handle(Tick(), 3.0) == []
+    # a Finished past the delay flushes on the spot
+    assert n.handle(Finished(P1, 2, 2, OK, 2), 4.0) == []
+    assert n.handle(Finished(P1, 2, 3, OK, 3), 4.5) == [
+        ShipResults(P1, [(2, 2, OK, 2), (2, 3, OK, 3)])]
+
+
+def test_results_are_flushed_when_the_deque_runs_dry():
+    n = make_node(P1, result_batch=100, result_delay=10.0)
+    w = foreign(P1, 0, 0, 2)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    assert n.handle(Pop(), 0.0) == [Run(w, 0)]
+    assert n.handle(Finished(P1, 0, 0, OK, 0), 0.0) == []
+    assert n.handle(Pop(), 0.0) == [Run(w, 1)]
+    assert n.handle(Finished(P1, 0, 1, OK, 1), 0.0) == [
+        ShipResults(P1, [(0, 0, OK, 0), (0, 1, OK, 1)])]
+
+
+def test_pop_and_idle_flush_pending_results():
+    n = make_node(P1, result_batch=100, result_delay=10.0)
+    w = foreign(P1, 0, 0, 3)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    n.handle(Pop(), 0.0)
+    n.handle(Finished(P1, 0, 0, OK, 0), 0.0)
+    n.deque.discard(w)  # the rest went away (as if cancelled)
+    assert n.handle(Pop(), 0.0) == [ShipResults(P1, [(0, 0, OK, 0)])]
+    n2 = make_node(P1, result_batch=100, result_delay=10.0)
+    w2 = foreign(P1, 0, 0, 3)
+    n2.handle(Received(P1, give([w2], 0), [w2]), 0.0)
+    n2.handle(Pop(), 0.0)
+    n2.handle(Finished(P1, 0, 0, OK, 0), 0.0)
+    assert n2.handle(Idle(), 0.0) == [ShipResults(P1, [(0, 0, OK, 0)]), Wake()]
+
+
+# -- faults -----------------------------------------------------------------------------
+
+def test_peer_down_requeues_the_units_it_held():
+    n = make_node(P1, P2)
+    w = submit(n, 8)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [4, 8) -> P1
+    n.handle(Received(P2, Steal(1)), 0.0)  # [2, 4) -> P2
+    assert n.handle(PeerDown(P1), 1.0) == [Wake()]
+    assert states(n, w.job) == {0: T.PENDING, 1: T.PENDING, 2: T.LEASED, 3: T.LEASED,
+                                4: T.PENDING, 5: T.PENDING, 6: T.PENDING, 7: T.PENDING}
+    assert n.jobs[w.job].holders == {2: P2, 3: P2}
+    assert spans(n.deque) == [(b"M", 0, 0, 2)] + [(b"M", 0, i, i + 1) for i in range(4, 8)]
+    assert n.deque.total == 6
+    # the requeued units are newest: they run first, in order
+    assert [n.handle(Pop(), 1.0)[0].index for _ in range(3)] == [7, 6, 5]
+    # a result from the dead peer is no longer accepted
+    assert n.handle(Received(P1, results((w.job, 4, OK))), 1.0) == []
+    assert n.handle(PeerDown(P3), 1.0) == []  # unknown: nothing to do
+
+
+def test_peer_down_drops_results_owed_to_it():
+    n = make_node(P1, result_batch=100, result_delay=10.0)
+    w = foreign(P1, 0, 0, 3)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    n.handle(Pop(), 0.0)
+    n.handle(Finished(P1, 0, 0, OK, 0), 0.0)
+    n.handle(PeerDown(P1), 0.0)
+    assert n.handle(Tick(), 100.0) == [] and n.next_deadline(100.0) is None
+
+
+def test_owner_steals_back_its_own_leased_units():
+    owner = make_node(P1)
+    w = submit(owner, 10)
+    lease = owner.handle(Received(P1, Steal(1)), 0.0)[0].works  # [5, 10)
+    # on the victim, the owner's units sit in the deque; the owner may take them back
+    victim = make_node(ME, me=P1)
+    shipped = [Work(ME, w.job, 5, 10, abs, [(i,) for i in range(5, 10)], 5)]
+    victim.handle(Received(ME, give(shipped, 1), shipped), 0.0)
+    victim.handle(Pop(), 0.0)  # the victim runs unit 5
+    cmds = victim.handle(Received(ME, Steal(4)), 0.0)
+    assert cmds == [Like(ShipWorks, peer=ME, req=4)]
+    assert spans(cmds[0].works) == [(b"M", w.job, 8, 10)]
+    # the owner receives placeholders for its own units and re-queues them
+    assert spans(lease) == [(b"M", 0, 5, 10)]
+    assert owner.handle(Idle(), 0.0) == [Wake()]
+    rows = [[ME, w.job, 8, 10, False]]
+    back = [Work(ME, w.job, 8, 10, None, None)]
+    assert owner.handle(Received(P1, Give(4, rows), back), 0.0) == [Wake()]
+    assert states(owner, w.job) == {**dict.fromkeys(range(5), T.PENDING),
+                                    **dict.fromkeys(range(5, 8), T.LEASED),
+                                    8: T.PENDING, 9: T.PENDING}
+    assert owner.jobs[w.job].holders == dict.fromkeys(range(5, 8), P1)
+    assert [owner.handle(Pop(), 0.0) for _ in range(2)] == [
+        [Like(Run, index=9)], [Like(Run, index=8)]]
+    # the real payload stays on the owner: the placeholder is never run
+    assert all(type(c[0].work.fn) is type(abs) for c in [owner.handle(Pop(), 0.0)])
+
+
+def test_give_back_of_units_no_longer_leased_is_ignored():
+    owner = make_node(P1)
+    w = submit(owner, 2)
+    owner.handle(Received(P1, Steal(1)), 0.0)  # unit 1 -> P1
+    owner.handle(Received(P1, results((w.job, 1, OK))), 0.0)
+    back = [Work(ME, w.job, 1, 2, None, None)]
+    assert owner.handle(Received(P1, Give(9, [[ME, w.job, 1, 2, False]]), back), 0.0) == [
+        Wake()]
+    assert owner.deque.total == 1 and states(owner, w.job) == {0: T.PENDING}
+
+
+def test_late_result_after_redispatch_wins_and_the_requeued_copy_is_dropped():
+    """PENDING --result--> DONE: the holder was declared dead, came back, and answered.
+
+    Regression: the re-queued copy stayed in the deque and a later steal leased a unit that
+    was already resolved (KeyError in NodeState._set_range).
+    """
+    n = make_node(P1, P2)
+    w = submit(n, 1)
+    n.handle(Received(P1, Steal(1)), 0.0)
+    n.handle(PeerDown(P1), 1.0)
+    n.handle(PeerUp(P1), 2.0)
+    assert n.unit_state(w.job, 0) == T.PENDING
+    assert n.handle(Received(P1, results((w.job, 0, OK))), 3.0) == [
+        Resolve(w.job, 0, OK, b"r0", True)]
+    assert n.handle(Received(P2, Steal(5)), 3.0) == [SendMsg(P2, Give(5, []))]
+    assert n.handle(Pop(), 3.0) == []
+
+
+def test_steal_leases_only_the_still_pending_units_of_an_item():
+    n = make_node(P1, P2)
+    w = submit(n, 4)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [2, 4) -> P1
+    n.handle(PeerDown(P1), 0.0)  # 2 and 3 re-queued as single units
+    n.handle(PeerUp(P1), 0.0)
+    n.handle(Received(P1, results((w.job, 3, OK))), 0.0)  # 3's late result wins
+    cmds = n.handle(Received(P2, Steal(2)), 0.0)
+    # the oldest half: units 0 and 1, and the stale copy of 3 is dropped
+    assert spans(cmds[0].works) == [(b"M", 0, 0, 2)]
+    assert n.handle(Received(P2, Steal(3)), 0.0)[0].works[0].lo == 2
+
+
+def test_result_while_the_redispatched_copy_runs_here():
+    n = make_node(P1)
+    w = submit(n, 1)
+    n.handle(Received(P1, Steal(1)), 0.0)
+    n.handle(PeerDown(P1), 0.0)
+    n.handle(PeerUp(P1), 0.0)
+    assert n.handle(Pop(), 0.0) == [Like(Run, index=0)]
+    assert n.handle(Received(P1, results((w.job, 0, OK))), 0.0) == [
+        Resolve(w.job, 0, OK, b"r0", True)]
+    assert n.handle(Finished(ME, w.job, 0, OK, 5), 0.0) == []  # the local run lost
+    assert n.counters.duplicates == 1
+
+
+def test_unshippable_works_come_back_pinned():
+    n = make_node(P1, P2)
+    w = submit(n, 4)
+    shipped = n.handle(Received(P1, Steal(1)), 0.0)[0].works
+    assert n.handle(Unshippable(P1, shipped), 0.0) == [Wake()]
+    assert states(n, w.job) == dict.fromkeys(range(4), T.PENDING)
+    assert n.jobs[w.job].holders == {}
+    assert spans(n.deque) == [(b"M", 0, 2, 4), (b"M", 0, 0, 2)]
+    assert not n.deque._items[0].stealable
+    cmds = n.handle(Received(P2, Steal(1)), 0.0)
+    assert spans(cmds[0].works) == [(b"M", 0, 0, 2)]  # the pinned item stays
+    assert spans(n.deque) == [(b"M", 0, 2, 4)]
+    assert n.handle(Received(P2, Steal(2)), 0.0) == [SendMsg(P2, Give(2, []))]
+
+
+def test_unshippable_foreign_work_stays_here():
+    n = make_node(P1, P2)
+    got = foreign(P2, 0, 0, 2)
+    n.handle(Received(P2, give([got], 0), [got]), 0.0)
+    shipped = n.handle(Received(P2, Steal(1)), 0.0)[0].works
+    assert n.handle(Unshippable(P2, shipped), 0.0) == [Wake()]
+    assert n.deque.total == 2
+    assert spans(n.handle(Received(P2, Steal(2)), 0.0)[0].works) == [(b"2", 0, 0, 1)]
+    assert n.handle(Received(P2, Steal(3)), 0.0) == [SendMsg(P2, Give(3, []))]
+    assert spans(n.deque) == [(b"2", 0, 1, 2)]
+
+
+# -- cancel and membership ---------------------------------------------------------------
+
+def test_cancel_a_pending_submit():
+    n = make_node()
+    w = submit(n, 1)
+    assert n.handle(Cancel(w.job), 0.0) == [Cancelled(w.job, True)]
+    assert n.deque.total == 0 and n.handle(Pop(), 0.0) == []
+    assert w.job not in n.jobs
+
+
+@pytest.mark.parametrize("setup", ["running", "leased", "done", "map", "unknown"])
+def test_cancel_refused(setup):
+    n = make_node(P1)
+    w = submit(n, 3 if setup == "map" else 1)
+    if setup == "running":
+        n.handle(Pop(), 0.0)
+    elif setup == "leased":
+        n.handle(Received(P1, Steal(1)), 0.0)
+    elif setup == "done":
+        n.handle(Pop(), 0.0)
+        n.handle(Finished(ME, w.job, 0, OK, 0), 0.0)
+    job = 77 if setup == "unknown" else w.job
+    assert n.handle(Cancel(job), 0.0) == [Cancelled(job, False)]
+
+
+def test_peer_up_is_idempotent_and_ignores_self():
+    n = make_node(P1)
+    assert n.handle(PeerUp(P1), 0.0) == []
+    assert n.handle(PeerUp(ME), 0.0) == []
+    assert n.peers == [P1]
+
+
+def test_peer_up_resets_the_backoff():
+    n = make_node(P1, backoff_min=5.0)
+    n.handle(Idle(), 0.0)
+    n.handle(Received(P1, Give(1, [])), 0.0)
+    assert n.handle(Idle(), 0.0) == []
+    assert n.handle(PeerUp(P2), 0.0) == [Wake()]
+    assert n.handle(Idle(), 0.0) == [Like(SendMsg, msg=Steal(2))]
+
+
+def test_next_deadline_and_next_tick():
+    """``next_deadline``: when an idle scheduler calls ``Idle`` again; ``next_tick``: when
+    the comm shell must ``Tick`` (a result batch to flush, a steal request to expire)."""
+    n = make_node(P1, result_delay=0.25, request_timeout=2.0)
+    assert (n.next_deadline(1.0), n.next_tick(1.0)) == (1.0, None)  # may steal now
+    n.handle(Idle(), 1.0)
+    assert (n.next_deadline(1.5), n.next_tick(1.5)) == (3.0, 3.0)  # request timeout
+    w = foreign(P1, 0, 0, 4)
+    n.handle(Received(P1, give([w], 9), [w]), 1.5)  # a stale reply: request 1 still out
+    n.handle(Finished(P1, 0, 0, OK, 0), 1.5)
+    assert (n.next_deadline(1.5), n.next_tick(1.5)) == (3.0, 1.75)  # result flush
+    assert n.handle(Tick(), 1.75) == [ShipResults(P1, [(0, 0, OK, 0)])]
+    assert n.next_tick(1.8) == 3.0
+    n.handle(Tick(), 3.0)
+    assert (n.next_deadline(3.5), n.next_tick(3.5)) == (3.5, None)
+    n.handle(PeerDown(P1), 3.5)
+    assert (n.next_deadline(3.5), n.next_tick(3.5)) == (None, None)
+
+
+def test_next_deadline_waits_out_the_backoff():
+    n = make_node(P1, backoff_min=0.5, backoff_max=1.0)
+    n.handle(Idle(), 0.0)
+    n.handle(Received(P1, Give(1, [])), 0.0)
+    assert n.handle(Idle(), 0.1) == []
+    assert n.next_deadline(0.2) == 0.6
+    assert n.handle(Idle(), 0.6) == [SendMsg(P1, Steal(2))]
