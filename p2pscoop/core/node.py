@@ -29,7 +29,8 @@ from typing import Any
 
 from . import task as T
 from .deque import Work, WorkDeque
-from .messages import OK, Give, Hint, Message, Results, Steal
+from .errors import TaskLostError
+from .messages import FAILED, OK, Give, Hint, Message, Results, Steal
 from .policy import StealConfig, StealPolicy
 
 
@@ -147,7 +148,7 @@ class Wake:
 class Job:
     """The owner's record of one job: what to run, and the state of each unit."""
 
-    __slots__ = ("id", "fn", "items", "kwargs", "states", "holders")
+    __slots__ = ("id", "fn", "items", "kwargs", "states", "holders", "deaths")
 
     def __init__(self, job_id: int, fn: Any, items: list, kwargs: dict):
         self.id = job_id
@@ -156,6 +157,7 @@ class Job:
         self.kwargs = kwargs
         self.states: dict[int, str] = dict.fromkeys(range(len(items)), T.PENDING)
         self.holders: dict[int, bytes] = {}
+        self.deaths: dict[int, int] = {}  # unit -> holders that died while holding it
 
 
 @dataclass
@@ -167,6 +169,7 @@ class Counters:
     steals_denied: int = 0
     units_given: int = 0
     units_received: int = 0
+    units_lost: int = 0  # units failed with TaskLostError
 
 
 class NodeState:
@@ -187,6 +190,8 @@ class NodeState:
         self._hungry: set[bytes] = set()  # thieves we denied: lifeline hints go to them
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._outbox_since = 0.0
+        #: units whose holder died: given out one per steal reply, never run here
+        self.suspects: deque = deque()
         #: round-trip times of the last steal requests answered (seconds; benchmarks)
         self.steal_rtts: deque = deque(maxlen=4096)
 
@@ -338,16 +343,48 @@ class NodeState:
         self._outbox.pop(ev.peer, None)  # an orphan's results have no one to go to
         if self._steal is not None and self._steal[0] == ev.peer:
             self._steal = None
-        requeued = 0
-        for rec in self.jobs.values():
+        out: list = []
+        for rec in list(self.jobs.values()):
             lost = [i for i, h in rec.holders.items() if h == ev.peer]
             for i in sorted(lost):
                 del rec.holders[i]
                 rec.states[i] = T.next_state(rec.states[i], T.LOST)
-                self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items, 0,
-                                     rec.kwargs))
-                requeued += 1
-        return [Wake()] if requeued else []
+                deaths = rec.deaths[i] = rec.deaths.get(i, 0) + 1
+                if deaths >= self.config.max_deaths:
+                    out.extend(self._lose(rec, i, f"{deaths} peers died while holding it"))
+                else:
+                    self.suspects.append((rec.id, i))
+        if not self.peers:
+            out.extend(self._lose_suspects())
+        elif self.suspects and self._hungry:
+            out.extend(self._hints())
+        return out + [Wake()] if out else out
+
+    def _lose(self, rec: Job, index: int, why: str) -> list:
+        """Fail one unit with ``TaskLostError`` (it may kill the processes that run it)."""
+        self.counters.units_lost += 1
+        err = TaskLostError(f"task {index} of job {rec.id} is lost: {why}; it may crash the "
+                            f"process that runs it (a segfault, os._exit...), so it is not "
+                            f"run again")
+        return self._resolve_local(rec.id, index, T.RESULT, FAILED, err, False)
+
+    def _lose_suspects(self) -> list:
+        out: list = []
+        while self.suspects:
+            job, index = self.suspects.popleft()
+            rec = self.jobs.get(job)
+            if rec is not None and rec.states.get(index) == T.PENDING:
+                out.extend(self._lose(rec, index, "the peer that held it died and no other "
+                                                 "peer is left to try it"))
+        return out
+
+    def _next_suspect(self) -> Work | None:
+        while self.suspects:
+            job, index = self.suspects.popleft()
+            rec = self.jobs.get(job)
+            if rec is not None and rec.states.get(index) == T.PENDING:
+                return Work(self.me, job, index, index + 1, rec.fn, rec.items, 0, rec.kwargs)
+        return None
 
     # -- messages ------------------------------------------------------------------------
 
@@ -374,9 +411,15 @@ class NodeState:
 
     def _on_steal(self, thief: bytes, msg: Steal) -> list:
         me = self.me
-        works = self.deque.steal(lambda w: w.owner == me or w.owner == thief,
-                                 self.config.max_items, self.config.max_units)
-        works = [part for work in works for part in self._pending_parts(work)]
+        suspect = self._next_suspect()
+        if suspect is not None:
+            # A unit whose holder died travels alone, so that a second death is blamed on
+            # that unit only (a poison task is isolated, innocent units are not).
+            works = [suspect]
+        else:
+            works = self.deque.steal(lambda w: w.owner == me or w.owner == thief,
+                                     self.config.max_items, self.config.max_units)
+            works = [part for work in works for part in self._pending_parts(work)]
         if not works:
             self.counters.steals_denied += 1
             self._hungry.add(thief)
@@ -407,8 +450,11 @@ class NodeState:
                     if rec.states.get(i) == T.LEASED:
                         rec.states[i] = T.next_state(T.LEASED, T.RECLAIM)
                         rec.holders.pop(i, None)
-                        self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items,
-                                             0, rec.kwargs))
+                        if rec.deaths.get(i):
+                            self.suspects.append((rec.id, i))  # still never run here
+                        else:
+                            self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn,
+                                                 rec.items, 0, rec.kwargs))
             else:
                 self.deque.push(work)
         out: list = [Wake()]

@@ -32,6 +32,8 @@ class StealConfig:
     #: results a thief holds for an owner before sending them, and for how long at most
     result_batch: int = 128
     result_delay: float = 0.002
+    #: a unit whose holders died this many times fails with TaskLostError
+    max_deaths: int = 3
 
 
 class StealPolicy:

@@ -43,6 +43,7 @@ from typing import Any, Callable
 
 from p2pscoop.core import messages as M
 from p2pscoop.core import task as T
+from p2pscoop.core.errors import TaskLostError
 from p2pscoop.core.deque import Work
 from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
                                 Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
@@ -158,6 +159,7 @@ class Sim:
         self.top_resolved = 0  # how many keys of ``expected`` are in ``resolved``
         self.origins: set[bytes] = set()
         self.exact = True  # no cut yet: every unresolved unit has exactly one copy
+        self.faults = 0  # kills and cuts so far (a unit may then be lost: TaskLostError)
         self.steps = 0
         for a in self.ids:
             for b in self.ids:
@@ -265,6 +267,7 @@ class Sim:
 
     def kill(self, pid: bytes, drain: bool = False) -> None:
         assert pid in self.alive and pid not in self.origins and len(self.alive) > 1
+        self.faults += 1
         self.alive.remove(pid)
         dead = self.peers[pid]
         dead.current = None
@@ -280,6 +283,7 @@ class Sim:
 
     def cut(self, a: bytes, b: bytes) -> None:
         """A false failure detection both ways: a and b drop each other, messages are lost."""
+        self.faults += 1
         assert a != b and a in self.alive and b in self.alive
         self.exact = False
         self.cuts.add(frozenset((a, b)))
@@ -396,15 +400,23 @@ class Sim:
         self.resolved[key] = got
         if key in self.expected:
             self.top_resolved += 1
+        if got[0] == "failed":
+            # Only TaskLostError, and only after a fault: its holders died (or were cut)
+            assert "TaskLostError" in got[1] and self.faults, got
         parked = peer.parked.get(cmd.job)
         if parked is not None:
-            assert got[0] == "ok", got
-            parked.values[cmd.index] = got[1]
+            assert got[0] in ("ok", "failed"), got
+            parked.values[cmd.index] = got
             parked.left -= 1
             if parked.left == 0:
                 del peer.parked[cmd.job]
-                total = parked.combine(parked.values[i] for i in sorted(parked.values))
-                self._feed(peer.id, Finished(parked.owner, parked.job, parked.index, M.OK,
+                outs = [parked.values[i] for i in sorted(parked.values)]
+                lost = [o for o in outs if o[0] == "failed"]
+                if lost:  # the parent's result() raises the child's TaskLostError
+                    status, total = M.FAILED, TaskLostError(lost[0][1])
+                else:
+                    status, total = M.OK, parked.combine(o[1] for o in outs)
+                self._feed(peer.id, Finished(parked.owner, parked.job, parked.index, status,
                                              total))
 
     # -- observation ---------------------------------------------------------------------
@@ -455,6 +467,9 @@ class Sim:
                 if not w.cancelled:
                     for i in range(w.lo, w.hi):
                         copies[(w.owner, w.job, i)] += 1
+            for job, i in set(n.suspects):  # units whose holder died, waiting for a thief
+                if n.jobs.get(job) is not None and n.jobs[job].states.get(i) == T.PENDING:
+                    copies[(pid, job, i)] += 1
             if p.current is not None:
                 w, i = p.current
                 copies[(w.owner, w.job, i)] += 1
@@ -510,4 +525,8 @@ class Sim:
                 assert key not in self.resolved
                 continue
             assert key in self.resolved, f"{key} never resolved"
-            assert self.resolved[key] == want, (key, self.resolved[key], want)
+            got = self.resolved[key]
+            if got[0] == "failed":
+                assert "TaskLostError" in got[1] and self.faults, (key, got)
+                continue
+            assert got == want, (key, got, want)

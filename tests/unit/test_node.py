@@ -12,7 +12,7 @@ import pytest
 
 from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work
-from p2pscoop.core.errors import LocalProtocolError
+from p2pscoop.core.errors import LocalProtocolError, TaskLostError
 from p2pscoop.core.messages import FAILED, OK, RAISED, Const, Give, Hint, Results, Steal
 from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
                                 Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
@@ -404,22 +404,56 @@ def test_pop_and_idle_flush_pending_results():
 
 # -- faults -----------------------------------------------------------------------------
 
-def test_peer_down_requeues_the_units_it_held():
+def test_peer_down_makes_the_units_it_held_suspects():
     n = make_node(P1, P2)
     w = submit(n, 8)
     n.handle(Received(P1, Steal(1)), 0.0)  # [4, 8) -> P1
     n.handle(Received(P2, Steal(1)), 0.0)  # [2, 4) -> P2
-    assert n.handle(PeerDown(P1), 1.0) == [Wake()]
+    assert n.handle(PeerDown(P1), 1.0) == []  # nothing new to run here
     assert states(n, w.job) == {0: T.PENDING, 1: T.PENDING, 2: T.LEASED, 3: T.LEASED,
                                 4: T.PENDING, 5: T.PENDING, 6: T.PENDING, 7: T.PENDING}
     assert n.jobs[w.job].holders == {2: P2, 3: P2}
-    assert spans(n.deque) == [(b"M", 0, 0, 2)] + [(b"M", 0, i, i + 1) for i in range(4, 8)]
-    assert n.deque.total == 6
-    # the requeued units are newest: they run first, in order
-    assert [n.handle(Pop(), 1.0)[0].index for _ in range(3)] == [7, 6, 5]
+    assert n.jobs[w.job].deaths == {4: 1, 5: 1, 6: 1, 7: 1}
+    assert list(n.suspects) == [(w.job, i) for i in range(4, 8)]
+    # the owner never runs a suspect itself: they may have killed P1
+    assert spans(n.deque) == [(b"M", 0, 0, 2)]
+    assert [n.handle(Pop(), 1.0)[0].index for _ in range(2)] == [0, 1]
+    assert n.handle(Pop(), 1.0) == []
     # a result from the dead peer is no longer accepted
     assert n.handle(Received(P1, results((w.job, 4, OK))), 1.0) == []
     assert n.handle(PeerDown(P3), 1.0) == []  # unknown: nothing to do
+
+
+def test_a_suspect_travels_alone_and_fails_after_max_deaths():
+    n = make_node(P1, P2, P3)
+    w = submit(n, 4)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [2, 4) -> P1
+    n.handle(PeerDown(P1), 1.0)  # 2 and 3 are suspects
+    cmds = n.handle(Received(P2, Steal(2)), 1.0)
+    assert cmds == [Like(ShipWorks, peer=P2, req=2)]
+    assert [(x.lo, x.hi) for x in cmds[0].works] == [(2, 3)]  # one unit, nothing else
+    n.handle(PeerDown(P2), 2.0)  # unit 2 killed a second holder
+    assert n.jobs[w.job].deaths == {2: 2, 3: 1}
+    cmds = n.handle(Received(P3, Steal(3)), 2.0)
+    assert [(x.lo, x.hi) for x in cmds[0].works] == [(3, 4)]
+    out = n.handle(Received(P3, results((w.job, 3, OK))), 2.0)
+    assert out == [Like(Resolve, job=w.job, index=3, status=OK)]
+    cmds = n.handle(Received(P3, Steal(4)), 2.0)
+    assert [(x.lo, x.hi) for x in cmds[0].works] == [(2, 3)]
+    out = n.handle(PeerDown(P3), 3.0)  # third death: the unit is lost, not retried
+    assert out == [Like(Resolve, job=w.job, index=2, status=FAILED), Wake()]
+    assert isinstance(out[0].value, TaskLostError)
+    assert n.counters.units_lost == 1
+
+
+def test_suspects_fail_when_no_peer_is_left():
+    n = make_node(P1)
+    w = submit(n, 2)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [1, 2) -> P1
+    out = n.handle(PeerDown(P1), 1.0)
+    assert out == [Like(Resolve, job=w.job, index=1, status=FAILED), Wake()]
+    assert isinstance(out[0].value, TaskLostError)
+    assert [c.index for c in n.handle(Pop(), 1.0)] == [0]  # the innocent unit still runs
 
 
 def test_peer_down_drops_results_owed_to_it():
@@ -489,29 +523,30 @@ def test_late_result_after_redispatch_wins_and_the_requeued_copy_is_dropped():
     assert n.handle(Pop(), 3.0) == []
 
 
-def test_steal_leases_only_the_still_pending_units_of_an_item():
+def test_steal_leases_only_the_still_pending_units():
     n = make_node(P1, P2)
     w = submit(n, 4)
     n.handle(Received(P1, Steal(1)), 0.0)  # [2, 4) -> P1
-    n.handle(PeerDown(P1), 0.0)  # 2 and 3 re-queued as single units
+    n.handle(PeerDown(P1), 0.0)  # 2 and 3 become suspects
     n.handle(PeerUp(P1), 0.0)
     n.handle(Received(P1, results((w.job, 3, OK))), 0.0)  # 3's late result wins
     cmds = n.handle(Received(P2, Steal(2)), 0.0)
-    # the oldest half: units 0 and 1, and the stale copy of 3 is dropped
-    assert spans(cmds[0].works) == [(b"M", 0, 0, 2)]
-    assert n.handle(Received(P2, Steal(3)), 0.0)[0].works[0].lo == 2
+    assert spans(cmds[0].works) == [(b"M", 0, 2, 3)]  # the live suspect, alone
+    cmds = n.handle(Received(P2, Steal(3)), 0.0)  # then the deque's oldest half
+    assert spans(cmds[0].works) == [(b"M", 0, 1, 2)]
 
 
-def test_result_while_the_redispatched_copy_runs_here():
-    n = make_node(P1)
+def test_result_of_a_dead_holder_while_a_new_holder_runs_it():
+    n = make_node(P1, P2)
     w = submit(n, 1)
     n.handle(Received(P1, Steal(1)), 0.0)
     n.handle(PeerDown(P1), 0.0)
     n.handle(PeerUp(P1), 0.0)
-    assert n.handle(Pop(), 0.0) == [Like(Run, index=0)]
+    assert n.handle(Pop(), 0.0) == []  # never run here: it is a suspect
+    assert spans(n.handle(Received(P2, Steal(2)), 0.0)[0].works) == [(b"M", 0, 0, 1)]
     assert n.handle(Received(P1, results((w.job, 0, OK))), 0.0) == [
         Resolve(w.job, 0, OK, b"r0", True)]
-    assert n.handle(Finished(ME, w.job, 0, OK, 5), 0.0) == []  # the local run lost
+    assert n.handle(Received(P2, results((w.job, 0, OK))), 0.0) == []  # P2's run lost
     assert n.counters.duplicates == 1
 
 
