@@ -192,6 +192,7 @@ class NodeState:
         self._outbox_since = 0.0
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
+        self._alone_since: float | None = None  # suspects and no peer since then
         #: round-trip times of the last steal requests answered (seconds; benchmarks)
         self.steal_rtts: deque = deque(maxlen=4096)
 
@@ -220,8 +221,11 @@ class NodeState:
         return None
 
     def next_tick(self, now: float) -> float | None:
-        """When the comm shell must send ``Tick`` (results to flush, a steal to expire)."""
+        """When the comm shell must send ``Tick`` (results to flush, a steal to expire,
+        suspects to give up on)."""
         times = []
+        if self._alone_since is not None:
+            times.append(self._alone_since + self.config.alone_grace)
         if self._outbox:
             times.append(self._outbox_since + self.config.result_delay)
         if self._steal is not None:
@@ -302,6 +306,14 @@ class NodeState:
 
     def _on_Tick(self, ev: Tick, now: float) -> list:
         out = []
+        if self._alone_since is not None:
+            if self.peers or not self.suspects:
+                self._alone_since = None
+            elif now - self._alone_since >= self.config.alone_grace:
+                self._alone_since = None
+                out.extend(self._lose_suspects())
+                if out:
+                    out.append(Wake())
         if self._outbox and now - self._outbox_since >= self.config.result_delay:
             out.extend(self._flush_all())
         if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
@@ -354,8 +366,8 @@ class NodeState:
                     out.extend(self._lose(rec, i, f"{deaths} peers died while holding it"))
                 else:
                     self.suspects.append((rec.id, i))
-        if not self.peers:
-            out.extend(self._lose_suspects())
+        if not self.peers and self.suspects and self._alone_since is None:
+            self._alone_since = now  # a replacement peer may still come: see _on_Tick
         elif self.suspects and self._hungry:
             out.extend(self._hints())
         return out + [Wake()] if out else out

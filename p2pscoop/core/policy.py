@@ -34,6 +34,8 @@ class StealConfig:
     result_delay: float = 0.002
     #: a unit whose holders died this many times fails with TaskLostError
     max_deaths: int = 3
+    #: how long units whose holder died wait for another peer when none is left (seconds)
+    alone_grace: float = 10.0
 
 
 class StealPolicy:

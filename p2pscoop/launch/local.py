@@ -62,9 +62,16 @@ class LocalCluster:
         self.verbosity = verbosity
         self.peer: Peer | None = None
         self.procs: list[subprocess.Popen] = []
+        self._lifeline_r: int | None = None
         self._lifeline_w: int | None = None
+        self._env: dict = {}
         self._joined = threading.Event()
+        self._started = False
+        self._stopping = threading.Event()
         self._hellos = 0
+        self._next_rank = n
+        self.respawns = 0
+        self.max_respawns = max(4, 3 * n)
 
     def __enter__(self) -> Peer:
         return self.start()
@@ -89,23 +96,52 @@ class LocalCluster:
             welcome = M.encode(M.Welcome(self.n, hello_rows))
             for inc in list(peer.comm.dealers):
                 peer.comm.post(inc, welcome)
+            self._started = True
+            if self.n > 1:
+                threading.Thread(target=self._watch, name="p2pscoop-watch",
+                                 daemon=True).start()
         except BaseException:
             self.stop(1)
             raise
         return peer
 
     def _on_hello(self, ident: bytes, msg: M.Hello) -> None:
+        """A worker joined (comm thread). A replacement gets the current peer list."""
         self._hellos += 1
         if self._hellos >= self.n - 1:
             self._joined.set()
+        if self._started:
+            comm = self.peer.comm
+            rows = [[self.peer.me, self.peer.address, 0]]
+            rows += [[inc, comm.addresses[inc], rank] for inc, rank in comm.ranks.items()
+                     if inc in comm.dealers]
+            comm.send(ident, M.encode(M.Welcome(self.n, rows)))
+
+    def _watch(self) -> None:
+        """Replace workers that die during the run (a task may kill its process), so that
+        their work, re-dispatched by its owners, still has somewhere to run. Bounded."""
+        while not self._stopping.wait(0.2):
+            for proc in list(self.procs):
+                if proc.poll() is None or getattr(proc, "replaced", False):
+                    continue
+                proc.replaced = True
+                if self.respawns >= self.max_respawns:
+                    LOGGER.warning("worker pid %d exited with status %s; no replacement "
+                                   "(already %d)", proc.pid, proc.returncode, self.respawns)
+                    continue
+                self.respawns += 1
+                LOGGER.warning("worker pid %d exited with status %s: starting a replacement",
+                               proc.pid, proc.returncode)
+                self._spawn_one(self._next_rank)
+                self._next_rank += 1
 
     def _spawn(self) -> None:
         if self.n == 1:
             self._joined.set()
             return
         r, w = os.pipe()
-        self._lifeline_w = w
-        env = dict(os.environ)
+        self._lifeline_r, self._lifeline_w = r, w
+        env = self._env = dict(os.environ)
         env.update({
             "P2PSCOOP_ORIGIN": self.peer.address,
             "P2PSCOOP_ORIGIN_ID": self.peer.me.hex(),
@@ -117,14 +153,14 @@ class LocalCluster:
             "P2PSCOOP_SYS_PATH": json.dumps(sys.path),
             "P2PSCOOP_VERBOSITY": str(self.verbosity),
         })
-        try:
-            for rank in range(1, self.n):
-                env["P2PSCOOP_RANK"] = str(rank)
-                cmd = [sys.executable, *(os.environ.get("P2PSCOOP_WORKER_CMD", "-m p2pscoop.runtime.worker").split()), *self.argv]
-                self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(r,),
-                                                   stdin=subprocess.DEVNULL))
-        finally:
-            os.close(r)
+        for rank in range(1, self.n):
+            self._spawn_one(rank)
+
+    def _spawn_one(self, rank: int) -> None:
+        env = dict(self._env, P2PSCOOP_RANK=str(rank))
+        cmd = [sys.executable, "-m", "p2pscoop.runtime.worker", *self.argv]
+        self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(self._lifeline_r,),
+                                           stdin=subprocess.DEVNULL))
 
     def _wait_joined(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -139,6 +175,7 @@ class LocalCluster:
                                    f"joined within {STARTUP_TIMEOUT:.0f} s")
 
     def stop(self, code: int = 0) -> None:
+        self._stopping.set()
         peer = self.peer
         if peer is not None and not peer.closed:
             peer.shutdown_peers(min(max(code, 0), 255))
@@ -148,7 +185,8 @@ class LocalCluster:
         self._wait_procs(SHUTDOWN_GRACE / 2)
         if self._lifeline_w is not None:
             os.close(self._lifeline_w)
-            self._lifeline_w = None
+            os.close(self._lifeline_r)
+            self._lifeline_w = self._lifeline_r = None
         self._wait_procs(SHUTDOWN_GRACE / 2)
         for proc in self.procs:
             if proc.poll() is None:

@@ -450,10 +450,24 @@ def test_suspects_fail_when_no_peer_is_left():
     n = make_node(P1)
     w = submit(n, 2)
     n.handle(Received(P1, Steal(1)), 0.0)  # [1, 2) -> P1
-    out = n.handle(PeerDown(P1), 1.0)
+    assert n.handle(PeerDown(P1), 1.0) == []
+    assert n.next_tick(1.0) == 1.0 + n.config.alone_grace  # a replacement may still come
+    assert n.handle(Tick(), 2.0) == []
+    out = n.handle(Tick(), 1.0 + n.config.alone_grace)
     assert out == [Like(Resolve, job=w.job, index=1, status=FAILED), Wake()]
     assert isinstance(out[0].value, TaskLostError)
-    assert [c.index for c in n.handle(Pop(), 1.0)] == [0]  # the innocent unit still runs
+    assert [c.index for c in n.handle(Pop(), 20.0)] == [0]  # the innocent unit still runs
+
+
+def test_suspects_wait_for_a_replacement_peer():
+    n = make_node(P1)
+    w = submit(n, 2)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [1, 2) -> P1
+    n.handle(PeerDown(P1), 1.0)
+    n.handle(PeerUp(P2), 2.0)  # a new peer joins in time
+    assert n.handle(Tick(), 1.0 + n.config.alone_grace) == []
+    cmds = n.handle(Received(P2, Steal(1)), 12.0)
+    assert spans(cmds[0].works) == [(b"M", w.job, 1, 2)]
 
 
 def test_peer_down_drops_results_owed_to_it():

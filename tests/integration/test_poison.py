@@ -1,0 +1,47 @@
+"""A task that kills the process running it (``os._exit``, a crash) loses nothing else.
+
+The peer that runs such a task dies: that cannot be helped. What must hold: its owner
+re-dispatches the units that peer held, each alone (so a second death is blamed on one
+unit), never runs them itself, and after 3 deaths fails just that future with
+``TaskLostError``; the launcher replaces dead workers; every other result is correct, the
+program exits normally and no process is left behind.
+"""
+
+import pytest
+
+from launcher_helpers import launcher, run, write_program
+
+POISON = """
+    from p2pscoop.errors import TaskLostError
+
+    def work(x):
+        if x == 7 and not p2pscoop.IS_ORIGIN:
+            os._exit(9)  # dies like a segfault would: no exception, no cleanup
+        if x == 7:
+            time.sleep(0.5)  # on the origin: stay queued long enough for a thief
+        time.sleep(0.01)
+        return x * x
+
+    if __name__ == "__main__":
+        out = []
+        for fut in [futures.submit(work, i) for i in range(20)]:
+            try:
+                out.append(fut.result())
+            except TaskLostError as exc:
+                out.append(["lost", "TaskLostError" in repr(exc)])
+        report("OUT", out)
+        report("PEERS", sorted(on_every_peer(os.getpid)))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_task_that_kills_its_process_fails_alone(tmp_path, n):
+    prog = write_program(tmp_path, POISON)
+    res = run(launcher(str(prog), n=n), tmp_path)
+    assert res.code == 0, res
+    out = res.report("OUT")
+    assert out[7] == ["lost", True], res
+    assert out[:7] + out[8:] == [i * i for i in range(20) if i != 7], res
+    assert len(res.report("PEERS")) == n, res  # dead workers were replaced
+    assert "starting a replacement" in res.stderr, res
