@@ -60,7 +60,6 @@ class Peer:
         self.consts: dict[str, Any] = {}
         self.const_payloads: dict[str, bytes] = {}
         self._const_futures: dict[str, Future] = {}
-        self.exit_code: int | None = None
         self.closed = False
         self.inbox_lock = threading.RLock()
         self.main_thread = threading.current_thread()  # the thread that runs the hub

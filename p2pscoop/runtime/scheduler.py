@@ -48,7 +48,6 @@ class Scheduler:
         self._seq = itertools.count()
         self._hub: greenlet.greenlet | None = None
         self.stopping = False
-        self.sleeping = False
         self.units_run = 0
 
     # -- hub lifecycle -------------------------------------------------------------------
@@ -152,9 +151,7 @@ class Scheduler:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             if timeout == 0.0:
                 return
-            self.sleeping = True
             peer.cond.wait(timeout if timeout is not None else 1.0)
-            self.sleeping = False
 
     def _fire_timers(self) -> None:
         now = time.monotonic()

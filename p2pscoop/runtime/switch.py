@@ -53,7 +53,3 @@ def resume(waiter: Waiter) -> Any:
 def spawn(fn, parent: greenlet.greenlet, *args) -> Any:
     """Start ``fn(*args)`` in a new greenlet whose exit returns to ``parent``."""
     return greenlet.greenlet(fn, parent).switch(*args)
-
-
-def current() -> greenlet.greenlet:
-    return greenlet.getcurrent()
