@@ -178,6 +178,7 @@ class NodeState:
     def __init__(self, me: bytes, config: StealConfig | None = None,
                  rng: random.Random | None = None):
         self.me = me
+        self._dispatch: dict = {}  # event type -> bound handler (the ``handle`` fast path)
         self.config = config or StealConfig()
         self.policy = StealPolicy(self.config, rng or random.Random(0))
         self.deque = WorkDeque()
@@ -242,11 +243,8 @@ class NodeState:
         try:
             meth = self._dispatch[type(event)]
         except KeyError:
-            meth = self._dispatch[type(event)] = getattr(type(self), "_on_" +
-                                                         type(event).__name__)
-        return meth(self, event, now)
-
-    _dispatch: dict = {}
+            meth = self._dispatch[type(event)] = getattr(self, "_on_" + type(event).__name__)
+        return meth(event, now)
 
     # -- local events --------------------------------------------------------------------
 
@@ -323,8 +321,7 @@ class NodeState:
     def _on_Cancel(self, ev: Cancel, now: float) -> list:
         rec = self.jobs.get(ev.job)
         if rec is None or len(rec.states) != 1 or rec.states.get(0) != T.PENDING:
-            ok = rec is not None and rec.states.get(0) == T.CANCELLED
-            return [Cancelled(ev.job, ok)]
+            return [Cancelled(ev.job, False)]  # started, leased, done or unknown
         rec.states[0] = T.next_state(T.PENDING, T.CANCEL)
         self.deque.remove_job(self.me, ev.job)
         del self.jobs[ev.job]
