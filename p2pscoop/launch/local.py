@@ -69,6 +69,7 @@ class LocalCluster:
         self._started = False
         self._stopping = threading.Event()
         self._hellos = 0
+        self._refused: str | None = None
         self._next_rank = n
         self.respawns = 0
         self.max_respawns = max(4, 3 * n)
@@ -86,6 +87,7 @@ class LocalCluster:
                                "use it (p2pscoop.futures works everywhere inside it)")
         peer = self.peer = Peer(rank=0, size=self.n, cluster=secrets.token_hex(16))
         peer.comm.on_hello = self._on_hello
+        peer.comm.on_refused = self._on_refused
         try:
             self._spawn()
             peer.start()
@@ -116,6 +118,12 @@ class LocalCluster:
             rows += [[inc, comm.addresses[inc], rank] for inc, rank in comm.ranks.items()
                      if inc in comm.dealers]
             comm.send(ident, M.encode(M.Welcome(self.n, rows)))
+
+    def _on_refused(self, msg: M.Hello, why: str) -> None:
+        """One of our workers failed the handshake: fail the start now, with the reason."""
+        if not self._started:
+            self._refused = f"worker {msg.rank} was refused: {why}"
+            self._joined.set()
 
     def _watch(self) -> None:
         """Replace workers that die during the run (a task may kill its process), so that
@@ -164,7 +172,9 @@ class LocalCluster:
 
     def _wait_joined(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._joined.wait(0.05):
+        while not self._joined.wait(0.05) or self._refused:
+            if self._refused:
+                raise StartupError(f"p2pscoop: {self._refused}")
             for rank, proc in enumerate(self.procs, 1):
                 if proc.poll() is not None:
                     raise StartupError(f"p2pscoop: worker {rank} exited with status "

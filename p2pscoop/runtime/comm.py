@@ -69,6 +69,7 @@ class Comm:
         self.fd_watch: dict[int, Callable[[], None]] = {}
         self.on_hello: Callable[[bytes, M.Hello], None] | None = None
         self.on_shutdown: Callable[[int], None] | None = None
+        self.on_refused: Callable[[M.Hello, str], None] | None = None
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="p2pscoop-comm", daemon=True)
 
@@ -310,6 +311,8 @@ class Comm:
         why = self.peer.check_hello(ident, msg)
         if why:
             self._bad("hello", f"refused HELLO from {msg.address!r}: {why}")
+            if self.on_refused is not None:
+                self.on_refused(msg, why)
             return
         self.hello_ok.add(ident)
         self.ranks[ident] = msg.rank

@@ -1,0 +1,60 @@
+"""The HELLO handshake refuses peers of another cluster, Python or p2pscoop version, with
+a clear reason, quickly, and without crashing anyone."""
+
+import os
+
+import pytest
+
+from launcher_helpers import launcher, run, write_program
+from p2pscoop.core import messages as M
+from p2pscoop.runtime.peer import PYTHON, Peer
+
+
+@pytest.fixture
+def peer():
+    p = Peer(rank=0, size=2, cluster="c" * 32)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def hello(peer, **change):
+    fields = dict(cluster=peer.cluster, incarnation=b"x" * 16, rank=1,
+                  address="tcp://127.0.0.1:1", python=PYTHON, pickle_protocol=5,
+                  version=peer.hello().version)
+    fields.update(change)
+    return M.Hello(**fields)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"cluster": "d" * 32}, "another cluster"),
+    ({"python": "cpython-2.7"}, "cpython-2.7"),
+    ({"version": "0.0.0"}, "p2pscoop 0.0.0"),
+    ({"incarnation": b"y" * 16}, "does not match"),
+])
+def test_refusals_name_their_reason(peer, change, reason):
+    assert reason in peer.check_hello(b"x" * 16, hello(peer, **change))
+
+
+def test_a_matching_hello_is_accepted(peer):
+    assert peer.check_hello(b"x" * 16, hello(peer)) is None
+
+
+OTHER_VERSION = """
+    if os.environ.get("P2PSCOOP_RANK"):  # only on workers, before they say HELLO
+        import p2pscoop.runtime.peer as _peer
+        _peer.__version__ = "0.0.0-other"
+
+    if __name__ == "__main__":
+        report("RAN", True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_of_another_version_fails_the_start_with_the_reason(tmp_path):
+    res = run(launcher(str(write_program(tmp_path, OTHER_VERSION)), n=2), tmp_path,
+              bound=30)  # refused at once, not after the 60 s startup timeout
+    assert res.code != 0, res
+    assert "was refused" in res.stderr and "0.0.0-other" in res.stderr, res
+    assert "RAN" not in res.stdout, res
