@@ -17,6 +17,7 @@ frame never raises anything else).
     HINT          (none: "I have work again")                         0
     CONST         name                                                1
     SHUTDOWN      code                                                0
+    MOVED         job, lo, hi, to (a holder re-gave the owner's units)  0
 
 Every request carries an id (``req``) so a stale reply is recognised.
 """
@@ -134,8 +135,22 @@ class Shutdown(Message):
         return [self.code]
 
 
+@dataclass
+class Moved(Message):
+    """To a work's owner, from its holder: "I gave your units [lo, hi) of job to ``to``"."""
+    TYPE: ClassVar[int] = 9
+    job: int
+    lo: int
+    hi: int
+    to: bytes
+
+    def fields(self):
+        return [self.job, self.lo, self.hi, self.to]
+
+
 REGISTRY: dict[int, type[Message]] = {
-    cls.TYPE: cls for cls in (Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown)
+    cls.TYPE: cls
+    for cls in (Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved)
 }
 
 
@@ -225,6 +240,12 @@ def _check(msg: Message, npayloads: int) -> int:
         return 1
     if t == Shutdown.TYPE:
         _int(msg.code, "code", 0, 255)
+        return 0
+    if t == Moved.TYPE:
+        _int(msg.job, "job")
+        _int(msg.lo, "lo")
+        _int(msg.hi, "hi", msg.lo + 1)
+        _id(msg.to, "to")
         return 0
     raise AssertionError(t)  # unreachable: the registry only holds the types above
 

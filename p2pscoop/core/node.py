@@ -13,9 +13,12 @@ algorithm runs in tests over an in-memory transport with a fake clock.
 
 Ownership (``task.py``): each job is owned by the peer that created it. The owner's ``Job``
 record keeps the function and arguments of every unit until its result arrives, and knows who
-holds each leased unit. A thief may take work the victim *owns*, or work the *thief itself*
-owns (taking back its own leased units); work of third parties stays put, so every lease is
-known to its owner and a dead holder's units are re-queued by the owner (``PeerDown``).
+holds each leased unit. A thief may take any queued work of its victim, whoever owns it: a
+range stolen from its owner can be split again by later thieves. When a victim gives away
+a third party's units it tells their owner (``MOVED``), so the owner always knows the holder
+and re-dispatches a dead holder's units itself (``PeerDown``). Work the thief owns goes back
+without a payload. If a holder dies while its ``MOVED`` is in flight, the owner may run a
+unit twice: execution is at-least-once, resolution exactly-once (first result wins).
 
 Thread safety is the caller's business: the runtime serialises calls with one lock.
 """
@@ -30,7 +33,7 @@ from typing import Any
 from . import task as T
 from .deque import Work, WorkDeque
 from .errors import TaskLostError
-from .messages import FAILED, OK, Give, Hint, Message, Results, Steal
+from .messages import FAILED, OK, Give, Hint, Message, Moved, Results, Steal
 from .policy import StealConfig, StealPolicy
 
 
@@ -415,6 +418,8 @@ class NodeState:
         if isinstance(msg, Hint):
             self.policy.reset()
             return [Wake()]
+        if isinstance(msg, Moved):
+            return self._on_moved(ev.peer, msg, now)
         self.counters.bad_messages += 1
         return []
 
@@ -426,19 +431,22 @@ class NodeState:
             # that unit only (a poison task is isolated, innocent units are not).
             works = [suspect]
         else:
-            works = self.deque.steal(lambda w: w.owner == me or w.owner == thief,
-                                     self.config.max_items, self.config.max_units)
+            works = self.deque.steal(lambda w: True, self.config.max_items,
+                                     self.config.max_units)
             works = [part for work in works for part in self._pending_parts(work)]
         if not works:
             self.counters.steals_denied += 1
             self._hungry.add(thief)
             return [SendMsg(thief, Give(msg.req, []))]
         self.counters.steals_granted += 1
+        out: list = [ShipWorks(thief, msg.req, works)]
         for work in works:
             self.counters.units_given += work.units
             if work.owner == me:
                 self._set_range(work, T.LEASE, thief)
-        return [ShipWorks(thief, msg.req, works)]
+            elif work.owner != thief:  # a third party's work: its owner must know who has it
+                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, thief)))
+        return out
 
     def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
         if self._steal is not None and self._steal[1] == msg.req:
@@ -470,6 +478,20 @@ class NodeState:
         if self._hungry and self.deque.total >= 2:
             out.extend(self._hints())
         return out
+
+    def _on_moved(self, holder: bytes, msg: Moved, now: float) -> list:
+        """A holder of our units gave them on: the lease follows them. If the new holder is
+        already gone, they are lost as if it died holding them."""
+        rec = self.jobs.get(msg.job)
+        if rec is None:
+            return []
+        moved = [i for i in range(msg.lo, msg.hi)
+                 if rec.states.get(i) == T.LEASED and rec.holders.get(i) == holder]
+        for i in moved:
+            rec.holders[i] = msg.to
+        if moved and msg.to not in self.peers:
+            return self._on_PeerDown(PeerDown(msg.to), now)
+        return []
 
     # -- internals -----------------------------------------------------------------------
 

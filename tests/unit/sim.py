@@ -268,6 +268,7 @@ class Sim:
     def kill(self, pid: bytes, drain: bool = False) -> None:
         assert pid in self.alive and pid not in self.origins and len(self.alive) > 1
         self.faults += 1
+        self.exact = False  # a MOVED lost with its sender: the owner may re-run a unit
         self.alive.remove(pid)
         dead = self.peers[pid]
         dead.current = None

@@ -42,6 +42,7 @@ MESSAGES = [
     M.Const("pi", payloads=[b"3.14"]),
     M.Shutdown(0),
     M.Shutdown(255),
+    M.Moved(3, 10, 20, ID2),
 ]
 
 
@@ -98,6 +99,9 @@ MALFORMED = [
     ("version-0", [pack(0, 3, 1)], "version"),
     ("version-str", [pack("1", 3, 1)], "version"),
     ("version-float", [pack(1.0, 3, 1)], "version"),
+    ("moved-empty-range", [pack(V, 9, 3, 5, 5, ID)], "hi"),
+    ("moved-bad-to", [pack(V, 9, 3, 5, 6, b"short")], "to"),
+    ("moved-negative", [pack(V, 9, -1, 5, 6, ID)], "job"),
     ("version-bool", [pack(True, 3, 1)], "version"),
     ("version-nil", [pack(None, 3, 1)], "version"),
     ("type-0", [pack(V, 0)], "unknown"),

@@ -13,7 +13,7 @@ import pytest
 from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work
 from p2pscoop.core.errors import LocalProtocolError, TaskLostError
-from p2pscoop.core.messages import FAILED, OK, RAISED, Const, Give, Hint, Results, Steal
+from p2pscoop.core.messages import FAILED, OK, RAISED, Const, Give, Hint, Moved, Results, Steal
 from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
                                 Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
                                 Submit, Tick, Unshippable, Wake)
@@ -159,26 +159,52 @@ def test_no_hint_to_a_hungry_thief_that_left():
     assert n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0) == [Wake()]
 
 
-def test_steal_never_moves_third_party_work():
+def test_third_party_work_moves_and_its_owner_is_told():
     n = make_node(P1, P2)
-    # we hold work of P2 (stolen from P2 earlier)
+    # we hold work of P2 (stolen from P2 earlier): a third thief may split it again
     receive(n, P2, [foreign(P2, 4, 0, 6)])
-    assert n.handle(Received(P1, Steal(1)), 0.0) == [SendMsg(P1, Give(1, []))]
-    # but P2, its owner, may take it back
+    cmds = n.handle(Received(P1, Steal(1)), 0.0)
+    assert cmds == [Like(ShipWorks, peer=P1, req=1), SendMsg(P2, Moved(4, 3, 6, P1))]
+    assert spans(cmds[0].works) == [(b"2", 4, 3, 6)]
+    # and P2, its owner, may take the rest back: no MOVED needed for that
     cmds = n.handle(Received(P2, Steal(2)), 0.0)
     assert cmds == [Like(ShipWorks, peer=P2, req=2)]
-    assert spans(cmds[0].works) == [(b"2", 4, 3, 6)]
+    assert spans(cmds[0].works) == [(b"2", 4, 1, 3)]
 
 
-def test_steal_mixes_own_and_thief_owned_work_oldest_first():
+def test_moved_makes_the_lease_follow_the_units():
     n = make_node(P1, P2)
-    receive(n, P1, [foreign(P1, 0, 0, 2)])  # oldest: P1's
-    receive(n, P2, [foreign(P2, 0, 0, 2)])  # P2's: skipped when P1 steals
+    w = submit(n, 4)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [2, 4) -> P1
+    assert n.handle(Received(P1, Moved(w.job, 2, 4, P2)), 0.0) == []
+    assert n.jobs[w.job].holders == {2: P2, 3: P2}
+    n.handle(PeerDown(P2), 1.0)  # the new holder dies: its units are re-dispatched
+    assert list(n.suspects) == [(w.job, 2), (w.job, 3)]
+
+
+def test_moved_to_a_peer_already_gone_loses_the_units_at_once():
+    n = make_node(P1, P2)
+    w = submit(n, 4)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [2, 4) -> P1
+    n.handle(PeerDown(P2), 0.5)
+    n.handle(Received(P1, Moved(w.job, 2, 4, P2)), 1.0)
+    assert list(n.suspects) == [(w.job, 2), (w.job, 3)]
+    # a MOVED from someone who does not hold the units changes nothing
+    w2 = submit(n, 2)
+    n.handle(Received(P1, Moved(w2.job, 0, 2, P1)), 1.0)
+    assert n.jobs[w2.job].holders == {}
+
+
+def test_steal_takes_the_oldest_half_whoever_owns_it():
+    n = make_node(P1, P2)
+    receive(n, P1, [foreign(P1, 0, 0, 2)])  # oldest: P1's own (goes back without payload)
+    receive(n, P2, [foreign(P2, 0, 0, 2)])  # P2's: moves, and P2 is told
     w = submit(n, 4)
     cmds = n.handle(Received(P1, Steal(5)), 0.0)
-    assert spans(cmds[0].works) == [(b"1", 0, 0, 2), (b"M", w.job, 2, 4)]
-    assert states(n, w.job) == {0: T.PENDING, 1: T.PENDING, 2: T.LEASED, 3: T.LEASED}
-    assert spans(n.deque) == [(b"2", 0, 0, 2), (b"M", w.job, 0, 2)]
+    assert spans(cmds[0].works) == [(b"1", 0, 0, 2), (b"2", 0, 0, 2)]
+    assert cmds[1:] == [SendMsg(P2, Moved(0, 0, 2, P1))]
+    assert states(n, w.job) == dict.fromkeys(range(4), T.PENDING)
+    assert spans(n.deque) == [(b"M", w.job, 0, 4)]
 
 
 def test_steal_respects_max_items_and_max_units():
