@@ -246,6 +246,7 @@ class Peer:
     # -- shared constants ----------------------------------------------------------------
 
     def set_const(self, name: str, value: Any) -> None:
+        self.poll_inbox()  # a definition that already arrived from a peer counts
         if name in self.consts:
             raise TypeError(f"This constant already exists: {name}.")
         data = payload.dumps_const(value)

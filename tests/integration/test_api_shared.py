@@ -178,12 +178,6 @@ def set_const_when_told(name, value, started, gate):
     return refused, shared.getConst(name)
 
 
-@pytest.mark.xfail(reason="BUG: Peer.set_const checks only the constants this peer has "
-                          "already published; a definition that arrived meanwhile waits in "
-                          "the inbox (a worker busy in a task never polls it), so a second "
-                          "definition of the same name succeeds without TypeError and the "
-                          "peers keep different values for ever (receive_const drops the "
-                          "other one)", strict=True)
 def test_a_name_defined_on_two_peers_has_one_value_everywhere(rt, tmp_path):
     need_multi(rt)
     name = unique()
