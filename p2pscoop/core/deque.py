@@ -33,7 +33,7 @@ class Work:
     """
 
     __slots__ = ("owner", "job", "lo", "hi", "fn", "items", "base", "kwargs",
-                 "error", "stealable", "cancelled")
+                 "error", "stealable", "cancelled", "relayed")
 
     def __init__(self, owner: bytes, job: int, lo: int, hi: int, fn: Any,
                  items: Any, base: int = 0, kwargs: dict | None = None,
@@ -49,6 +49,7 @@ class Work:
         self.error = error
         self.stealable = stealable
         self.cancelled = False
+        self.relayed = False  # passed on by a peer that did not own it: may only go home
 
     @property
     def units(self) -> int:
@@ -64,6 +65,7 @@ class Work:
         cut = self.hi - n
         top = Work(self.owner, self.job, cut, self.hi, self.fn, self.items, self.base,
                    self.kwargs, self.error, self.stealable)
+        top.relayed = self.relayed
         self.hi = cut
         return top
 

@@ -13,12 +13,13 @@ algorithm runs in tests over an in-memory transport with a fake clock.
 
 Ownership (``task.py``): each job is owned by the peer that created it. The owner's ``Job``
 record keeps the function and arguments of every unit until its result arrives, and knows who
-holds each leased unit. A thief may take any queued work of its victim, whoever owns it: a
-range stolen from its owner can be split again by later thieves. When a victim gives away
-a third party's units it tells their owner (``MOVED``), so the owner always knows the holder
-and re-dispatches a dead holder's units itself (``PeerDown``). Work the thief owns goes back
-without a payload. If a holder dies while its ``MOVED`` is in flight, the owner may run a
-unit twice: execution is at-least-once, resolution exactly-once (first result wins).
+holds each leased unit. A thief may take queued work of its victim whoever owns it: a range
+stolen from its owner can be split again by later thieves. When a victim gives away a third
+party's units it tells their owner (``MOVED``), so the owner always knows the holder and
+re-dispatches a dead holder's units itself (``PeerDown``). Such *relayed* work may only go
+back to its owner, so leases never chain and ``MOVED`` messages cannot overtake each other.
+Work the thief owns goes back without a payload. If a holder dies while its ``MOVED`` is in
+flight, the owner may run a unit twice: at-least-once execution, exactly-once resolution.
 
 Thread safety is the caller's business: the runtime serialises calls with one lock.
 """
@@ -331,12 +332,15 @@ class NodeState:
         return [Cancelled(ev.job, True)]
 
     def _on_Unshippable(self, ev: Unshippable, now: float) -> list:
+        out: list = [Wake()]
         for work in ev.works:
             work.stealable = False
             if work.owner == self.me:
                 self._set_range(work, T.RECLAIM)
+            elif work.owner != ev.peer:  # we told the owner it moved: it did not
+                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, self.me)))
             self.deque.push_oldest(work)
-        return [Wake()]
+        return out
 
     # -- membership ----------------------------------------------------------------------
 
@@ -431,8 +435,8 @@ class NodeState:
             # that unit only (a poison task is isolated, innocent units are not).
             works = [suspect]
         else:
-            works = self.deque.steal(lambda w: True, self.config.max_items,
-                                     self.config.max_units)
+            works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
+                                     self.config.max_items, self.config.max_units)
             works = [part for work in works for part in self._pending_parts(work)]
         if not works:
             self.counters.steals_denied += 1
@@ -473,6 +477,9 @@ class NodeState:
                             self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn,
                                                  rec.items, 0, rec.kwargs))
             else:
+                # Work its owner did not give us directly may only go back to its owner:
+                # leases never chain further, so the owner's record stays exact.
+                work.relayed = work.owner != victim
                 self.deque.push(work)
         out: list = [Wake()]
         if self._hungry and self.deque.total >= 2:
@@ -485,8 +492,11 @@ class NodeState:
         rec = self.jobs.get(msg.job)
         if rec is None:
             return []
+        # From the holder; or from the peer that handed the units on and now takes that
+        # back (``to`` is itself: they could not be shipped after all).
         moved = [i for i in range(msg.lo, msg.hi)
-                 if rec.states.get(i) == T.LEASED and rec.holders.get(i) == holder]
+                 if rec.states.get(i) == T.LEASED and (
+                     rec.holders.get(i) == holder or msg.to == holder)]
         for i in moved:
             rec.holders[i] = msg.to
         if moved and msg.to not in self.peers:

@@ -684,3 +684,29 @@ def test_next_deadline_waits_out_the_backoff():
     assert n.handle(Idle(), 0.1) == []
     assert n.next_deadline(0.2) == 0.6
     assert n.handle(Idle(), 0.6) == [SendMsg(P1, Steal(2))]
+
+
+def test_relayed_work_only_goes_back_to_its_owner():
+    n = make_node(P1, P2, P3)
+    # P1 relays us work owned by P2: we may not pass it on to P3 (leases never chain)
+    receive(n, P1, [foreign(P2, 4, 0, 6)])
+    assert n.handle(Received(P3, Steal(1)), 0.0) == [SendMsg(P3, Give(1, []))]
+    cmds = n.handle(Received(P2, Steal(2)), 0.0)  # but its owner may take it back
+    assert cmds == [Like(ShipWorks, peer=P2, req=2)]
+    # work the owner gave us directly may move on once (and the owner is told)
+    receive(n, P2, [foreign(P2, 5, 0, 2)])
+    cmds = n.handle(Received(P3, Steal(3)), 0.0)
+    assert cmds == [Like(ShipWorks, peer=P3, req=3), SendMsg(P2, Moved(5, 0, 2, P3))]
+
+
+def test_unshippable_relayed_work_takes_its_move_back():
+    n = make_node(P1, P2)
+    receive(n, P2, [foreign(P2, 5, 0, 2)])
+    works = n.handle(Received(P1, Steal(1)), 0.0)[0].works
+    assert n.handle(Unshippable(P1, works), 0.0) == [Wake(), SendMsg(P2, Moved(5, 1, 2, ME))]
+    owner = make_node(ME, P1, me=P2)  # the owner's side: the correction wins
+    w = submit(owner, 2)
+    owner.handle(Received(ME, Steal(1)), 0.0)  # [1, 2) -> ME
+    owner.handle(Received(ME, Moved(w.job, 1, 2, P1)), 0.0)
+    owner.handle(Received(ME, Moved(w.job, 1, 2, ME)), 0.0)
+    assert owner.jobs[w.job].holders == {1: ME}
