@@ -115,9 +115,7 @@ class _MapRun:
             chunk: list = []
             try:
                 for item in itertools.islice(self.args, MAP_CHUNK):
-                    for value in item:
-                        if type(value) not in payload._ATOMIC:
-                            payload._check_value(value, "argument")
+                    payload.check_args(item)
                     chunk.append(item)
                 if len(chunk) < MAP_CHUNK:
                     self.exhausted = True
@@ -173,7 +171,7 @@ def _serial_map(func: Callable, iterables: tuple) -> Iterator:
     payload.check_submittable(func, (), {})
 
     def checked(*args):
-        payload.check_submittable(func, args, {})
+        payload.check_args(args)
         return func(*args)
 
     return builtins.map(checked, *iterables)

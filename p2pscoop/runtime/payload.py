@@ -77,12 +77,18 @@ def check_submittable(fn: Any, args: tuple, kwargs: dict) -> None:
         if len(_checked_callables) > 4096:
             _checked_callables.clear()
         _checked_callables[key] = fn
+    check_args(args, kwargs)
+
+
+def check_args(args: tuple, kwargs: dict | None = None) -> None:
+    """Raise ``PayloadError`` if an argument could not be pickled (atomic types skip)."""
     for value in args:
         if type(value) not in _ATOMIC:
             _check_value(value, "argument")
-    for name, value in kwargs.items():
-        if type(value) not in _ATOMIC:
-            _check_value(value, f"keyword argument {name!r}")
+    if kwargs:
+        for name, value in kwargs.items():
+            if type(value) not in _ATOMIC:
+                _check_value(value, f"keyword argument {name!r}")
 
 
 def _check_value(value: Any, what: str) -> None:
