@@ -70,6 +70,7 @@ class LocalCluster:
         self._stopping = threading.Event()
         self._hellos = 0
         self._refused: str | None = None
+        self._watcher: threading.Thread | None = None
         self._next_rank = n
         self.respawns = 0
         self.max_respawns = max(4, 3 * n)
@@ -100,8 +101,9 @@ class LocalCluster:
                 peer.comm.post(inc, welcome)
             self._started = True
             if self.n > 1:
-                threading.Thread(target=self._watch, name="p2pscoop-watch",
-                                 daemon=True).start()
+                self._watcher = threading.Thread(target=self._watch, name="p2pscoop-watch",
+                                                 daemon=True)
+                self._watcher.start()
         except BaseException:
             self.stop(1)
             raise
@@ -186,6 +188,8 @@ class LocalCluster:
 
     def stop(self, code: int = 0) -> None:
         self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(5.0)  # no replacement may start while we stop
         peer = self.peer
         if peer is not None and not peer.closed:
             peer.shutdown_peers(min(max(code, 0), 255))
