@@ -250,11 +250,15 @@ class Peer:
         if name in self.consts:
             raise TypeError(f"This constant already exists: {name}.")
         data = payload.dumps_const(value)
-        self.consts[name] = value
-        self.const_payloads[name] = data
+        self._publish_const(name, value, data)
         frames = M.encode(M.Const(name, payloads=[data]))
         for peer in list(self.comm.dealers):
             self.comm.post(peer, frames)
+
+    def _publish_const(self, name: str, value: Any, data: bytes) -> None:
+        """Record a constant here and wake the tasks waiting for it (main thread)."""
+        self.consts[name] = value
+        self.const_payloads[name] = data
         fut = self._const_futures.pop(name, None)
         if fut is not None and not fut.done():
             fut.set_result(value)
@@ -269,14 +273,8 @@ class Peer:
             return
 
         def publish():
-            if name in self.consts:
-                return
-            self.consts[name] = value
-            self.const_payloads[name] = data
-            fut = self._const_futures.pop(name, None)
-            if fut is not None and not fut.done():
-                fut.set_result(value)
-                fut._notify(self.scheduler.ready)
+            if name not in self.consts:  # the first definition wins
+                self._publish_const(name, value, data)
 
         self.post_main(publish)
 

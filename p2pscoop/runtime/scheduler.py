@@ -182,7 +182,7 @@ class Scheduler:
                 if work.error is not None:
                     status, value = FAILED, work.error
                 else:
-                    value = work.fn(*work.items[index - work.base], **work.kwargs)
+                    value = work.fn(*work.args_of(index), **work.kwargs)
                     status = OK
             except BaseException as exc:
                 # Everything a task raises is its outcome, SystemExit and KeyboardInterrupt
