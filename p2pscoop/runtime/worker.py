@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import signal
 import sys
 import threading
 import traceback
 
+from .. import logs
 from .peer import Peer
 
 MAIN_NAME = "__p2pscoop_main__"
@@ -60,10 +60,8 @@ def _die_with_parent() -> None:
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the origin's to handle
     _die_with_parent()
-    verbosity = int(os.environ.get("P2PSCOOP_VERBOSITY", "0"))
-    logging.basicConfig(level=logging.WARNING - 10 * verbosity if verbosity >= 0
-                        else logging.ERROR,
-                        format="p2pscoop %(levelname)s %(name)s: %(message)s")
+    logs.set_peer(f"w{os.environ.get('P2PSCOOP_RANK', '?')}")  # the p2pscoop logger only:
+    logs.configure(int(os.environ.get("P2PSCOOP_VERBOSITY", "0")))  # logging is the program's
     for stream in (sys.stdout, sys.stderr):  # a task's print reaches the terminal now
         try:
             stream.reconfigure(line_buffering=True)
