@@ -61,22 +61,16 @@ def render_states() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _payload_rule(cls) -> str:
-    return {
-        "Give": "one per work with `has_payload`",
-        "Results": "one per entry",
-        "Const": "1",
-    }.get(cls.__name__, "0")
-
-
 def render_messages() -> str:
-    """One row per registered message type: code, name, header fields, payload frames."""
-    lines = ["| code | message | header fields after `[version, code]` | payload frames |",
-             "|---|---|---|---|"]
+    """One row per registered message type, drawn from its schema: code, name, what it is
+    for, header fields with their kinds, payload frames."""
+    lines = ["| code | message | purpose | header fields after `[version, code]` | "
+             "payload frames |",
+             "|---|---|---|---|---|"]
     for code, cls in sorted(M.REGISTRY.items()):
-        names = [f.name for f in dataclasses.fields(cls) if f.name != "payloads"]
-        fields = ", ".join(f"`{n}`" for n in names) or "(none)"
-        lines.append(f"| {code} | `{cls.__name__.upper()}` | {fields} | {_payload_rule(cls)} |")
+        fields = ", ".join(f"`{name}` ({kind.doc()})" for name, kind in cls.SCHEMA)
+        lines.append(f"| {code} | `{cls.__name__.upper()}` | {cls.DOC} | "
+                     f"{fields or '(none)'} | {cls.PAYLOADS} |")
     lines.append("")
     lines.append(f"Limits: protocol version {M.PROTOCOL_VERSION}; header at most "
                  f"{M.MAX_HEADER} bytes; lists at most {M.MAX_LIST} entries; strings at most "

@@ -7,7 +7,7 @@ The core owns the hierarchy so that every layer (core, runtime, API) raises the 
      +-- ProtocolError            a frame broke the wire rules (never crashes a peer)
      |    +-- LocalProtocolError  we were about to do something illegal (a bug of ours)
      |    +-- RemoteProtocolError a peer sent something illegal (counted and dropped)
-     |    +-- VersionError        a peer speaks another protocol or Python version
+     |         +-- VersionError   a peer speaks another protocol or Python version
      +-- PayloadError             a function, argument or result could not be (un)pickled
      +-- RemoteError              a task raised an exception that could not travel as itself
      +-- TaskLostError            every peer that could run a task died (also BrokenExecutor)
@@ -35,7 +35,7 @@ class RemoteProtocolError(ProtocolError):
     """A peer sent a malformed, oversize or out-of-place message; it is dropped and counted."""
 
 
-class VersionError(ProtocolError):
+class VersionError(RemoteProtocolError):
     """A peer speaks another protocol version or runs another Python; it is refused."""
 
 

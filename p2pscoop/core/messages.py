@@ -1,43 +1,47 @@
-"""Wire messages: names, fields, a msgpack codec that validates everything, size limits.
+"""Wire messages: one schema per message class, from which the codec, the checks and the
+docs table (``tools/state_diagram.py``) are all derived.
 
 A message is a list of frames: ``[header, *payloads]``. The header is msgpack
 ``[PROTOCOL_VERSION, type_code, *fields]``; payloads are opaque bytes (cloudpickle made by the
-runtime) that this module never looks inside. ``decode`` checks the version, the type code, the
-number of fields, every field's type and size, and the number of payload frames, *before*
-anything acts on the message; any violation raises ``RemoteProtocolError`` (a malformed
-frame never raises anything else).
+runtime) that this module never looks inside. ``decode`` checks the version, the type code,
+the number of fields, every field against its schema, and the number of payload frames,
+*before* anything acts on the message; any violation raises ``RemoteProtocolError`` (a
+malformed frame never raises anything else), except a ``HELLO`` of another protocol version,
+which raises ``VersionError`` naming both versions so that the refusal can say what differs.
 
-    type          fields                                              payload frames
-    HELLO         cluster, incarnation, rank, address, python,
-                  pickle_protocol, version                            0
-    WELCOME       size, peers [[incarnation, address, rank], ...]     0
-    STEAL         req                                                 0
-    GIVE          req, works [[owner, job, lo, hi, has_payload]...]    one per has_payload
-    RESULTS       entries [[job, index, status], ...]                  one per entry
-    HINT          (none: "I have work again")                         0
-    CONST         name                                                1
-    SHUTDOWN      code                                                0
-    MOVED         job, lo, hi, to (a holder re-gave the owner's units)  0
+Declaring a message: a dataclass subclass of ``Message`` with a unique ``TYPE`` code, a
+one-line ``DOC``, and each header field declared with ``f(kind)`` where ``kind`` is one of the
+field kinds below (``Int``, ``Str``, ``Id``, ``Bool``, ``Blob``, ``Rows``). A message that
+carries payload frames overrides ``payload_count`` and ``PAYLOADS`` (its doc). ``REGISTRY``
+maps each code to its class. Handlers are registered per class by their consumers (see
+``core/node.py`` and ``core/membership.py``).
 
-Every request carries an id (``req``) so a stale reply is recognised.
+Two messages keep their shape across protocol versions, so that peers of different versions
+can still tell each other why they disagree: ``HELLO`` (whose version is read before its
+fields) and ``REFUSE`` (decoded whatever the version).
+
+``give_frames``/``read_give`` and ``results_frames`` are the pure codec of the two messages
+that carry work and results: the runtime and the simulator both build them here, with their
+own (un)pickling functions passed in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, Callable, ClassVar
 
 import msgpack
 
-from .errors import RemoteProtocolError
+from .errors import RemoteProtocolError, VersionError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 MAX_LIST = 4096  # entries in any list field
 MAX_STR = 512  # characters in any string field
 MAX_INT = (1 << 63) - 1
 ID_LEN = 16  # bytes of a peer incarnation id
+MAX_BLOB = 64  # bytes of a small binary field (a MAC)
 
 # Result status codes (RESULTS entries and Resolve commands).
 OK = 0  # payload is the pickled return value
@@ -46,208 +50,242 @@ FAILED = 2  # payload is a pickled p2pscoop error (PayloadError...) made by the 
 STATUSES = (OK, RAISED, FAILED)
 
 
+def _fail(msg: str):
+    raise RemoteProtocolError(msg)
+
+
+# --- field kinds ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Int:
+    lo: int = 0
+    hi: int = MAX_INT
+    above: str | None = None  # the value must exceed this other field of the same row
+    choices: tuple | None = None
+
+    def check(self, v, name, row=None):
+        if type(v) is not int or not self.lo <= v <= self.hi:
+            _fail(f"field {name!r} must be an int in [{self.lo}, {self.hi}], got {v!r:.60}")
+        if self.choices is not None and v not in self.choices:
+            _fail(f"field {name!r} must be one of {self.choices}")
+        if self.above is not None and row is not None and v <= row[self.above]:
+            _fail(f"field {name!r} must be greater than {self.above!r}")
+
+    def doc(self):
+        if self.choices:
+            return "int in " + "/".join(map(str, self.choices))
+        return "int" if (self.lo, self.hi) == (0, MAX_INT) else f"int {self.lo}..{self.hi}"
+
+
+@dataclass(frozen=True)
+class Str:
+    def check(self, v, name, row=None):
+        if type(v) is not str or len(v) > MAX_STR:
+            _fail(f"field {name!r} must be a str of at most {MAX_STR} chars")
+
+    def doc(self):
+        return "str"
+
+
+@dataclass(frozen=True)
+class Id:
+    def check(self, v, name, row=None):
+        if type(v) is not bytes or len(v) != ID_LEN:
+            _fail(f"field {name!r} must be {ID_LEN} bytes")
+
+    def doc(self):
+        return "peer id"
+
+
+@dataclass(frozen=True)
+class Bool:
+    def check(self, v, name, row=None):
+        if type(v) is not bool:
+            _fail(f"field {name!r} must be a bool")
+
+    def doc(self):
+        return "bool"
+
+
+@dataclass(frozen=True)
+class Blob:
+    max_len: int = MAX_BLOB
+
+    def check(self, v, name, row=None):
+        if type(v) is not bytes or len(v) > self.max_len:
+            _fail(f"field {name!r} must be at most {self.max_len} bytes")
+
+    def doc(self):
+        return f"bytes (<= {self.max_len})"
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A list of at most ``MAX_LIST`` rows, each a list of the named columns."""
+    columns: tuple  # ((name, kind), ...)
+
+    def check(self, v, name, row=None):
+        if type(v) is not list or len(v) > MAX_LIST:
+            _fail(f"field {name!r} must be a list of at most {MAX_LIST} entries")
+        width = len(self.columns)
+        for r in v:
+            if type(r) is not list or len(r) != width:
+                _fail(f"field {name!r} must hold lists of {width} values")
+            named = dict(zip((c for c, _ in self.columns), r))
+            for (col, kind), value in zip(self.columns, r):
+                kind.check(value, f"{name}.{col}", named)
+
+    def doc(self):
+        return "[[" + ", ".join(c for c, _ in self.columns) + "], ...]"
+
+
+def f(kind) -> Any:
+    """Declare a header field and its kind."""
+    return field(metadata={"kind": kind})
+
+
+# --- the messages -------------------------------------------------------------------------
+
 @dataclass
 class Message:
     TYPE: ClassVar[int] = -1
+    DOC: ClassVar[str] = ""
+    PAYLOADS: ClassVar[str] = "0"
+    SCHEMA: ClassVar[tuple] = ()  # ((name, kind), ...), filled by ``_register``
     payloads: list = field(default_factory=list, repr=False, kw_only=True)
+    #: the protocol version the sender spoke (differs from ours only on a HELLO or REFUSE)
+    proto: int = field(default=PROTOCOL_VERSION, repr=False, compare=False, kw_only=True)
 
     def fields(self) -> list:
-        raise NotImplementedError
+        return [getattr(self, name) for name, _ in self.SCHEMA]
+
+    def payload_count(self) -> int:
+        return 0
 
 
 @dataclass
 class Hello(Message):
     TYPE: ClassVar[int] = 1
-    cluster: str
-    incarnation: bytes
-    rank: int
-    address: str
-    python: str
-    pickle_protocol: int
-    version: str
-
-    def fields(self):
-        return [self.cluster, self.incarnation, self.rank, self.address, self.python,
-                self.pickle_protocol, self.version]
+    DOC: ClassVar[str] = "first message on a connection: who I am, what I run"
+    cluster: str = f(Str())  # the cluster's public fingerprint (or a per-run token)
+    incarnation: bytes = f(Id())
+    rank: int = f(Int())
+    address: str = f(Str())
+    host: str = f(Str())
+    python: str = f(Str())
+    pickle_protocol: int = f(Int(0, 255))
+    version: str = f(Str())
+    mac: bytes = f(Blob())  # HMAC of the fields above with the cluster's hello key, or b""
 
 
 @dataclass
 class Welcome(Message):
     TYPE: ClassVar[int] = 2
-    size: int
-    peers: list  # [[incarnation, address, rank], ...]
-
-    def fields(self):
-        return [self.size, self.peers]
+    DOC: ClassVar[str] = "an accepted peer learns the members its introducer knows"
+    size: int = f(Int(1, MAX_LIST))
+    peers: list = f(Rows((("incarnation", Id()), ("address", Str()), ("rank", Int()),
+                          ("host", Str()))))
 
 
 @dataclass
 class Steal(Message):
     TYPE: ClassVar[int] = 3
-    req: int
-
-    def fields(self):
-        return [self.req]
+    DOC: ClassVar[str] = "an idle peer asks for work"
+    req: int = f(Int())
 
 
 @dataclass
 class Give(Message):
     TYPE: ClassVar[int] = 4
-    req: int
-    works: list  # [[owner, job, lo, hi, has_payload], ...]
+    DOC: ClassVar[str] = "the answer to STEAL (no rows: denied)"
+    PAYLOADS: ClassVar[str] = "one per row with `has_payload`"
+    req: int = f(Int())
+    works: list = f(Rows((("owner", Id()), ("job", Int()), ("lo", Int()),
+                          ("hi", Int(above="lo")), ("has_payload", Bool()))))
 
-    def fields(self):
-        return [self.req, self.works]
+    def payload_count(self) -> int:
+        return sum(row[4] for row in self.works)
 
 
 @dataclass
 class Results(Message):
     TYPE: ClassVar[int] = 5
-    entries: list  # [[job, index, status], ...]
+    DOC: ClassVar[str] = "results of units, to their owner"
+    PAYLOADS: ClassVar[str] = "one per entry"
+    entries: list = f(Rows((("job", Int()), ("index", Int()),
+                            ("status", Int(choices=STATUSES)))))
 
-    def fields(self):
-        return [self.entries]
+    def payload_count(self) -> int:
+        return len(self.entries)
 
 
 @dataclass
 class Hint(Message):
     TYPE: ClassVar[int] = 6
-
-    def fields(self):
-        return []
+    DOC: ClassVar[str] = "lifeline: I have work again"
 
 
 @dataclass
 class Const(Message):
     TYPE: ClassVar[int] = 7
-    name: str
+    DOC: ClassVar[str] = "a shared constant's value"
+    PAYLOADS: ClassVar[str] = "1"
+    name: str = f(Str())
 
-    def fields(self):
-        return [self.name]
+    def payload_count(self) -> int:
+        return 1
 
 
 @dataclass
 class Shutdown(Message):
     TYPE: ClassVar[int] = 8
-    code: int
-
-    def fields(self):
-        return [self.code]
+    DOC: ClassVar[str] = "the origin ends the run"
+    code: int = f(Int(0, 255))
 
 
 @dataclass
 class Moved(Message):
-    """To a work's owner, from its holder: "I gave your units [lo, hi) of job to ``to``"."""
     TYPE: ClassVar[int] = 9
-    job: int
-    lo: int
-    hi: int
-    to: bytes
-
-    def fields(self):
-        return [self.job, self.lo, self.hi, self.to]
+    DOC: ClassVar[str] = "to an owner: the holder re-gave units [lo, hi) of job to `to`"
+    job: int = f(Int())
+    lo: int = f(Int())
+    hi: int = f(Int(above="lo"))
+    to: bytes = f(Id())
 
 
-REGISTRY: dict[int, type[Message]] = {
-    cls.TYPE: cls
-    for cls in (Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved)
-}
+@dataclass
+class Refuse(Message):
+    TYPE: ClassVar[int] = 10
+    DOC: ClassVar[str] = "a HELLO was refused, and why (same shape in every version)"
+    reason: str = f(Str())
 
 
-#: number of header fields of each message type (dataclass fields minus ``payloads``)
-_NFIELDS = {cls: len(dataclasses.fields(cls)) - 1 for cls in REGISTRY.values()}
+@dataclass
+class Ping(Message):
+    TYPE: ClassVar[int] = 11
+    DOC: ClassVar[str] = "heartbeat, to every admitted peer each ping interval"
 
 
-# --- field checks -----------------------------------------------------------------------
-
-def _fail(msg: str):
-    raise RemoteProtocolError(msg)
-
-
-def _int(v, name, lo=0, hi=MAX_INT):
-    if type(v) is not int or not lo <= v <= hi:
-        _fail(f"field {name!r} must be an int in [{lo}, {hi}], got {v!r:.60}")
-    return v
+@dataclass
+class Bye(Message):
+    TYPE: ClassVar[int] = 12
+    DOC: ClassVar[str] = "I am leaving: forget me now, no need to wait for a timeout"
 
 
-def _str(v, name):
-    if type(v) is not str or len(v) > MAX_STR:
-        _fail(f"field {name!r} must be a str of at most {MAX_STR} chars")
-    return v
+REGISTRY: dict[int, type[Message]] = {}
 
 
-def _id(v, name):
-    if type(v) is not bytes or len(v) != ID_LEN:
-        _fail(f"field {name!r} must be {ID_LEN} bytes")
-    return v
+def _register(*classes) -> None:
+    for cls in classes:
+        if cls.TYPE in REGISTRY:
+            raise ValueError(f"message code {cls.TYPE} used twice")
+        cls.SCHEMA = tuple((fl.name, fl.metadata["kind"]) for fl in dataclasses.fields(cls)
+                           if "kind" in fl.metadata)
+        REGISTRY[cls.TYPE] = cls
 
 
-def _list(v, name, width=None):
-    if type(v) is not list or len(v) > MAX_LIST:
-        _fail(f"field {name!r} must be a list of at most {MAX_LIST} entries")
-    if width is not None:
-        for row in v:
-            if type(row) is not list or len(row) != width:
-                _fail(f"field {name!r} must hold lists of {width} values")
-    return v
-
-
-def _check(msg: Message, npayloads: int) -> int:
-    """Validate one decoded message; return how many payload frames it must carry."""
-    t = msg.TYPE
-    if t == Hello.TYPE:
-        _str(msg.cluster, "cluster")
-        _id(msg.incarnation, "incarnation")
-        _int(msg.rank, "rank")
-        _str(msg.address, "address")
-        _str(msg.python, "python")
-        _int(msg.pickle_protocol, "pickle_protocol", 0, 255)
-        _str(msg.version, "version")
-        return 0
-    if t == Welcome.TYPE:
-        _int(msg.size, "size", 1, MAX_LIST)
-        for inc, addr, rank in _list(msg.peers, "peers", 3):
-            _id(inc, "peers.incarnation")
-            _str(addr, "peers.address")
-            _int(rank, "peers.rank")
-        return 0
-    if t == Steal.TYPE:
-        _int(msg.req, "req")
-        return 0
-    if t == Give.TYPE:
-        _int(msg.req, "req")
-        want = 0
-        for owner, job, lo, hi, has in _list(msg.works, "works", 5):
-            _id(owner, "works.owner")
-            _int(job, "works.job")
-            _int(lo, "works.lo")
-            _int(hi, "works.hi", lo + 1)
-            if type(has) is not bool:
-                _fail("field 'works.has_payload' must be a bool")
-            want += has
-        return want
-    if t == Results.TYPE:
-        for job, index, status in _list(msg.entries, "entries", 3):
-            _int(job, "entries.job")
-            _int(index, "entries.index")
-            if status not in STATUSES or type(status) is not int:
-                _fail(f"field 'entries.status' must be one of {STATUSES}")
-        return len(msg.entries)
-    if t == Hint.TYPE:
-        return 0
-    if t == Const.TYPE:
-        _str(msg.name, "name")
-        return 1
-    if t == Shutdown.TYPE:
-        _int(msg.code, "code", 0, 255)
-        return 0
-    if t == Moved.TYPE:
-        _int(msg.job, "job")
-        _int(msg.lo, "lo")
-        _int(msg.hi, "hi", msg.lo + 1)
-        _id(msg.to, "to")
-        return 0
-    raise AssertionError(t)  # unreachable: the registry only holds the types above
+_register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
+          Bye)
 
 
 # --- codec ----------------------------------------------------------------------------
@@ -261,8 +299,14 @@ def encode(msg: Message) -> list[bytes]:
     return [header, *msg.payloads]
 
 
+def hello_body(msg: Hello) -> bytes:
+    """The canonical bytes a HELLO's MAC covers: every field but the MAC itself."""
+    return msgpack.packb([PROTOCOL_VERSION, *msg.fields()[:-1]], use_bin_type=True)
+
+
 def decode(frames: list) -> Message:
-    """Parse and validate frames into a message, or raise ``RemoteProtocolError``."""
+    """Parse and validate frames into a message, or raise ``RemoteProtocolError``
+    (``VersionError`` for a HELLO of another protocol version)."""
     if not frames:
         _fail("empty message")
     raw = frames[0]
@@ -276,21 +320,78 @@ def decode(frames: list) -> Message:
     if type(header) is not list or len(header) < 2:
         _fail("header must be a list [version, type, ...]")
     version, code = header[0], header[1]
-    if type(version) is not int or version != PROTOCOL_VERSION:  # 1.0 and True == 1
-        _fail(f"protocol version {version!r:.20} is not {PROTOCOL_VERSION}")
     cls = REGISTRY.get(code) if type(code) is int else None
+    other = type(version) is not int or version != PROTOCOL_VERSION  # 1.0 and True == 1
+    if other and (type(version) is not int or version < 1 or cls not in (Hello, Refuse)):
+        _fail(f"protocol version {version!r:.20} is not {PROTOCOL_VERSION}")
     if cls is None:
         _fail(f"unknown message type {code!r:.20}")
     args = header[2:]
-    nfields = _NFIELDS[cls]
-    if len(args) != nfields:
-        _fail(f"{cls.__name__} takes {nfields} fields, got {len(args)}")
+    schema = cls.SCHEMA
     try:
-        msg = cls(*args)
-    except TypeError as exc:
-        raise RemoteProtocolError(f"{cls.__name__}: {exc}") from None
-    want = _check(msg, len(frames) - 1)
+        if len(args) != len(schema):
+            _fail(f"{cls.__name__} takes {len(schema)} fields, got {len(args)}")
+        named = dict(zip((name for name, _ in schema), args))
+        for (name, kind), value in zip(schema, args):
+            kind.check(value, name, named)
+    except RemoteProtocolError as exc:
+        if other:  # a HELLO of another version that we cannot even read
+            raise VersionError(f"protocol {version} there, {PROTOCOL_VERSION} here "
+                               f"(its HELLO is unreadable here: {exc})") from None
+        raise
+    msg = cls(*args)
+    msg.proto = version
+    want = msg.payload_count()
     if len(frames) - 1 != want:
         _fail(f"{cls.__name__} must carry {want} payload frames, got {len(frames) - 1}")
-    msg.payloads = [bytes(f) if not isinstance(f, bytes) else f for f in frames[1:]]
+    msg.payloads = [bytes(fr) if not isinstance(fr, bytes) else fr for fr in frames[1:]]
     return msg
+
+
+# --- the work and result codec (pure: pickling is passed in) ----------------------------
+
+def give_message(req: int, works: list, thief: bytes,
+                 dumps: Callable[[Any], bytes]) -> tuple[Give, list]:
+    """The GIVE answering ``req`` with ``works``, and the works that ``dumps`` refused.
+
+    A work the thief owns travels as a row only (it has the function and arguments); the
+    others carry ``dumps(work)``. ``dumps`` may raise: that work is returned in the second
+    list and left out of the message.
+    """
+    rows, frames, bad = [], [], []
+    for w in works:
+        if w.owner == thief:
+            rows.append([w.owner, w.job, w.lo, w.hi, False])
+            continue
+        try:
+            frames.append(dumps(w))
+        except Exception:
+            bad.append(w)
+            continue
+        rows.append([w.owner, w.job, w.lo, w.hi, True])
+    return Give(req, rows, payloads=frames), bad
+
+
+def read_give(msg: Give, loads: Callable[[bytes, bytes, int, int, int], Any],
+              placeholder: Callable[[bytes, int, int, int], Any]) -> list:
+    """The works of a decoded GIVE: ``loads(payload, owner, job, lo, hi)`` for rows with a
+    payload, ``placeholder(owner, job, lo, hi)`` for the receiver's own units."""
+    payloads = iter(msg.payloads)
+    return [loads(next(payloads), owner, job, lo, hi) if has
+            else placeholder(owner, job, lo, hi)
+            for owner, job, lo, hi, has in msg.works]
+
+
+def results_messages(entries: list,
+                     dumps: Callable[[int, Any], tuple[int, bytes]]) -> list[Results]:
+    """RESULTS messages for ``[(job, index, status, value)]``; ``dumps(status, value)``
+    returns the status and payload to send (it may turn a value into a failure)."""
+    out = []
+    for start in range(0, len(entries), MAX_LIST):
+        rows, frames = [], []
+        for job, index, status, value in entries[start:start + MAX_LIST]:
+            status, data = dumps(status, value)
+            rows.append([job, index, status])
+            frames.append(data)
+        out.append(Results(rows, payloads=frames))
+    return out

@@ -33,123 +33,21 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from . import messages as M
 from . import task as T
+from .commands import (Cancelled, PublishConst, Resolve, Run, SendMsg, ShipResults,
+                       ShipWorks, Stop, Wake)
+from .config import StealConfig
 from .deque import Work, WorkDeque
-from .errors import TaskLostError
-from .messages import FAILED, OK, Give, Hint, Message, Moved, Results, Steal
-from .policy import StealConfig, StealPolicy
-
-
-# --- events ---------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class Submit:
-    work: Work  # made by NodeState.new_job
-
-
-@dataclass(slots=True)
-class Pop:
-    """The scheduler wants one unit to run."""
-
-
-@dataclass(slots=True)
-class Idle:
-    """The scheduler has nothing to run: steal, or say how long to sleep."""
-
-
-@dataclass(slots=True)
-class Finished:
-    owner: bytes
-    job: int
-    index: int
-    status: int  # messages.OK / RAISED / FAILED
-    value: Any  # the return value or exception envelope, not pickled
-
-
-@dataclass(slots=True)
-class Received:
-    peer: bytes
-    msg: Message
-    works: list = field(default_factory=list)  # decoded Work items of a Give
-
-
-@dataclass(slots=True)
-class Unshippable:
-    """Works of a Give reply that could not be pickled: take them back, never steal again."""
-    peer: bytes
-    works: list
-
-
-@dataclass(slots=True)
-class Cancel:
-    job: int
-
-
-@dataclass(slots=True)
-class PeerUp:
-    peer: bytes
-
-
-@dataclass(slots=True)
-class PeerDown:
-    peer: bytes
-
-
-@dataclass(slots=True)
-class Tick:
-    """Time passed: flush old result batches, forget unanswered steal requests."""
-
-
-# --- commands -------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class Run:
-    work: Work
-    index: int
-
-
-@dataclass(slots=True)
-class Resolve:
-    job: int
-    index: int
-    status: int
-    value: Any  # object if ``encoded`` is False, else the payload bytes from a peer
-    encoded: bool
-
-
-@dataclass(slots=True)
-class Cancelled:
-    job: int
-    ok: bool
-
-
-@dataclass(slots=True)
-class SendMsg:
-    peer: bytes
-    msg: Message
-
-
-@dataclass(slots=True)
-class ShipWorks:
-    """Reply to a steal: the shell pickles each work that the thief does not own."""
-    peer: bytes
-    req: int
-    works: list
-
-
-@dataclass(slots=True)
-class ShipResults:
-    """Send results to their owner: the shell pickles each value."""
-    peer: bytes
-    entries: list  # [(job, index, status, value)]
-
-
-@dataclass(slots=True)
-class Wake:
-    """New runnable work or resolutions for the scheduler."""
+from .errors import InternalError, TaskLostError
+from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
+                     Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
+from .membership import Identity, Membership
+from .messages import FAILED, OK, Give, Hint, Moved, Results, Steal
+from .policy import StealPolicy
 
 
 # --- state ----------------------------------------------------------------------------
@@ -185,8 +83,13 @@ class NodeState:
     """The sans-I/O peer. See the module docstring."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, identity: Identity | None = None,
+                 liveness=None):
         self.me = me
+        self.members = Membership(identity or Identity(me), liveness)
+        #: shared constants known here (name -> pickle), and which peers know which
+        self.consts: dict[str, bytes] = {}
+        self._const_known: dict[bytes, set] = {}
         self._dispatch: dict = {}  # event type -> bound handler (the ``handle`` fast path)
         self.config = config or StealConfig()
         self.policy = StealPolicy(self.config, rng or random.Random(0))
@@ -232,8 +135,11 @@ class NodeState:
 
     def next_tick(self, now: float) -> float | None:
         """When the comm shell must send ``Tick`` (results to flush, a steal to expire,
-        suspects to give up on)."""
+        suspects to give up on, heartbeats)."""
         times = []
+        beat = self.members.next_deadline()
+        if beat is not None:
+            times.append(beat)
         if self._alone_since is not None:
             times.append(self._alone_since + self.config.alone_grace)
         if self._outbox:
@@ -312,7 +218,8 @@ class NodeState:
         return out
 
     def _on_Tick(self, ev: Tick, now: float) -> list:
-        out = []
+        out = self._membership(self.members.tick(now), now) if (
+            self.members.next_deadline() is not None) else []
         if self._alone_since is not None:
             if self.peers or not self.suspects:
                 self._alone_since = None
@@ -349,24 +256,57 @@ class NodeState:
 
     # -- membership ----------------------------------------------------------------------
 
+    def _membership(self, cmds: list, now: float) -> list:
+        """Turn the membership's verdicts into the scheduling half's PeerUp/PeerDown."""
+        members = self.members
+        while members.joined or members.left:
+            if members.joined:
+                cmds += self._peer_up(members.joined.pop(0))
+            else:
+                cmds += self._peer_down(members.left.pop(0), now)
+        return cmds
+
+    def _on_Bootstrap(self, ev: Bootstrap, now: float) -> list:
+        return self.members.bootstrap(ev.peer, ev.address, now)
+
+    def _on_Disconnected(self, ev: Disconnected, now: float) -> list:
+        return self._membership(self.members.disconnected(ev.peer, now), now)
+
+    def _on_EndRun(self, ev: EndRun, now: float) -> list:
+        return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self.members.alive()]
+
+    def _on_Leave(self, ev: Leave, now: float) -> list:
+        return [SendMsg(m.id, M.Bye()) for m in self.members.alive()]
+
     def _on_PeerUp(self, ev: PeerUp, now: float) -> list:
-        if ev.peer != self.me and ev.peer not in self.peers:
-            self.peers.append(ev.peer)
+        """A peer known alive without a handshake (the simulator, unit tests)."""
+        self.members.force_alive(ev.peer, now)
+        return self._peer_up(ev.peer)
+
+    def _on_PeerDown(self, ev: PeerDown, now: float) -> list:
+        """A peer known dead without the membership's verdict (the simulator, tests)."""
+        self.members.force_dead(ev.peer)
+        return self._peer_down(ev.peer, now)
+
+    def _peer_up(self, peer: bytes) -> list:
+        if peer != self.me and peer not in self.peers:
+            self.peers.append(peer)
             self.policy.reset()
             return [Wake()]  # an idle scheduler may steal from it now
         return []
 
-    def _on_PeerDown(self, ev: PeerDown, now: float) -> list:
-        if ev.peer in self.peers:
-            self.peers.remove(ev.peer)
-        self.policy.forget_peer(ev.peer)
-        self._hungry.discard(ev.peer)
-        self._outbox.pop(ev.peer, None)  # an orphan's results have no one to go to
-        if self._steal is not None and self._steal[0] == ev.peer:
+    def _peer_down(self, peer: bytes, now: float) -> list:
+        if peer in self.peers:
+            self.peers.remove(peer)
+        self.policy.forget_peer(peer)
+        self._hungry.discard(peer)
+        self._const_known.pop(peer, None)
+        self._outbox.pop(peer, None)  # an orphan's results have no one to go to
+        if self._steal is not None and self._steal[0] == peer:
             self._steal = None
         out: list = []
         for rec in list(self.jobs.values()):
-            lost = [i for i, h in rec.holders.items() if h == ev.peer]
+            lost = [i for i, h in rec.holders.items() if h == peer]
             for i in sorted(lost):
                 del rec.holders[i]
                 rec.states[i] = T.next_state(rec.states[i], T.LOST)
@@ -410,29 +350,69 @@ class NodeState:
     # -- messages ------------------------------------------------------------------------
 
     def _on_Received(self, ev: Received, now: float) -> list:
-        msg = ev.msg
-        if ev.peer not in self.peers:
+        msg, peer = ev.msg, ev.peer
+        cls = type(msg)
+        members = self.members
+        handler = members.HANDLERS.get(cls)
+        if handler is not None:
+            if cls not in members.BEFORE_HELLO and not members.admitted(peer):
+                self.counters.bad_messages += 1
+                return []
+            members.heard(peer, now)
+            return self._membership(handler(members, peer, msg, now), now)
+        if peer not in self.peers or not members.admitted(peer):
             self.counters.bad_messages += 1
             return []
-        if isinstance(msg, Steal):
-            return self._on_steal(ev.peer, msg)
-        if isinstance(msg, Give):
-            return self._on_give(ev.peer, msg, ev.works, now)
-        if isinstance(msg, Results):
-            out = []
-            for (job, index, status), payload in zip(msg.entries, msg.payloads):
-                out.extend(self._resolve_local(job, index, T.RESULT, status, payload, True,
-                                               holder=ev.peer))
-            return out
-        if isinstance(msg, Hint):
-            self.policy.reset()
-            return [Wake()]
-        if isinstance(msg, Moved):
-            return self._on_moved(ev.peer, msg, now)
-        self.counters.bad_messages += 1
-        return []
+        members.heard(peer, now)
+        handler = self.HANDLERS.get(cls)
+        if handler is None:
+            raise InternalError(f"no handler for {cls.__name__}: please file a bug")
+        return handler(self, peer, msg, ev.works, now)
 
-    def _on_steal(self, thief: bytes, msg: Steal) -> list:
+    def _on_results(self, peer: bytes, msg: Results, works: list, now: float) -> list:
+        out = []
+        for (job, index, status), payload in zip(msg.entries, msg.payloads):
+            out.extend(self._resolve_local(job, index, T.RESULT, status, payload, True,
+                                           holder=peer))
+        return out
+
+    def _on_hint(self, peer: bytes, msg: Hint, works: list, now: float) -> list:
+        self.policy.reset()
+        return [Wake()]
+
+    def _on_const(self, peer: bytes, msg: M.Const, works: list, now: float) -> list:
+        self._const_known.setdefault(peer, set()).add(msg.name)
+        if msg.name in self.consts:
+            return []  # the first definition seen here wins
+        self.consts[msg.name] = msg.payloads[0]
+        return [PublishConst(msg.name, msg.payloads[0])]
+
+    def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
+        return [Stop(msg.code)]
+
+    def _on_DefineConst(self, ev: DefineConst, now: float) -> list:
+        if ev.name in self.consts:
+            return []
+        self.consts[ev.name] = ev.data
+        out = []
+        for peer in self.peers:
+            self._const_known.setdefault(peer, set()).add(ev.name)
+            out.append(SendMsg(peer, M.Const(ev.name, payloads=[ev.data])))
+        return out
+
+    def _consts_for(self, peer: bytes) -> list:
+        """Constants before work: a thief is sent every constant it may not know yet."""
+        if not self.consts:
+            return []
+        known = self._const_known.setdefault(peer, set())
+        out = []
+        for name, data in self.consts.items():
+            if name not in known:
+                known.add(name)
+                out.append(SendMsg(peer, M.Const(name, payloads=[data])))
+        return out
+
+    def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
         me = self.me
         suspect = self._next_suspect()
         if suspect is not None:
@@ -448,7 +428,8 @@ class NodeState:
             self._hungry.add(thief)
             return [SendMsg(thief, Give(msg.req, []))]
         self.counters.steals_granted += 1
-        out: list = [ShipWorks(thief, msg.req, works)]
+        out: list = self._consts_for(thief)
+        out.append(ShipWorks(thief, msg.req, works))
         for work in works:
             self.counters.units_given += work.units
             if work.owner == me:
@@ -491,7 +472,7 @@ class NodeState:
             out.extend(self._hints())
         return out
 
-    def _on_moved(self, holder: bytes, msg: Moved, now: float) -> list:
+    def _on_moved(self, holder: bytes, msg: Moved, works: list, now: float) -> list:
         """A holder of our units gave them on: the lease follows them. If the new holder is
         already gone, they are lost as if it died holding them."""
         rec = self.jobs.get(msg.job)
@@ -505,7 +486,7 @@ class NodeState:
         for i in moved:
             rec.holders[i] = msg.to
         if moved and msg.to not in self.peers:
-            return self._on_PeerDown(PeerDown(msg.to), now)
+            return self._peer_down(msg.to, now)
         return []
 
     # -- internals -----------------------------------------------------------------------
@@ -574,9 +555,19 @@ class NodeState:
         return out
 
 
+#: one handler per message type of the scheduling half (the membership's are in
+#: ``Membership.HANDLERS``); a test checks that together they cover ``messages.REGISTRY``
+NodeState.HANDLERS = {
+    M.Steal: NodeState._on_steal, M.Give: NodeState._on_give,
+    M.Results: NodeState._on_results, M.Hint: NodeState._on_hint,
+    M.Moved: NodeState._on_moved, M.Const: NodeState._on_const,
+    M.Shutdown: NodeState._on_shutdown,
+}
+
+
 __all__ = [
     "NodeState", "Job", "Counters",
     "Submit", "Pop", "Idle", "Finished", "Received", "Unshippable", "Cancel", "PeerUp",
-    "PeerDown", "Tick",
+    "PeerDown", "Tick", "Bootstrap", "Disconnected", "DefineConst", "EndRun", "Leave",
     "Run", "Resolve", "Cancelled", "SendMsg", "ShipWorks", "ShipResults", "Wake", "OK",
 ]

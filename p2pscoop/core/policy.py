@@ -15,27 +15,8 @@ The RNG is passed in (seeded in tests); nothing here reads a clock: times are ar
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class StealConfig:
-    """Tunables of the stealing policy (seconds, counts)."""
-
-    backoff_min: float = 0.0005
-    backoff_max: float = 0.05
-    #: a steal request with no reply after this long is forgotten (the victim may be gone)
-    request_timeout: float = 1.0
-    #: the most work items and units one reply may carry
-    max_items: int = 256
-    max_units: int = 1 << 20
-    #: results a thief holds for an owner before sending them, and for how long at most
-    result_batch: int = 128
-    result_delay: float = 0.002
-    #: a unit whose holders died this many times fails with TaskLostError
-    max_deaths: int = 3
-    #: how long units whose holder died wait for another peer when none is left (seconds)
-    alone_grace: float = 10.0
+from .config import StealConfig  # noqa: F401  (the policy's tunables live with the rest)
 
 
 class StealPolicy:

@@ -3,8 +3,9 @@
     origin (this process)                      worker k (child process)
       Peer.bind 127.0.0.1:ephemeral              imports the program as __p2pscoop_main__
       spawn workers  ── env: address, id ──▶     Peer.bind, DEALER ─HELLO─▶ origin
-      wait for N-1 valid HELLOs                  (refused if cluster/Python/version differ)
-      WELCOME(all peers) ──────────────────▶     connect to every peer, HELLO each
+      accept each HELLO (the core's membership): (refused if cluster/Python/version differ)
+      WELCOME(peers known so far) ─────────▶     connect to every peer, HELLO each
+      wait until N-1 workers joined
       run the program / the with-block           steal, run, send results to owners
       SHUTDOWN ────────────────────────────▶     exit 0
       reap children (kill after a grace period)
@@ -27,14 +28,14 @@ import sys
 import threading
 import time
 
-from ..core import messages as M
+from ..core import commands as C
+from ..core.config import NodeConfig
 from ..runtime import context
 from ..runtime.peer import Peer
+from ..runtime.worker import SPEC_ENV
+from ..transport.mesh import Comm
 
 LOGGER = logging.getLogger("p2pscoop.launch")
-
-STARTUP_TIMEOUT = 60.0
-SHUTDOWN_GRACE = 5.0
 
 
 class StartupError(RuntimeError):
@@ -52,7 +53,9 @@ class LocalCluster:
     """N local peers with this process as the origin; use as a context manager."""
 
     def __init__(self, n: int | None = None, main_path: str | None = None,
-                 argv: list[str] | None = None, verbosity: int = 0):
+                 argv: list[str] | None = None, verbosity: int = 0,
+                 config: NodeConfig | None = None):
+        self.config = config or NodeConfig()
         n = default_size() if n is None else n
         if n < 1:
             raise ValueError(f"the number of peers must be at least 1, got {n}")
@@ -64,7 +67,7 @@ class LocalCluster:
         self.procs: list[subprocess.Popen] = []
         self._lifeline_r: int | None = None
         self._lifeline_w: int | None = None
-        self._env: dict = {}
+        self._spec: dict = {}
         self._joined = threading.Event()
         self._started = False
         self._stopping = threading.Event()
@@ -86,19 +89,14 @@ class LocalCluster:
         if context.current() is not None:
             raise RuntimeError("a p2pscoop runtime is already running in this process: "
                                "use it (p2pscoop.futures works everywhere inside it)")
-        peer = self.peer = Peer(rank=0, size=self.n, cluster=secrets.token_hex(16))
-        peer.comm.on_hello = self._on_hello
-        peer.comm.on_refused = self._on_refused
+        comm = Comm(config=self.config.transport)
+        peer = self.peer = Peer(rank=0, size=self.n, cluster=secrets.token_hex(16), comm=comm,
+                                config=self.config)
+        peer.listeners.append(self._on_news)
         try:
             self._spawn()
             peer.start()
             self._wait_joined()
-            hello_rows = [[peer.me, peer.address, 0]]
-            for inc, rank in peer.comm.ranks.items():
-                hello_rows.append([inc, peer.comm.addresses[inc], rank])
-            welcome = M.encode(M.Welcome(self.n, hello_rows))
-            for inc in list(peer.comm.dealers):
-                peer.comm.post(inc, welcome)
             self._started = True
             if self.n > 1:
                 self._watcher = threading.Thread(target=self._watch, name="p2pscoop-watch",
@@ -109,22 +107,16 @@ class LocalCluster:
             raise
         return peer
 
-    def _on_hello(self, ident: bytes, msg: M.Hello) -> None:
-        """A worker joined (comm thread). A replacement gets the current peer list."""
-        self._hellos += 1
-        if self._hellos >= self.n - 1:
-            self._joined.set()
-        if self._started:
-            comm = self.peer.comm
-            rows = [[self.peer.me, self.peer.address, 0]]
-            rows += [[inc, comm.addresses[inc], rank] for inc, rank in comm.ranks.items()
-                     if inc in comm.dealers]
-            comm.send(ident, M.encode(M.Welcome(self.n, rows)))
-
-    def _on_refused(self, msg: M.Hello, why: str) -> None:
-        """One of our workers failed the handshake: fail the start now, with the reason."""
-        if not self._started:
-            self._refused = f"worker {msg.rank} was refused: {why}"
+    def _on_news(self, cmd) -> None:
+        """Membership news (comm thread): count joined workers; a worker refused before
+        the start fails the start at once, with the reason."""
+        t = type(cmd)
+        if t is C.Joined:
+            self._hellos += 1
+            if self._hellos >= self.n - 1:
+                self._joined.set()
+        elif t is C.Refused and not self._started:
+            self._refused = f"worker {cmd.rank} was refused: {cmd.reason}"
             self._joined.set()
 
     def _watch(self) -> None:
@@ -151,29 +143,31 @@ class LocalCluster:
             return
         r, w = os.pipe()
         self._lifeline_r, self._lifeline_w = r, w
-        env = self._env = dict(os.environ)
-        env.update({
-            "P2PSCOOP_ORIGIN": self.peer.address,
-            "P2PSCOOP_ORIGIN_ID": self.peer.me.hex(),
-            "P2PSCOOP_CLUSTER": self.peer.cluster,
-            "P2PSCOOP_SIZE": str(self.n),
-            "P2PSCOOP_LIFELINE_FD": str(r),
-            "P2PSCOOP_MAIN": os.path.abspath(self.main_path) if self.main_path else "",
-            "P2PSCOOP_ORIGIN_PID": str(os.getpid()),
-            "P2PSCOOP_SYS_PATH": json.dumps(sys.path),
-            "P2PSCOOP_VERBOSITY": str(self.verbosity),
-        })
+        self._spec = {
+            "origin": self.peer.address,
+            "origin_id": self.peer.me.hex(),
+            "cluster": self.peer.cluster,
+            "size": self.n,
+            "lifeline_fd": r,
+            "main": os.path.abspath(self.main_path) if self.main_path else "",
+            "origin_pid": os.getpid(),
+            "sys_path": sys.path,
+            "verbosity": self.verbosity,
+            "config": self.config.to_json(),
+        }
         for rank in range(1, self.n):
             self._spawn_one(rank)
 
     def _spawn_one(self, rank: int) -> None:
-        env = dict(self._env, P2PSCOOP_RANK=str(rank))
+        env = dict(os.environ)
+        env[SPEC_ENV] = json.dumps(dict(self._spec, rank=rank))
         cmd = [sys.executable, "-m", "p2pscoop.runtime.worker", *self.argv]
         self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(self._lifeline_r,),
                                            stdin=subprocess.DEVNULL))
 
     def _wait_joined(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
+        timeout = self.config.startup_timeout
+        deadline = time.monotonic() + timeout
         while not self._joined.wait(0.05) or self._refused:
             if self._refused:
                 raise StartupError(f"p2pscoop: {self._refused}")
@@ -184,7 +178,7 @@ class LocalCluster:
                                        f"output above)")
             if time.monotonic() > deadline:
                 raise StartupError(f"p2pscoop: only {self._hellos} of {self.n - 1} workers "
-                                   f"joined within {STARTUP_TIMEOUT:.0f} s")
+                                   f"joined within {timeout:.0f} s")
 
     def stop(self, code: int = 0) -> None:
         self._stopping.set()
@@ -196,12 +190,13 @@ class LocalCluster:
             peer.close()
         # Workers leave on SHUTDOWN; cutting the lifeline then ends any that missed it (a
         # worker stuck in a task); SIGKILL is the last resort.
-        self._wait_procs(SHUTDOWN_GRACE / 2)
+        grace = self.config.shutdown_grace
+        self._wait_procs(grace / 2)
         if self._lifeline_w is not None:
             os.close(self._lifeline_w)
             os.close(self._lifeline_r)
             self._lifeline_w = self._lifeline_r = None
-        self._wait_procs(SHUTDOWN_GRACE / 2)
+        self._wait_procs(grace / 2)
         for proc in self.procs:
             if proc.poll() is None:
                 LOGGER.warning("worker pid %d did not exit: killing it", proc.pid)

@@ -1,18 +1,34 @@
-"""A running peer: the node state, its lock, the scheduler, the comm thread, the futures.
+"""A running peer: the node state, its lock, the scheduler, the transport, the futures.
 
-    main thread                                   comm thread
+    main thread                                   comm thread (transport/mesh.py)
     ┌──────────────────────────────┐              ┌──────────────────────────┐
     │ user code / tasks (greenlets)│   inbox      │ ROUTER + DEALERs (zmq)   │
     │ Scheduler hub ◀──────────────┼──────────────┤ decode, validate         │
-    │   Pop/Idle/Finished ─┐       │   cond       │ Received/PeerUp/Tick ─┐  │
-    └──────────────────────┼───────┘              └───────────────────────┼──┘
-                           ▼        lock                                  ▼
-                      NodeState.handle(event, now) -> commands (pure decisions)
+    │   Pop/Idle/Finished ─┐       │   cond       │ Received/Tick/...     ─┐ │
+    └──────────────────────┼───────┘              └────────────────────────┼─┘
+                           ▼        lock                                   ▼
+                NodeState.handle(event, now) -> commands -> PeerExecutor (executor.py)
 
-``handle_from_comm`` and the scheduler are the only callers of ``node.handle``; both hold
-``lock`` for the call only, never while user code runs. Commands that must run on the main
-thread (``Resolve``: completing futures, waking parked tasks) go through ``inbox``; sends
-made on the main thread are posted to the comm thread. Peer owns the futures of its jobs.
+Thread ownership (who may touch what; "lock" is ``Peer.lock``):
+
+    structure                         owner                 others
+    node (NodeState: deque, jobs,     whoever holds lock    never without lock
+      membership, constants' bytes)
+    scheduler.inbox                   main pops;            comm appends under lock (cond)
+                                      poll_inbox under
+                                      resolve_lock
+    targets (job -> Future/window),   resolve_lock holder   the main thread normally; a
+      futures' completion, consts       (main thread)       thread waiting on a future
+      (values), _const_futures                              takes resolve_lock to complete
+                                                            what arrived (never the comm
+                                                            thread)
+    sockets, comm.admitted,           comm thread           others post (Comm.post /
+      comm.dealers                                          post_call), never touch
+    scheduler timers, ready, greenlets main thread          -
+
+``handle_from_comm`` and the scheduler are the only callers of ``node.handle`` besides
+the API calls below; all hold ``lock`` for the call only, never while user code runs.
+``_assert_main`` guards the main-only paths where the check is cheap.
 """
 
 from __future__ import annotations
@@ -24,63 +40,92 @@ import threading
 import time
 from typing import Any
 
-import zmq
 
 from .. import __version__
+from ..core import commands as C
 from ..core import messages as M
 from ..core import task as T
-from ..core.node import (Cancel, Cancelled, NodeState, Resolve, SendMsg, ShipResults,
-                         ShipWorks, Submit, Wake)
+from ..core.config import NodeConfig
+from ..core.errors import InternalError
+from ..core.events import Bootstrap, Cancel, DefineConst, EndRun, Leave, Submit
+from ..core.membership import Identity
+from ..core.node import NodeState
 from . import context, payload, switch
-from .comm import Comm
+from .executor import PeerExecutor
 from .future import Future
 from .scheduler import Scheduler
 
 LOGGER = logging.getLogger("p2pscoop.peer")
 
-SWITCH_INTERVAL = 0.001  # seconds; see Peer.start
-
 PYTHON = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 class Peer:
-    def __init__(self, rank: int, size: int, cluster: str, me: bytes | None = None):
+    """One peer. ``comm`` is its transport (``transport.mesh.Comm``), bound already."""
+
+    def __init__(self, rank: int, size: int, cluster: str, comm, me: bytes | None = None,
+                 config: NodeConfig | None = None, host: str = "",
+                 hello_key: bytes | None = None):
         self.me = me or os.urandom(M.ID_LEN)
         self.rank = rank
         self.size = size
         self.cluster = cluster
-        self.node = NodeState(self.me)
+        self.config = config = config or NodeConfig()
+        self.comm = comm
+        self.address = comm.address
+        identity = Identity(self.me, rank, self.address, host, cluster, PYTHON,
+                            payload.PROTOCOL, __version__, size, hello_key)
+        self.node = NodeState(self.me, config.steal, identity=identity,
+                              liveness=config.liveness)
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.scheduler = Scheduler(self)
-        self.ctx = zmq.Context()
-        self.comm = Comm(self, self.ctx)
-        self.address = self.comm.address
+        comm.attach(self)
+        self.exec_main = PeerExecutor(self, on_comm=False)
+        self.exec_comm = PeerExecutor(self, on_comm=True)
         self.targets: dict[int, Any] = {}  # job -> Future, or (MapWindow, offset)
         self.consts: dict[str, Any] = {}
-        self.const_payloads: dict[str, bytes] = {}
         self._const_futures: dict[str, Future] = {}
+        self.listeners: list = []  # called with Stop and the membership news commands
         self.closed = False
-        self.inbox_lock = threading.RLock()
+        self.fatal_error: BaseException | None = None
+        self.resolve_lock = threading.RLock()
         self.main_thread = threading.current_thread()  # the thread that runs the hub
+        self._refusals = 0
 
     # -- identity and handshake ----------------------------------------------------------
 
     def hello(self) -> M.Hello:
-        return M.Hello(self.cluster, self.me, self.rank, self.address, PYTHON,
-                       payload.PROTOCOL, __version__)
+        return self.node.members.hello()
 
     def check_hello(self, ident: bytes, msg: M.Hello) -> str | None:
         """Why a HELLO is refused, or ``None`` if it is acceptable."""
-        if msg.incarnation != ident:
-            return "its incarnation does not match its connection identity"
-        if msg.cluster != self.cluster:
-            return "it belongs to another cluster"
-        if msg.python != PYTHON:
-            return f"it runs {msg.python}, this peer runs {PYTHON}"
-        if msg.version != __version__:
-            return f"it runs p2pscoop {msg.version}, this peer runs {__version__}"
-        return None
+        why = self.node.members.check(ident, msg)
+        return None if why is None else why[0]
+
+    def bootstrap(self, peer: bytes, address: str) -> None:
+        """Greet a peer known by identity and address (before or after ``start``)."""
+        with self.lock:
+            cmds = self.node.handle(Bootstrap(peer, address), time.monotonic())
+        self.exec_main.execute(cmds)
+
+    def notify(self, cmd) -> None:
+        for listener in list(self.listeners):
+            listener(cmd)
+
+    def log_refusal(self, text: str) -> None:
+        """Refused handshakes: the first ones in full, then every 100th (a flood is cheap)."""
+        self._refusals += 1
+        if self._refusals <= 5 or self._refusals % 100 == 0:
+            LOGGER.warning("%s (%d refusals so far)", text, self._refusals)
+
+    def fatal(self, err: BaseException) -> None:
+        """The comm thread hit a bug: stop this peer; waiting callers raise ``err``."""
+        self.fatal_error = err
+        self.scheduler.stopping = True
+        self.notify(C.Stop(70))
+        with self.cond:
+            self.cond.notify_all()
 
     @property
     def worker_name(self) -> bytes:
@@ -93,61 +138,32 @@ class Peer:
             return self.node.next_tick(time.monotonic())
 
     def handle_from_comm(self, event: Any) -> None:
-        """Feed an event from the comm thread and act on the commands (comm thread)."""
+        """Feed an event from the comm thread and run the commands (comm thread)."""
         with self.lock:
             cmds = self.node.handle(event, time.monotonic())
-            if not cmds:
-                return
-            wake = False
-            for cmd in cmds:
-                t = type(cmd)
-                if t is Resolve:
-                    self.scheduler.inbox.append(cmd)
-                    wake = True
-                elif t is Wake:
-                    wake = True
-            if wake:
-                self.cond.notify_all()
-        for cmd in cmds:
-            t = type(cmd)
-            if t is SendMsg:
-                self.comm.send(cmd.peer, M.encode(cmd.msg))
-            elif t is ShipWorks:
-                self.comm.ship_works(cmd.peer, cmd.req, cmd.works)
-            elif t is ShipResults:
-                for frames in self.comm.results_frames(cmd.entries):
-                    self.comm.send(cmd.peer, frames)
+        if cmds:
+            self.exec_comm.execute(cmds)
 
     def execute_all(self, cmds: list) -> None:
-        for cmd in cmds:
-            self.execute(cmd)
+        """Run commands on the main thread (the scheduler's and the API's)."""
+        self.exec_main.execute(cmds)
 
     def execute(self, cmd: Any) -> None:
-        """Act on one command on the main thread."""
-        t = type(cmd)
-        if t is Resolve:
-            self._resolve(cmd)
-        elif t is SendMsg:
-            self.comm.post(cmd.peer, M.encode(cmd.msg))
-        elif t is ShipResults:
-            for frames in self.comm.results_frames(cmd.entries):
-                self.comm.post(cmd.peer, frames)
-        elif t is Wake or t is Cancelled:
-            pass
-        else:  # Run is dispatched by the scheduler; ShipWorks only exists on the comm thread
-            raise AssertionError(f"p2pscoop bug: {t.__name__} command on the main thread, "
-                                 f"please file a bug")
+        self.exec_main.execute([cmd])
 
     def poll_inbox(self) -> None:
-        """Complete what the comm thread delivered (any thread, one at a time)."""
+        """Complete what the comm thread delivered (any thread but comm, one at a time)."""
         inbox = self.scheduler.inbox
         if not inbox:
             return
-        with self.inbox_lock:
+        with self.resolve_lock:
             while inbox:
                 item = inbox.popleft()
-                if type(item) is Resolve:
-                    self._resolve(item)
+                t = type(item)
+                if t is C.Resolve:
+                    self.resolve(item)
+                elif t is C.PublishConst:
+                    self.publish_const(item)
                 else:
                     item()
 
@@ -157,7 +173,7 @@ class Peer:
             self.scheduler.inbox.append(fn)
             self.cond.notify_all()
 
-    def _resolve(self, cmd: Resolve) -> None:
+    def resolve(self, cmd: C.Resolve) -> None:
         target = self.targets.get(cmd.job)
         if target is None:
             return
@@ -172,6 +188,12 @@ class Peer:
         else:
             window, offset = target
             window.fill(offset + cmd.index, ok, value)
+
+    def dumps_work(self, work) -> bytes:
+        return payload.dumps_work(work)
+
+    def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int):
+        return payload.loads_work(owner, job, lo, hi, data)
 
     # -- services for the API ------------------------------------------------------------
 
@@ -203,6 +225,9 @@ class Peer:
         if threading.current_thread() is not self.main_thread:
             self._wait_other_thread(futures, deadline)
             return
+        if self.fatal_error is not None:
+            raise InternalError(f"p2pscoop's comm thread failed ({self.fatal_error}); "
+                                f"please file a bug") from self.fatal_error
         waiter = switch.Waiter(deadline)
         for f in futures:
             f._parked.append(waiter)
@@ -238,7 +263,7 @@ class Peer:
     def cancel_job(self, job: int) -> bool:
         with self.lock:
             cmds = self.node.handle(Cancel(job), time.monotonic())
-        ok = any(type(c) is Cancelled and c.ok for c in cmds)
+        ok = any(type(c) is C.Cancelled and c.ok for c in cmds)
         if ok:
             self.targets.pop(job, None)
         return ok
@@ -247,36 +272,32 @@ class Peer:
 
     def set_const(self, name: str, value: Any) -> None:
         self.poll_inbox()  # a definition that already arrived from a peer counts
-        if name in self.consts:
-            raise TypeError(f"This constant already exists: {name}.")
         data = payload.dumps_const(value)
+        with self.lock:
+            if name in self.consts or name in self.node.consts:
+                raise TypeError(f"This constant already exists: {name}.")
+            cmds = self.node.handle(DefineConst(name, data), time.monotonic())
         self._publish_const(name, value, data)
-        frames = M.encode(M.Const(name, payloads=[data]))
-        for peer in list(self.comm.dealers):
-            self.comm.post(peer, frames)
+        self.exec_main.execute(cmds)
 
     def _publish_const(self, name: str, value: Any, data: bytes) -> None:
         """Record a constant here and wake the tasks waiting for it (main thread)."""
         self.consts[name] = value
-        self.const_payloads[name] = data
         fut = self._const_futures.pop(name, None)
         if fut is not None and not fut.done():
             fut.set_result(value)
             fut._notify(self.scheduler.ready)
 
-    def receive_const(self, name: str, data: bytes) -> None:
-        """A constant arrived (comm thread): decode here, publish on the main thread."""
+    def publish_const(self, cmd: C.PublishConst) -> None:
+        """A constant arrived from a peer: decode and publish it (main thread)."""
+        if cmd.name in self.consts:
+            return  # the first definition wins
         try:
-            value = payload.loads_const(data)
+            value = payload.loads_const(cmd.data)
         except Exception as exc:
-            LOGGER.warning("shared constant %r could not be unpickled: %s", name, exc)
+            LOGGER.warning("shared constant %r could not be unpickled: %s", cmd.name, exc)
             return
-
-        def publish():
-            if name not in self.consts:  # the first definition wins
-                self._publish_const(name, value, data)
-
-        self.post_main(publish)
+        self._publish_const(cmd.name, value, cmd.data)
 
     def get_const(self, name: str, timeout: float | None) -> Any:
         self.poll_inbox()
@@ -301,13 +322,20 @@ class Peer:
         # thread is rare here (the comm thread sleeps in zmq_poll without the GIL), so a
         # shorter interval costs almost nothing and bounds the steal response time.
         self._old_switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._old_switch, SWITCH_INTERVAL))
+        sys.setswitchinterval(min(self._old_switch, self.config.switch_interval))
         self.comm.start()
 
     def shutdown_peers(self, code: int) -> None:
-        frames = M.encode(M.Shutdown(code))
-        for peer in list(self.comm.dealers):
-            self.comm.post(peer, frames)
+        """The origin ends the run: every peer is told to stop."""
+        with self.lock:
+            cmds = self.node.handle(EndRun(code), time.monotonic())
+        self.exec_main.execute(cmds)
+
+    def leave(self) -> None:
+        """Say goodbye to every peer, so none waits for a timeout."""
+        with self.lock:
+            cmds = self.node.handle(Leave(), time.monotonic())
+        self.exec_main.execute(cmds)
 
     def close(self) -> None:
         if self.closed:
@@ -316,7 +344,6 @@ class Peer:
         self.scheduler.stopping = True
         self.comm.stop()
         self.comm.close()
-        self.ctx.term()
         if hasattr(self, "_old_switch"):
             sys.setswitchinterval(self._old_switch)
         if context.current() is self:

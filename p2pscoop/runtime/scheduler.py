@@ -34,9 +34,6 @@ from . import payload, switch
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
 
-#: assumed length (seconds) of a function never run on this peer, for timed waits
-UNKNOWN_LENGTH = 1.0
-
 
 class Scheduler:
     def __init__(self, peer: Any):
@@ -75,7 +72,7 @@ class Scheduler:
         A unit cannot be pre-empted, so starting one while a ``result(timeout=...)`` is
         pending could overrun the timeout by the unit's length. A unit starts only if the
         nearest live deadline is further away than twice the longest recent run of the same
-        function on this peer (``UNKNOWN_LENGTH`` for a function not run here yet) plus
+        function on this peer (``NodeConfig.unknown_length`` for a function not run here yet) plus
         10 ms. Meanwhile other peers can still steal it, and resumed tasks and arriving
         results go on as usual.
         """
@@ -84,7 +81,7 @@ class Scheduler:
             heapq.heappop(timers)  # that waiter was resumed already: a stale entry
         if not timers:
             return True
-        length = self._lengths.get(id(work.fn), UNKNOWN_LENGTH)
+        length = self._lengths.get(id(work.fn), self.peer.config.unknown_length)
         return timers[0][0] - now > 2 * length + 0.01
 
     def _may_start_next(self, now: float) -> bool:

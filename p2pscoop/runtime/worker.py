@@ -1,6 +1,7 @@
 """Entry point of a worker peer process: ``python -m p2pscoop.runtime.worker [args...]``.
 
-Started by ``launch.local`` with its settings in the environment (``P2PSCOOP_*``). The
+Started by ``launch.local`` with its settings as one JSON value in ``P2PSCOOP_WORKER``
+(``WorkerSpec``: who the origin is, the program, and the one ``NodeConfig``). The
 worker imports the user's program under the name ``__p2pscoop_main__`` (so code under
 ``if __name__ == "__main__":`` does not run here, exactly as SCOOP programs expect), joins
 the origin, then steals and runs tasks until the origin says SHUTDOWN or disappears.
@@ -17,10 +18,14 @@ import threading
 import traceback
 
 from .. import logs
+from ..core import commands as C
+from ..core.config import NodeConfig
+from ..transport.mesh import Comm
 from .peer import Peer
 
+SPEC_ENV = "P2PSCOOP_WORKER"
+
 MAIN_NAME = "__p2pscoop_main__"
-EXIT_GRACE = 2.0
 
 
 def import_main(path: str, argv: list[str]) -> None:
@@ -53,45 +58,48 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() != int(os.environ.get("P2PSCOOP_ORIGIN_PID", os.getppid())):
+    spec = json.loads(os.environ.get(SPEC_ENV, "{}"))
+    if os.getppid() != spec.get("origin_pid", os.getppid()):
         os._exit(1)  # the origin died before the line above
 
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the origin's to handle
     _die_with_parent()
-    logs.set_peer(f"w{os.environ.get('P2PSCOOP_RANK', '?')}")  # the p2pscoop logger only:
-    logs.configure(int(os.environ.get("P2PSCOOP_VERBOSITY", "0")))  # logging is the program's
+    spec = json.loads(os.environ[SPEC_ENV])
+    rank = spec["rank"]
+    logs.set_peer(f"w{rank}")  # the p2pscoop logger only: logging is the program's
+    logs.configure(spec["verbosity"])
     for stream in (sys.stdout, sys.stderr):  # a task's print reaches the terminal now
         try:
             stream.reconfigure(line_buffering=True)
         except (AttributeError, ValueError):
             pass
-    env = os.environ
-    origin_path = json.loads(env.get("P2PSCOOP_SYS_PATH", "[]"))
+    origin_path = spec["sys_path"]
     sys.path[:] = origin_path + [p for p in sys.path if p not in origin_path]
-    main_path = env.get("P2PSCOOP_MAIN", "")
-    lifeline = int(env["P2PSCOOP_LIFELINE_FD"])
+    main_path = spec["main"]
+    lifeline = spec["lifeline_fd"]
     if main_path:
         try:
             import_main(main_path, sys.argv[1:])
         except BaseException:
             traceback.print_exc()
-            print(f"p2pscoop: worker {env.get('P2PSCOOP_RANK')} could not import "
-                  f"{main_path}", file=sys.stderr)
+            print(f"p2pscoop: worker {rank} could not import {main_path}", file=sys.stderr)
             return 3
-    peer = Peer(rank=int(env["P2PSCOOP_RANK"]), size=int(env["P2PSCOOP_SIZE"]),
-                cluster=env["P2PSCOOP_CLUSTER"])
+    config = NodeConfig.from_json(spec["config"])
+    comm = Comm(config=config.transport)
+    peer = Peer(rank=rank, size=spec["size"], cluster=spec["cluster"], comm=comm,
+                config=config)
 
-    def stop_soon(code: int = 0) -> None:
-        # Let a running task finish for a moment, then leave regardless.
-        sched = peer.scheduler
-        sched.stopping = True
-        with peer.lock:
-            peer.cond.notify_all()
-        timer = threading.Timer(EXIT_GRACE, _flush_and_exit, (0,))
-        timer.daemon = True
-        timer.start()
+    def on_news(cmd) -> None:
+        if type(cmd) is C.Stop:
+            # Let a running task finish for a moment, then leave regardless.
+            peer.scheduler.stopping = True
+            with peer.lock:
+                peer.cond.notify_all()
+            timer = threading.Timer(config.exit_grace, _flush_and_exit, (0,))
+            timer.daemon = True
+            timer.start()
 
     def origin_gone() -> None:
         try:
@@ -101,16 +109,15 @@ def main() -> int:
         if not data:
             _flush_and_exit(1)  # the origin is gone: nobody wants our results
 
-    peer.comm.on_shutdown = stop_soon
-    peer.comm.fd_watch[lifeline] = origin_gone
-    origin_id = bytes.fromhex(env["P2PSCOOP_ORIGIN_ID"])
-    peer.comm.connect(origin_id, env["P2PSCOOP_ORIGIN"], peer.hello())
+    peer.listeners.append(on_news)
+    comm.fd_watch[lifeline] = origin_gone
+    peer.bootstrap(bytes.fromhex(spec["origin_id"]), spec["origin"])
     peer.start()
     try:
         peer.scheduler.run_until_stopped()
     finally:
         peer.close()
-    return 0
+    return 0 if peer.fatal_error is None else 70
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ def test_timeout_honoured_while_this_peer_must_run_a_blocking_task(rt, tmp_path,
 def test_a_quick_task_runs_during_a_generous_timed_wait_on_one_peer(rt, request):
     """``result(timeout=0.5)`` of a trivial task: the only peer runs it meanwhile once it
     knows the function is short (a function never run here is assumed to take
-    ``scheduler.UNKNOWN_LENGTH`` and is left alone during a short timed wait)."""
+    ``NodeConfig.unknown_length`` and is left alone during a short timed wait)."""
     if rt.mode != "local1":
         pytest.skip("local1 only: the only peer is the waiting one")
     assert futures.submit(identity, "warm").result() == "warm"  # identity ran here: short

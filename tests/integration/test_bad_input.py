@@ -447,6 +447,8 @@ FRAMES = """
     import msgpack
     import zmq
 
+    from p2pscoop.core import messages
+
     BOMB_PATH = sys.argv[1]
 
 
@@ -457,13 +459,17 @@ FRAMES = """
             return (open, (BOMB_PATH, "w"))
 
 
+    V = messages.PROTOCOL_VERSION
+
+
     def header(*fields):
         return msgpack.packb(list(fields), use_bin_type=True)
 
 
     def hello(cluster, incarnation, python="cpython-%d.%d" % sys.version_info[:2],
               version=p2pscoop.__version__):
-        return header(1, 1, cluster, incarnation, 1, "tcp://127.0.0.1:9", python, 5, version)
+        return header(V, 1, cluster, incarnation, 1, "tcp://127.0.0.1:9", "h", python, 5,
+                      version, b"")
 
 
     def bad_messages(ident, cluster):
@@ -476,34 +482,38 @@ FRAMES = """
             "deep-nesting": [b"\\x91" * 60000],
             "huge-declared-array": [b"\\xdd\\xff\\xff\\xff\\xff"],
             "header-70KiB": [b"\\x00" * (70 * 1024)],
-            "str-field-70KiB": [header(1, 3, "x" * (70 * 1024))],
+            "str-field-70KiB": [header(V, 3, "x" * (70 * 1024))],
             "map-not-list": [msgpack.packb({"v": 1, "t": 3}, use_bin_type=True)],
             "version-99": [header(99, 3, 1)],
+            "ping-without-hello": [header(V, 11)],
+            "bye-without-hello": [header(V, 12)],
             "version-str": [header("1", 3, 1)],
-            "version-float": [header(1.0, 3, 1)],
+            "version-float": [header(float(V), 3, 1)],
             "version-bool": [header(True, 3, 1)],
-            "type-unknown": [header(1, 99)],
-            "type-negative": [header(1, -1)],
-            "type-str": [header(1, "3", 1)],
-            "steal-req-str": [header(1, 3, "x")],
-            "steal-req-negative": [header(1, 3, -5)],
-            "steal-req-bool": [header(1, 3, True)],
-            "steal-no-fields": [header(1, 3)],
-            "steal-extra-field": [header(1, 3, 1, 2)],
-            "hello-wrong-types": [header(1, 1, 5, b"x", "r", 1, "py", 5, "v")],
+            "type-unknown": [header(V, 99)],
+            "type-negative": [header(V, -1)],
+            "type-str": [header(V, "3", 1)],
+            "steal-req-str": [header(V, 3, "x")],
+            "steal-req-negative": [header(V, 3, -5)],
+            "steal-req-bool": [header(V, 3, True)],
+            "steal-no-fields": [header(V, 3)],
+            "steal-extra-field": [header(V, 3, 1, 2)],
+            "hello-wrong-types": [header(V, 1, 5, b"x", "r", 1, "h", "py", 5, "v", b"")],
+            "hello-other-protocol": [header(V + 1, 1, cluster, ident, 1, "tcp://127.0.0.1:9",
+                                            "h", "cpython-3.11", 5, "0.1.0", b"")],
             "hello-long-cluster": [hello("c" * 2000, ident)],
             "hello-foreign-cluster": [hello(foreign, ident)],
             "hello-other-incarnation": [hello(cluster, os.urandom(16))],
             "hello-other-python": [hello(cluster, ident, python="cpython-2.7")],
             "hello-other-version": [hello(cluster, ident, version="0.0.0")],
-            "steal-without-hello": [header(1, 3, 1)],
-            "give-pickle-without-hello": [header(1, 4, 1, [[ident, 0, 0, 1, True]]), bomb],
-            "results-pickle-without-hello": [header(1, 5, [[0, 0, 0]]), bomb],
-            "const-pickle-without-hello": [header(1, 7, "name"), bomb],
-            "shutdown-without-hello": [header(1, 8, 0)],
-            "welcome-without-hello": [header(1, 2, 1, [])],
-            "many-frames": [header(1, 3, 1)] + [b"frame"] * 500,
-            "payload-count-mismatch": [header(1, 4, 1, [[ident, 0, 0, 1, True]])],
+            "steal-without-hello": [header(V, 3, 1)],
+            "give-pickle-without-hello": [header(V, 4, 1, [[ident, 0, 0, 1, True]]), bomb],
+            "results-pickle-without-hello": [header(V, 5, [[0, 0, 0]]), bomb],
+            "const-pickle-without-hello": [header(V, 7, "name"), bomb],
+            "shutdown-without-hello": [header(V, 8, 0)],
+            "welcome-without-hello": [header(V, 2, 1, [])],
+            "many-frames": [header(V, 3, 1)] + [b"frame"] * 500,
+            "payload-count-mismatch": [header(V, 4, 1, [[ident, 0, 0, 1, True]])],
         }
 
 

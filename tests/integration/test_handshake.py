@@ -8,11 +8,12 @@ import pytest
 from launcher_helpers import launcher, run, write_program
 from p2pscoop.core import messages as M
 from p2pscoop.runtime.peer import PYTHON, Peer
+from p2pscoop.transport.mesh import Comm
 
 
 @pytest.fixture
 def peer():
-    p = Peer(rank=0, size=2, cluster="c" * 32)
+    p = Peer(rank=0, size=2, cluster="c" * 32, comm=Comm())
     try:
         yield p
     finally:
@@ -21,8 +22,8 @@ def peer():
 
 def hello(peer, **change):
     fields = dict(cluster=peer.cluster, incarnation=b"x" * 16, rank=1,
-                  address="tcp://127.0.0.1:1", python=PYTHON, pickle_protocol=5,
-                  version=peer.hello().version)
+                  address="tcp://127.0.0.1:1", host="h", python=PYTHON, pickle_protocol=5,
+                  version=peer.hello().version, mac=b"")
     fields.update(change)
     return M.Hello(**fields)
 
@@ -42,7 +43,7 @@ def test_a_matching_hello_is_accepted(peer):
 
 
 OTHER_VERSION = """
-    if os.environ.get("P2PSCOOP_RANK"):  # only on workers, before they say HELLO
+    if os.environ.get("P2PSCOOP_WORKER"):  # only on workers, before they say HELLO
         import p2pscoop.runtime.peer as _peer
         _peer.__version__ = "0.0.0-other"
 

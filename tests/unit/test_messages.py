@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2pscoop.core import messages as M
-from p2pscoop.core.errors import RemoteProtocolError
+from p2pscoop.core.errors import RemoteProtocolError, VersionError
 
 ID = bytes(range(16))
 ID2 = bytes(range(1, 17))
@@ -27,8 +27,9 @@ def pack(*header) -> bytes:
 # -- round trips -----------------------------------------------------------------------
 
 MESSAGES = [
-    M.Hello("lab", ID, 3, "tcp://127.0.0.1:5555", "3.11.4", 5, "0.1.0"),
-    M.Welcome(4, [[ID, "tcp://127.0.0.1:1", 0], [ID2, "tcp://127.0.0.1:2", 1]]),
+    M.Hello("lab", ID, 3, "tcp://127.0.0.1:5555", "h1", "3.11.4", 5, "0.1.0", b""),
+    M.Hello("lab", ID, 3, "tcp://127.0.0.1:5555", "h1", "3.11.4", 5, "0.1.0", b"m" * 32),
+    M.Welcome(4, [[ID, "tcp://127.0.0.1:1", 0, "h1"], [ID2, "tcp://127.0.0.1:2", 1, "h2"]]),
     M.Welcome(1, []),
     M.Steal(0),
     M.Steal(M.MAX_INT),
@@ -43,6 +44,9 @@ MESSAGES = [
     M.Shutdown(0),
     M.Shutdown(255),
     M.Moved(3, 10, 20, ID2),
+    M.Refuse("python 3.12 there, 3.11 here"),
+    M.Ping(),
+    M.Bye(),
 ]
 
 
@@ -73,6 +77,35 @@ def test_encode_refuses_an_oversize_header():
         M.encode(M.Give(1, rows))
 
 
+def test_a_hello_of_another_protocol_version_is_read_to_refuse_it_clearly():
+    msg = M.decode([pack(V + 1, 1, *HELLO)])
+    assert type(msg) is M.Hello and msg.proto == V + 1
+
+
+def test_an_unreadable_hello_of_another_version_is_a_version_error():
+    with pytest.raises(VersionError,
+                       match=f"protocol {V + 1} there, {V} here"):
+        M.decode([pack(V + 1, 1, "lab", 3)])
+
+
+def test_refuse_is_read_whatever_the_version():
+    for version in (1, V, V + 5):
+        assert M.decode([pack(version, 10, "why")]).reason == "why"
+
+
+def test_other_messages_of_another_version_are_rejected():
+    with pytest.raises(RemoteProtocolError, match="version"):
+        M.decode([pack(V + 1, 3, 1)])
+
+
+def test_every_message_has_a_doc_and_a_schema():
+    for cls in M.REGISTRY.values():
+        assert cls.DOC, cls
+        assert [n for n, _ in cls.SCHEMA] == [
+            f.name for f in __import__("dataclasses").fields(cls)
+            if f.name not in ("payloads", "proto")]
+
+
 def test_repr_names_the_message():
     assert repr(M.Steal(3)) == "Steal(req=3)"
     assert "payloads" not in repr(M.Const("x", payloads=[b"secret"]))
@@ -80,7 +113,7 @@ def test_repr_names_the_message():
 
 # -- malformed frames ------------------------------------------------------------------
 
-HELLO = ["lab", ID, 0, "tcp://h:1", "3.11", 5, "0.1"]
+HELLO = ["lab", ID, 0, "tcp://h:1", "h1", "3.11", 5, "0.1", b""]
 GIVE_ROW = [ID, 0, 0, 2, True]
 
 MALFORMED = [
@@ -95,7 +128,7 @@ MALFORMED = [
     ("header-int", [msgpack.packb(5)], "list"),
     ("header-too-short", [pack(V)], "list"),
     ("oversize-header", [pack(V, 7, "x" * M.MAX_HEADER)], "exceeds"),
-    ("version-2", [pack(2, 3, 1)], "version"),
+    ("version-next", [pack(V + 1, 3, 1)], "version"),
     ("version-0", [pack(0, 3, 1)], "version"),
     ("version-str", [pack("1", 3, 1)], "version"),
     ("version-float", [pack(1.0, 3, 1)], "version"),
@@ -124,14 +157,18 @@ MALFORMED = [
     ("hello-id-str", [pack(V, 1, "lab", "x" * 16, *HELLO[2:])], "incarnation"),
     ("hello-cluster-long", [pack(V, 1, "c" * (M.MAX_STR + 1), *HELLO[1:])], "cluster"),
     ("hello-cluster-bytes", [pack(V, 1, b"lab", *HELLO[1:])], "cluster"),
-    ("hello-pickle-256", [pack(V, 1, *HELLO[:5], 256, HELLO[6])], "pickle_protocol"),
+    ("hello-pickle-256", [pack(V, 1, *HELLO[:6], 256, *HELLO[7:])], "pickle_protocol"),
+    ("hello-mac-long", [pack(V, 1, *HELLO[:8], b"m" * 65)], "mac"),
     ("hello-with-payload", [pack(V, 1, *HELLO), b"p"], "payload"),
     ("welcome-size-0", [pack(V, 2, 0, [])], "size"),
     ("welcome-peers-not-list", [pack(V, 2, 1, {"a": 1})], "peers"),
     ("welcome-row-width", [pack(V, 2, 1, [[ID, "a"]])], "peers"),
     ("welcome-row-not-list", [pack(V, 2, 1, [ID])], "peers"),
-    ("welcome-peer-id", [pack(V, 2, 1, [[b"short", "a", 0]])], "incarnation"),
-    ("welcome-peer-rank", [pack(V, 2, 1, [[ID, "a", -3]])], "rank"),
+    ("welcome-peer-id", [pack(V, 2, 1, [[b"short", "a", 0, "h"]])], "incarnation"),
+    ("welcome-peer-rank", [pack(V, 2, 1, [[ID, "a", -3, "h"]])], "rank"),
+    ("welcome-peer-host", [pack(V, 2, 1, [[ID, "a", 3, 7]])], "host"),
+    ("refuse-reason-int", [pack(V, 10, 3)], "reason"),
+    ("ping-field", [pack(V, 11, 0)], "fields"),
     ("give-row-width", [pack(V, 4, 1, [GIVE_ROW[:4]]), b"w"], "works"),
     ("give-owner-len", [pack(V, 4, 1, [[ID[:8], 0, 0, 2, True]]), b"w"], "owner"),
     ("give-empty-range", [pack(V, 4, 1, [[ID, 0, 2, 2, True]]), b"w"], "hi"),

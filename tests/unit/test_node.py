@@ -227,10 +227,43 @@ def test_messages_from_unknown_peers_are_dropped_and_counted():
     assert n.deque.total == 4
 
 
-def test_unexpected_message_types_are_counted():
-    n = make_node(P1)
-    assert n.handle(Received(P1, Const("c", payloads=[b"x"])), 0.0) == []
-    assert n.counters.bad_messages == 1
+def test_every_message_type_has_exactly_one_handler():
+    from p2pscoop.core import messages as M
+    from p2pscoop.core.membership import Membership
+    from p2pscoop.core.node import NodeState
+    node, members = set(NodeState.HANDLERS), set(Membership.HANDLERS)
+    assert not node & members
+    assert node | members == set(M.REGISTRY.values())
+
+
+def test_a_constant_from_a_peer_is_published_once_first_definition_wins():
+    from p2pscoop.core.commands import PublishConst
+    n = make_node(P1, P2)
+    assert n.handle(Received(P1, Const("c", payloads=[b"x"])), 0.0) == [
+        PublishConst("c", b"x")]
+    assert n.handle(Received(P2, Const("c", payloads=[b"y"])), 0.0) == []
+    assert n.consts == {"c": b"x"}
+
+
+def test_constants_travel_before_the_work_that_may_need_them():
+    from p2pscoop.core.node import DefineConst
+    n = make_node()
+    assert n.handle(DefineConst("k", b"v"), 0.0) == []  # no peer yet: nobody to tell
+    n.handle(PeerUp(P1), 0.0)
+    submit(n, 4)
+    cmds = n.handle(Received(P1, Steal(1)), 0.0)
+    assert [type(c).__name__ for c in cmds] == ["SendMsg", "ShipWorks"]
+    assert cmds[0] == SendMsg(P1, Const("k", payloads=[b"v"]))
+    # told once: the next steal carries no constant
+    cmds = n.handle(Received(P1, Steal(2)), 0.0)
+    assert [type(c).__name__ for c in cmds] == ["ShipWorks"]
+
+
+def test_a_defined_constant_is_sent_to_every_peer():
+    from p2pscoop.core.node import DefineConst
+    n = make_node(P1, P2)
+    assert n.handle(DefineConst("k", b"v"), 0.0) == [
+        SendMsg(P1, Const("k", payloads=[b"v"])), SendMsg(P2, Const("k", payloads=[b"v"]))]
 
 
 # -- the thief side of a steal ----------------------------------------------------------

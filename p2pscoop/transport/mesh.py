@@ -1,27 +1,32 @@
 """The comm thread: owns every ZeroMQ socket of a peer and answers peers at once.
 
-    peers' DEALERs ──▶ ROUTER (bound, tcp 127.0.0.1:ephemeral) ──┐
-                                                                ├─▶ decode+validate ─▶ node
-    main thread ── post() ─▶ outq + inproc PAIR poke ───────────┘          (under lock)
+    peers' DEALERs ──▶ ROUTER (bound: 127.0.0.1 or, with a secret, any address) ──┐
+                                                                  decode+validate ├─▶ owner
+    main thread ── post()/post_call() ─▶ outq + inproc PAIR poke ─────────────────┘  (node)
     node commands ─▶ DEALER per peer (identity = our incarnation) ──▶ peers' ROUTERs
 
 Because this thread, not the scheduler, receives and answers steal requests, a peer whose
 main thread runs a long pure-Python task still answers within a GIL switch interval.
 
+The owner (``runtime.peer.Peer``) is attached after construction; this module imports
+nothing of the runtime: it calls the owner's ``handle_from_comm(event)``, ``node_tick()``,
+``dumps_work(work)``, ``loads_work(data, owner, job, lo, hi)`` and ``fatal(error)``.
+
 Rules:
-* Only this thread touches the ROUTER, the DEALERs and the monitor sockets. The main thread
-  only appends to ``outq`` and pokes through its own PAIR socket.
-* A frame from an identity that has not completed a valid HELLO is dropped and counted, and
-  so is any frame that fails ``messages.decode``: it never reaches the node or a pickle.
+* Only this thread touches the ROUTER, the DEALERs, the monitor sockets and ``admitted``.
+  Other threads append to ``outq`` (frames or calls) and poke through their PAIR socket.
+* Who is admitted is the core's decision (``core/membership.py``), carried out here by the
+  ``Admit``/``Drop`` commands. A frame from a peer that is not admitted is dropped and
+  counted unless it is a HELLO or a REFUSE (which carry no pickle), and so is any frame that
+  fails ``messages.decode``: pickled bytes never reach a loader from an unadmitted peer.
 * Sends never block: a peer that stops reading loses messages (counted), it cannot stall us.
-* A DEALER whose connection drops means the peer process is gone: ``PeerDown``.
+* A DEALER whose connection drops means the peer process is gone: ``Disconnected``.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 from typing import Any, Callable
@@ -29,23 +34,25 @@ from typing import Any, Callable
 import zmq
 
 from ..core import messages as M
+from ..core.config import TransportConfig
 from ..core.deque import Work
-from ..core.errors import ProtocolError
-from ..core.node import PeerDown, PeerUp, Received, Tick, Unshippable
-from . import payload
+from ..core.errors import InternalError, ProtocolError
+from ..core.events import Disconnected, Received, Tick, Unshippable
 
 LOGGER = logging.getLogger("p2pscoop.comm")
 
-MAX_MSG_SIZE = 256 * 1024 * 1024
-LINGER_MS = 500
-
 
 class Comm:
-    def __init__(self, peer: Any, ctx: zmq.Context, host: str = "127.0.0.1"):
-        self.peer = peer
-        self.ctx = ctx
+    """The ZeroMQ mesh of one peer. Binds its ROUTER at once (``address``)."""
+
+    def __init__(self, ctx: zmq.Context | None = None, config: TransportConfig | None = None,
+                 host: str = "127.0.0.1"):
+        self.peer: Any = None  # the owner, see ``attach``
+        self.config = config = config or TransportConfig()
+        self.own_ctx = ctx is None
+        self.ctx = ctx = ctx or zmq.Context()
         self.router = ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MSG_SIZE)
+        self.router.setsockopt(zmq.MAXMSGSIZE, config.max_msg_size)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.RCVHWM, 0)
         port = self.router.bind_to_random_port(f"tcp://{host}")
@@ -59,21 +66,18 @@ class Comm:
         self.outq: collections.deque = collections.deque()
         self.dealers: dict[bytes, zmq.Socket] = {}
         self._monitors: dict[zmq.Socket, bytes] = {}
-        self.addresses: dict[bytes, str] = {}
-        self.ranks: dict[bytes, int] = {}
-        self.hello_ok: set[bytes] = set()
-        self.const_sent: dict[bytes, set] = collections.defaultdict(set)
+        self.admitted: set[bytes] = set()
         self.bad_frames = 0
         self._logged: set[str] = set()  # fixed keys only: bounded
         self._bad_kinds: dict[str, int] = {}
         self.fd_watch: dict[int, Callable[[], None]] = {}
-        self.on_hello: Callable[[bytes, M.Hello], None] | None = None
-        self.on_shutdown: Callable[[int], None] | None = None
-        self.on_refused: Callable[[M.Hello, str], None] | None = None
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="p2pscoop-comm", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    def attach(self, owner: Any) -> None:
+        self.peer = owner
 
     def start(self) -> None:
         self._thread.start()
@@ -89,12 +93,19 @@ class Comm:
             sock.close(linger=0)
         with self._post_lock:
             self._wake_out.close(linger=0)
+        if self.own_ctx:
+            self.ctx.term()
 
     # -- posting from other threads ------------------------------------------------------
 
     def post(self, peer: bytes, frames: list) -> None:
         """Queue ``frames`` for ``peer`` (any thread) and wake the comm thread."""
         self.outq.append((peer, frames))
+        self.poke()
+
+    def post_call(self, fn: Callable, *args) -> None:
+        """Run ``fn(*args)`` on the comm thread soon (any thread)."""
+        self.outq.append((None, (fn, args)))
         self.poke()
 
     def poke(self) -> None:
@@ -110,26 +121,33 @@ class Comm:
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    # -- connections (comm thread, or before start) --------------------------------------
+    # -- connections (comm thread; commands of the core) ---------------------------------
 
-    def connect(self, peer: bytes, address: str, hello: M.Hello) -> None:
-        if peer in self.dealers:
-            return
+    def _dealer(self, address: str) -> zmq.Socket:
+        cfg = self.config
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.peer.me)
-        sock.setsockopt(zmq.LINGER, LINGER_MS)
-        sock.setsockopt(zmq.SNDHWM, 100_000)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MSG_SIZE)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
+        sock.setsockopt(zmq.LINGER, cfg.linger_ms)
+        sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
+        sock.setsockopt(zmq.MAXMSGSIZE, cfg.max_msg_size)
+        sock.setsockopt(zmq.RECONNECT_IVL, cfg.reconnect_ivl_ms)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, cfg.reconnect_max_ms)
+        return sock
+
+    def connect(self, peer: bytes, address: str) -> None:
+        if peer in self.dealers:
+            return
+        sock = self._dealer(address)
         mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(address)
         self.dealers[peer] = sock
         self._monitors[mon] = peer
-        self.addresses[peer] = address
-        sock.send_multipart(M.encode(hello), zmq.NOBLOCK)
 
-    def _drop_peer(self, peer: bytes, why: str) -> None:
+    def admit(self, peer: bytes) -> None:
+        self.admitted.add(peer)
+
+    def drop(self, peer: bytes) -> None:
+        self.admitted.discard(peer)
         sock = self.dealers.pop(peer, None)
         if sock is None:
             return
@@ -138,9 +156,17 @@ class Comm:
                 del self._monitors[mon]
                 mon.close(linger=0)
         sock.close(linger=0)
-        self.hello_ok.discard(peer)
-        LOGGER.info("peer %s left: %s", peer.hex()[:8], why)
-        self.peer.handle_from_comm(PeerDown(peer))
+
+    def send_refuse(self, peer: bytes, address: str, reason: str) -> None:
+        """Tell a refused peer why, on a connection of its own (it is not admitted)."""
+        sock = self._dealer(address)
+        try:
+            sock.connect(address)
+            sock.send_multipart(M.encode(M.Refuse(reason[:M.MAX_STR])), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+        finally:
+            sock.close(linger=1000)
 
     # -- sending (comm thread) -----------------------------------------------------------
 
@@ -157,48 +183,12 @@ class Comm:
 
     def ship_works(self, thief: bytes, req: int, works: list) -> None:
         """Reply to a steal: pickle the works the thief does not own, send one GIVE."""
-        rows, frames, bad = [], [], []
-        for w in works:
-            if w.owner == thief:
-                rows.append([w.owner, w.job, w.lo, w.hi, False])
-                continue
-            try:
-                frames.append(payload.dumps_work(w))
-            except Exception as exc:
-                LOGGER.warning("task of job %d cannot be pickled (%s); it stays on this "
-                               "peer", w.job, exc)
-                bad.append(w)
-                continue
-            rows.append([w.owner, w.job, w.lo, w.hi, True])
-        self._send_consts(thief)
-        self.send(thief, M.encode(M.Give(req, rows, payloads=frames)))
+        msg, bad = M.give_message(req, works, thief, self.peer.dumps_work)
+        for w in bad:
+            LOGGER.warning("task of job %d cannot be pickled; it stays on this peer", w.job)
+        self.send(thief, M.encode(msg))
         if bad:
             self.peer.handle_from_comm(Unshippable(thief, bad))
-
-    def results_frames(self, entries: list) -> list[list]:
-        """Encode result entries as RESULTS messages (pickling each value)."""
-        out = []
-        for start in range(0, len(entries), M.MAX_LIST):
-            rows, frames = [], []
-            for job, index, status, value in entries[start:start + M.MAX_LIST]:
-                status, data = payload.dumps_result(status, value)
-                rows.append([job, index, status])
-                frames.append(data)
-            out.append(M.encode(M.Results(rows, payloads=frames)))
-        return out
-
-    def broadcast(self, msg: M.Message) -> None:
-        frames = M.encode(msg)
-        for peer in list(self.dealers):
-            self.send(peer, frames)
-
-    def _send_consts(self, peer: bytes) -> None:
-        """Causal delivery of constants: a thief gets every constant we know before work."""
-        sent = self.const_sent[peer]
-        for name, data in list(self.peer.const_payloads.items()):
-            if name not in sent:
-                sent.add(name)
-                self.send(peer, M.encode(M.Const(name, payloads=[data])))
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -233,16 +223,22 @@ class Comm:
                         self._on_monitor(sock)
                     elif sock in self.fd_watch:
                         self.fd_watch[sock]()
-                while self.outq:
-                    target, frames = self.outq.popleft()
-                    self.send(target, frames)
+                self._drain_outq()
                 peer.handle_from_comm(Tick())
-            while self.outq:  # last words (SHUTDOWN) before the sockets close
-                target, frames = self.outq.popleft()
-                self.send(target, frames)
-        except Exception:  # a bug here must not leave the peer silently deaf
+            self._drain_outq()  # last words (SHUTDOWN, BYE) before the sockets close
+        except Exception as exc:  # a bug here must not leave the peer silently deaf
             LOGGER.exception("p2pscoop comm thread crashed: please file a bug")
-            os._exit(70)
+            peer.fatal(InternalError(f"comm thread crashed: {exc!r}"))
+
+    def _drain_outq(self) -> None:
+        outq = self.outq
+        while outq:
+            target, item = outq.popleft()
+            if target is None:
+                fn, args = item
+                fn(*args)
+            else:
+                self.send(target, item)
 
     def _drain_wake(self) -> None:
         while True:
@@ -258,7 +254,7 @@ class Comm:
             return
         peer = self._monitors.get(mon)
         if peer is not None:
-            self._drop_peer(peer, "connection lost")
+            self.peer.handle_from_comm(Disconnected(peer))
 
     def _drain_router(self) -> None:
         for _ in range(1000):
@@ -273,56 +269,20 @@ class Comm:
         try:
             msg = M.decode(body)
         except ProtocolError as exc:
-            self._bad("malformed", f"malformed frame from {ident.hex()[:8]}: {exc}")
+            self.count_bad("malformed", f"malformed frame from {ident.hex()[:8]}: {exc}")
             return
-        if isinstance(msg, M.Hello):
-            self._on_hello(ident, msg)
-            return
-        if ident not in self.hello_ok:
-            self._bad("unknown", f"{type(msg).__name__} from {ident.hex()[:8]} before a "
-                                 f"valid HELLO")
-            return
-        if isinstance(msg, M.Welcome):
-            hello = self.peer.hello()
-            for inc, addr, rank in msg.peers:
-                if inc != self.peer.me:
-                    self.ranks[inc] = rank
-                    self.connect(inc, addr, hello)
-            return
-        if isinstance(msg, M.Const):
-            self.const_sent[ident].add(msg.name)
-            self.peer.receive_const(msg.name, msg.payloads[0])
-            return
-        if isinstance(msg, M.Shutdown):
-            if self.on_shutdown is not None:
-                self.on_shutdown(msg.code)
+        cls = type(msg)
+        if ident not in self.admitted and cls is not M.Hello and cls is not M.Refuse:
+            self.count_bad("unknown", f"{cls.__name__} from {ident.hex()[:8]} before a valid "
+                                 f"HELLO")
             return
         works = []
-        if isinstance(msg, M.Give):
-            frames_iter = iter(msg.payloads)
-            for owner, job, lo, hi, has in msg.works:
-                if has:
-                    works.append(payload.loads_work(owner, job, lo, hi, next(frames_iter)))
-                else:
-                    works.append(Work(owner, job, lo, hi, None, None))
+        if cls is M.Give:
+            works = M.read_give(msg, self.peer.loads_work,
+                                lambda owner, job, lo, hi: Work(owner, job, lo, hi, None, None))
         self.peer.handle_from_comm(Received(ident, msg, works))
 
-    def _on_hello(self, ident: bytes, msg: M.Hello) -> None:
-        why = self.peer.check_hello(ident, msg)
-        if why:
-            self._bad("hello", f"refused HELLO from {msg.address!r}: {why}")
-            if self.on_refused is not None:
-                self.on_refused(msg, why)
-            return
-        self.hello_ok.add(ident)
-        self.ranks[ident] = msg.rank
-        if ident not in self.dealers:
-            self.connect(ident, msg.address, self.peer.hello())
-        self.peer.handle_from_comm(PeerUp(ident))
-        if self.on_hello is not None:
-            self.on_hello(ident, msg)
-
-    def _bad(self, kind: str, text: str) -> None:
+    def count_bad(self, kind: str, text: str) -> None:
         """Count a rejected frame; log the first of each kind (and later every 1000th)."""
         self.bad_frames += 1
         self._bad_kinds[kind] = n = self._bad_kinds.get(kind, 0) + 1

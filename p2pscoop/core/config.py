@@ -1,0 +1,74 @@
+"""NodeConfig: every tunable of a peer in one frozen value.
+
+The launcher builds one ``NodeConfig`` and hands it to each peer it starts as one value
+(``to_json``/``from_json``), never as a set of environment variables. The core reads the
+parts it decides with (``steal``, ``liveness``); the runtime reads the rest. Changing a
+default here changes it everywhere; nothing else in the package holds a tunable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StealConfig:
+    """Stealing, batching and fault policy (``core/policy.py``, ``core/node.py``)."""
+    backoff_min: float = 0.0005  # seconds after the first full round of denials
+    backoff_max: float = 0.05
+    request_timeout: float = 1.0  # an unanswered steal request is forgotten after this
+    max_items: int = 256  # work items in one GIVE
+    max_units: int = 1 << 20  # units in one GIVE
+    result_batch: int = 128  # results buffered per owner before a RESULTS goes out
+    result_delay: float = 0.002  # ... or after this long
+    max_deaths: int = 3  # holders that may die running a unit before it fails (poison)
+    alone_grace: float = 10.0  # suspects wait this long for a peer before they fail
+
+
+@dataclass(frozen=True)
+class LivenessConfig:
+    """Heartbeats (``core/membership.py``): a silent peer is suspected, then declared dead.
+
+    Three named figures, as in the Paranoid Pirate pattern: the interval between PINGs, and
+    the silences after which a peer is suspect and then dead. A dead or frozen peer is thus
+    noticed within ``dead_after`` (plus one tick); a peer whose process dies is noticed at
+    once through its dropped connection.
+    """
+    ping_interval: float = 1.0
+    suspect_after: float = 2.5
+    dead_after: float = 4.5
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """The ZeroMQ mesh (``transport/``)."""
+    max_msg_size: int = 256 * 1024 * 1024  # libzmq drops a peer that sends a larger frame
+    linger_ms: int = 500  # how long unsent messages may delay a socket's close
+    sndhwm: int = 100_000
+    reconnect_ivl_ms: int = 100
+    reconnect_max_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    steal: StealConfig = field(default_factory=StealConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    switch_interval: float = 0.001  # GIL switch interval while a peer runs (see Peer.start)
+    unknown_length: float = 1.0  # assumed length of a never-run function, for timed waits
+    startup_timeout: float = 60.0  # local workers must say HELLO within this
+    shutdown_grace: float = 5.0  # then the launcher kills the workers that did not leave
+    exit_grace: float = 2.0  # a worker told to stop lets its task finish this long
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "NodeConfig":
+        data = json.loads(text)
+        parts = {"steal": StealConfig, "liveness": LivenessConfig,
+                 "transport": TransportConfig}
+        kwargs = {k: (parts[k](**v) if k in parts else v) for k, v in data.items()}
+        return cls(**kwargs)

@@ -1,0 +1,144 @@
+"""The one command executor of a running peer: every command of ``NodeState.handle`` is run
+here, on the thread that owns what it touches (the table is ``core/commands.py``).
+
+    owner   commands                                  from the other thread
+    main    Resolve, PublishConst                     queued on the scheduler's inbox + notify
+    comm    SendMsg, ShipResults (pickled by caller)  encoded by the caller, queued on the
+            ShipWorks, Connect, Admit, Drop,          comm thread's out-queue (``Comm.post``)
+            SendRefuse
+    any     Wake (notify), Stop and the news          run where they are
+            commands (logged, then the peer's hooks)
+    caller  Cancelled (read by ``Peer.cancel_job``), Run (only ever returned by ``Pop``, which
+            the scheduler handles itself)
+
+An unknown command raises ``InternalError`` (``core.commands.Executor``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..core import commands as C
+from ..core import messages as M
+from . import payload
+
+LOGGER = logging.getLogger("p2pscoop.peer")
+
+
+class PeerExecutor(C.Executor):
+    """One instance per thread: ``on_comm`` says whether it runs on the comm thread."""
+
+    def __init__(self, peer: Any, on_comm: bool):
+        super().__init__()
+        self.peer = peer
+        self.comm = peer.comm
+        self._on_comm = on_comm
+        self._main: list = []
+        self._wake = False
+
+    def execute(self, cmds: list) -> None:
+        saved = self._main, self._wake  # re-entrant: a command may feed the node again
+        self._main, self._wake = [], False
+        try:
+            method = self.method
+            for cmd in cmds:
+                method(type(cmd))(cmd)
+            if self._main or self._wake:
+                peer = self.peer
+                with peer.cond:
+                    if self._main:
+                        peer.scheduler.inbox.extend(self._main)
+                    peer.cond.notify_all()
+        finally:
+            self._main, self._wake = saved
+
+    # -- main-thread commands ------------------------------------------------------------
+
+    def on_Resolve(self, cmd: C.Resolve) -> None:
+        if self._on_comm:
+            self._main.append(cmd)
+        else:
+            self.peer.resolve(cmd)
+
+    def on_PublishConst(self, cmd: C.PublishConst) -> None:
+        if self._on_comm:
+            self._main.append(cmd)
+        else:
+            self.peer.publish_const(cmd)
+
+    def on_Wake(self, cmd: C.Wake) -> None:
+        if self._on_comm:
+            self._wake = True
+
+    def on_Cancelled(self, cmd: C.Cancelled) -> None:
+        pass  # read by the caller of Cancel
+
+    def on_Run(self, cmd: C.Run) -> None:
+        raise C.InternalError("a Run command outside the scheduler: please file a bug")
+
+    # -- comm-thread commands ------------------------------------------------------------
+
+    def _comm(self, fn, *args) -> None:
+        if self._on_comm:
+            fn(*args)
+        else:
+            self.comm.post_call(fn, *args)
+
+    def on_SendMsg(self, cmd: C.SendMsg) -> None:
+        frames = M.encode(cmd.msg)
+        if self._on_comm:
+            self.comm.send(cmd.peer, frames)
+        else:
+            self.comm.post(cmd.peer, frames)
+
+    def on_ShipResults(self, cmd: C.ShipResults) -> None:
+        for msg in M.results_messages(cmd.entries, payload.dumps_result):
+            frames = M.encode(msg)
+            if self._on_comm:
+                self.comm.send(cmd.peer, frames)
+            else:
+                self.comm.post(cmd.peer, frames)
+
+    def on_ShipWorks(self, cmd: C.ShipWorks) -> None:
+        self._comm(self.comm.ship_works, cmd.peer, cmd.req, cmd.works)
+
+    def on_Connect(self, cmd: C.Connect) -> None:
+        self._comm(self.comm.connect, cmd.peer, cmd.address)
+
+    def on_Admit(self, cmd: C.Admit) -> None:
+        self._comm(self.comm.admit, cmd.peer)
+
+    def on_Drop(self, cmd: C.Drop) -> None:
+        self._comm(self.comm.drop, cmd.peer)
+
+    def on_SendRefuse(self, cmd: C.SendRefuse) -> None:
+        self._comm(self.comm.send_refuse, cmd.peer, cmd.address, cmd.reason)
+
+    # -- hooks and news (any thread) -----------------------------------------------------
+
+    def on_Stop(self, cmd: C.Stop) -> None:
+        self.peer.notify(cmd)
+
+    def on_Joined(self, cmd: C.Joined) -> None:
+        LOGGER.info("peer %s (rank %d, host %s, %s) joined", cmd.peer.hex()[:8], cmd.rank,
+                    cmd.host or "?", cmd.address)
+        self.peer.notify(cmd)
+
+    def on_Left(self, cmd: C.Left) -> None:
+        LOGGER.info("peer %s (rank %d) left: %s", cmd.peer.hex()[:8], cmd.rank, cmd.why)
+        self.peer.notify(cmd)
+
+    def on_Suspected(self, cmd: C.Suspected) -> None:
+        LOGGER.info("peer %s (rank %d) is suspect: silent for %.1f s", cmd.peer.hex()[:8],
+                    cmd.rank, cmd.silence)
+
+    def on_Refused(self, cmd: C.Refused) -> None:
+        # counted with the other rejected frames, and logged at the same bounded rate
+        self.comm.count_bad("hello", f"refused HELLO of peer {cmd.peer.hex()[:8]} "
+                                     f"(rank {cmd.rank}, {cmd.address}): {cmd.reason}")
+        self.peer.notify(cmd)
+
+    def on_RefusedBy(self, cmd: C.RefusedBy) -> None:
+        self.peer.log_refusal(f"peer {cmd.peer.hex()[:8]} refused us: {cmd.reason}")
+        self.peer.notify(cmd)

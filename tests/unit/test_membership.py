@@ -1,0 +1,177 @@
+"""The membership half of the core: handshake verdicts, WELCOME, heartbeats, deaths.
+
+Tables of (event sequence -> exact commands), no sockets: ``core/membership.py`` through
+``NodeState.handle`` as the runtime feeds it.
+"""
+
+import pytest
+
+from p2pscoop.core import commands as C
+from p2pscoop.core import messages as M
+from p2pscoop.core.config import LivenessConfig
+from p2pscoop.core.events import Bootstrap, Disconnected, EndRun, Leave, Received, Tick
+from p2pscoop.core.membership import ALIVE, DEAD, JOINING, SUSPECT, Identity
+from p2pscoop.core.node import NodeState
+
+ME, A, B = b"m" * 16, b"a" * 16, b"b" * 16
+LIVE = LivenessConfig(ping_interval=1.0, suspect_after=2.5, dead_after=4.5)
+
+
+def ident(me=ME, rank=0, key=None, **kw):
+    base = dict(address=f"tcp://h:{rank}", host="h", cluster="lab", python="cpython-3.11",
+                pickle_protocol=5, version="1.0", size=3)
+    base.update(kw)
+    return Identity(me, rank, hello_key=key, **base)
+
+
+def node(**kw):
+    return NodeState(ME, identity=ident(**kw), liveness=LIVE)
+
+
+def hello_of(peer, rank=1, key=None, **change):
+    other = NodeState(peer, identity=ident(peer, rank, key=key))
+    msg = other.members.hello()
+    for k, v in change.items():
+        setattr(msg, k, v)
+    return msg
+
+
+def test_a_matching_hello_admits_the_peer_and_answers_it():
+    n = node()
+    cmds = n.handle(Received(A, hello_of(A)), 0.0)
+    assert cmds == [C.Admit(A), C.Connect(A, "tcp://h:1"), C.SendMsg(A, n.members.hello()),
+                    C.Joined(A, 1, "h", "tcp://h:1"), C.Wake()]
+    assert n.members.admitted(A) and A in n.peers
+
+
+def test_a_newcomer_is_welcomed_with_the_other_members():
+    n = node()
+    n.handle(Received(A, hello_of(A, 1)), 0.0)
+    cmds = n.handle(Received(B, hello_of(B, 2)), 0.0)
+    welcome = [c for c in cmds if type(c) is C.SendMsg and type(c.msg) is M.Welcome]
+    assert welcome == [C.SendMsg(B, M.Welcome(3, [[A, "tcp://h:1", 1, "h"]]))]
+
+
+def test_a_welcome_makes_us_greet_every_member_we_do_not_know():
+    n = node()
+    n.handle(Bootstrap(A, "tcp://h:1"), 0.0)
+    n.handle(Received(A, hello_of(A)), 0.0)
+    cmds = n.handle(Received(A, M.Welcome(3, [[B, "tcp://h:2", 2, "h"], [ME, "x", 0, "h"],
+                                              [A, "tcp://h:1", 1, "h"]])), 0.0)
+    assert cmds == [C.Connect(B, "tcp://h:2"), C.SendMsg(B, n.members.hello())]
+    assert n.members.members[B].state == JOINING
+    assert not n.members.admitted(B)
+
+
+def test_bootstrap_connects_and_says_hello_once():
+    n = node()
+    assert n.handle(Bootstrap(A, "tcp://h:1"), 0.0) == [C.Connect(A, "tcp://h:1"),
+                                                        C.SendMsg(A, n.members.hello())]
+    assert n.handle(Bootstrap(A, "tcp://h:1"), 0.0) == []
+    # its HELLO back admits it without a second connection
+    cmds = n.handle(Received(A, hello_of(A)), 0.0)
+    assert C.Connect(A, "tcp://h:1") not in cmds and C.Admit(A) in cmds
+
+
+@pytest.mark.parametrize("change, ours, theirs", [
+    ({"cluster": "other"}, "another cluster", "you belong to another cluster"),
+    ({"python": "cpython-3.12"}, "python cpython-3.12 there, cpython-3.11 here",
+     "python cpython-3.11 there, cpython-3.12 here"),
+    ({"version": "2.0"}, "p2pscoop 2.0 there, 1.0 here", "p2pscoop 1.0 there, 2.0 here"),
+    ({"proto": M.PROTOCOL_VERSION + 1},
+     f"protocol {M.PROTOCOL_VERSION + 1} there, {M.PROTOCOL_VERSION} here",
+     f"protocol {M.PROTOCOL_VERSION} there, {M.PROTOCOL_VERSION + 1} here"),
+    ({"incarnation": B}, "does not match", "does not match"),
+])
+def test_a_refusal_says_what_differs_on_both_sides(change, ours, theirs):
+    n = node()
+    cmds = n.handle(Received(A, hello_of(A, **change)), 0.0)
+    assert [type(c) for c in cmds] == [C.Refused, C.SendRefuse]
+    assert ours in cmds[0].reason and theirs in cmds[1].reason
+    assert cmds[1].address == "tcp://h:1"
+    assert not n.members.admitted(A) and A not in n.peers
+
+
+def test_with_a_cluster_key_only_a_signed_hello_is_admitted():
+    n = node(key=b"k" * 32)
+    assert type(n.handle(Received(A, hello_of(A)), 0.0)[0]) is C.Refused  # unsigned
+    assert type(n.handle(Received(B, hello_of(B, key=b"x" * 32)), 0.0)[0]) is C.Refused
+    assert n.handle(Received(A, hello_of(A, key=b"k" * 32)), 0.0)[0] == C.Admit(A)
+
+
+def test_messages_before_a_valid_hello_are_dropped_and_counted():
+    n = node()
+    for msg in (M.Steal(1), M.Ping(), M.Bye(), M.Welcome(1, []),
+                M.Const("c", payloads=[b"x"]), M.Shutdown(0)):
+        assert n.handle(Received(A, msg), 0.0) == []
+    assert n.counters.bad_messages == 6
+
+
+def test_a_refuse_from_anyone_is_reported():
+    n = node()
+    assert n.handle(Received(A, M.Refuse("python 3.12 there")), 0.0) == [
+        C.RefusedBy(A, "python 3.12 there")]
+
+
+def admitted_node():
+    n = node()
+    n.handle(Received(A, hello_of(A)), 0.0)
+    return n
+
+
+def test_heartbeats_then_suspicion_then_death():
+    n = admitted_node()
+    assert n.next_tick(0.0) == 1.0
+    assert n.handle(Tick(), 1.0) == [C.SendMsg(A, M.Ping())]
+    assert n.handle(Tick(), 2.6) == [C.Suspected(A, 1, 2.6), C.SendMsg(A, M.Ping())]
+    assert n.members.members[A].state == SUSPECT and n.members.admitted(A)
+    cmds = n.handle(Tick(), 4.6)
+    assert cmds[:2] == [C.Drop(A), C.Left(A, 1, "silent for 4.6 s")]
+    assert n.members.members[A].state == DEAD and A not in n.peers
+
+
+def test_any_message_is_a_sign_of_life():
+    n = admitted_node()
+    n.handle(Tick(), 2.6)
+    assert n.members.members[A].state == SUSPECT
+    n.handle(Received(A, M.Ping()), 3.0)
+    assert n.members.members[A].state == ALIVE
+    assert not [c for c in n.handle(Tick(), 5.0) if type(c) in (C.Drop, C.Left)]
+
+
+def test_a_lost_connection_or_a_bye_is_death_at_once():
+    n = admitted_node()
+    assert n.handle(Disconnected(A), 0.5)[:2] == [C.Drop(A), C.Left(A, 1, "connection lost")]
+    m = admitted_node()
+    assert m.handle(Received(A, M.Bye()), 0.5)[:2] == [C.Drop(A), C.Left(A, 1, "it left")]
+
+
+def test_a_dead_incarnation_is_never_admitted_again():
+    n = admitted_node()
+    n.handle(Disconnected(A), 0.5)
+    cmds = n.handle(Received(A, hello_of(A)), 1.0)
+    assert type(cmds[0]) is C.Refused and "declared dead" in cmds[0].reason
+
+
+def test_the_leases_of_a_dead_peer_go_back_to_their_owner():
+    from p2pscoop.core.events import Submit
+    n = admitted_node()
+    work = n.new_job(abs, [(i,) for i in range(4)])
+    n.handle(Submit(work), 0.0)
+    n.handle(Received(A, M.Steal(1)), 0.0)
+    assert n.deque.total < 4
+    n.handle(Tick(), 4.6)  # silent: dead
+    assert n.deque.total + len(n.suspects) == 4
+
+
+def test_end_run_and_leave_reach_every_admitted_peer():
+    n = admitted_node()
+    n.handle(Bootstrap(B, "tcp://h:2"), 0.0)  # joining, not admitted: not told
+    assert n.handle(EndRun(3), 0.0) == [C.SendMsg(A, M.Shutdown(3))]
+    assert n.handle(Leave(), 0.0) == [C.SendMsg(A, M.Bye())]
+
+
+def test_a_joining_peer_that_never_answers_is_forgotten_quietly():
+    n = node()
+    n.handle(Bootstrap(A, "tcp://h:1"), 0.0)
+    assert n.handle(Tick(), 3 * 4.5 + 0.1) == [C.Drop(A)]
