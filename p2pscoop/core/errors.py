@@ -11,6 +11,7 @@ The core owns the hierarchy so that every layer (core, runtime, API) raises the 
      +-- PayloadError             a function, argument or result could not be (un)pickled
      +-- RemoteError              a task raised an exception that could not travel as itself
      +-- TaskLostError            every peer that could run a task died (also BrokenExecutor)
+     +-- SecurityError            the cluster secret or CurveZMQ set-up is missing, unsafe or broken
      +-- InternalError            an impossible state: please file a bug
 """
 
@@ -61,6 +62,13 @@ class RemoteError(P2PScoopError):
 
 class TaskLostError(P2PScoopError, BrokenExecutor):
     """No live peer can finish this task (its executors died)."""
+
+
+class SecurityError(P2PScoopError):
+    """The cluster secret is missing, malformed or unsafe, or CurveZMQ cannot be set up safely.
+
+    The message says what is wrong and how to fix it; it never contains the secret.
+    """
 
 
 class InternalError(P2PScoopError):

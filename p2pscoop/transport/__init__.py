@@ -1,7 +1,8 @@
 """transport/: how peers reach each other.
 
     mesh.py      the ZeroMQ mesh of one peer and the comm thread that owns its sockets
-    security.py  the cluster secret, the keys derived from it, CurveZMQ and the ZAP handler
+    secret.py    the cluster secret: its file, its lookup, the keys derived from it (HKDF)
+    security.py  CurveZMQ on every socket, the ZAP handler that admits only this cluster
 
 The simulator's in-memory transport lives beside its simulator (``tests/unit/sim.py``). A
 transport reports events to its owner (``Received``, ``Disconnected``, ``Tick``) and carries
