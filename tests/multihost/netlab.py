@@ -84,6 +84,10 @@ class Host:
         return self.name
 
 
+Hosts = Host | str | Iterable[Host | str]  # a host, a host's name, or several of them
+Inodes = dict[tuple[int, int], str]  # (device, inode) of a network namespace -> its name
+
+
 @functools.cache
 def available(need_sshd: bool = False) -> str | None:
     """Why a lab cannot be built here, or None if it can."""
@@ -117,21 +121,19 @@ def _netns_inode(ns: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _pids_in(inodes: dict[tuple[int, int], str]) -> dict[int, str]:
+def _netns_of(pid: int | str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:  # exited, or a zombie (no namespaces any more)
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _pids_in(inodes: Inodes) -> dict[int, str]:
     """PID -> namespace name for every process whose network namespace is in ``inodes``."""
-    found = {}
     me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            st = os.stat(f"/proc/{entry}/ns/net")
-        except OSError:  # exited, or a zombie (no namespaces any more)
-            continue
-        ns = inodes.get((st.st_dev, st.st_ino))
-        if ns is not None:
-            found[int(entry)] = ns
-    return found
+    return {int(pid): inodes[ns] for pid in os.listdir("/proc")
+            if pid.isdigit() and int(pid) != me and (ns := _netns_of(pid)) in inodes}
 
 
 def _comm(pid: int) -> str:
@@ -156,7 +158,8 @@ class Lab:
                       for i in range(1, n + 1)]
         self.grace = grace
         self._procs: list[subprocess.Popen] = []
-        self._inodes: dict[tuple[int, int], str] = {}  # kept after deletion, for leftovers()
+        # (device, inode) -> name of each namespace this lab made; forgotten once deleted
+        self._inodes: Inodes = {}
         self._loss = {h.name: 0 for h in self.hosts}
         self._blocked: dict[str, set[str]] = {h.name: set() for h in self.hosts}
 
@@ -176,6 +179,14 @@ class Lab:
                 return host
         raise KeyError(f"{self!r} has no host {name!r}")
 
+    def _host(self, host: Host | str) -> Host:
+        """``host`` itself if it is one of ours, or our host of that name."""
+        if isinstance(host, str):
+            return self[host]
+        if not isinstance(host, Host) or host not in self.hosts:
+            raise ValueError(f"{host!r} is not a host of {self!r}")
+        return host
+
     @property
     def namespaces(self) -> list[str]:
         return [h.ns for h in self.hosts] + [self.switch_ns]
@@ -187,6 +198,8 @@ class Lab:
         reason = available()
         if reason:
             raise LabError(reason)
+        if self._inodes:
+            raise LabError(f"{self!r} is already up")
         _register(self)
         try:
             sw = self.switch_ns
@@ -219,20 +232,21 @@ class Lab:
 
     # --- running programs ------------------------------------------------------------------
 
-    def popen(self, host: Host, argv: Sequence[str], *, hostname: bool = False,
+    def popen(self, host: Host | str, argv: Sequence[str], *, hostname: bool = False,
               **kw) -> subprocess.Popen:
         """Start ``argv`` in ``host`` (``subprocess.Popen`` keywords pass through)."""
-        proc = subprocess.Popen(host.argv(argv, hostname=hostname), **kw)
+        proc = subprocess.Popen(self._host(host).argv(argv, hostname=hostname), **kw)
         self._procs.append(proc)
         return proc
 
-    def run(self, host: Host, argv: Sequence[str], timeout: float = 60, *,
+    def run(self, host: Host | str, argv: Sequence[str], timeout: float = 60, *,
             hostname: bool = False, **kw) -> subprocess.CompletedProcess:
         """Run ``argv`` in ``host`` to completion; output captured as text unless overridden.
         On timeout the program is killed and ``subprocess.TimeoutExpired`` raised."""
         kw.setdefault("capture_output", "stdout" not in kw and "stderr" not in kw)
         kw.setdefault("text", True)
-        return subprocess.run(host.argv(argv, hostname=hostname), timeout=timeout, **kw)
+        argv = self._host(host).argv(argv, hostname=hostname)
+        return subprocess.run(argv, timeout=timeout, **kw)
 
     @staticmethod
     def freeze(proc: subprocess.Popen | int) -> None:
@@ -245,28 +259,28 @@ class Lab:
 
     # --- faults ----------------------------------------------------------------------------
 
-    def cut(self, host: Host) -> None:
+    def cut(self, host: Host | str) -> None:
         """Unplug ``host``'s cable: its switch port goes down (both directions, all traffic)."""
-        _run(["ip", "-n", self.switch_ns, "link", "set", host.name, "down"])
+        _run(["ip", "-n", self.switch_ns, "link", "set", self._host(host).name, "down"])
 
-    def heal(self, host: Host) -> None:
+    def heal(self, host: Host | str) -> None:
         """Plug the cable back in; the network works again at once (see ``_forget``)."""
-        _run(["ip", "-n", self.switch_ns, "link", "set", host.name, "up"])
+        _run(["ip", "-n", self.switch_ns, "link", "set", self._host(host).name, "up"])
         self._forget(self.hosts)
 
-    def loss(self, host: Host, percent: int) -> None:
+    def loss(self, host: Host | str, percent: int) -> None:
         """Drop ``percent`` % of the frames ``host`` sends and of those it receives, at random
         on its switch port (0 removes it). Silent, like loss on a wire: no sender sees an
         error (a drop in the host's own output path would fail ``sendto`` with EPERM)."""
         if not isinstance(percent, int) or not 0 <= percent <= 100:
             raise ValueError(f"loss is a whole percentage 0..100, not {percent!r}")
-        self._loss[host.name] = percent
+        self._loss[self._host(host).name] = percent
         self._apply()
 
-    def partition(self, a: Host | Iterable[Host], b: Host | Iterable[Host]) -> None:
+    def partition(self, a: Hosts, b: Hosts) -> None:
         """Every host of group ``a`` and every host of group ``b`` stop hearing each other:
         the switch forwards no frame between them (unicast, multicast, ARP)."""
-        group_a, group_b = _group(a), _group(b)
+        group_a, group_b = self._group(a), self._group(b)
         for x in group_a:
             for y in group_b:
                 if x.name == y.name:
@@ -275,18 +289,18 @@ class Lab:
                 self._blocked[y.name].add(x.name)
         self._apply()
 
-    def unpartition(self, a: Host | Iterable[Host], b: Host | Iterable[Host]) -> None:
+    def unpartition(self, a: Hosts, b: Hosts) -> None:
         """Undo ``partition(a, b)``."""
-        for x in _group(a):
-            for y in _group(b):
+        for x in self._group(a):
+            for y in self._group(b):
                 self._blocked[x.name].discard(y.name)
                 self._blocked[y.name].discard(x.name)
         self._apply()
-        self._forget(_group(a) + _group(b))
+        self._forget(self._group(a) + self._group(b))
 
-    def clear(self, host: Host | None = None) -> None:
+    def clear(self, host: Host | str | None = None) -> None:
         """Remove every fault of ``host`` (of all hosts if None): cut, loss, partitions."""
-        for h in self.hosts if host is None else [host]:
+        for h in self.hosts if host is None else [self._host(host)]:
             _run(["ip", "-n", self.switch_ns, "link", "set", h.name, "up"])
             self._loss[h.name] = 0
             for other in self._blocked.pop(h.name):
@@ -294,6 +308,11 @@ class Lab:
             self._blocked[h.name] = set()
         self._apply()
         self._forget(self.hosts)
+
+    def _group(self, hosts: Hosts) -> list[Host]:
+        if isinstance(hosts, (Host, str)):
+            return [self._host(hosts)]
+        return [self._host(h) for h in hosts]
 
     def _forget(self, hosts: Iterable[Host]) -> None:
         """Flush the ARP caches of ``hosts``. While a peer was unreachable its entry went
@@ -350,19 +369,7 @@ class Lab:
         return left
 
 
-def _group(hosts: Host | Iterable[Host]) -> list[Host]:
-    return [hosts] if isinstance(hosts, Host) else list(hosts)
-
-
-def _same_netns(pid: int, inodes: dict[tuple[int, int], str]) -> bool:
-    try:
-        st = os.stat(f"/proc/{pid}/ns/net")
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) in inodes
-
-
-def _signal_all(inodes: dict[tuple[int, int], str], procs: list[subprocess.Popen],
+def _signal_all(inodes: Inodes, procs: list[subprocess.Popen],
                 sig: int) -> None:
     for proc in procs:  # our children, maybe not yet inside their namespace (still `ip`)
         if proc.poll() is None:
@@ -373,7 +380,7 @@ def _signal_all(inodes: dict[tuple[int, int], str], procs: list[subprocess.Popen
         except ProcessLookupError:
             continue
         try:  # the pidfd pins the process: check it is still in a lab namespace, then signal
-            if _same_netns(pid, inodes):
+            if _netns_of(pid) in inodes:
                 signal.pidfd_send_signal(fd, sig)
         except ProcessLookupError:
             pass
@@ -381,7 +388,7 @@ def _signal_all(inodes: dict[tuple[int, int], str], procs: list[subprocess.Popen
             os.close(fd)
 
 
-def _wait_empty(inodes: dict[tuple[int, int], str], procs: list[subprocess.Popen],
+def _wait_empty(inodes: Inodes, procs: list[subprocess.Popen],
                 timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
@@ -394,7 +401,7 @@ def _wait_empty(inodes: dict[tuple[int, int], str], procs: list[subprocess.Popen
         time.sleep(0.02)
 
 
-def _teardown(namespaces: list[str], inodes: dict[tuple[int, int], str],
+def _teardown(namespaces: list[str], inodes: Inodes,
               procs: list[subprocess.Popen], grace: float) -> bool:
     """SIGCONT + SIGTERM every process in ``namespaces``, SIGKILL it after ``grace`` seconds,
     reap ``procs``, delete the namespaces. Only namespaces whose identity (device, inode) is
