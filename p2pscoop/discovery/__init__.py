@@ -40,8 +40,8 @@ class PeerSeen:
     for a static entry. ``address`` is a ZeroMQ endpoint, ``tcp://IP:PORT`` (or
     ``tcp://HOST:PORT`` / ``tcp://[IPv6]:PORT`` from a static list). ``host`` is the machine's
     name as the peer announced it (informational; never used for identity). ``props`` holds the
-    validated properties the peer announced (``fp``, ``v``, ``id``, ``host`` for zeroconf; empty
-    for a static entry).
+    validated properties the peer announced (``fp``, ``v`` as an int, ``id``, ``host`` for
+    zeroconf; empty for a static entry).
     """
 
     name: str

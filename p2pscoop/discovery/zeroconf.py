@@ -29,6 +29,9 @@ Invariants:
   service, or another naming our node id). The counts are of browser events, not of distinct
   services. Nothing read from the network raises in zeroconf's threads; an exception from
   ``on_event`` is logged and swallowed there.
+* ``PeerSeen.props`` is ``{"fp": str, "v": int, "id": str, "host": str}``. A peer announcing
+  another protocol version is still reported: the handshake then tells the user what differs,
+  where silence here would only look like a network problem.
 * Never reports itself. ``PeerGone(name)`` follows only a ``PeerSeen(name)``, when the last
   service naming that node is removed (a goodbye, or a record expiry that mDNS may take
   18 minutes or more to notice: liveness comes from heartbeats, not from here).
@@ -197,8 +200,13 @@ class ZeroconfDiscovery:
                                  addresses=[ipaddress.IPv4Address(self._ip).packed],
                                  properties=props, server=f"{self.node_id}.p2pscoop.local.")
         try:
-            self._zc = Zeroconf(interfaces=self._interfaces or InterfaceChoice.All,
-                                ip_version=IPVersion.V4Only)
+            try:
+                self._zc = Zeroconf(interfaces=self._interfaces or InterfaceChoice.All,
+                                    ip_version=IPVersion.V4Only)
+            except (OSError, RuntimeError) as exc:
+                where = ("any IPv4 interface" if self._interfaces is None else
+                         f"{', '.join(self._interfaces)} (is that an address of this machine?)")
+                raise OSError(f"zeroconf discovery cannot listen on {where}: {exc}") from exc
             self._zc.register_service(self._info, cooperating_responders=True)
             self._browser = ServiceBrowser(self._zc, SERVICE_TYPE, handlers=[self._on_change])
             if self._reannounce > 0:
@@ -326,7 +334,8 @@ class ZeroconfDiscovery:
             return self._reject(name, "invalid", problem)
         with self._lock:
             self._reported[name] = props["id"]
-        return PeerSeen(name=props["id"], address=address, host=props["host"], props=props)
+        return PeerSeen(name=props["id"], address=address, host=props["host"],
+                        props={**props, "v": int(props["v"])})
 
     def _reject(self, name: str, reason: str, why: str) -> PeerGone | None:
         LOGGER.debug("zeroconf: ignoring %r (%s: %s)", name, reason, why)

@@ -3,7 +3,8 @@
 Run inside a network namespace (never in the root one: it multicasts). It reads one JSON command
 per line on stdin and writes one JSON object per line on stdout:
 
-    {"cmd": "start", "fp": F, "id": I, "address": A, "host": H, "reannounce": S, "explode": B}
+    {"cmd": "start", "fp": F, "id": I, "address": A, "host": H, "reannounce": S,
+     "interfaces": [IP...], "explode": B}
         -> {"event": "ack", "cmd": "start"}; then {"event": "seen", ...} / {"event": "gone", ...}
     {"cmd": "raw", "name": N, "port": P, "addresses": [IP...], "props": {K: V}, "hex": {K: HEX}}
         registers a hand-made service (any properties, bytes given in hex) on a separate
@@ -71,7 +72,8 @@ def main():
                 if cmd.get("explode"):
                     EXPLODE.append(True)
                 disc = ZeroconfDiscovery(cmd["fp"], cmd["id"], cmd["address"], cmd["host"],
-                                         on_event, reannounce=cmd.get("reannounce", 10.0))
+                                         on_event, interfaces=cmd.get("interfaces"),
+                                         reannounce=cmd.get("reannounce", 10.0))
                 disc.start()
             elif what == "raw":
                 if raw_zc is None:

@@ -9,6 +9,8 @@ Invariants:
 * Nothing is added to the root namespace: the bridge lives in its own namespace and each veth is
   created directly between a host namespace and the switch namespace. Test traffic therefore
   reaches only namespaces the lab made; zeroconf never runs in the root namespace.
+* ``sweep_stale()`` (run once, when the test module checks that namespaces work) deletes what
+  a killed earlier run left: only ``p2ps-disc-<pid>-...`` namespaces whose <pid> is gone.
 * ``close()`` always runs (use the lab as a context manager or fixture): it kills every process
   inside each namespace by PID (from ``ip netns pids``; SIGCONT, SIGTERM, then SIGKILL) and
   deletes the namespaces, even when the test failed half-way. It is idempotent.
@@ -22,6 +24,7 @@ import itertools
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -45,7 +48,34 @@ def unavailable_reason() -> str | None:
     if made.returncode != 0:
         return f"cannot create a network namespace: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    sweep_stale()
     return None
+
+
+def sweep_stale() -> list[str]:
+    """Delete ``p2ps-disc-<pid>-...`` namespaces whose test process <pid> is gone (a run that
+    was killed before its teardown); returns their names. Touches no other namespace."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    stale = []
+    for line in out.splitlines():
+        name = line.split(" ", 1)[0]
+        match = re.match(r"p2ps-disc-(\d+)-", name)
+        if not match or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        _kill_inside(name)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        stale.append(name)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _ip(*args: str) -> None:

@@ -58,7 +58,7 @@ def test_nodes_on_two_hosts_see_each_other_not_themselves(bridged):
     assert event["address"] == f"tcp://{ip_a}:5001"
     assert event["host"] == "alpha"
     assert event["props"]["fp"] == FP and event["props"]["id"] == "node-a"
-    assert event["props"]["host"] == "alpha" and event["props"]["v"].isdigit()
+    assert event["props"]["host"] == "alpha" and type(event["props"]["v"]) is int
     event = a.wait_for(seen("node-b"))
     assert event["address"] == f"tcp://{ip_b}:5002" and event["host"] == "beta"
 
@@ -141,10 +141,22 @@ def test_an_exception_in_on_event_is_logged_and_discovery_goes_on(lab):
     b.wait_for(gone("node-a"))
 
 
+def test_an_address_not_on_this_host_is_a_clear_error(lab):
+    ns, ip = lab.add_host("h")
+    a = lab.agent(ns)
+    a.send(cmd="start", fp=FP, id="node-a", address=f"{ip}:5001", host="alpha",
+           interfaces=["10.9.9.9"])
+    error = a.wait_for(lambda e: e["event"] in ("ack", "error"))
+    assert error["event"] == "error"
+    assert "cannot listen on 10.9.9.9" in error["error"]
+    a.call("stop")  # stopping a discovery whose start failed is harmless
+
+
 GOOD = {"fp": FP, "v": "3", "host": "h"}
 MALFORMED = [
     dict(name="no-id", port=5000, addresses=["127.0.0.1"], props={"fp": FP, "v": "1", "host": "h"}),
-    dict(name="bad-v", port=5000, addresses=["127.0.0.1"], props={**GOOD, "id": "bad-v", "v": "one"}),
+    dict(name="bad-v", port=5000, addresses=["127.0.0.1"],
+         props={**GOOD, "id": "bad-v", "v": "one"}),
     dict(name="empty-v", port=5000, addresses=["127.0.0.1"], props={**GOOD, "id": "empty-v"},
          hex={"v": ""}),
     dict(name="bad-host", port=5000, addresses=["127.0.0.1"], props={"fp": FP, "v": "1",
@@ -166,7 +178,7 @@ def test_malformed_services_are_ignored_and_counted(lab):
     raw.call("raw", name="good", port=5000, addresses=["127.0.0.1"], props={**GOOD, "id": "good"})
 
     event = b.wait_for(seen("good"))
-    assert event["props"] == {**GOOD, "id": "good"}
+    assert event["props"] == {**GOOD, "id": "good", "v": 3}
     assert names_seen(b) == ["good"]
     counts = b.counts()
     assert counts.get("invalid", 0) >= len(MALFORMED) - 1
