@@ -119,11 +119,35 @@ def verbosity(args: argparse.Namespace) -> int:
     return args.verbose - args.quiet
 
 
+def add_cluster(parser: argparse.ArgumentParser, listen: bool = True) -> None:
+    """The options of a command that talks to a cluster (run, join, status)."""
+    group = parser.add_argument_group(
+        "cluster", "a cluster is a name and a secret file shared by its machines "
+                   "(`p2pscoop secret FILE` makes one)")
+    group.add_argument("--cluster", metavar="NAME", default=None,
+                       help="the cluster's name (default: $P2PSCOOP_CLUSTER)")
+    group.add_argument("--secret-file", metavar="FILE", default=None,
+                       help="the cluster's secret, mode 0600 (default: "
+                            "$P2PSCOOP_SECRET_FILE)")
+    if listen:
+        group.add_argument("--listen", metavar="ADDR[:PORT]", default=None,
+                           help="the address to listen on (default: this machine's first "
+                                "non-loopback IPv4 address, any free port)")
+        group.add_argument("--interface", metavar="IF", default=None,
+                           help="listen on the IPv4 address of this network interface")
+    group.add_argument("--no-zeroconf", dest="zeroconf", action="store_false",
+                       help="do not use multicast DNS (give addresses instead)")
+
+
 def build_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--peers", dest="n", type=int, default=None, metavar="N",
                         help="number of peers on this machine, origin included "
                              "(default: the number of usable cores)")
     add_verbosity(parser)
+    add_cluster(parser)
+    parser.add_argument("--nodes", metavar="HOST:PORT", action="append", default=None,
+                        help="cluster mode: a node to ask for peers, besides those zeroconf "
+                             "finds (repeat the option for several)")
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
     # ``args`` is always empty there: ``parse_run`` adds the program's arguments verbatim.
     parser.add_argument("program", nargs="?", help="the Python program to run")
@@ -181,7 +205,17 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if args.program in COMMANDS and not os.path.exists(args.program):
             problem += f" (a command comes first: p2pscoop {args.program} [options] ...)"
         return usage_error(parser, problem)
-    return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args))
+    secure = None
+    if args.cluster or args.secret_file or args.nodes or args.listen or args.interface:
+        from .core.errors import P2PScoopError
+        from .launch.cluster import make_secure
+
+        try:
+            secure = make_secure(args.cluster, args.secret_file, args.listen, args.interface)
+        except (P2PScoopError, ValueError, OSError) as exc:
+            return usage_error(parser, str(exc))
+    return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args),
+                       secure=secure, nodes=args.nodes, zeroconf=args.zeroconf)
 
 
 RUN = register(Command(
@@ -230,6 +264,77 @@ SECRET = register(Command(
                 "0600).\nAn existing FILE is never overwritten. Every machine of a cluster "
                 "needs the same\nsecret: copy the file over a secure channel (scp, ssh) and "
                 "pass it with --secret-file."))
+
+
+# --- join and status ---------------------------------------------------------------------
+
+def build_join(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--workers", dest="n", type=int, default=None, metavar="N",
+                        help="peers this node starts for each program (default: the number "
+                             "of usable cores)")
+    add_verbosity(parser)
+    add_cluster(parser)
+    parser.add_argument("--peers", metavar="HOST:PORT", nargs="*", default=[],
+                        help="other nodes of the cluster, where multicast does not reach "
+                             "(reported by `status`)")
+
+
+def join_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from . import logs
+    from .core.errors import P2PScoopError
+    from .launch.cluster import make_secure
+    from .launch.node import Node
+
+    if args.n is not None and args.n < 1:
+        return usage_error(parser, f"-n must be at least 1, got {args.n}")
+    try:
+        secure = make_secure(args.cluster, args.secret_file, args.listen, args.interface)
+        logs.set_peer("node")
+        logs.configure(verbosity(args))
+        node = Node(secure, args.n, verbosity(args), zeroconf=args.zeroconf,
+                    peers=args.peers)
+    except (P2PScoopError, ValueError, OSError) as exc:
+        return usage_error(parser, str(exc))
+    return node.run()
+
+
+JOIN = register(Command(
+    "join", "make this machine a node of a cluster: it serves the cluster's programs",
+    build_join, join_handler,
+    description="Run a node of a cluster until Ctrl-C or SIGTERM. The node announces itself "
+                "with zeroconf\n(service _p2pscoop._tcp), keeps no user code, and starts N "
+                "peers for every program of\nthe cluster that asks (python -m p2pscoop "
+                "--cluster NAME ...). It leaves gracefully:\nits peers hand their work back "
+                "before it exits.",
+    epilog="example:\n  p2pscoop secret ~/.p2pscoop-lab && scp ~/.p2pscoop-lab other:\n"
+           "  p2pscoop join --cluster lab --secret-file ~/.p2pscoop-lab -n 8"))
+
+
+def build_status(parser: argparse.ArgumentParser) -> None:
+    add_verbosity(parser)
+    add_cluster(parser, listen=False)
+    parser.add_argument("--nodes", metavar="HOST:PORT", action="append", default=None,
+                        help="a node to ask, besides those zeroconf finds")
+    parser.add_argument("--wait", type=float, default=2.0, metavar="SECONDS",
+                        help="how long to look for nodes with zeroconf (default 2)")
+    parser.add_argument("--json", action="store_true", help="print JSON, one node a line")
+
+
+def status_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .core.errors import P2PScoopError
+    from .launch.cluster import make_secure
+    from .launch.status import status
+
+    try:
+        secure = make_secure(args.cluster, args.secret_file, "127.0.0.1")
+    except (P2PScoopError, ValueError, OSError) as exc:
+        return usage_error(parser, str(exc))
+    return status(secure, args.nodes or [], args.zeroconf, args.wait, args.json)
+
+
+STATUS = register(Command(
+    "status", "list the nodes of a cluster, the programs they serve and their load",
+    build_status, status_handler))
 
 
 # --- top level ---------------------------------------------------------------------------

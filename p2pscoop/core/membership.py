@@ -54,6 +54,8 @@ class Identity:
     version: str = ""
     size: int = 1
     hello_key: bytes | None = field(default=None, repr=False)
+    role: int = M.ROLE_PEER
+    program: str = ""
 
 
 @dataclass(slots=True)
@@ -78,7 +80,7 @@ class Membership:
         self.config = config or LivenessConfig()
         self.members: dict[bytes, Member] = {}
         self.joined: list[bytes] = []  # newly admitted, for NodeState to take
-        self.left: list[bytes] = []  # newly dead (were admitted), for NodeState to take
+        self.left: list[tuple] = []  # (peer, graceful) newly gone, for NodeState to take
         self._next: float | None = None  # no heartbeat work is due before this
         self.refused = 0
 
@@ -101,7 +103,7 @@ class Membership:
     def hello(self) -> M.Hello:
         me = self.identity
         msg = M.Hello(me.cluster, me.me, me.rank, me.address, me.host, me.python,
-                      me.pickle_protocol, me.version, b"")
+                      me.pickle_protocol, me.version, me.role, me.program, b"")
         if me.hello_key:
             msg.mac = _mac(me.hello_key, msg)
         return msg
@@ -126,6 +128,9 @@ class Membership:
         if me.hello_key and not hmac.compare_digest(_mac(me.hello_key, msg), msg.mac):
             return ("its HELLO is not signed with this cluster's key",
                     "your HELLO is not signed with this cluster's key")
+        if me.role == M.ROLE_PEER and (msg.role != M.ROLE_PEER or msg.program != me.program):
+            return (f"it is not a peer of this program ({msg.program or 'role'} "
+                    f"{msg.role})", "you are not a peer of that program")
         old = self.members.get(peer)
         if old is not None and old.state == DEAD:
             return ("that incarnation was declared dead", "you were declared dead here: "
@@ -192,7 +197,7 @@ class Membership:
         return []
 
     def on_bye(self, peer: bytes, msg: M.Bye, now: float) -> list:
-        return self._kill(peer, "it left")
+        return self._kill(peer, "it left", graceful=True)
 
     def disconnected(self, peer: bytes, now: float) -> list:
         return self._kill(peer, "connection lost")
@@ -244,7 +249,7 @@ class Membership:
         if self._next is None or when < self._next:
             self._next = when
 
-    def _kill(self, peer: bytes, why: str) -> list:
+    def _kill(self, peer: bytes, why: str, graceful: bool = False) -> list:
         m = self.members.get(peer)
         if m is None or m.state == DEAD:
             return []
@@ -252,7 +257,7 @@ class Membership:
         m.state = DEAD
         out: list = [C.Drop(peer)]
         if was != JOINING:
-            self.left.append(peer)
+            self.left.append((peer, graceful))
             out.append(C.Left(peer, m.rank, why))
         return out
 

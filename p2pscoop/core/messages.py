@@ -43,6 +43,10 @@ MAX_INT = (1 << 63) - 1
 ID_LEN = 16  # bytes of a peer incarnation id
 MAX_BLOB = 64  # bytes of a small binary field (a MAC)
 
+# HELLO roles: a peer of a program (its origin or a worker), a node supervisor
+# (``p2pscoop join``), a client that only asks a node something (launcher, status).
+ROLE_PEER, ROLE_NODE, ROLE_CLIENT = 0, 1, 2
+
 # Result status codes (RESULTS entries and Resolve commands).
 OK = 0  # payload is the pickled return value
 RAISED = 1  # payload is a pickled (exception, traceback text) envelope
@@ -95,6 +99,19 @@ class Id:
 
     def doc(self):
         return "peer id"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A longer str (a status report), at most ``max_len`` characters."""
+    max_len: int = 32 * 1024
+
+    def check(self, v, name, row=None):
+        if type(v) is not str or len(v) > self.max_len:
+            _fail(f"field {name!r} must be a str of at most {self.max_len} chars")
+
+    def doc(self):
+        return f"text (<= {self.max_len})"
 
 
 @dataclass(frozen=True)
@@ -175,6 +192,8 @@ class Hello(Message):
     python: str = f(Str())
     pickle_protocol: int = f(Int(0, 255))
     version: str = f(Str())
+    role: int = f(Int(0, 2))  # ROLE_PEER, ROLE_NODE or ROLE_CLIENT
+    program: str = f(Str())  # the program this peer serves ("" for a node or a client)
     mac: bytes = f(Blob())  # HMAC of the fields above with the cluster's hello key, or b""
 
 
@@ -272,6 +291,39 @@ class Bye(Message):
     DOC: ClassVar[str] = "I am leaving: forget me now, no need to wait for a timeout"
 
 
+@dataclass
+class Serve(Message):
+    TYPE: ClassVar[int] = 20
+    DOC: ClassVar[str] = "to a node: start up to `workers` peers for this program"
+    program: str = f(Str())
+    origin: bytes = f(Id())
+    address: str = f(Str())  # the origin's address, as the node's peers should dial it
+    workers: int = f(Int(0, MAX_LIST))  # 0: as many as the node offers
+
+
+@dataclass
+class Served(Message):
+    TYPE: ClassVar[int] = 21
+    DOC: ClassVar[str] = "a node's answer to SERVE: how many peers it starts"
+    program: str = f(Str())
+    workers: int = f(Int(0, MAX_LIST))
+
+
+@dataclass
+class Status(Message):
+    TYPE: ClassVar[int] = 22
+    DOC: ClassVar[str] = "to a node: describe yourself"
+    req: int = f(Int())
+
+
+@dataclass
+class StatusReport(Message):
+    TYPE: ClassVar[int] = 23
+    DOC: ClassVar[str] = "a node's answer to STATUS: JSON text (peers, programs, load)"
+    req: int = f(Int())
+    report: str = f(Text())
+
+
 REGISTRY: dict[int, type[Message]] = {}
 
 
@@ -285,7 +337,7 @@ def _register(*classes) -> None:
 
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
-          Bye)
+          Bye, Serve, Served, Status, StatusReport)
 
 
 # --- codec ----------------------------------------------------------------------------

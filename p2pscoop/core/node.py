@@ -42,7 +42,7 @@ from .commands import (Cancelled, PublishConst, Resolve, Run, SendMsg, ShipResul
                        ShipWorks, Stop, Wake)
 from .config import StealConfig
 from .deque import Work, WorkDeque
-from .errors import InternalError, TaskLostError
+from .errors import TaskLostError
 from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
 from .membership import Identity, Membership
@@ -263,7 +263,8 @@ class NodeState:
             if members.joined:
                 cmds += self._peer_up(members.joined.pop(0))
             else:
-                cmds += self._peer_down(members.left.pop(0), now)
+                peer, graceful = members.left.pop(0)
+                cmds += self._peer_down(peer, now, graceful)
         return cmds
 
     def _on_Bootstrap(self, ev: Bootstrap, now: float) -> list:
@@ -295,7 +296,9 @@ class NodeState:
             return [Wake()]  # an idle scheduler may steal from it now
         return []
 
-    def _peer_down(self, peer: bytes, now: float) -> list:
+    def _peer_down(self, peer: bytes, now: float, graceful: bool = False) -> list:
+        """``peer`` is gone. Its leases come back: as suspects (never run here, one per
+        steal) if it died, as plain pending units if it left (``graceful``: BYE)."""
         if peer in self.peers:
             self.peers.remove(peer)
         self.policy.forget_peer(peer)
@@ -310,6 +313,11 @@ class NodeState:
             for i in sorted(lost):
                 del rec.holders[i]
                 rec.states[i] = T.next_state(rec.states[i], T.LOST)
+                if graceful and not rec.deaths.get(i):  # handed back: not a suspect
+                    self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items, 0,
+                                         rec.kwargs))
+                    out.append(Wake())
+                    continue
                 deaths = rec.deaths[i] = rec.deaths.get(i, 0) + 1
                 if deaths >= self.config.max_deaths:
                     out.extend(self._lose(rec, i, f"{deaths} peers died while holding it"))
@@ -365,8 +373,9 @@ class NodeState:
             return []
         members.heard(peer, now)
         handler = self.HANDLERS.get(cls)
-        if handler is None:
-            raise InternalError(f"no handler for {cls.__name__}: please file a bug")
+        if handler is None:  # a message for a node supervisor (SERVE, STATUS...): not ours
+            self.counters.bad_messages += 1
+            return []
         return handler(self, peer, msg, ev.works, now)
 
     def _on_results(self, peer: bytes, msg: Results, works: list, now: float) -> list:

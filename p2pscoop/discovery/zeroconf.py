@@ -142,7 +142,13 @@ class ZeroconfDiscovery:
 
     def __init__(self, fingerprint: str, node_id: str, address: str, host: str,
                  on_event: Callable[[PeerSeen | PeerGone], object], interfaces=None,
-                 reannounce: float = 10.0, *, version: int = PROTOCOL_VERSION):
+                 reannounce: float = 10.0, *, version: int = PROTOCOL_VERSION,
+                 announce: bool = True):
+        """``announce=False``: browse only (a program looking for nodes); ``address`` is
+        then ignored."""
+        self.announce = announce
+        if not announce:
+            address = "127.0.0.1:1"
         if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
             raise ValueError(f"cluster fingerprint {fingerprint!r} is not 16 lowercase hex digits")
         if not isinstance(node_id, str) or not _NODE_ID.match(node_id):
@@ -159,7 +165,7 @@ class ZeroconfDiscovery:
         except ValueError:
             raise ValueError(f"zeroconf announces an IPv4 address, not {ip!r} (from {address!r});"
                              " use a static peer list for IPv6 or host names") from None
-        if parsed.is_unspecified or parsed.is_multicast or parsed.is_reserved:
+        if announce and (parsed.is_unspecified or parsed.is_multicast or parsed.is_reserved):
             raise ValueError(f"cannot announce {address!r}: give the address peers should dial")
         if interfaces is not None:
             interfaces = _check_interfaces(interfaces)
@@ -207,9 +213,12 @@ class ZeroconfDiscovery:
                 where = ("any IPv4 interface" if self._interfaces is None else
                          f"{', '.join(self._interfaces)} (is that an address of this machine?)")
                 raise OSError(f"zeroconf discovery cannot listen on {where}: {exc}") from exc
-            self._zc.register_service(self._info, cooperating_responders=True)
+            if self.announce:
+                self._zc.register_service(self._info, cooperating_responders=True)
+            else:
+                self._info = None
             self._browser = ServiceBrowser(self._zc, SERVICE_TYPE, handlers=[self._on_change])
-            if self._reannounce > 0:
+            if self._reannounce > 0 and self.announce:
                 self._timer = asyncio.run_coroutine_threadsafe(
                     self._start_timer(), self._zc.loop).result(_STOP_TIMEOUT)
         except BaseException:

@@ -54,8 +54,12 @@ class LocalCluster:
 
     def __init__(self, n: int | None = None, main_path: str | None = None,
                  argv: list[str] | None = None, verbosity: int = 0,
-                 config: NodeConfig | None = None):
+                 config: NodeConfig | None = None, secure=None):
+        """``secure``: a ``launch.cluster.Secure`` (cluster name, secret, keys, where to
+        listen) for a run that other hosts join; None for loopback only."""
         self.config = config or NodeConfig()
+        self.secure = secure
+        self.program = secrets.token_hex(8)
         n = default_size() if n is None else n
         if n < 1:
             raise ValueError(f"the number of peers must be at least 1, got {n}")
@@ -89,9 +93,18 @@ class LocalCluster:
         if context.current() is not None:
             raise RuntimeError("a p2pscoop runtime is already running in this process: "
                                "use it (p2pscoop.futures works everywhere inside it)")
-        comm = Comm(config=self.config.transport)
-        peer = self.peer = Peer(rank=0, size=self.n, cluster=secrets.token_hex(16), comm=comm,
-                                config=self.config)
+        sec = self.secure
+        if sec is None:
+            comm = Comm(config=self.config.transport)
+            peer = Peer(rank=0, size=self.n, cluster=secrets.token_hex(16), comm=comm,
+                        config=self.config, program=self.program)
+        else:
+            comm = Comm(config=self.config.transport, host=sec.listen, keys=sec.keys,
+                        advertise=sec.advertise, port=sec.port)
+            peer = Peer(rank=0, size=self.n, cluster=sec.keys.fingerprint, comm=comm,
+                        config=self.config, host=sec.host, hello_key=sec.keys.hello_key,
+                        program=self.program, elastic=True)
+        self.peer = peer
         peer.listeners.append(self._on_news)
         try:
             self._spawn()
@@ -154,6 +167,11 @@ class LocalCluster:
             "sys_path": sys.path,
             "verbosity": self.verbosity,
             "config": self.config.to_json(),
+            "program": self.program,
+            "cluster_name": self.secure.cluster if self.secure else "",
+            "listen": self.secure.listen if self.secure else "127.0.0.1",
+            "advertise": self.secure.advertise if self.secure else None,
+            "host": self.secure.host if self.secure else "",
         }
         for rank in range(1, self.n):
             self._spawn_one(rank)
@@ -162,8 +180,16 @@ class LocalCluster:
         env = dict(os.environ)
         env[SPEC_ENV] = json.dumps(dict(self._spec, rank=rank))
         cmd = [sys.executable, "-m", "p2pscoop.runtime.worker", *self.argv]
-        self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(self._lifeline_r,),
-                                           stdin=subprocess.DEVNULL))
+        if self.secure is None:
+            self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(self._lifeline_r,),
+                                               stdin=subprocess.DEVNULL))
+            return
+        # the secret goes through a pipe, never the environment or the command line
+        proc = subprocess.Popen(cmd, env=env, pass_fds=(self._lifeline_r,),
+                                stdin=subprocess.PIPE)
+        proc.stdin.write(self.secure.secret_text.encode() + b"\n")
+        proc.stdin.close()
+        self.procs.append(proc)
 
     def _wait_joined(self) -> None:
         timeout = self.config.startup_timeout

@@ -18,6 +18,7 @@ import sys
 import traceback
 
 from .. import logs
+from ..runtime import payload
 from .local import LocalCluster, StartupError
 
 LOGGER = logging.getLogger("p2pscoop.launch")
@@ -50,7 +51,8 @@ def program_error(path: str) -> str | None:
     return None
 
 
-def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0) -> int:
+def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
+                secure=None, nodes: list[str] | None = None, zeroconf: bool = True) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
@@ -66,7 +68,8 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
     try:
-        cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity)
+        cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
+                               secure=secure)
         cluster.start()
     except StartupError as exc:
         print(exc, file=sys.stderr)
@@ -75,6 +78,14 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         return 130
     LOGGER.info("%d peer(s) ready, the origin included: running %s", cluster.n,
                 os.path.basename(path))
+    finder = None
+    if secure is not None:
+        from .cluster import NodeFinder
+
+        payload.travel_by_value(os.path.dirname(path))
+        finder = NodeFinder(secure, cluster.program, cluster.peer.me, cluster.peer.address,
+                            nodes, zeroconf)
+        finder.start()
     code = 0
     try:
         runpy.run_path(path, run_name="__main__")
@@ -89,5 +100,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
     finally:
         sys.stdout.flush()
         LOGGER.debug("the program ended with status %d: stopping the peers", code)
+        if finder is not None:
+            finder.stop()
         cluster.stop(code)
     return code

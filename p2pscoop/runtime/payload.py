@@ -22,7 +22,10 @@ the owner re-raises the same type with the remote traceback chained as ``__cause
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import socket
+import sys
 import traceback
 from typing import Any
 
@@ -99,8 +102,40 @@ def _check_value(value: Any, what: str) -> None:
                            f"could run this task: {type(exc).__name__}: {exc}") from exc
 
 
+_by_value_roots: list[str] = []
+_by_value_seen = 0  # len(sys.modules) at the last scan
+
+
+def travel_by_value(root: str) -> None:
+    """Modules loaded from under ``root`` (the program's directory, not site-packages)
+    travel by value, so a host without the program's files can run its tasks."""
+    root = os.path.abspath(root)
+    if root not in _by_value_roots:
+        _by_value_roots.append(root)
+
+
+def _register_local_modules() -> None:
+    global _by_value_seen
+    if len(sys.modules) == _by_value_seen:
+        return
+    _by_value_seen = len(sys.modules)
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (not path or name == "__main__" or "site-packages" in path
+                or name.startswith("p2pscoop")):
+            continue
+        path = os.path.abspath(path)
+        if any(path.startswith(root + os.sep) for root in _by_value_roots):
+            try:
+                cloudpickle.register_pickle_by_value(module)
+            except (ValueError, TypeError):
+                pass
+
+
 def dumps_work(work: Work) -> bytes:
     """The payload of a work item leaving this peer: function, its args slice, kwargs."""
+    if _by_value_roots:
+        _register_local_modules()
     items = work.items[work.lo - work.base:work.hi - work.base]
     return cloudpickle.dumps((work.fn, items, work.kwargs, work.error), protocol=PROTOCOL)
 
@@ -122,7 +157,8 @@ def loads_work(owner: bytes, job: int, lo: int, hi: int, payload: bytes) -> Work
             raise PayloadError(f"{len(items)} argument tuples for {hi - lo} units")
         return Work(owner, job, lo, hi, fn, items, lo, kwargs, error)
     except Exception as exc:
-        err = PayloadError(f"the task could not be unpickled on this peer: {exc}")
+        err = PayloadError(f"the task could not be unpickled on host "
+                           f"{socket.gethostname()} (pid {os.getpid()}): {exc}")
         return Work(owner, job, lo, hi, None, None, lo, None, err)
 
 

@@ -65,16 +65,19 @@ class Peer:
 
     def __init__(self, rank: int, size: int, cluster: str, comm, me: bytes | None = None,
                  config: NodeConfig | None = None, host: str = "",
-                 hello_key: bytes | None = None):
+                 hello_key: bytes | None = None, program: str = "", elastic: bool = False):
         self.me = me or os.urandom(M.ID_LEN)
         self.rank = rank
-        self.size = size
+        self._size = size
         self.cluster = cluster
         self.config = config = config or NodeConfig()
         self.comm = comm
         self.address = comm.address
+        self.program = program
+        self.elastic = elastic  # cluster mode: SIZE counts the peers admitted now
         identity = Identity(self.me, rank, self.address, host, cluster, PYTHON,
-                            payload.PROTOCOL, __version__, size, hello_key)
+                            payload.PROTOCOL, __version__, size, hello_key, M.ROLE_PEER,
+                            program)
         self.node = NodeState(self.me, config.steal, identity=identity,
                               liveness=config.liveness)
         self.lock = threading.Lock()
@@ -126,6 +129,15 @@ class Peer:
         self.notify(C.Stop(70))
         with self.cond:
             self.cond.notify_all()
+
+    @property
+    def size(self) -> int:
+        """SIZE: the peers of this run. Fixed for a local run; in cluster mode (elastic) the
+        peers admitted right now, this one included: it changes as peers join and leave."""
+        if not self.elastic:
+            return self._size
+        with self.lock:
+            return 1 + len(self.node.peers)
 
     @property
     def worker_name(self) -> bytes:

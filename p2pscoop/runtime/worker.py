@@ -87,19 +87,47 @@ def main() -> int:
             print(f"p2pscoop: worker {rank} could not import {main_path}", file=sys.stderr)
             return 3
     config = NodeConfig.from_json(spec["config"])
-    comm = Comm(config=config.transport)
-    peer = Peer(rank=rank, size=spec["size"], cluster=spec["cluster"], comm=comm,
-                config=config)
+    origin_id = bytes.fromhex(spec["origin_id"])
+    if spec.get("cluster_name"):  # a secure run: the secret comes on stdin, never in env
+        from ..transport.secret import ClusterKeys, decode_secret
+
+        secret = decode_secret(sys.stdin.readline().strip(), "the launcher's pipe")
+        keys = ClusterKeys.derive(secret, spec["cluster_name"])
+        comm = Comm(config=config.transport, host=spec["listen"], keys=keys,
+                    advertise=spec["advertise"])
+        peer = Peer(rank=rank, size=spec["size"], cluster=keys.fingerprint, comm=comm,
+                    config=config, host=spec["host"], hello_key=keys.hello_key,
+                    program=spec["program"], elastic=True)
+    else:
+        comm = Comm(config=config.transport)
+        peer = Peer(rank=rank, size=spec["size"], cluster=spec["cluster"], comm=comm,
+                    config=config, program=spec.get("program", ""))
+
+    def stop(grace: float) -> None:
+        # Let a running task finish for a moment, then leave regardless.
+        peer.scheduler.stopping = True
+        with peer.lock:
+            peer.cond.notify_all()
+        timer = threading.Timer(grace, _flush_and_exit, (0,))
+        timer.daemon = True
+        timer.start()
 
     def on_news(cmd) -> None:
-        if type(cmd) is C.Stop:
-            # Let a running task finish for a moment, then leave regardless.
-            peer.scheduler.stopping = True
-            with peer.lock:
-                peer.cond.notify_all()
-            timer = threading.Timer(config.exit_grace, _flush_and_exit, (0,))
-            timer.daemon = True
-            timer.start()
+        t = type(cmd)
+        if t is C.Stop:
+            stop(config.exit_grace)
+        elif t is C.Left and cmd.peer == origin_id and spec.get("leave_with_origin"):
+            stop(0.0)  # the program ended or its origin died: nobody wants our results
+        elif t is C.RefusedBy and cmd.peer == origin_id:
+            print(f"p2pscoop: worker {rank}: the origin refused us: {cmd.reason}",
+                  file=sys.stderr, flush=True)
+            stop(0.0)
+
+    def on_sigterm(signum, frame) -> None:  # a node leaving: say BYE, go
+        peer.leave()
+        stop(0.2)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
     def origin_gone() -> None:
         try:
@@ -111,7 +139,7 @@ def main() -> int:
 
     peer.listeners.append(on_news)
     comm.fd_watch[lifeline] = origin_gone
-    peer.bootstrap(bytes.fromhex(spec["origin_id"]), spec["origin"])
+    peer.bootstrap(origin_id, spec["origin"])
     peer.start()
     try:
         peer.scheduler.run_until_stopped()

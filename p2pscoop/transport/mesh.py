@@ -38,6 +38,23 @@ from ..core.config import TransportConfig
 from ..core.deque import Work
 from ..core.errors import InternalError, ProtocolError
 from ..core.events import Disconnected, Received, Tick, Unshippable
+from . import security
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def check_bind(host: str, keys: Any) -> None:
+    """Secure by default: nothing listens beyond loopback without a cluster secret."""
+    if keys is None and host not in LOOPBACK and not host.startswith("127."):
+        raise security.SecurityError(
+            f"refusing to listen on {host} without a cluster secret: anyone who can reach "
+            f"it could run code here. Make a secret with `p2pscoop secret FILE`, copy it "
+            f"(mode 0600) to every host, and pass --secret-file FILE (or set "
+            f"P2PSCOOP_SECRET_FILE)")
 
 LOGGER = logging.getLogger("p2pscoop.comm")
 
@@ -46,17 +63,48 @@ class Comm:
     """The ZeroMQ mesh of one peer. Binds its ROUTER at once (``address``)."""
 
     def __init__(self, ctx: zmq.Context | None = None, config: TransportConfig | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", keys: Any = None, port: int = 0,
+                 advertise: str | None = None):
+        """Bind on ``host:port`` (0: any free port). ``keys`` (``security.ClusterKeys``):
+        every socket then speaks CurveZMQ and a ZAP handler admits only this cluster's key;
+        without keys only a loopback ``host`` is allowed. ``advertise``: the host name or
+        address peers should dial (default ``host``; required when ``host`` is 0.0.0.0)."""
+        check_bind(host, keys)
         self.peer: Any = None  # the owner, see ``attach``
         self.config = config = config or TransportConfig()
+        self.keys = keys
         self.own_ctx = ctx is None
         self.ctx = ctx = ctx or zmq.Context()
+        self.auth = None
+        if keys is not None:
+            security.require_curve()
+            self.auth = security.Authenticator(ctx, keys)
+            self.auth.start()
+            security.self_test(ctx, keys)
         self.router = ctx.socket(zmq.ROUTER)
+        if keys is not None:
+            security.harden(self.router, max_message_size=config.max_msg_size)
+            security.secure_server(self.router, keys)
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_msg_size)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.RCVHWM, 0)
-        port = self.router.bind_to_random_port(f"tcp://{host}")
-        self.address = f"tcp://{host}:{port}"
+        where = f"tcp://{_bracket(host)}"
+        try:
+            if port:
+                self.router.bind(f"{where}:{port}")
+            else:
+                port = self.router.bind_to_random_port(where)
+        except zmq.ZMQError as exc:
+            self.router.close(linger=0)
+            if self.auth is not None:
+                self.auth.stop()
+            raise OSError(f"p2pscoop cannot listen on {host}:{port or 'any port'}: {exc}") \
+                from None
+        self.port = port
+        if advertise is None and host in ("0.0.0.0", "::", "*"):
+            raise ValueError("listening on every interface: say which address peers dial "
+                             "(advertise)")
+        self.address = f"tcp://{_bracket(advertise or host)}:{port}"
         wake_addr = f"inproc://p2pscoop-wake-{id(self)}"
         self._wake_in = ctx.socket(zmq.PAIR)
         self._wake_in.bind(wake_addr)
@@ -93,6 +141,8 @@ class Comm:
             sock.close(linger=0)
         with self._post_lock:
             self._wake_out.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
         if self.own_ctx:
             self.ctx.term()
 
@@ -126,6 +176,9 @@ class Comm:
     def _dealer(self, address: str) -> zmq.Socket:
         cfg = self.config
         sock = self.ctx.socket(zmq.DEALER)
+        if self.keys is not None:
+            security.harden(sock, max_message_size=cfg.max_msg_size)
+            security.secure_client(sock, self.keys)
         sock.setsockopt(zmq.IDENTITY, self.peer.me)
         sock.setsockopt(zmq.LINGER, cfg.linger_ms)
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)

@@ -469,7 +469,7 @@ FRAMES = """
     def hello(cluster, incarnation, python="cpython-%d.%d" % sys.version_info[:2],
               version=p2pscoop.__version__):
         return header(V, 1, cluster, incarnation, 1, "tcp://127.0.0.1:9", "h", python, 5,
-                      version, b"")
+                      version, 0, "", b"")
 
 
     def bad_messages(ident, cluster):
@@ -498,9 +498,12 @@ FRAMES = """
             "steal-req-bool": [header(V, 3, True)],
             "steal-no-fields": [header(V, 3)],
             "steal-extra-field": [header(V, 3, 1, 2)],
-            "hello-wrong-types": [header(V, 1, 5, b"x", "r", 1, "h", "py", 5, "v", b"")],
+            "hello-wrong-types": [header(V, 1, 5, b"x", "r", 1, "h", "py", 5, "v", 0, "", b"")],
+            "hello-node-role": [header(V, 1, cluster, ident, 1, "tcp://127.0.0.1:9", "h",
+                                       "cpython-%d.%d" % sys.version_info[:2], 5,
+                                       p2pscoop.__version__, 1, "", b"")],
             "hello-other-protocol": [header(V + 1, 1, cluster, ident, 1, "tcp://127.0.0.1:9",
-                                            "h", "cpython-3.11", 5, "0.1.0", b"")],
+                                            "h", "cpython-3.11", 5, "0.1.0", 0, "", b"")],
             "hello-long-cluster": [hello("c" * 2000, ident)],
             "hello-foreign-cluster": [hello(foreign, ident)],
             "hello-other-incarnation": [hello(cluster, os.urandom(16))],

@@ -77,7 +77,7 @@ def test_run_help_is_its_own(tmp_path, flag):
     assert res.code == 0, res
     assert res.stdout.startswith("usage: p2pscoop run [-h]"), res
     assert "commands:" not in res.stdout, res
-    assert "secret" not in res.stdout, res
+    assert "write a new random cluster secret" not in res.stdout, res
     for needle in ["-n N", "program", "args", "__main__", "exit status"]:
         assert needle in res.stdout, (needle, res)
 

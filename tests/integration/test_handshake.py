@@ -23,7 +23,7 @@ def peer():
 def hello(peer, **change):
     fields = dict(cluster=peer.cluster, incarnation=b"x" * 16, rank=1,
                   address="tcp://127.0.0.1:1", host="h", python=PYTHON, pickle_protocol=5,
-                  version=peer.hello().version, mac=b"")
+                  version=peer.hello().version, role=0, program="", mac=b"")
     fields.update(change)
     return M.Hello(**fields)
 

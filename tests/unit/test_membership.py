@@ -164,6 +164,17 @@ def test_the_leases_of_a_dead_peer_go_back_to_their_owner():
     assert n.deque.total + len(n.suspects) == 4
 
 
+def test_a_peer_that_says_bye_hands_its_leases_back_as_plain_work():
+    from p2pscoop.core.events import Submit
+    n = admitted_node()
+    work = n.new_job(abs, [(i,) for i in range(4)])
+    n.handle(Submit(work), 0.0)
+    n.handle(Received(A, M.Steal(1)), 0.0)
+    n.handle(Received(A, M.Bye()), 0.1)
+    assert n.deque.total == 4 and not n.suspects  # runnable here again, no death counted
+    assert all(not rec.deaths for rec in n.jobs.values())
+
+
 def test_end_run_and_leave_reach_every_admitted_peer():
     n = admitted_node()
     n.handle(Bootstrap(B, "tcp://h:2"), 0.0)  # joining, not admitted: not told

@@ -27,8 +27,9 @@ def pack(*header) -> bytes:
 # -- round trips -----------------------------------------------------------------------
 
 MESSAGES = [
-    M.Hello("lab", ID, 3, "tcp://127.0.0.1:5555", "h1", "3.11.4", 5, "0.1.0", b""),
-    M.Hello("lab", ID, 3, "tcp://127.0.0.1:5555", "h1", "3.11.4", 5, "0.1.0", b"m" * 32),
+    M.Hello("lab", ID, 3, "tcp://127.0.0.1:5555", "h1", "3.11.4", 5, "0.1.0", 0, "prog", b""),
+    M.Hello("lab", ID, 3, "tcp://127.0.0.1:5555", "h1", "3.11.4", 5, "0.1.0", 1, "",
+            b"m" * 32),
     M.Welcome(4, [[ID, "tcp://127.0.0.1:1", 0, "h1"], [ID2, "tcp://127.0.0.1:2", 1, "h2"]]),
     M.Welcome(1, []),
     M.Steal(0),
@@ -47,6 +48,10 @@ MESSAGES = [
     M.Refuse("python 3.12 there, 3.11 here"),
     M.Ping(),
     M.Bye(),
+    M.Serve("prog", ID, "tcp://10.0.0.1:5000", 0),
+    M.Served("prog", 2),
+    M.Status(4),
+    M.StatusReport(4, '{"peers": 2}'),
 ]
 
 
@@ -113,7 +118,7 @@ def test_repr_names_the_message():
 
 # -- malformed frames ------------------------------------------------------------------
 
-HELLO = ["lab", ID, 0, "tcp://h:1", "h1", "3.11", 5, "0.1", b""]
+HELLO = ["lab", ID, 0, "tcp://h:1", "h1", "3.11", 5, "0.1", 0, "p", b""]
 GIVE_ROW = [ID, 0, 0, 2, True]
 
 MALFORMED = [
@@ -158,7 +163,8 @@ MALFORMED = [
     ("hello-cluster-long", [pack(V, 1, "c" * (M.MAX_STR + 1), *HELLO[1:])], "cluster"),
     ("hello-cluster-bytes", [pack(V, 1, b"lab", *HELLO[1:])], "cluster"),
     ("hello-pickle-256", [pack(V, 1, *HELLO[:6], 256, *HELLO[7:])], "pickle_protocol"),
-    ("hello-mac-long", [pack(V, 1, *HELLO[:8], b"m" * 65)], "mac"),
+    ("hello-mac-long", [pack(V, 1, *HELLO[:10], b"m" * 65)], "mac"),
+    ("hello-role-3", [pack(V, 1, *HELLO[:8], 3, *HELLO[9:])], "role"),
     ("hello-with-payload", [pack(V, 1, *HELLO), b"p"], "payload"),
     ("welcome-size-0", [pack(V, 2, 0, [])], "size"),
     ("welcome-peers-not-list", [pack(V, 2, 1, {"a": 1})], "peers"),

@@ -231,9 +231,11 @@ def test_every_message_type_has_exactly_one_handler():
     from p2pscoop.core import messages as M
     from p2pscoop.core.membership import Membership
     from p2pscoop.core.node import NodeState
+    from p2pscoop.launch import node as supervisor
     node, members = set(NodeState.HANDLERS), set(Membership.HANDLERS)
-    assert not node & members
-    assert node | members == set(M.REGISTRY.values())
+    agent, answers = set(supervisor.HANDLERS), set(supervisor.ANSWERS)
+    assert not node & members and not (node | members) & (agent | answers)
+    assert node | members | agent | answers == set(M.REGISTRY.values())
 
 
 def test_a_constant_from_a_peer_is_published_once_first_definition_wins():
