@@ -128,6 +128,7 @@ class Left:
     peer: bytes
     rank: int
     why: str
+    units: int = 0  # units it held for this owner, taken back for re-dispatch
 
 
 @dataclass(slots=True)

@@ -38,7 +38,7 @@ from typing import Any
 
 from . import messages as M
 from . import task as T
-from .commands import (Cancelled, PublishConst, Resolve, Run, SendMsg, ShipResults,
+from .commands import (Cancelled, Left, PublishConst, Resolve, Run, SendMsg, ShipResults,
                        ShipWorks, Stop, Wake)
 from .config import StealConfig
 from .deque import Work, WorkDeque
@@ -77,6 +77,7 @@ class Counters:
     units_given: int = 0
     units_received: int = 0
     units_lost: int = 0  # units failed with TaskLostError
+    units_redispatched: int = 0  # leased units taken back from a peer that died or left
 
 
 class NodeState:
@@ -264,7 +265,11 @@ class NodeState:
                 cmds += self._peer_up(members.joined.pop(0))
             else:
                 peer, graceful = members.left.pop(0)
+                before = self.counters.units_redispatched
                 cmds += self._peer_down(peer, now, graceful)
+                for cmd in cmds:
+                    if type(cmd) is Left and cmd.peer == peer:
+                        cmd.units = self.counters.units_redispatched - before
         return cmds
 
     def _on_Bootstrap(self, ev: Bootstrap, now: float) -> list:
@@ -313,6 +318,7 @@ class NodeState:
             for i in sorted(lost):
                 del rec.holders[i]
                 rec.states[i] = T.next_state(rec.states[i], T.LOST)
+                self.counters.units_redispatched += 1
                 if graceful and not rec.deaths.get(i):  # handed back: not a suspect
                     self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items, 0,
                                          rec.kwargs))

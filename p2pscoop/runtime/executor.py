@@ -86,6 +86,9 @@ class PeerExecutor(C.Executor):
             self.comm.post_call(fn, *args)
 
     def on_SendMsg(self, cmd: C.SendMsg) -> None:
+        if type(cmd.msg) is M.Give and LOGGER.isEnabledFor(logging.DEBUG):
+            LOGGER.debug("steal %d from %s denied: nothing to give", cmd.msg.req,
+                         cmd.peer.hex()[:8])
         frames = M.encode(cmd.msg)
         if self._on_comm:
             self.comm.send(cmd.peer, frames)
@@ -101,6 +104,9 @@ class PeerExecutor(C.Executor):
                 self.comm.post(cmd.peer, frames)
 
     def on_ShipWorks(self, cmd: C.ShipWorks) -> None:
+        if LOGGER.isEnabledFor(logging.DEBUG):
+            LOGGER.debug("steal %d from %s granted: %d unit(s) in %d item(s)", cmd.req,
+                         cmd.peer.hex()[:8], sum(w.units for w in cmd.works), len(cmd.works))
         self._comm(self.comm.ship_works, cmd.peer, cmd.req, cmd.works)
 
     def on_Connect(self, cmd: C.Connect) -> None:
@@ -126,7 +132,11 @@ class PeerExecutor(C.Executor):
         self.peer.notify(cmd)
 
     def on_Left(self, cmd: C.Left) -> None:
-        LOGGER.info("peer %s (rank %d) left: %s", cmd.peer.hex()[:8], cmd.rank, cmd.why)
+        if cmd.units:
+            LOGGER.info("peer %s (rank %d) left: %s; the %d unit(s) it held for this peer "
+                        "are re-dispatched", cmd.peer.hex()[:8], cmd.rank, cmd.why, cmd.units)
+        else:
+            LOGGER.info("peer %s (rank %d) left: %s", cmd.peer.hex()[:8], cmd.rank, cmd.why)
         self.peer.notify(cmd)
 
     def on_Suspected(self, cmd: C.Suspected) -> None:

@@ -80,12 +80,19 @@ def main() -> int:
     main_path = spec["main"]
     lifeline = spec["lifeline_fd"]
     if main_path:
+        # A worker importing the program is not running it: whatever the import does
+        # (raise, sys.exit at top level), this worker still serves the run. The program's
+        # functions travel by value, so its tasks run here all the same; the origin's own
+        # outcome decides the exit status.
         try:
             import_main(main_path, sys.argv[1:])
-        except BaseException:
-            traceback.print_exc()
-            print(f"p2pscoop: worker {rank} could not import {main_path}", file=sys.stderr)
-            return 3
+        except BaseException as exc:
+            if not isinstance(exc, SystemExit):
+                traceback.print_exc()
+            what = (f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
+                    else f"{type(exc).__name__}: {exc}")
+            print(f"p2pscoop: worker {rank} could not import {main_path} ({what}); it "
+                  f"serves the run's tasks anyway", file=sys.stderr, flush=True)
     config = NodeConfig.from_json(spec["config"])
     origin_id = bytes.fromhex(spec["origin_id"])
     if spec.get("cluster_name"):  # a secure run: the secret comes on stdin, never in env

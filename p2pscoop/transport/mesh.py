@@ -331,6 +331,9 @@ class Comm:
             return
         works = []
         if cls is M.Give:
+            if LOGGER.isEnabledFor(logging.DEBUG):
+                LOGGER.debug("steal %d answered by %s: %d unit(s)", msg.req, ident.hex()[:8],
+                             sum(hi - lo for _, _, lo, hi, _ in msg.works))
             works = M.read_give(msg, self.peer.loads_work,
                                 lambda owner, job, lo, hi: Work(owner, job, lo, hi, None, None))
         self.peer.handle_from_comm(Received(ident, msg, works))

@@ -296,24 +296,40 @@ def test_directory_as_program_is_a_clear_error(tmp_path):
     assert "Traceback" not in res.stderr, res
 
 
-def test_program_that_fails_to_import_on_workers_is_a_clear_error(tmp_path):
+def test_a_worker_that_fails_to_import_the_program_does_not_fail_the_run(tmp_path):
     prog = write_program(tmp_path, """
+        from p2pscoop import futures
+
+        def square(x):
+            return x * x
+
         if __name__ != "__main__":
             print("WORKER", os.getpid(), flush=True)
             raise RuntimeError("p2pscoop-test: refusing to be imported here")
 
         print("ORIGIN RAN THE PROGRAM", flush=True)
+        report("SUM", sum(futures.map(square, range(200))))
     """)
     res = run(launcher(prog, n=3), tmp_path)
-    assert res.code != 0, res
+    assert res.code == 0, res  # the origin's outcome decides
     assert "RuntimeError: p2pscoop-test: refusing to be imported here" in res.stderr, res
-    assert "could not import" in res.stderr, res
-    assert str(prog) in res.stderr, res
-    assert "ORIGIN RAN THE PROGRAM" not in res.stdout, res  # the origin did not go on
+    assert "could not import" in res.stderr and str(prog) in res.stderr, res
+    assert "ORIGIN RAN THE PROGRAM" in res.stdout, res
+    assert res.report("SUM") == sum(x * x for x in range(200)), res
     workers = [int(line.split()[1]) for line in res.stdout.splitlines()
                if line.startswith("WORKER ")]
     assert workers, res
     assert wait_gone(workers) == [], res
+
+
+def test_a_top_level_sys_exit_is_the_origins_status_not_the_workers(tmp_path):
+    prog = write_program(tmp_path, """
+        print("RAN", __name__, flush=True)
+        sys.exit(7)
+    """)
+    res = run(launcher(prog, n=3), tmp_path)
+    assert res.code == 7, res
+    assert "it called sys.exit(7)" in res.stderr, res
 
 
 @pytest.mark.parametrize("n", [1, 3])
