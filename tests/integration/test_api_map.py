@@ -18,6 +18,13 @@ from api_helpers import (add, identity, need_multi, rt, run_elsewhere,  # noqa: 
 
 pytestmark = pytest.mark.timeout(60)
 
+#: The promise of ``futures.map``: the input is read at most 8192 elements ahead of the
+#: results consumed, plus what one job (256 units) can add on top. Written out here rather
+#: than imported from ``p2pscoop.futures``, so that a change of the constants fails these tests.
+WINDOW = 8192
+ONE_JOB = 256
+AHEAD_AT_MOST = WINDOW + ONE_JOB
+
 
 def fail_at(x, bad=3):
     if x == bad:
@@ -88,21 +95,35 @@ def test_empty_input(rt):
     assert list(futures.map_as_completed(square, [])) == []
 
 
+def assert_within_window(taken, consumed):
+    assert taken - consumed <= AHEAD_AT_MOST, (
+        f"map read {taken} input elements with {consumed} results consumed: "
+        f"{taken - consumed} ahead, more than {WINDOW} + one job of {ONE_JOB}")
+
+
 def test_lazy_consumption_of_an_infinite_input(rt):
     """``islice`` of a map over ``itertools.count()`` must neither hang nor exhaust memory."""
     source = Counted(itertools.count())
     head = list(itertools.islice(futures.map(square, source), 10))
     assert head == [x * x for x in range(10)]
-    assert source.taken < 100_000  # a bounded window ahead of the consumer, not everything
+    assert_within_window(source.taken, 10)
+
+
+def test_map_call_reads_at_most_one_window_before_any_result(rt):
+    source = Counted(itertools.count())
+    it = futures.map(identity, source)
+    assert_within_window(source.taken, 0)
+    del it
 
 
 def test_lazy_consumption_keeps_a_bounded_window_while_iterating(rt):
+    """The bound holds after every single result, not only on average: each result consumed
+    lets the map read at most one more job."""
     source = Counted(itertools.count())
     results = futures.map(identity, source)
     for expected in range(30_000):
         assert next(results) == expected
-        if expected % 5000 == 0:
-            assert source.taken - expected < 50_000
+        assert_within_window(source.taken, expected + 1)
 
 
 def test_a_generator_input_is_not_consumed_beyond_the_window(rt):
@@ -115,7 +136,7 @@ def test_a_generator_input_is_not_consumed_beyond_the_window(rt):
 
     it = futures.map(square, gen())
     assert next(it) == 0
-    assert len(taken) < 100_000
+    assert_within_window(len(taken), 1)
 
 
 def test_exception_reraised_at_the_failing_element(rt):
@@ -198,7 +219,17 @@ def test_map_as_completed_lazy_over_an_infinite_input(rt):
     source = Counted(itertools.count())
     head = list(itertools.islice(futures.map_as_completed(identity, source), 50))
     assert len(head) == 50 and len(set(head)) == 50
-    assert source.taken < 100_000
+    assert_within_window(source.taken, 50)
+
+
+def test_map_as_completed_keeps_a_bounded_window_while_iterating(rt):
+    source = Counted(itertools.count())
+    results = futures.map_as_completed(identity, source)
+    seen = set()
+    for consumed in range(1, 20_001):
+        seen.add(next(results))
+        assert_within_window(source.taken, consumed)
+    assert len(seen) == 20_000
 
 
 def test_map_as_completed_twenty_thousand_elements(rt):
