@@ -25,6 +25,7 @@ class StealConfig:
     result_delay: float = 0.002  # ... or after this long
     max_deaths: int = 3  # holders that may die running a unit before it fails (poison)
     alone_grace: float = 10.0  # suspects wait this long for a peer before they fail
+    confirm_timeout: float = 5.0  # a peer named by MOVED must confirm (HOLDING) within this
 
 
 @dataclass(frozen=True)

@@ -273,6 +273,15 @@ class Moved(Message):
 
 
 @dataclass
+class Holding(Message):
+    TYPE: ClassVar[int] = 19
+    DOC: ClassVar[str] = "to an owner: I hold units [lo, hi) of your job (confirms a MOVED)"
+    job: int = f(Int())
+    lo: int = f(Int())
+    hi: int = f(Int(above="lo"))
+
+
+@dataclass
 class Refuse(Message):
     TYPE: ClassVar[int] = 10
     DOC: ClassVar[str] = "a HELLO was refused, and why (same shape in every version)"
@@ -337,7 +346,7 @@ def _register(*classes) -> None:
 
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
-          Bye, Serve, Served, Status, StatusReport)
+          Bye, Holding, Serve, Served, Status, StatusReport)
 
 
 # --- codec ----------------------------------------------------------------------------

@@ -21,12 +21,13 @@ back to its owner, so leases never chain and ``MOVED`` messages cannot overtake 
 Work the thief owns goes back without a payload. If a holder dies while its ``MOVED`` is in
 flight, the owner may run a unit twice: at-least-once execution, exactly-once resolution.
 
-Thread safety is the caller's business: the runtime serialises calls with one lock.
+Who is a peer is decided by ``membership.py`` (handshake, heartbeats, deaths), which this
+class owns and turns into ``PeerUp``/``PeerDown`` for the scheduling half; what happens to
+the units of a peer that dies, leaves or never confirms a MOVED is in ``leases.py`` (a
+mixin of this class). Constants travel before work: a thief is sent every constant it may
+not know before the GIVE (``_consts_for``).
 
-Size: past the 500-line budget on purpose: these are the handlers of one state machine, and
-each reads and writes the same few tables (deque, jobs, suspects, outbox); split across
-files they would be harder to check against each other. Policy, deque, codec and the unit
-table already live apart.
+Thread safety is the caller's business: the runtime serialises calls with one lock.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ from .commands import (Cancelled, Left, PublishConst, Resolve, Run, SendMsg, Shi
                        ShipWorks, Stop, Wake)
 from .config import StealConfig
 from .deque import Work, WorkDeque
-from .errors import TaskLostError
 from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
+from .leases import LeaseMixin
 from .membership import Identity, Membership
-from .messages import FAILED, OK, Give, Hint, Moved, Results, Steal
+from .messages import OK, Give, Hint, Moved, Results, Steal
 from .policy import StealPolicy
 
 
@@ -55,7 +56,7 @@ from .policy import StealPolicy
 class Job:
     """The owner's record of one job: what to run, and the state of each unit."""
 
-    __slots__ = ("id", "fn", "items", "kwargs", "states", "holders", "deaths")
+    __slots__ = ("id", "fn", "items", "kwargs", "states", "holders", "deaths", "unconfirmed")
 
     def __init__(self, job_id: int, fn: Any, items: list, kwargs: dict):
         self.id = job_id
@@ -65,6 +66,8 @@ class Job:
         self.states: dict[int, str] = dict.fromkeys(range(len(items)), T.PENDING)
         self.holders: dict[int, bytes] = {}
         self.deaths: dict[int, int] = {}  # unit -> holders that died while holding it
+        #: unit -> deadline: relayed to a third peer (MOVED) that has not said HOLDING yet
+        self.unconfirmed: dict[int, float] = {}
 
 
 @dataclass
@@ -80,8 +83,8 @@ class Counters:
     units_redispatched: int = 0  # leased units taken back from a peer that died or left
 
 
-class NodeState:
-    """The sans-I/O peer. See the module docstring."""
+class NodeState(LeaseMixin):
+    """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
                  rng: random.Random | None = None, identity: Identity | None = None,
@@ -107,6 +110,7 @@ class NodeState:
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
         self._alone_since: float | None = None  # suspects and no peer since then
+        self._confirm_next: float | None = None  # earliest deadline of an unconfirmed MOVED
         #: round-trip times of the last steal requests answered (seconds; benchmarks)
         self.steal_rtts: deque = deque(maxlen=4096)
 
@@ -141,6 +145,8 @@ class NodeState:
         beat = self.members.next_deadline()
         if beat is not None:
             times.append(beat)
+        if self._confirm_next is not None:
+            times.append(self._confirm_next)
         if self._alone_since is not None:
             times.append(self._alone_since + self.config.alone_grace)
         if self._outbox:
@@ -221,6 +227,8 @@ class NodeState:
     def _on_Tick(self, ev: Tick, now: float) -> list:
         out = self._membership(self.members.tick(now), now) if (
             self.members.next_deadline() is not None) else []
+        if self._confirm_next is not None and now >= self._confirm_next:
+            out.extend(self._expire_unconfirmed(now))
         if self._alone_since is not None:
             if self.peers or not self.suspects:
                 self._alone_since = None
@@ -293,73 +301,6 @@ class NodeState:
         """A peer known dead without the membership's verdict (the simulator, tests)."""
         self.members.force_dead(ev.peer)
         return self._peer_down(ev.peer, now)
-
-    def _peer_up(self, peer: bytes) -> list:
-        if peer != self.me and peer not in self.peers:
-            self.peers.append(peer)
-            self.policy.reset()
-            return [Wake()]  # an idle scheduler may steal from it now
-        return []
-
-    def _peer_down(self, peer: bytes, now: float, graceful: bool = False) -> list:
-        """``peer`` is gone. Its leases come back: as suspects (never run here, one per
-        steal) if it died, as plain pending units if it left (``graceful``: BYE)."""
-        if peer in self.peers:
-            self.peers.remove(peer)
-        self.policy.forget_peer(peer)
-        self._hungry.discard(peer)
-        self._const_known.pop(peer, None)
-        self._outbox.pop(peer, None)  # an orphan's results have no one to go to
-        if self._steal is not None and self._steal[0] == peer:
-            self._steal = None
-        out: list = []
-        for rec in list(self.jobs.values()):
-            lost = [i for i, h in rec.holders.items() if h == peer]
-            for i in sorted(lost):
-                del rec.holders[i]
-                rec.states[i] = T.next_state(rec.states[i], T.LOST)
-                self.counters.units_redispatched += 1
-                if graceful and not rec.deaths.get(i):  # handed back: not a suspect
-                    self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items, 0,
-                                         rec.kwargs))
-                    out.append(Wake())
-                    continue
-                deaths = rec.deaths[i] = rec.deaths.get(i, 0) + 1
-                if deaths >= self.config.max_deaths:
-                    out.extend(self._lose(rec, i, f"{deaths} peers died while holding it"))
-                else:
-                    self.suspects.append((rec.id, i))
-        if not self.peers and self.suspects and self._alone_since is None:
-            self._alone_since = now  # a replacement peer may still come: see _on_Tick
-        elif self.suspects and self._hungry:
-            out.extend(self._hints())
-        return out + [Wake()] if out else out
-
-    def _lose(self, rec: Job, index: int, why: str) -> list:
-        """Fail one unit with ``TaskLostError`` (it may kill the processes that run it)."""
-        self.counters.units_lost += 1
-        err = TaskLostError(f"task {index} of job {rec.id} is lost: {why}; it may crash the "
-                            f"process that runs it (a segfault, os._exit...), so it is not "
-                            f"run again")
-        return self._resolve_local(rec.id, index, T.RESULT, FAILED, err, False)
-
-    def _lose_suspects(self) -> list:
-        out: list = []
-        while self.suspects:
-            job, index = self.suspects.popleft()
-            rec = self.jobs.get(job)
-            if rec is not None and rec.states.get(index) == T.PENDING:
-                out.extend(self._lose(rec, index, "the peer that held it died and no other "
-                                                 "peer is left to try it"))
-        return out
-
-    def _next_suspect(self) -> Work | None:
-        while self.suspects:
-            job, index = self.suspects.popleft()
-            rec = self.jobs.get(job)
-            if rec is not None and rec.states.get(index) == T.PENDING:
-                return Work(self.me, job, index, index + 1, rec.fn, rec.items, 0, rec.kwargs)
-        return None
 
     # -- messages ------------------------------------------------------------------------
 
@@ -437,7 +378,6 @@ class NodeState:
         else:
             works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
                                      self.config.max_items, self.config.max_units)
-            works = [part for work in works for part in self._pending_parts(work)]
         if not works:
             self.counters.steals_denied += 1
             self._hungry.add(thief)
@@ -462,6 +402,7 @@ class NodeState:
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
         self.policy.on_success()
+        confirm: list = []
         for work in works:
             self.counters.units_received += work.units
             if work.owner == self.me:
@@ -481,53 +422,15 @@ class NodeState:
                 # Work its owner did not give us directly may only go back to its owner:
                 # leases never chain further, so the owner's record stays exact.
                 work.relayed = work.owner != victim
+                if work.relayed:  # tell the owner we hold its units (it was told MOVED)
+                    confirm.append(SendMsg(work.owner, M.Holding(work.job, work.lo, work.hi)))
                 self.deque.push(work)
-        out: list = [Wake()]
+        out: list = [Wake(), *confirm]
         if self._hungry and self.deque.total >= 2:
             out.extend(self._hints())
         return out
 
-    def _on_moved(self, holder: bytes, msg: Moved, works: list, now: float) -> list:
-        """A holder of our units gave them on: the lease follows them. If the new holder is
-        already gone, they are lost as if it died holding them."""
-        rec = self.jobs.get(msg.job)
-        if rec is None:
-            return []
-        # From the holder; or from the peer that handed the units on and now takes that
-        # back (``to`` is itself: they could not be shipped after all).
-        moved = [i for i in range(msg.lo, msg.hi)
-                 if rec.states.get(i) == T.LEASED and (
-                     rec.holders.get(i) == holder or msg.to == holder)]
-        for i in moved:
-            rec.holders[i] = msg.to
-        if moved and msg.to not in self.peers:
-            return self._peer_down(msg.to, now)
-        return []
-
     # -- internals -----------------------------------------------------------------------
-
-    def _pending_parts(self, work: Work) -> list:
-        """``work`` without the units of ours that were resolved while it sat in the deque.
-
-        A late result after a re-dispatch (``PENDING --result--> DONE``) leaves the unit's
-        re-queued copy in the deque; ``Pop`` skips it, and a thief must not lease it.
-        """
-        if work.owner != self.me:
-            return [work]
-        rec = self.jobs.get(work.job)
-        states = rec.states if rec is not None else {}
-        parts, start = [], None
-        for i in range(work.lo, work.hi + 1):
-            if i < work.hi and states.get(i) == T.PENDING:
-                if start is None:
-                    start = i
-            elif start is not None:
-                if start == work.lo and i == work.hi:
-                    return [work]
-                parts.append(Work(work.owner, work.job, start, i, work.fn, work.items,
-                                  work.base, work.kwargs, work.error, work.stealable))
-                start = None
-        return parts
 
     def _set_range(self, work: Work, event: str, holder: bytes | None = None) -> None:
         rec = self.jobs[work.job]
@@ -573,7 +476,7 @@ class NodeState:
 #: one handler per message type of the scheduling half (the membership's are in
 #: ``Membership.HANDLERS``); a test checks that together they cover ``messages.REGISTRY``
 NodeState.HANDLERS = {
-    M.Steal: NodeState._on_steal, M.Give: NodeState._on_give,
+    M.Steal: NodeState._on_steal, M.Give: NodeState._on_give, M.Holding: NodeState._on_holding,
     M.Results: NodeState._on_results, M.Hint: NodeState._on_hint,
     M.Moved: NodeState._on_moved, M.Const: NodeState._on_const,
     M.Shutdown: NodeState._on_shutdown,

@@ -234,13 +234,28 @@ class Sim:
         return True
 
     def step(self) -> None:
-        """One random move: deliver a message on a random link, or let a random peer act."""
+        """One random move: deliver a message on a random link, or let a random peer act.
+        When nothing can move (no message in flight, no work anywhere), the clock jumps to
+        the next deadline a peer asked for, as a real peer sleeps until then."""
         self.steps += 1
+        if not self.busy_links() and self._all_idle():
+            due = [t for t in (self.peers[p].node.next_tick(self.clock) for p in self.alive)
+                   if t is not None and t > self.clock]
+            if due:
+                self.tick(min(due) - self.clock)
+                return
         if self.busy_links() and self.rng.random() < 0.5:
             self.deliver()
         else:
             self.act(self.alive[self.rng.randrange(len(self.alive))])
         self.tick(self.rng.expovariate(1 / self.dt))
+
+    def _all_idle(self) -> bool:
+        for pid in self.alive:
+            p = self.peers[pid]
+            if p.current is not None or p.node.deque.total or p.node.suspects:
+                return False
+        return True
 
     def run_until_quiet(self, max_steps: int = 200_000, check_every: int = 0) -> int:
         """Step until every top-level unit is resolved and no work is left anywhere."""

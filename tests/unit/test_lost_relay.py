@@ -1,4 +1,4 @@
-"""A known liveness bug (found by ``test_simulation``'s state machine): a relayed GIVE that is
+"""A liveness bug, now fixed (found by ``test_simulation``'s state machine): a relayed GIVE that is
 lost with its link leaves the owner's unit leased to a live peer that never got it.
 
 The unit's owner A leases it to B; B relays it to F and tells A (``MOVED`` to F); the link
@@ -12,11 +12,9 @@ Hypothesis reproduction (before this file): ``pytest tests/unit/test_simulation.
 TestSimulation --hypothesis-seed=32381499629541674333668869733774832544``, "not quiet after
 15300 steps ... missing=[(b'AAAAAAAAAAAAAAAA', 0, 51)]", unit 51 LEASED to F.
 
-Marked ``xfail(strict=True)``: when the protocol is fixed this test passes, and pytest asks
-for the marker to be removed.
+Fixed: the peer named by a MOVED must confirm with HOLDING within ``confirm_timeout``;
+otherwise the owner runs the units again (a late result is a duplicate).
 """
-
-import pytest
 
 from p2pscoop.core import task as T
 from p2pscoop.core.messages import Steal
@@ -25,8 +23,6 @@ from p2pscoop.core.node import Received
 from sim import Sim, square
 
 
-@pytest.mark.xfail(strict=True, reason="a GIVE relayed to a live peer and lost with its link "
-                                       "is never re-dispatched (owner keeps it LEASED)")
 def test_a_relayed_give_lost_with_its_link_is_run_after_all():
     sim = Sim(3, seed=0)
     a, b, f = sim.ids

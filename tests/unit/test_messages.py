@@ -45,6 +45,7 @@ MESSAGES = [
     M.Shutdown(0),
     M.Shutdown(255),
     M.Moved(3, 10, 20, ID2),
+    M.Holding(3, 10, 20),
     M.Refuse("python 3.12 there, 3.11 here"),
     M.Ping(),
     M.Bye(),

@@ -2,7 +2,7 @@
 
 A unit cannot be pre-empted, so while a task waits with a timeout the hub starts a unit only
 if the nearest deadline is further away than twice the longest *recent* run of that function
-on this peer (``UNKNOWN_LENGTH`` for a function never run here) plus 10 ms. "Recent" is a
+on this peer (``NodeConfig.unknown_length`` for a function never run here) plus 10 ms. "Recent" is a
 decaying maximum: one long run is remembered for a while, then forgotten.
 
 An end-to-end test of this would depend on how long tasks take, so these tests drive the real
@@ -15,7 +15,12 @@ import pytest
 
 from p2pscoop.core.deque import Work
 from p2pscoop.runtime import switch
-from p2pscoop.runtime.scheduler import UNKNOWN_LENGTH, Scheduler
+from types import SimpleNamespace
+
+from p2pscoop.core.config import NodeConfig
+from p2pscoop.runtime.scheduler import Scheduler
+
+UNKNOWN_LENGTH = NodeConfig().unknown_length
 
 NOW = 1000.0
 OWNER = b"O" * 16
@@ -44,7 +49,7 @@ def waiting(sched, seconds_left):
 
 @pytest.fixture
 def sched():
-    return Scheduler(peer=None)
+    return Scheduler(peer=SimpleNamespace(config=NodeConfig()))
 
 
 def test_without_a_timed_wait_anything_may_start(sched):
@@ -56,7 +61,7 @@ def test_without_a_timed_wait_anything_may_start(sched):
 def test_a_function_never_run_here_is_assumed_to_take_unknown_length(sched):
     waiting(sched, 2 * UNKNOWN_LENGTH)  # just under 2 * UNKNOWN_LENGTH + 10 ms
     assert not sched.may_start(unit_of(quick_fn), NOW)
-    sched2 = Scheduler(peer=None)
+    sched2 = Scheduler(peer=SimpleNamespace(config=NodeConfig()))
     waiting(sched2, 2 * UNKNOWN_LENGTH + 0.5)
     assert sched2.may_start(unit_of(quick_fn), NOW)
 
