@@ -38,6 +38,12 @@ class PeerExecutor(C.Executor):
         self._wake = False
 
     def execute(self, cmds: list) -> None:
+        methods = self._methods
+        if not self._on_comm:  # the main thread's fast path: every command runs here
+            for cmd in cmds:
+                t = type(cmd)
+                (methods.get(t) or self.method(t))(cmd)
+            return
         saved = self._main, self._wake  # re-entrant: a command may feed the node again
         self._main, self._wake = [], False
         try:
