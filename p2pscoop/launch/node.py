@@ -213,12 +213,17 @@ class Node:
         for k in range(count):
             env = dict(os.environ)
             env[SPEC_ENV] = json.dumps(dict(spec, rank=1000 + k))
-            proc = subprocess.Popen([sys.executable, "-m", "p2pscoop.runtime.worker"],
-                                    env=env, cwd=workdir, pass_fds=(self._lifeline_r,),
-                                    stdin=subprocess.PIPE)
-            proc.stdin.write(self.secure.secret_text.encode() + b"\n")
-            proc.stdin.close()
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", "p2pscoop.runtime.worker"],
+                                        env=env, cwd=workdir, pass_fds=(self._lifeline_r,),
+                                        stdin=subprocess.PIPE)
+                proc.stdin.write(self.secure.secret_text.encode() + b"\n")
+                proc.stdin.close()
+            except OSError as exc:  # out of processes or descriptors: serve with fewer
+                LOGGER.warning("could not start a peer for program %s: %s", msg.program, exc)
+                break
             prog.procs.append(proc)
+        count = len(prog.procs)
         LOGGER.info("serving program %s of %s with %d peer(s)", msg.program, msg.address,
                     count)
         return count
