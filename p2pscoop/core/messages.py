@@ -35,7 +35,7 @@ import msgpack
 
 from .errors import RemoteProtocolError, VersionError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: constants are arbitrated by the origin (CONST_PROPOSE)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 MAX_LIST = 4096  # entries in any list field
 MAX_STR = 512  # characters in any string field
@@ -272,6 +272,27 @@ class Bye(Message):
     DOC: ClassVar[str] = "I am leaving: forget me now, no need to wait for a timeout"
 
 
+@dataclass
+class ConstPropose(Message):
+    TYPE: ClassVar[int] = 13
+    DOC: ClassVar[str] = "to the origin, which arbitrates constants: may I define `name`?"
+    PAYLOADS: ClassVar[str] = "1 (the proposed value)"
+    req: int = f(Int())
+    name: str = f(Str())
+
+    def payload_count(self) -> int:
+        return 1
+
+
+@dataclass
+class ConstVerdict(Message):
+    TYPE: ClassVar[int] = 14
+    DOC: ClassVar[str] = ("the origin's answer to CONST_PROPOSE; when refused, the winner's "
+                          "CONST was sent first")
+    req: int = f(Int())
+    accepted: bool = f(Bool())
+
+
 REGISTRY: dict[int, type[Message]] = {}
 
 
@@ -285,7 +306,7 @@ def _register(*classes) -> None:
 
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
-          Bye)
+          Bye, ConstPropose, ConstVerdict)
 
 
 # --- codec ----------------------------------------------------------------------------

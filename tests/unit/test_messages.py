@@ -47,6 +47,9 @@ MESSAGES = [
     M.Refuse("python 3.12 there, 3.11 here"),
     M.Ping(),
     M.Bye(),
+    M.ConstPropose(9, "table", payloads=[b"\x80\x05N."]),
+    M.ConstVerdict(9, True),
+    M.ConstVerdict(0, False),
 ]
 
 
