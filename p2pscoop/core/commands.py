@@ -11,6 +11,8 @@ over the in-memory transport.
     Run           scheduler (main)        run unit ``index`` of ``work`` in a greenlet
     Resolve       main                    complete a future / fill a map window
     PublishConst  main                    unpickle and publish a shared constant
+    ConstAnswer   main                    the verdict on this peer's DefineConst: wake the
+                                          task waiting in setConst
     Cancelled     the caller              the answer to ``Cancel``
     Wake          any                     wake the scheduler (new work or results)
     SendMsg       comm                    encode and send a control message
@@ -53,6 +55,17 @@ class Resolve:
 class PublishConst:
     name: str
     data: bytes
+
+
+@dataclass(slots=True)
+class ConstAnswer:
+    """The verdict on ``DefineConst(name, data, req)`` of this peer: ``accepted``, or refused
+    (the name was taken: the winner is in ``NodeState.consts`` by now), or ``error`` (no
+    arbiter could decide; worded for the user)."""
+    req: int
+    name: str
+    accepted: bool
+    error: str = ""
 
 
 @dataclass(slots=True)
@@ -154,9 +167,9 @@ class RefusedBy:
     reason: str
 
 
-COMMANDS = (Run, Resolve, PublishConst, Cancelled, SendMsg, ShipWorks, ShipResults, Wake,
-            Connect, Admit, Drop, SendRefuse, Stop, Joined, Left, Suspected, Refused,
-            RefusedBy)
+COMMANDS = (Run, Resolve, PublishConst, ConstAnswer, Cancelled, SendMsg, ShipWorks,
+            ShipResults, Wake, Connect, Admit, Drop, SendRefuse, Stop, Joined, Left, Suspected,
+            Refused, RefusedBy)
 
 #: commands that only report news (logs, launcher hooks); they change nothing
 NEWS = (Joined, Left, Suspected, Refused, RefusedBy)

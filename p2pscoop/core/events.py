@@ -99,9 +99,11 @@ class Disconnected:
 
 @dataclass(slots=True)
 class DefineConst:
-    """This peer defines a shared constant (``data`` is its pickle)."""
+    """This peer defines a shared constant (``data`` is its pickle). The verdict comes back
+    as ``ConstAnswer(req, ...)``: at once on the arbiter (the origin), later elsewhere."""
     name: str
     data: bytes
+    req: int = 0
 
 
 @dataclass(slots=True)

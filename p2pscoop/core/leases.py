@@ -36,6 +36,7 @@ class LeaseMixin:
     def _peer_up(self, peer: bytes) -> list:
         if peer != self.me and peer not in self.peers:
             self.peers.append(peer)
+            self.constants.peer_up(peer, self.members.rank_of(peer))
             self.policy.reset()
             return [Wake()]  # an idle scheduler may steal from it now
         return []
@@ -47,11 +48,10 @@ class LeaseMixin:
             self.peers.remove(peer)
         self.policy.forget_peer(peer)
         self._hungry.discard(peer)
-        self._const_known.pop(peer, None)
         self._outbox.pop(peer, None)  # an orphan's results have no one to go to
         if self._steal is not None and self._steal[0] == peer:
             self._steal = None
-        out: list = []
+        out: list = self.constants.peer_down(peer)
         for rec in list(self.jobs.values()):
             lost = [i for i, h in rec.holders.items() if h == peer]
             for i in sorted(lost):

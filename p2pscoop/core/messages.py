@@ -35,7 +35,7 @@ import msgpack
 
 from .errors import RemoteProtocolError, VersionError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3  # 3: constants are arbitrated by the origin (CONST_PROPOSE)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 MAX_LIST = 4096  # entries in any list field
 MAX_STR = 512  # characters in any string field
@@ -333,6 +333,27 @@ class StatusReport(Message):
     report: str = f(Text())
 
 
+@dataclass
+class ConstPropose(Message):
+    TYPE: ClassVar[int] = 13
+    DOC: ClassVar[str] = "to the origin, which arbitrates constants: may I define `name`?"
+    PAYLOADS: ClassVar[str] = "1 (the proposed value)"
+    req: int = f(Int())
+    name: str = f(Str())
+
+    def payload_count(self) -> int:
+        return 1
+
+
+@dataclass
+class ConstVerdict(Message):
+    TYPE: ClassVar[int] = 14
+    DOC: ClassVar[str] = ("the origin's answer to CONST_PROPOSE; when refused, the winner's "
+                          "CONST was sent first")
+    req: int = f(Int())
+    accepted: bool = f(Bool())
+
+
 REGISTRY: dict[int, type[Message]] = {}
 
 
@@ -346,7 +367,8 @@ def _register(*classes) -> None:
 
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
-          Bye, Holding, Serve, Served, Status, StatusReport)
+          Bye, Holding, ConstPropose, ConstVerdict, Serve, Served, Status,
+          StatusReport)
 
 
 # --- codec ----------------------------------------------------------------------------

@@ -27,6 +27,13 @@ the units of a peer that dies, leaves or never confirms a MOVED is in ``leases.p
 mixin of this class). Constants travel before work: a thief is sent every constant it may
 not know before the GIVE (``_consts_for``).
 
+Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
+leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
+reply, no result, no heartbeat; ``handle`` drops such commands), so nothing of it can
+reach a peer that has already forgotten it. The origin, after ``EndRun``, closes its
+sockets only once every peer acknowledged or is gone (``Peer.shutdown_peers``): closing
+earlier could discard the SHUTDOWN or let a peer see the origin vanish before reading it.
+
 Thread safety is the caller's business: the runtime serialises calls with one lock.
 """
 
@@ -37,11 +44,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from . import commands as C
 from . import messages as M
 from . import task as T
-from .commands import (Cancelled, Left, PublishConst, Resolve, Run, SendMsg, ShipResults,
-                       ShipWorks, Stop, Wake)
+from .commands import (Cancelled, Left, Resolve, Run, SendMsg, ShipResults, ShipWorks,
+                       Stop, Wake)
 from .config import StealConfig
+from .consts import Constants
 from .deque import Work, WorkDeque
 from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
@@ -91,9 +100,9 @@ class NodeState(LeaseMixin):
                  liveness=None):
         self.me = me
         self.members = Membership(identity or Identity(me), liveness)
-        #: shared constants known here (name -> pickle), and which peers know which
-        self.consts: dict[str, bytes] = {}
-        self._const_known: dict[bytes, set] = {}
+        #: shared constants (``consts.py``); ``consts`` is its table of decided values
+        self.constants = Constants(me, self.members.identity.rank == 0)
+        self.consts: dict[str, bytes] = self.constants.values
         self._dispatch: dict = {}  # event type -> bound handler (the ``handle`` fast path)
         self.config = config or StealConfig()
         self.policy = StealPolicy(self.config, rng or random.Random(0))
@@ -113,6 +122,8 @@ class NodeState(LeaseMixin):
         self._confirm_next: float | None = None  # earliest deadline of an unconfirmed MOVED
         #: round-trip times of the last steal requests answered (seconds; benchmarks)
         self.steal_rtts: deque = deque(maxlen=4096)
+        #: SHUTDOWN or Leave seen: this peer sends nothing more (module docstring)
+        self.leaving = False
 
     # -- pure helpers --------------------------------------------------------------------
 
@@ -166,6 +177,8 @@ class NodeState(LeaseMixin):
             meth = self._dispatch[type(event)]
         except KeyError:
             meth = self._dispatch[type(event)] = getattr(self, "_on_" + type(event).__name__)
+        if self.leaving:
+            return [c for c in meth(event, now) if type(c) not in _SENDS]
         return meth(event, now)
 
     # -- local events --------------------------------------------------------------------
@@ -216,7 +229,7 @@ class NodeState(LeaseMixin):
             if now - self._steal[2] < self.config.request_timeout:
                 return out
             self._steal = None  # unanswered: the victim may be gone; ask someone else
-        victim = self.policy.choose_victim(self.peers, now)
+        victim = None if self.leaving else self.policy.choose_victim(self.peers, now)
         if victim is not None:
             self._next_req += 1
             self._steal = (victim, self._next_req, now)
@@ -290,6 +303,7 @@ class NodeState(LeaseMixin):
         return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self.members.alive()]
 
     def _on_Leave(self, ev: Leave, now: float) -> list:
+        self.leaving = True
         return [SendMsg(m.id, M.Bye()) for m in self.members.alive()]
 
     def _on_PeerUp(self, ev: PeerUp, now: float) -> list:
@@ -336,39 +350,42 @@ class NodeState(LeaseMixin):
         self.policy.reset()
         return [Wake()]
 
-    def _on_const(self, peer: bytes, msg: M.Const, works: list, now: float) -> list:
-        self._const_known.setdefault(peer, set()).add(msg.name)
-        if msg.name in self.consts:
-            return []  # the first definition seen here wins
-        self.consts[msg.name] = msg.payloads[0]
-        return [PublishConst(msg.name, msg.payloads[0])]
+    # -- shared constants (decided in ``consts.py``) -----------------------------------
 
-    def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
-        return [Stop(msg.code)]
+    def _on_const(self, peer: bytes, msg: M.Const, works: list, now: float) -> list:
+        return self.constants.on_const(peer, msg)
+
+    def _on_const_propose(self, peer: bytes, msg: M.ConstPropose, works: list,
+                          now: float) -> list:
+        out = self.constants.on_propose(peer, msg, self.peers)
+        if out is None:  # only the arbiter decides
+            self.counters.bad_messages += 1
+            return []
+        return out
+
+    def _on_const_verdict(self, peer: bytes, msg: M.ConstVerdict, works: list,
+                          now: float) -> list:
+        out = self.constants.on_verdict(peer, msg)
+        if out is None:  # not from the arbiter, or not asked for
+            self.counters.bad_messages += 1
+            return []
+        return out
 
     def _on_DefineConst(self, ev: DefineConst, now: float) -> list:
-        if ev.name in self.consts:
-            return []
-        self.consts[ev.name] = ev.data
-        out = []
-        for peer in self.peers:
-            self._const_known.setdefault(peer, set()).add(ev.name)
-            out.append(SendMsg(peer, M.Const(ev.name, payloads=[ev.data])))
-        return out
+        return self.constants.define(ev.name, ev.data, ev.req, self.peers)
 
     def _consts_for(self, peer: bytes) -> list:
         """Constants before work: a thief is sent every constant it may not know yet."""
-        if not self.consts:
-            return []
-        known = self._const_known.setdefault(peer, set())
-        out = []
-        for name, data in self.consts.items():
-            if name not in known:
-                known.add(name)
-                out.append(SendMsg(peer, M.Const(name, payloads=[data])))
-        return out
+        return self.constants.for_peer(peer)
+
+    def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
+        """Stop, and acknowledge with a BYE: the origin keeps its sockets open until then."""
+        self.leaving = True
+        return [Stop(msg.code), SendMsg(peer, M.Bye())]
 
     def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
+        if self.leaving:
+            return []  # no lease for a peer that will not be there to answer for it
         me = self.me
         suspect = self._next_suspect()
         if suspect is not None:
@@ -473,13 +490,17 @@ class NodeState(LeaseMixin):
         return out
 
 
+#: commands that send to a peer: a leaving node drops them (see the module docstring)
+_SENDS = frozenset((SendMsg, ShipWorks, ShipResults, C.Connect, C.SendRefuse))
+
 #: one handler per message type of the scheduling half (the membership's are in
 #: ``Membership.HANDLERS``); a test checks that together they cover ``messages.REGISTRY``
 NodeState.HANDLERS = {
     M.Steal: NodeState._on_steal, M.Give: NodeState._on_give, M.Holding: NodeState._on_holding,
     M.Results: NodeState._on_results, M.Hint: NodeState._on_hint,
     M.Moved: NodeState._on_moved, M.Const: NodeState._on_const,
-    M.Shutdown: NodeState._on_shutdown,
+    M.Shutdown: NodeState._on_shutdown, M.ConstPropose: NodeState._on_const_propose,
+    M.ConstVerdict: NodeState._on_const_verdict,
 }
 
 

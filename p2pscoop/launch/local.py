@@ -211,13 +211,18 @@ class LocalCluster:
         if self._watcher is not None:
             self._watcher.join(5.0)  # no replacement may start while we stop
         peer = self.peer
-        if peer is not None and not peer.closed:
-            peer.shutdown_peers(min(max(code, 0), 255))
-            peer.close()
-        # Workers leave on SHUTDOWN; cutting the lifeline then ends any that missed it (a
-        # worker stuck in a task); SIGKILL is the last resort.
+        # Workers acknowledge SHUTDOWN (BYE) and leave; our sockets close only then (see
+        # Peer.shutdown_peers). Cutting the lifeline after half the grace period ends any
+        # that missed it (a worker stuck in a task); SIGKILL is the last resort.
         grace = self.config.shutdown_grace
-        self._wait_procs(grace / 2)
+        deadline = time.monotonic() + grace / 2
+        if peer is not None and not peer.closed:
+            silent = peer.shutdown_peers(min(max(code, 0), 255), wait=grace / 2)
+            if silent:
+                LOGGER.info("peer(s) of rank %s did not acknowledge the SHUTDOWN within "
+                            "%.1f s", ", ".join(map(str, silent)), grace / 2)
+            peer.close()
+        self._wait_procs(max(0.0, deadline - time.monotonic()))
         if self._lifeline_w is not None:
             os.close(self._lifeline_w)
             os.close(self._lifeline_r)

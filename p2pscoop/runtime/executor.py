@@ -2,7 +2,7 @@
 here, on the thread that owns what it touches (the table is ``core/commands.py``).
 
     owner   commands                                  from the other thread
-    main    Resolve, PublishConst                     queued on the scheduler's inbox + notify
+    main    Resolve, PublishConst, ConstAnswer        queued on the scheduler's inbox + notify
     comm    SendMsg, ShipResults (pickled by caller)  encoded by the caller, queued on the
             ShipWorks, Connect, Admit, Drop,          comm thread's out-queue (``Comm.post``)
             SendRefuse
@@ -12,10 +12,18 @@ here, on the thread that owns what it touches (the table is ``core/commands.py``
             the scheduler handles itself)
 
 An unknown command raises ``InternalError`` (``core.commands.Executor``).
+
+Last words: once the node is leaving (SHUTDOWN read, or ``Leave``) its BYE must be the last
+thing each peer gets from it, since a peer forgets it on that BYE and would reject anything
+later. The node emits nothing after it (``NodeState.leaving``); here, the main thread posts
+to the comm thread's queue under the node lock and only while the node is not leaving, and
+the comm thread queues a BYE behind what is already posted instead of sending it at once.
+A send decided before the BYE thus goes out before it; one decided after is dropped.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -73,6 +81,12 @@ class PeerExecutor(C.Executor):
         else:
             self.peer.publish_const(cmd)
 
+    def on_ConstAnswer(self, cmd: C.ConstAnswer) -> None:
+        if self._on_comm:
+            self._main.append(functools.partial(self.peer.const_answer, cmd))
+        else:
+            self.peer.const_answer(cmd)
+
     def on_Wake(self, cmd: C.Wake) -> None:
         if self._on_comm:
             self._wake = True
@@ -89,17 +103,28 @@ class PeerExecutor(C.Executor):
         if self._on_comm:
             fn(*args)
         else:
-            self.comm.post_call(fn, *args)
+            with self.peer.lock:  # see "Last words" in the module docstring
+                if not self.peer.node.leaving:
+                    self.comm.post_call(fn, *args)
+
+    def _post(self, peer: bytes, frames: list, last_words: bool = False) -> None:
+        """Queue frames from the main thread (see "Last words" in the module docstring)."""
+        with self.peer.lock:
+            if last_words or not self.peer.node.leaving:
+                self.comm.post(peer, frames)
 
     def on_SendMsg(self, cmd: C.SendMsg) -> None:
         if type(cmd.msg) is M.Give and LOGGER.isEnabledFor(logging.DEBUG):
             LOGGER.debug("steal %d from %s denied: nothing to give", cmd.msg.req,
                          cmd.peer.hex()[:8])
         frames = M.encode(cmd.msg)
-        if self._on_comm:
-            self.comm.send(cmd.peer, frames)
+        bye = type(cmd.msg) is M.Bye
+        if not self._on_comm:
+            self._post(cmd.peer, frames, bye)
+        elif bye:
+            self.comm.post(cmd.peer, frames)  # behind what the main thread posted
         else:
-            self.comm.post(cmd.peer, frames)
+            self.comm.send(cmd.peer, frames)
 
     def on_ShipResults(self, cmd: C.ShipResults) -> None:
         for msg in M.results_messages(cmd.entries, payload.dumps_result):
@@ -107,7 +132,7 @@ class PeerExecutor(C.Executor):
             if self._on_comm:
                 self.comm.send(cmd.peer, frames)
             else:
-                self.comm.post(cmd.peer, frames)
+                self._post(cmd.peer, frames)
 
     def on_ShipWorks(self, cmd: C.ShipWorks) -> None:
         if LOGGER.isEnabledFor(logging.DEBUG):

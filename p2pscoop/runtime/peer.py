@@ -19,8 +19,8 @@ Thread ownership (who may touch what; "lock" is ``Peer.lock``):
                                       resolve_lock
     targets (job -> Future/window),   resolve_lock holder   the main thread normally; a
       futures' completion, consts       (main thread)       thread waiting on a future
-      (values), _const_futures                              takes resolve_lock to complete
-                                                            what arrived (never the comm
+      (values), _const_futures,                             takes resolve_lock to complete
+      _const_answers                                        what arrived (never the comm
                                                             thread)
     sockets, comm.admitted,           comm thread           others post (Comm.post /
       comm.dealers                                          post_call), never touch
@@ -89,6 +89,8 @@ class Peer:
         self.targets: dict[int, Any] = {}  # job -> Future, or (MapWindow, offset)
         self.consts: dict[str, Any] = {}
         self._const_futures: dict[str, Future] = {}
+        self._const_answers: dict[int, Future] = {}  # DefineConst req -> its verdict
+        self._next_const_req = 0
         self.listeners: list = []  # called with Stop and the membership news commands
         self.closed = False
         self.fatal_error: BaseException | None = None
@@ -283,14 +285,36 @@ class Peer:
     # -- shared constants ----------------------------------------------------------------
 
     def set_const(self, name: str, value: Any) -> None:
+        """Define ``name`` cluster-wide, or raise ``TypeError`` if it exists anywhere.
+
+        The origin decides at once; elsewhere the calling task waits (parked, like on a
+        future) for the origin's verdict. Raises ``RuntimeError`` if the origin is gone.
+        """
         self.poll_inbox()  # a definition that already arrived from a peer counts
         data = payload.dumps_const(value)
         with self.lock:
-            if name in self.consts or name in self.node.consts:
-                raise TypeError(f"This constant already exists: {name}.")
-            cmds = self.node.handle(DefineConst(name, data), time.monotonic())
-        self._publish_const(name, value, data)
+            self._next_const_req += 1
+            req = self._next_const_req
+            answer = self._const_answers[req] = Future(self)
+            cmds = self.node.handle(DefineConst(name, data, req), time.monotonic())
         self.exec_main.execute(cmds)
+        while not answer.done():
+            self.wait_any((answer,), None)
+        verdict: C.ConstAnswer = answer.result()
+        if verdict.error:
+            raise RuntimeError(f"p2pscoop: the shared constant {name!r} cannot be defined: "
+                               f"{verdict.error}")
+        if not verdict.accepted:
+            raise TypeError(f"This constant already exists: {name}.")
+        if name not in self.consts:
+            self._publish_const(name, value, data)
+
+    def const_answer(self, cmd: C.ConstAnswer) -> None:
+        """The verdict on one of our definitions: wake its caller (main thread)."""
+        fut = self._const_answers.pop(cmd.req, None)
+        if fut is not None and not fut.done():
+            fut.set_result(cmd)
+            fut._notify(self.scheduler.ready)
 
     def _publish_const(self, name: str, value: Any, data: bytes) -> None:
         """Record a constant here and wake the tasks waiting for it (main thread)."""
@@ -337,11 +361,34 @@ class Peer:
         sys.setswitchinterval(min(self._old_switch, self.config.switch_interval))
         self.comm.start()
 
-    def shutdown_peers(self, code: int) -> None:
-        """The origin ends the run: every peer is told to stop."""
-        with self.lock:
-            cmds = self.node.handle(EndRun(code), time.monotonic())
-        self.exec_main.execute(cmds)
+    def shutdown_peers(self, code: int, wait: float = 0.0) -> list[int]:
+        """The origin ends the run: every peer is told to stop (SHUTDOWN).
+
+        Then wait up to ``wait`` seconds until each has acknowledged (BYE) or is gone, so
+        that closing our sockets afterwards can neither discard a SHUTDOWN not yet written
+        nor show a peer our connections closing before it has read it. Returns the ranks of
+        the peers still there when the wait ended.
+        """
+        def on_left(cmd) -> None:  # comm thread: a BYE or a lost connection
+            if type(cmd) is C.Left:
+                with self.cond:
+                    self.cond.notify_all()
+
+        self.listeners.append(on_left)
+        try:
+            with self.lock:
+                cmds = self.node.handle(EndRun(code), time.monotonic())
+            self.exec_main.execute(cmds)
+            deadline = time.monotonic() + wait
+            with self.cond:
+                while True:
+                    left = self.node.members.alive()
+                    remaining = deadline - time.monotonic()
+                    if not left or remaining <= 0 or self.fatal_error is not None:
+                        return sorted(m.rank for m in left)
+                    self.cond.wait(remaining)
+        finally:
+            self.listeners.remove(on_left)
 
     def leave(self) -> None:
         """Say goodbye to every peer, so none waits for a timeout."""

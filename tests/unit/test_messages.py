@@ -53,6 +53,9 @@ MESSAGES = [
     M.Served("prog", 2),
     M.Status(4),
     M.StatusReport(4, '{"peers": 2}'),
+    M.ConstPropose(9, "table", payloads=[b"\x80\x05N."]),
+    M.ConstVerdict(9, True),
+    M.ConstVerdict(0, False),
 ]
 
 

@@ -17,6 +17,7 @@ from p2pscoop.core.messages import FAILED, OK, RAISED, Const, Give, Hint, Moved,
 from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
                                 Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
                                 Submit, Tick, Unshippable, Wake)
+from p2pscoop.core.commands import ConstAnswer
 from p2pscoop.core.policy import StealConfig
 
 ME = b"M" * 16
@@ -250,7 +251,8 @@ def test_a_constant_from_a_peer_is_published_once_first_definition_wins():
 def test_constants_travel_before_the_work_that_may_need_them():
     from p2pscoop.core.node import DefineConst
     n = make_node()
-    assert n.handle(DefineConst("k", b"v"), 0.0) == []  # no peer yet: nobody to tell
+    # no peer yet: nobody to tell; decided here (a test node has rank 0: the arbiter)
+    assert n.handle(DefineConst("k", b"v", 1), 0.0) == [ConstAnswer(1, "k", True)]
     n.handle(PeerUp(P1), 0.0)
     submit(n, 4)
     cmds = n.handle(Received(P1, Steal(1)), 0.0)
@@ -264,8 +266,9 @@ def test_constants_travel_before_the_work_that_may_need_them():
 def test_a_defined_constant_is_sent_to_every_peer():
     from p2pscoop.core.node import DefineConst
     n = make_node(P1, P2)
-    assert n.handle(DefineConst("k", b"v"), 0.0) == [
-        SendMsg(P1, Const("k", payloads=[b"v"])), SendMsg(P2, Const("k", payloads=[b"v"]))]
+    assert n.handle(DefineConst("k", b"v", 4), 0.0) == [
+        SendMsg(P1, Const("k", payloads=[b"v"])), SendMsg(P2, Const("k", payloads=[b"v"])),
+        ConstAnswer(4, "k", True)]
 
 
 # -- the thief side of a steal ----------------------------------------------------------
