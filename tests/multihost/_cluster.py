@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import textwrap
@@ -169,13 +170,14 @@ class Node:
         self._log = open(self.log_path, "w")
         self.proc = lab.popen(host, [*hide, *argv], hostname=True, cwd=str(ws.run),
                               stdin=subprocess.DEVNULL, stdout=self._log,
-                              stderr=subprocess.STDOUT, env=env(TMPDIR=str(self.tmpdir)))
+                              stderr=subprocess.STDOUT,
+                              env=env(TMPDIR=str(self.tmpdir), PYTHONFAULTHANDLER="1"))
         self.address: str | None = None
 
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def wait_ready(self) -> str:
+    def wait_ready(self, timeout: float = WAIT) -> str:
         """Wait for the "listening on tcp://IP:PORT" line; return that address."""
         def ready():
             if self.proc.poll() is not None:
@@ -185,8 +187,30 @@ class Node:
                 if " listening on tcp://" in line:
                     return line.split(" listening on ", 1)[1].split()[0]
             return None
-        self.address = wait_until(ready, f"{self.name} to listen")
+        try:
+            self.address = wait_until(ready, f"{self.name} to listen", timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {self.diagnose()}") from None
         return self.address
+
+    def diagnose(self) -> str:
+        """What the node is doing: its state, then its threads' Python stacks (SIGABRT
+        makes faulthandler, on through PYTHONFAULTHANDLER, print them to the log)."""
+        pid = self.proc.pid
+        try:
+            comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+            state = [line for line in pathlib.Path(f"/proc/{pid}/status").read_text()
+                     .splitlines() if line.startswith("State")]
+            wchan = pathlib.Path(f"/proc/{pid}/wchan").read_text()
+        except OSError as exc:
+            return f"pid {pid} unreadable: {exc}"
+        if comm.startswith("python"):
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        return f"pid {pid} ({comm}) {state} wchan {wchan!r}; log:\n{self.log()}"
 
     @property
     def hostport(self) -> str:
@@ -233,6 +257,17 @@ class Program:
         self.proc = lab.popen(host, argv, hostname=True, cwd=str(prog.parent),
                               stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
                               env=env())
+
+    def wait_file(self, path: pathlib.Path, what: str) -> None:
+        """Wait until the program makes ``path`` (a gate file); fail if it exits first."""
+        def made():
+            if path.exists():
+                return True
+            if self.proc.poll() is not None:
+                raise AssertionError(f"program {self.name} exited ({self.proc.returncode}) "
+                                     f"before {what}:\n{self.stderr()}")
+            return False
+        wait_until(made, f"{what} (program {self.name})")
 
     def wait(self) -> int:
         try:
