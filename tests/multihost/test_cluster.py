@@ -11,11 +11,11 @@ No test asserts a duration; waits are bounded only to turn a hang into a failure
 
 import pytest
 
+import p2pscoop
+
 import conftest
 from _cluster import (OTHER_VERSION, VERSION_WRAPPER, Node, Program, Workspace, by_host,
                       check_results, hosts_of, status, status_until, wait_until)
-
-import p2pscoop
 
 TASKS = 400
 
