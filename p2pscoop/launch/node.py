@@ -90,6 +90,9 @@ class Node:
                                  __version__, 1, secure.keys.hello_key, M.ROLE_NODE, "")
         self.members = Membership(self.identity)
         self.clients: dict[bytes, float] = {}  # admitted client identity -> when
+        # clients whose HELLO was refused (and told why): their next requests are dropped
+        # without another warning, so a mismatch logs one line, as on the client's side
+        self.refused_clients: dict[bytes, float] = {}
         self.programs: dict[str, Program] = {}
         self.refused = 0
         self._stop = threading.Event()
@@ -172,16 +175,18 @@ class Node:
             if why is None and msg.role != M.ROLE_CLIENT:
                 why = ("it is not a client", "a node only answers clients (SERVE, STATUS)")
             if why is not None:
-                self._refuse_log(f"refused HELLO from {msg.address or ident.hex()[:8]}: "
-                                 f"{why[0]}")
+                self._refuse_log(f"refused HELLO from {msg.address or ident.hex()[:8]} "
+                                 f"(host {msg.host!r}): {why[0]}")
                 self._reply(ident, M.Refuse(why[1]))
+                _remember(self.refused_clients, ident)
                 return
-            if len(self.clients) >= MAX_CLIENTS:
-                self.clients.pop(next(iter(self.clients)))
-            self.clients[ident] = time.monotonic()
+            _remember(self.clients, ident)
             return
         if ident not in self.clients:
-            self._refuse_log(f"{cls.__name__} before a valid HELLO")
+            if ident in self.refused_clients:  # already told why, and logged once
+                LOGGER.debug("dropped %s of a refused client", cls.__name__)
+            else:
+                self._refuse_log(f"{cls.__name__} before a valid HELLO")
             return
         if cls is M.Serve:
             self._reply(ident, M.Served(msg.program, self._serve(msg)))
@@ -247,6 +252,13 @@ class Node:
                           "peers": sum(1 for q in p.procs if q.poll() is None),
                           "since": p.started} for p in self.programs.values()],
         }
+
+
+def _remember(table: dict[bytes, float], ident: bytes) -> None:
+    """Note ``ident`` in ``table``, forgetting the oldest entry beyond MAX_CLIENTS."""
+    if ident not in table and len(table) >= MAX_CLIENTS:
+        table.pop(next(iter(table)))
+    table[ident] = time.monotonic()
 
 
 #: the messages a node answers (NodeState and Membership answer the others)
