@@ -53,7 +53,10 @@ def load_netlab():
 class Child:
     """A process started in a lab host, its stderr read line by line into a log file."""
 
-    def __init__(self, proc: subprocess.Popen, log_path: str, started: float):
+    def __init__(self, proc: subprocess.Popen, log_path: str, started: float,
+                 on_phase=None):
+        self.on_phase = on_phase  # called in the reader thread with "PHASE <name>" lines
+        self.phases: dict[str, object] = {}  # name -> what on_phase returned
         self.proc = proc
         self.log_path = log_path
         self.started = started  # time.time() just before Popen
@@ -71,6 +74,9 @@ class Child:
     def _read(self, pipe, into) -> None:
         for line in pipe:
             now = time.time()
+            if self.on_phase is not None and into is self.stdout and line.startswith("PHASE "):
+                name = line.split()[1]
+                self.phases[name] = self.on_phase(name)
             with self._cond:
                 into.append((now, line.rstrip("\n")))
                 self._log.write(f"{now:.3f} {'out' if into is self.stdout else 'err'} {line}")
@@ -164,13 +170,39 @@ class BenchLab:
     def ip(self, host: str) -> str:
         return self.lab[host].ip
 
-    def _start(self, host: str, argv: list[str], tag: str) -> Child:
+    def cpu_sample(self, _name: str = "") -> tuple[float, float, float]:
+        """(monotonic time, CPU seconds used so far by the lab's processes, CPU seconds the
+        whole machine has been busy). Differences of two samples give the CPU a phase cost."""
+        tick = os.sysconf("SC_CLK_TCK")
+        lab = 0
+        for pid in self.lab.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                lab += int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, IndexError, ValueError):
+                pass  # exited meanwhile
+        with open("/proc/stat") as f:
+            cpu = [int(x) for x in f.readline().split()[1:]]
+        busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
+        return time.monotonic(), lab / tick, busy / tick
+
+    @staticmethod
+    def cpu_between(child: Child, a: str, b: str) -> dict:
+        """CPU use between the PHASE lines ``a`` and ``b`` of ``child`` (cores' worth)."""
+        (t0, lab0, busy0), (t1, lab1, busy1) = child.phases[a], child.phases[b]
+        span = max(t1 - t0, 1e-9)
+        return {"seconds": round(span, 3), "lab_cpu_s": round(lab1 - lab0, 2),
+                "lab_cores": round((lab1 - lab0) / span, 2),
+                "machine_cores": round((busy1 - busy0) / span, 2)}
+
+    def _start(self, host: str, argv: list[str], tag: str, on_phase=None) -> Child:
         self._count += 1
         log = os.path.join(self.log_dir, f"{self._count:03d}-{tag}-{host}.log")
         started = time.time()
         proc = self.lab.popen(host, argv, hostname=True, env=self.env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=self.log_dir)
-        return Child(proc, log, started)
+        return Child(proc, log, started, on_phase)
 
     def common(self) -> list[str]:
         return ["--cluster", CLUSTER, "--secret-file", self.secret] + (
@@ -194,13 +226,13 @@ class BenchLab:
         self.nodes.remove(node)
 
     def start_program(self, host: str, n: int, args: list[str], *, nodes: list[str] = (),
-                      zeroconf: bool = True, tag: str = "prog") -> Child:
+                      zeroconf: bool = True, tag: str = "prog", on_phase=None) -> Child:
         argv = [sys.executable, "-m", "p2pscoop", *self.common(), "-n", str(n)]
         argv += [] if zeroconf else ["--no-zeroconf"]
         for address in nodes:
             argv += ["--nodes", address]
         argv += [PROGRAM, *[str(a) for a in args]]
-        return self._start(host, argv, tag)
+        return self._start(host, argv, tag, on_phase)
 
     @staticmethod
     def result(child: Child, timeout: float) -> dict:

@@ -48,6 +48,7 @@ from p2pscoop import futures
 from p2pscoop.runtime import context
 
 WAIT_LIMIT = 120.0  # seconds to wait for the expected peers
+IDLE_PROBE = 3.0  # seconds the origin sleeps, with nothing to steal, before the map
 
 
 def emit(record):
@@ -81,9 +82,16 @@ def run_map(size, tasks, seconds):
     peers = p2pscoop.SIZE
     # Warm-up: every peer receives the function and runs a few tasks before the clock starts.
     list(futures.map(nap, [seconds] * (4 * peers)))
+    # The harness reads the CPU time of the lab's processes at each PHASE line: first while
+    # every peer but the origin is idle (it sleeps without yielding work), then during the map.
+    print("PHASE idle-start", flush=True)
+    time.sleep(IDLE_PROBE)
+    print("PHASE idle-end", flush=True)
     t0 = time.perf_counter()
+    print("PHASE map-start", flush=True)
     out = list(futures.map(nap, [seconds] * tasks))
     makespan = time.perf_counter() - t0
+    print("PHASE map-end", flush=True)
     ideal = tasks * seconds / peers
     hosts = collections.Counter(h for h, _ in out)
     emit({"mode": "map", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),

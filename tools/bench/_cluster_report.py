@@ -28,6 +28,7 @@ ROWS = [
     ("map", "makespan_s", "map 2,000 x 20 ms: makespan", "s", None, ""),
     ("map", "ideal_s", "  ideal (2000 x 0.02 / peers)", "s", None, ""),
     ("map", "ratio", "  makespan / ideal", "x", lambda v: v <= 1.15, "<= 1.15"),
+    ("map", "cpu_ms_per_task", "  CPU of all peers per task", "ms", None, ""),
     ("join-zc", "value", "join -> first task on it, zeroconf", "s", None, ""),
     ("join-zc", "node_ready_s", "  of which join -> node ready", "s", None, ""),
     ("join-static", "value", "join -> first task on it, --nodes", "s", None, ""),
@@ -88,7 +89,10 @@ def brief(name: str, rec: dict) -> str:
     if name == "map":
         return (f"makespan {rec['makespan_s']} s, ideal {rec['ideal_s']} s, ratio "
                 f"{rec['ratio']}, {rec['peers']} peers, {rec['processes']} processes ran "
-                f"tasks, per host {rec['hosts']}")
+                f"tasks, per host {rec['hosts']}; CPU of the lab's processes: idle cluster "
+                f"{rec['cpu_idle']['lab_cores']} cores, during the map "
+                f"{rec['cpu_map']['lab_cores']} cores ({rec['cpu_ms_per_task']} ms per task), "
+                f"machine busy {rec['cpu_map']['machine_cores']} of {os.cpu_count()} cores")
     if name.startswith("join"):
         return (f"join -> first task {rec['value']} s (node ready after "
                 f"{rec['node_ready_s']} s, then {rec['ready_to_task_s']} s), "

@@ -93,9 +93,13 @@ class Bench:
         self.ensure_h1()
         child = self.bl.start_program("h4", self.n_origin,
                                       ["map", self.size, self.args.tasks, self.args.seconds],
-                                      nodes=self.node_addresses(), zeroconf=False, tag="map")
+                                      nodes=self.node_addresses(), zeroconf=False, tag="map",
+                                      on_phase=self.bl.cpu_sample)
         rec = self.bl.result(child, self.args.timeout)
         rec["value"] = rec["ratio"]
+        rec["cpu_idle"] = self.bl.cpu_between(child, "idle-start", "idle-end")
+        rec["cpu_map"] = self.bl.cpu_between(child, "map-start", "map-end")
+        rec["cpu_ms_per_task"] = round(rec["cpu_map"]["lab_cpu_s"] * 1000 / rec["tasks"], 2)
         return rec
 
     def join(self, zeroconf: bool) -> dict:
