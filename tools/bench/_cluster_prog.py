@@ -7,8 +7,10 @@ Run by the harness, inside a lab host, as::
 Modes (each prints exactly one ``BENCH {json}`` line on stdout, or ``BENCH {"error": ...}``):
 
 ``map SIZE TASKS SECONDS``
-    Wait until ``SIZE`` peers are admitted, warm every peer up, then time one
-    ``futures.map`` of ``TASKS`` sleeps of ``SECONDS``. Reports the makespan, the ideal
+    Wait until ``SIZE`` peers are admitted, warm every peer up, sleep 3 s with nothing to
+    steal (the idle cluster), then time one ``futures.map`` of ``TASKS`` sleeps of
+    ``SECONDS``; ``PHASE idle-start|idle-end|map-start|map-end`` lines on stdout let the
+    harness read the lab's CPU time at those moments. Reports the makespan, the ideal
     (``TASKS * SECONDS / peers``), their ratio, and how many tasks ran on each host and in how
     many processes.
 ``join HOST SECONDS LIMIT``

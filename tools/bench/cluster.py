@@ -15,14 +15,15 @@ Measurements (each repeated ``--repeat`` times, interleaved, load average noted 
 
 ``map``      2,000 sleeps of 20 ms on all peers (``--nodes`` to the three nodes), timed once
              every peer is admitted and warmed up; ratio = makespan / (2000 x 0.02 / peers).
-             Target: ratio <= 1.15.
+             Target: ratio <= 1.15. Also the CPU time of all the lab's processes during the
+             map and during 3 s before it in which the cluster is idle (``/proc``).
 ``join-zc``  the program starts on h4 (nodes on h2 and h3 already up); as soon as it prints
              READY, ``p2pscoop join`` starts on h1. Figure: time from that ``join`` command to
              the first task that starts on h1 (wall clock, one clock for all namespaces).
              Found by zeroconf (the program browses; no --nodes).
 ``join-static``  the same with ``--no-zeroconf`` everywhere and ``--nodes`` naming the three
-             nodes (h1's node is not up yet when the program asks it: the program's request
-             waits for the connection).
+             nodes: h1's node is not up yet when the program first asks it, so this needs the
+             program to ask again until the node answers (``launch/cluster.py``).
 ``steal32``  steal round trip from every thief on h1..h3 to the origin while the origin spins
              in pure Python (all peers admitted; the others idle and stealing).
 ``steal2``   the same with one thief (the -n 1 node on h1) and the origin alone (-n 1): the
