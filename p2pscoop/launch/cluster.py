@@ -42,6 +42,7 @@ LOGGER = logging.getLogger("p2pscoop.cluster")
 PYTHON = f"{__import__('sys').implementation.name}-{__import__('sys').version_info[0]}." \
          f"{__import__('sys').version_info[1]}"
 REPLY_TIMEOUT = 5.0  # seconds a node has to answer a SERVE or a STATUS
+ASK_AGAIN = 1.0  # pause before asking again a node that did not answer (not up yet?)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class NodeFinder:
         self.use_zeroconf = zeroconf
         self.asked: dict[str, int] = {}  # node address -> workers it started
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._zc = None
         self._static = None
 
@@ -175,10 +177,23 @@ class NodeFinder:
                          name="p2pscoop-serve").start()
 
     def _ask(self, address: str) -> None:
-        try:
-            reply = ask_node(self.secure, address, self.serve)
-        except (TimeoutError, OSError, zmq.ZMQError, M.RemoteProtocolError) as exc:
-            LOGGER.warning("node %s: %s", address, exc)
+        # A node that does not answer may simply not be up yet (`--nodes` names it before
+        # its `join` runs): keep asking while the program runs, so it joins when it comes.
+        # SERVE is idempotent on the node (a second one for a program it serves starts none).
+        silent = 0
+        while not self._stopped.is_set():
+            try:
+                reply = ask_node(self.secure, address, self.serve)
+                break
+            except TimeoutError as exc:
+                silent += 1
+                if silent == 1:
+                    LOGGER.warning("node %s: %s; asking again until it answers", address, exc)
+                self._stopped.wait(ASK_AGAIN)
+            except (OSError, zmq.ZMQError, M.RemoteProtocolError) as exc:
+                LOGGER.warning("node %s: %s", address, exc)
+                return
+        else:
             return
         if type(reply) is M.Refuse:
             LOGGER.warning("node %s refused this program: %s", address, reply.reason)
@@ -187,6 +202,7 @@ class NodeFinder:
             LOGGER.info("node %s starts %d peer(s) for this program", address, reply.workers)
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._zc is not None:
             self._zc.stop()
             self._zc = None

@@ -1,0 +1,213 @@
+"""The program that ``tools/bench/cluster.py`` runs on the origin of a lab cluster.
+
+Run by the harness, inside a lab host, as::
+
+    python -m p2pscoop --cluster bench --secret-file F -n K [--nodes ...] _cluster_prog.py MODE ...
+
+Modes (each prints exactly one ``BENCH {json}`` line on stdout, or ``BENCH {"error": ...}``):
+
+``map SIZE TASKS SECONDS``
+    Wait until ``SIZE`` peers are admitted, warm every peer up, sleep 3 s with nothing to
+    steal (the idle cluster), then time one ``futures.map`` of ``TASKS`` sleeps of
+    ``SECONDS``; ``PHASE idle-start|idle-end|map-start|map-end`` lines on stdout let the
+    harness read the lab's CPU time at those moments. Reports the makespan, the ideal
+    (``TASKS * SECONDS / peers``), their ratio, and how many tasks ran on each host and in how
+    many processes.
+``join HOST SECONDS LIMIT``
+    Print ``READY <time>`` at once (the harness then starts ``p2pscoop join`` on ``HOST``),
+    then map sleeps of ``SECONDS`` in rounds until a task runs on ``HOST`` (or ``LIMIT``
+    seconds pass). Reports the wall-clock time (``time.time()``, one clock for every
+    namespace of the machine) at which the first task on ``HOST`` started.
+``steal SIZE SPIN``
+    Wait for ``SIZE`` peers; install a victim-tagged steal log in every other peer (see
+    ``install``); spin the origin in pure Python for ``SPIN`` seconds without yielding (the
+    victim computes while every other peer, idle, asks it for work); then collect, from every
+    peer, the round trips of its steal requests *to the origin* answered during the spin.
+
+Invariants: every task returns where it ran (``socket.gethostname()``: the harness gives
+each lab host its own hostname) and the process id, so the harness can check that the
+cluster really took part. Nothing here writes a file. The origin never waits for ever: each
+wait is bounded and turns into a ``BENCH {"error": ...}`` line.
+
+Benchmark-only instrumentation: the core keeps ``NodeState.steal_rtts`` (round trips of all
+answered steal requests, whichever peer answered). With 32 peers most of those answers come
+from idle peers, so ``install`` gives the node of each thief its own copy of the message
+handler table (``NodeState.HANDLERS`` is looked up on the instance) in which the GIVE handler
+first logs ``(victim, round trip, time)`` and then calls the core's handler unchanged. It
+relies on two internals (``node.HANDLERS``, ``node._steal``); if they change, ``install``
+fails with a message instead of measuring something else.
+"""
+
+import collections
+import json
+import os
+import socket
+import sys
+import time
+
+import p2pscoop
+from p2pscoop import futures
+from p2pscoop.runtime import context
+
+WAIT_LIMIT = 120.0  # seconds to wait for the expected peers
+IDLE_PROBE = 3.0  # seconds the origin sleeps, with nothing to steal, before the map
+
+
+def emit(record):
+    print("BENCH " + json.dumps(record), flush=True)
+
+
+def nap(seconds):
+    """A task: sleep, then say where it ran."""
+    time.sleep(seconds)
+    return socket.gethostname(), os.getpid()
+
+
+def stamp(seconds):
+    """A task: note when and where it started, then sleep."""
+    started = time.time()
+    time.sleep(seconds)
+    return socket.gethostname(), started
+
+
+def wait_for_peers(size):
+    deadline = time.monotonic() + WAIT_LIMIT
+    while p2pscoop.SIZE < size:
+        if time.monotonic() > deadline:
+            emit({"error": f"only {p2pscoop.SIZE} of {size} peers joined in {WAIT_LIMIT:.0f} s"})
+            sys.exit(3)
+        time.sleep(0.1)
+
+
+def run_map(size, tasks, seconds):
+    wait_for_peers(size)
+    peers = p2pscoop.SIZE
+    # Warm-up: every peer receives the function and runs a few tasks before the clock starts.
+    list(futures.map(nap, [seconds] * (4 * peers)))
+    # The harness reads the CPU time of the lab's processes at each PHASE line: first while
+    # every peer but the origin is idle (it sleeps without yielding work), then during the map.
+    print("PHASE idle-start", flush=True)
+    time.sleep(IDLE_PROBE)
+    print("PHASE idle-end", flush=True)
+    t0 = time.perf_counter()
+    print("PHASE map-start", flush=True)
+    out = list(futures.map(nap, [seconds] * tasks))
+    makespan = time.perf_counter() - t0
+    print("PHASE map-end", flush=True)
+    ideal = tasks * seconds / peers
+    hosts = collections.Counter(h for h, _ in out)
+    emit({"mode": "map", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),
+          "makespan_s": round(makespan, 4), "ideal_s": round(ideal, 4),
+          "ratio": round(makespan / ideal, 4), "hosts": dict(sorted(hosts.items())),
+          "processes": len({p for _, p in out})})
+
+
+def run_join(host, seconds, limit):
+    print(f"READY {time.time():.6f}", flush=True)
+    deadline = time.monotonic() + limit
+    rounds = 0
+    while time.monotonic() < deadline:
+        rounds += 1
+        out = list(futures.map(stamp, [seconds] * (20 * max(2, p2pscoop.SIZE))))
+        hits = [t for h, t in out if h == host]
+        if hits:
+            emit({"mode": "join", "host": host, "first_task_at": min(hits),
+                  "peers": p2pscoop.SIZE, "rounds": rounds})
+            return
+    emit({"error": f"no task ran on {host} within {limit:.0f} s ({p2pscoop.SIZE} peers)"})
+    sys.exit(3)
+
+
+# -- steal round trips ------------------------------------------------------------------------
+
+def install(pause):
+    """Give this peer's node a GIVE handler that logs (victim, round trip, when)."""
+    time.sleep(pause)
+    from p2pscoop.core import messages as M
+
+    node = context.current().node
+    if getattr(node, "bench_steal_log", None) is None:
+        table = getattr(type(node), "HANDLERS", None)
+        if not isinstance(table, dict) or M.Give not in table or not hasattr(node, "_steal"):
+            raise RuntimeError("NodeState internals changed: update _cluster_prog.install")
+        log = collections.deque(maxlen=200_000)
+        core_on_give = table[M.Give]
+
+        def on_give(self, victim, msg, works, now):
+            pending = self._steal
+            if pending is not None and pending[1] == msg.req:
+                log.append((victim, now - pending[2], now))
+            return core_on_give(self, victim, msg, works, now)
+
+        node.bench_steal_log = log
+        handlers = dict(table)
+        handlers[M.Give] = on_give
+        node.HANDLERS = handlers
+    return socket.gethostname(), os.getpid()
+
+
+def collect(pause, victim, start, end):
+    """Round trips (s) of this peer's steal requests to ``victim`` answered in [start, end]."""
+    time.sleep(pause)
+    log = getattr(context.current().node, "bench_steal_log", None) or ()
+    rtts = [rtt for v, rtt, at in list(log) if v == victim and start <= at <= end]
+    return socket.gethostname(), os.getpid(), rtts
+
+
+def spin(seconds):
+    """Pure Python that never yields to the scheduler (the victim computes)."""
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        for i in range(1000):
+            n += i & 7
+    return n
+
+
+def on_every_peer(fn, args, want, limit=60.0):
+    """Run ``fn(*args)`` until it has run in ``want`` processes other than this one."""
+    me, seen = os.getpid(), {}
+    deadline = time.monotonic() + limit
+    while len(seen) < want and time.monotonic() < deadline:
+        for res in futures.map(fn, *[[a] * (3 * p2pscoop.SIZE) for a in args]):
+            if res[1] != me:
+                seen.setdefault(res[1], res)
+    return list(seen.values())
+
+
+def run_steal(size, seconds):
+    wait_for_peers(size)
+    peers = p2pscoop.SIZE
+    me = context.current().node.me
+    installed = on_every_peer(install, [0.05], peers - 1)
+    start = time.monotonic()
+    spin(seconds)
+    end = time.monotonic()
+    got = on_every_peer(collect, [0.1, me, start, end], len(installed))
+    here = socket.gethostname()
+    remote = [(h, rtts) for h, _, rtts in got if h != here]
+    ms = sorted(r * 1000 for _, rtts in remote for r in rtts)
+    if not ms:
+        emit({"error": f"no steal request reached the origin from another host "
+                       f"({len(got)} peers reported)"})
+        sys.exit(3)
+
+    def pct(q):
+        return round(ms[min(len(ms) - 1, int(q * len(ms)))], 3)
+
+    emit({"mode": "steal", "peers": peers, "thieves": len(remote),
+          "thieves_installed": len(installed), "samples": len(ms), "spin_s": seconds,
+          "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": round(ms[-1], 3),
+          "samples_per_thief": len(ms) // max(1, len(remote))})
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "map":
+        run_map(int(args[0]), int(args[1]), float(args[2]))
+    elif mode == "join":
+        run_join(args[0], float(args[1]), float(args[2]))
+    elif mode == "steal":
+        run_steal(int(args[0]), float(args[1]))
+    else:
+        sys.exit(f"unknown mode {mode!r}: map, join or steal")
