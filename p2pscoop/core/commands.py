@@ -23,7 +23,7 @@ over the in-memory transport.
     Drop          comm                    close a peer's connection, refuse its payloads
     SendRefuse    comm                    tell a refused peer why, on a throwaway connection
     Stop          any (a hook)            the origin ended the run
-    Joined, Left, Suspected, Refused, RefusedBy
+    Joined, Left, Suspected, Refused, RefusedBy, Unreachable
                   any (log + hooks)       membership news for logs and the launcher
 """
 
@@ -152,6 +152,14 @@ class Suspected:
 
 
 @dataclass(slots=True)
+class Unreachable:
+    """A peer we greeted never answered (no HELLO back)."""
+    peer: bytes
+    address: str
+    silence: float
+
+
+@dataclass(slots=True)
 class Refused:
     """We refused a HELLO."""
     peer: bytes
@@ -172,7 +180,7 @@ COMMANDS = (Run, Resolve, PublishConst, ConstAnswer, Cancelled, SendMsg, ShipWor
             Refused, RefusedBy)
 
 #: commands that only report news (logs, launcher hooks); they change nothing
-NEWS = (Joined, Left, Suspected, Refused, RefusedBy)
+NEWS = (Joined, Left, Suspected, Refused, RefusedBy, Unreachable)
 
 
 class Executor:

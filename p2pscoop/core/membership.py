@@ -4,7 +4,8 @@ Owned by ``NodeState`` (which feeds it and turns its verdicts into ``PeerUp``/``
 for the scheduling half); pure like the rest of the core: ``now`` is an argument.
 
     state      meaning                                         leaves by
-    JOINING    we connected and said HELLO; no HELLO back yet  its HELLO -> ALIVE; silence -> gone
+    JOINING    we connected and said HELLO (again each ping   its HELLO -> ALIVE; no answer
+               interval); no HELLO back yet                    in 3 x dead_after -> gone
     ALIVE      its HELLO passed every check: it counts         silence -> SUSPECT; BYE, lost
                                                                connection -> DEAD
     SUSPECT    silent for ``suspect_after``                    any message -> ALIVE;
@@ -143,8 +144,8 @@ class Membership:
         """Greet a peer we know by identity and address (e.g. a worker's origin)."""
         if peer == self.identity.me or peer in self.members:
             return []
-        self.members[peer] = Member(peer, address, JOINING, now, connected=True)
-        self._soon(now + 3 * self.config.dead_after)
+        self.members[peer] = Member(peer, address, JOINING, now, pinged=now, connected=True)
+        self._soon(now + self.config.ping_interval)
         return [C.Connect(peer, address), C.SendMsg(peer, self.hello())]
 
     def force_alive(self, peer: bytes, now: float) -> None:
@@ -223,9 +224,12 @@ class Membership:
             if m.state == JOINING:
                 if silence >= 3 * cfg.dead_after:
                     m.state = DEAD
-                    out.append(C.Drop(m.id))
+                    out += [C.Drop(m.id), C.Unreachable(m.id, m.address, silence)]
                     continue
-                due = m.heard + 3 * cfg.dead_after
+                if now - m.pinged >= cfg.ping_interval:  # say HELLO again: it may be slow
+                    m.pinged = now
+                    out.append(C.SendMsg(m.id, self.hello()))
+                due = min(m.heard + 3 * cfg.dead_after, m.pinged + cfg.ping_interval)
             else:
                 if silence >= cfg.dead_after:
                     out += self._kill(m.id, f"silent for {silence:.1f} s")

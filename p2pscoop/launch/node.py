@@ -248,6 +248,7 @@ class Node:
         return {
             "node": self.node_id, "host": self.secure.host, "address": self.address,
             "cluster": self.secure.cluster, "peers_per_program": self.n, "load": load,
+            "known_nodes": self.static_peers,
             "programs": [{"program": p.name,
                           "peers": sum(1 for q in p.procs if q.poll() is None),
                           "since": p.started} for p in self.programs.values()],

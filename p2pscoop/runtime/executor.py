@@ -180,6 +180,11 @@ class PeerExecutor(C.Executor):
                                      f"(rank {cmd.rank}, {cmd.address}): {cmd.reason}")
         self.peer.notify(cmd)
 
+    def on_Unreachable(self, cmd: C.Unreachable) -> None:
+        LOGGER.warning("peer %s at %s never answered our HELLO (%.0f s): given up",
+                       cmd.peer.hex()[:8], cmd.address, cmd.silence)
+        self.peer.notify(cmd)
+
     def on_RefusedBy(self, cmd: C.RefusedBy) -> None:
         self.peer.log_refusal(f"peer {cmd.peer.hex()[:8]} refused us: {cmd.reason}")
         self.peer.notify(cmd)

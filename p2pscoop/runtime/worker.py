@@ -125,6 +125,10 @@ def main() -> int:
             stop(config.exit_grace)
         elif t is C.Left and cmd.peer == origin_id and spec.get("leave_with_origin"):
             stop(0.0)  # the program ended or its origin died: nobody wants our results
+        elif t is C.Unreachable and cmd.peer == origin_id:
+            print(f"p2pscoop: worker {rank}: the origin at {cmd.address} never answered",
+                  file=sys.stderr, flush=True)
+            stop(0.0)
         elif t is C.RefusedBy and cmd.peer == origin_id:
             print(f"p2pscoop: worker {rank}: the origin refused us: {cmd.reason}",
                   file=sys.stderr, flush=True)

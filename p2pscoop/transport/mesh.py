@@ -115,6 +115,8 @@ class Comm:
         self.dealers: dict[bytes, zmq.Socket] = {}
         self._monitors: dict[zmq.Socket, bytes] = {}
         self.admitted: set[bytes] = set()
+        self.departed: dict[bytes, None] = {}  # dropped after admission (bounded, ordered)
+        self.late_frames = 0  # frames from departed peers, dropped quietly
         self.bad_frames = 0
         self._logged: set[str] = set()  # fixed keys only: bounded
         self._bad_kinds: dict[str, int] = {}
@@ -200,7 +202,11 @@ class Comm:
         self.admitted.add(peer)
 
     def drop(self, peer: bytes) -> None:
-        self.admitted.discard(peer)
+        if peer in self.admitted:
+            self.admitted.discard(peer)
+            self.departed[peer] = None  # its last frames may still arrive: not an attack
+            if len(self.departed) > 4096:
+                del self.departed[next(iter(self.departed))]
         sock = self.dealers.pop(peer, None)
         if sock is None:
             return
@@ -326,6 +332,10 @@ class Comm:
             return
         cls = type(msg)
         if ident not in self.admitted and cls is not M.Hello and cls is not M.Refuse:
+            if ident in self.departed:  # a departed peer's last words, on another connection
+                self.late_frames += 1
+                LOGGER.debug("%s from departed peer %s dropped", cls.__name__, ident.hex()[:8])
+                return
             self.count_bad("unknown", f"{cls.__name__} from {ident.hex()[:8]} before a valid "
                                  f"HELLO")
             return

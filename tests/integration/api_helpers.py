@@ -296,12 +296,15 @@ RUN_TIMEOUT = 50  # seconds, below the tests' 60 s guard
 
 
 def run_program(path: Path, *args: str, n: int = 2, launcher: bool = True,
-                env_extra: dict | None = None, cwd: Path | None = None):
-    """Run ``path`` under the launcher (or plain Python); return (rc, stdout, stderr)."""
+                env_extra: dict | None = None, cwd: Path | None = None,
+                options: tuple = ()):
+    """Run ``path`` under the launcher (or plain Python); return (rc, stdout, stderr).
+    ``options``: launcher options before the program (``("-v",)``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(env_extra or {})
-    argv = [sys.executable, "-m", "p2pscoop", "-n", str(n), str(path), *args] if launcher \
+    argv = [sys.executable, "-m", "p2pscoop", *options, "-n", str(n), str(path), *args] \
+        if launcher \
         else [sys.executable, str(path), *args]
     proc = subprocess.Popen(argv, cwd=cwd or path.parent, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -7,15 +7,11 @@ worker stayed until its lifeline was cut. These tests check the behaviour (warni
 exit statuses), never how long it took.
 """
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from api_helpers import ROOT, RUN_TIMEOUT
+from api_helpers import run_program
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -37,23 +33,7 @@ NOISE = ("before a valid HELLO", "exited with status", "Traceback")
 
 def run_verbose(path, n: int):
     """Run ``path`` under the launcher with ``-v`` on ``n`` peers: (rc, stdout, stderr)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen([sys.executable, "-m", "p2pscoop", "-v", "-n", str(n), str(path)],
-                            cwd=path.parent, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"the run did not finish in {RUN_TIMEOUT} s\n{err}")
-    finally:
-        try:  # workers left behind by a failed run must not outlive the test
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return proc.returncode, out, err
+    return run_program(path, n=n, options=("-v",))
 
 
 def test_every_worker_acknowledges_the_shutdown_in_many_short_runs(tmp_path):

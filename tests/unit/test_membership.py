@@ -182,7 +182,10 @@ def test_end_run_and_leave_reach_every_admitted_peer():
     assert n.handle(Leave(), 0.0) == [C.SendMsg(A, M.Bye())]
 
 
-def test_a_joining_peer_that_never_answers_is_forgotten_quietly():
+def test_a_joining_peer_is_greeted_again_then_given_up_and_reported():
     n = node()
     n.handle(Bootstrap(A, "tcp://h:1"), 0.0)
-    assert n.handle(Tick(), 3 * 4.5 + 0.1) == [C.Drop(A)]
+    assert n.handle(Tick(), 1.0) == [C.SendMsg(A, n.members.hello())]  # HELLO again
+    assert n.handle(Tick(), 1.5) == []
+    assert n.handle(Tick(), 3 * 4.5 + 0.1) == [C.Drop(A), C.Unreachable(A, "tcp://h:1", 13.6)]
+    assert not n.members.admitted(A) and A not in n.peers
