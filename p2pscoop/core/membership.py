@@ -45,6 +45,10 @@ Rules:
   a HELLO, which re-opens it; otherwise it forgets the link (no death, nothing re-dispatched).
   Below ``view_target`` links a peer dials random ``known`` peers (``want`` dials one on
   NodeState's request: the new holder of relayed units, or the owner of held results).
+* Locality: a WELCOME's members and ``known`` peers on our own host are dialled first (and
+  while we have fewer than ``view_size`` links, a host mate we hear of is dialled even
+  above ``view_target``); trimming closes links to other hosts first, so that host mates find each other in their
+  views and the steal policy's same-host preference has someone to ask.
 """
 
 
@@ -125,6 +129,7 @@ class Membership:
         self.config = config or LivenessConfig()
         self.members: dict[bytes, Member] = {}
         self.known: dict[bytes, tuple] = {}  # not linked: id -> (address, rank, host)
+        self.mates: set[bytes] = set()  # the known peers on our host
         self.joined: list[bytes] = []  # newly admitted, for NodeState to take
         self.left: list[tuple] = []  # (peer, graceful) newly gone, for NodeState to take
         #: NodeState's answer to "which links do leases or messages in flight need?"
@@ -220,7 +225,7 @@ class Membership:
         m = self.members.get(peer)
         if m is not None and m.state != PRUNED:
             return []
-        self.known.pop(peer, None)
+        self._forget(peer)
         out: list = []
         if m is None:
             m = self.members[peer] = Member(peer, address, JOINING, now, since=now)
@@ -269,7 +274,7 @@ class Membership:
         if new:
             m.since = now
         m.state, m.address, m.rank, m.host, m.heard = ALIVE, msg.address, msg.rank, msg.host, now
-        self.known.pop(peer, None)
+        self._forget(peer)
         out: list = [C.Admit(peer)]
         if not m.connected:
             m.connected = True
@@ -291,7 +296,8 @@ class Membership:
     def on_welcome(self, peer: bytes, msg: M.Welcome, now: float) -> list:
         self._learn(msg.peers)
         out: list = []
-        for inc, address, _rank, _host in msg.peers:
+        here = self.identity.host
+        for inc, address, _rank, _host in sorted(msg.peers, key=lambda r: r[3] != here):
             if self.links() >= self.config.view_target:
                 break
             if inc not in self.members:
@@ -377,8 +383,9 @@ class Membership:
             soonest = due if soonest is None else min(soonest, due)
         if links > cfg.view_size:
             out += self._trim(links - cfg.view_size, now)
-        elif links < cfg.view_target and self.known:
-            out += self._refill(cfg.view_target - links, now)
+        elif (links < cfg.view_target and self.known) or (links < cfg.view_size and
+                                                           self.mates):
+            out += self._refill(max(cfg.view_target - links, 1), now)
             soonest = min(soonest or now + cfg.ping_interval, now + cfg.ping_interval)
         self.view.most_links = max(self.view.most_links, links)
         self._next = soonest
@@ -407,12 +414,22 @@ class Membership:
     def _remember(self, peer: bytes, address: str, rank: int, host: str) -> None:
         known = self.known
         if peer not in known and len(known) >= self.config.known_size:
-            del known[self.rng.choice(list(known))]
+            self._forget(self.rng.choice(list(known)))
         known[peer] = (address, rank, host)
+        if host and host == self.identity.host:
+            self.mates.add(peer)
+
+    def _forget(self, peer: bytes) -> None:
+        self.known.pop(peer, None)
+        self.mates.discard(peer)
 
     def _refill(self, missing: int, now: float) -> list:
         out: list = []
-        ids = list(self.known)
+        ids = list(self.mates)[:missing]  # same host first
+        here = self.identity.host
+        if len(ids) < missing:
+            others = [p for p, row in self.known.items() if row[2] != here]
+            ids += self.rng.sample(others, min(missing - len(ids), len(others)))
         for peer in self.rng.sample(ids, min(missing, len(ids))):
             address = self.known[peer][0]
             self.view.dials += 1
@@ -425,9 +442,12 @@ class Membership:
         pins = self.pins()
         pool = [m for m in self.members.values()
                 if m.state == ALIVE and m.since <= old and m.id not in pins]
+        far = [m for m in pool if m.host != self.identity.host]  # keep host mates
+        if len(far) >= excess:
+            pool = far
         out: list = []
         for m in self.rng.sample(pool, min(excess, len(pool))):
-            m.state, m.since = PRUNED, now
+            m.state, m.since, m.greeted = PRUNED, now, False  # re-opening greets again
             self.view.prunes += 1
             self.left.append((m.id, True))
             out.append(C.SendMsg(m.id, M.Prune()))
@@ -441,7 +461,7 @@ class Membership:
             return []
         was = m.state
         m.state = DEAD
-        self.known.pop(peer, None)
+        self._forget(peer)
         out: list = [C.Drop(peer)]
         if was in (JOINING, PRUNED):
             self.left.append((peer, False))

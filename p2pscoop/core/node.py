@@ -296,7 +296,7 @@ class NodeState:
     def _peer_up(self, peer: bytes) -> list:
         if peer != self.me and peer not in self.peers:
             self.peers.append(peer)
-            self.policy.reset()
+            self.policy.peer_joined(peer)
             held = self._held.pop(peer, None)  # results that waited for this link
             return ([ShipResults(peer, held)] if held else []) + [Wake()]
         return []

@@ -7,7 +7,10 @@ nothing. Two things cut the wait short:
 
 * a *lifeline*: a victim that denied a thief remembers it, and when it gets new work it sends
   that thief a hint, which resets the thief's backoff (the node does this);
-* any success resets the backoff.
+* any success resets the backoff;
+* a peer that joins (a new link) is asked once at the next request (``peer_joined``), without
+  resetting the backoff: in a large cluster links come and go all the time (the partial
+  view), and restarting every idle peer's rounds on each of them would flood the links.
 
 Locality: when the peer knows hosts (``locate``), a round asks the peers on its own host
 first (in random order), and only when all of them have denied does it ask random peers
@@ -35,6 +38,7 @@ class StealPolicy:
         self.denied: set[bytes] = set()  # victims that said "nothing" in this round
         self.failures = 0  # consecutive full rounds of denials
         self.not_before = 0.0  # no new request before this time
+        self.probe: list[bytes] = []  # new peers to ask once, backoff or not
         self.host = ""  # our host ("" : unknown, no preference)
         self.host_of: Callable[[bytes], str] = lambda peer: ""
         self.local_steals = 0  # requests sent to a peer on our host
@@ -47,6 +51,10 @@ class StealPolicy:
     def choose_victim(self, peers: list[bytes], now: float) -> bytes | None:
         """Pick a random peer not yet asked in this round (one on our host if any is left),
         or ``None`` if we must wait."""
+        while self.probe:
+            peer = self.probe.pop()
+            if peer in peers and peer not in self.denied:
+                return peer
         if not peers or now < self.not_before:
             return None
         fresh = [p for p in peers if p not in self.denied]
@@ -80,6 +88,10 @@ class StealPolicy:
         self.denied.clear()
         self.failures = 0
         self.not_before = 0.0
+
+    def peer_joined(self, peer: bytes) -> None:
+        if self.failures:  # backing off: ask it once; else it is in the random pool anyway
+            self.probe.append(peer)
 
     def forget_peer(self, peer: bytes) -> None:
         self.denied.discard(peer)
