@@ -88,6 +88,8 @@ class ClusterSim:
         self._last: dict[tuple, float] = {}  # per-link time of the last delivery (FIFO)
         self.muted: dict[tuple, float] = {}  # (src, dst) -> muted until
         self.sent: Counter = Counter()  # messages by type name
+        self.watch: set = set()  # peers whose traffic ``involving`` counts (costs)
+        self.involving: Counter = Counter()  # messages from or to a watched peer, by type
         self.lost: Counter = Counter()  # unlinked / unadmitted / to the dead or muted
         self.news: Counter = Counter()
         self.expected: dict[tuple, int] = {}
@@ -293,6 +295,8 @@ class ClusterSim:
 
     def _send(self, src: bytes, dst: bytes, msg: M.Message, copies=(), need_link=True):
         self.sent[type(msg).__name__] += 1
+        if src in self.watch or dst in self.watch:
+            self.involving[type(msg).__name__] += 1
         if need_link and dst not in self.shells[src].dealers:
             self.lost["unlinked"] += 1
             return
