@@ -33,13 +33,22 @@ class LivenessConfig:
     """Heartbeats (``core/membership.py``): a silent peer is suspected, then declared dead.
 
     Three named figures, as in the Paranoid Pirate pattern: the interval between PINGs, and
-    the silences after which a peer is suspect and then dead. A dead or frozen peer is thus
+    the silences after which a peer is suspect and then dead. Heartbeats go to linked peers
+    only, and the partial view bounds how many those are (the ``view_*`` figures). A dead or frozen peer is thus
     noticed within ``dead_after`` (plus one tick); a peer whose process dies is noticed at
     once through its dropped connection.
     """
     ping_interval: float = 1.0
     suspect_after: float = 2.5
     dead_after: float = 4.5
+    #: the partial view (``docs/scale.md``): links kept beyond the leases' own; a peer
+    #: dials known peers while it has fewer than ``view_target`` links, and closes the
+    #: newest links it needs for nothing (no lease either way) while it has more than
+    #: ``view_size``
+    view_size: int = 16
+    view_target: int = 6
+    gossip: int = 3  # members sampled into each PING (and 4x as many into a WELCOME)
+    known_size: int = 64  # peers remembered (not linked) to refill the view from
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import messages as M
 from . import task as T
-from .commands import Wake
+from .commands import ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED, Moved
@@ -37,8 +37,9 @@ class LeaseMixin:
         if peer != self.me and peer not in self.peers:
             self.peers.append(peer)
             self.constants.peer_up(peer, self.members.rank_of(peer))
-            self.policy.reset()
-            return [Wake()]  # an idle scheduler may steal from it now
+            self.policy.peer_joined(peer)
+            held = self._held.pop(peer, None)  # results that waited for this link
+            return ([ShipResults(peer, held)] if held else []) + [Wake()]
         return []
 
     def _peer_down(self, peer: bytes, now: float, graceful: bool = False) -> list:
@@ -49,6 +50,7 @@ class LeaseMixin:
         self.policy.forget_peer(peer)
         self._hungry.discard(peer)
         self._outbox.pop(peer, None)  # an orphan's results have no one to go to
+        self._held.pop(peer, None)
         if self._steal is not None and self._steal[0] == peer:
             self._steal = None
         out: list = self.constants.peer_down(peer)
@@ -123,7 +125,10 @@ class LeaseMixin:
             else:
                 rec.unconfirmed.pop(i, None)
         if moved and msg.to not in self.peers:
-            return self._peer_down(msg.to, now)
+            # outside our view: link to it (scale.md); if that fails, it is a death
+            want = self.members.want(msg.to, msg.address, now)
+            return want if want or self.members.joining(msg.to) else self._peer_down(
+                msg.to, now)
         return []
 
     def _on_holding(self, peer: bytes, msg: M.Holding, works: list, now: float) -> list:

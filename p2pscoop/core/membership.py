@@ -1,16 +1,24 @@
-"""Membership: the peer table of one node, the HELLO handshake, and heartbeats.
+"""Membership: the peer table of one node, the HELLO handshake, heartbeats and the partial
+view that bounds how many peers a node is linked to however large the cluster.
 
 Owned by ``NodeState`` (which feeds it and turns its verdicts into ``PeerUp``/``PeerDown``
-for the scheduling half); pure like the rest of the core: ``now`` is an argument.
+for the scheduling half); pure like the rest of the core: ``now`` is an argument, and the
+only randomness is an RNG seeded with our own incarnation (same peer, same choices).
 
     state      meaning                                         leaves by
     JOINING    we connected and said HELLO (again each ping   its HELLO -> ALIVE; no answer
                interval); no HELLO back yet                    in 3 x dead_after -> gone
     ALIVE      its HELLO passed every check: it counts         silence -> SUSPECT; BYE, lost
-                                                               connection -> DEAD
+                                                               connection -> DEAD; PRUNE -> gone
     SUSPECT    silent for ``suspect_after``                    any message -> ALIVE;
                                                                silence ``dead_after`` -> DEAD
+    PRUNED     we closed the link (view full); its messages    its HELLO -> ALIVE; after
+               in flight are still read, we send nothing       ``ping_interval`` -> gone
     DEAD       gone; its incarnation is fenced for good        (never leaves)
+
+A *link* is a member in JOINING, ALIVE or SUSPECT: both sides hold a connection and ping it.
+Peers heard of but not linked sit in ``known`` (id -> address, rank, host), at most
+``known_size``; "gone" above means back to ``known``, never fenced.
 
 Rules:
 * A peer counts (``admitted``) only after a HELLO that matches this node: the same protocol,
@@ -20,26 +28,45 @@ Rules:
   refused peer is told why (``SendRefuse``). The transport authenticates before any of this
   (CURVE); this check is what makes a peer of the same cluster but another version harmless.
 * A newcomer is answered with our HELLO (if we have no connection to it yet) and a WELCOME
-  listing the other members we know, which it then greets in turn: the mesh forms from any
-  one introducer, and a replacement peer joins like any other.
-* Heartbeats: every ``ping_interval`` each admitted peer is sent a PING; any message from a
-  peer counts as a sign of life. Silence past ``suspect_after`` makes it SUSPECT (logged),
-  past ``dead_after`` DEAD: its connection is dropped and its leases are re-dispatched by
+  with a random sample of the members we know (at most ``view_size`` rows); it dials them
+  while it has fewer than ``view_target`` links: the mesh forms from any one introducer.
+* Heartbeats: every ``ping_interval`` each linked peer is sent a PING carrying ``gossip``
+  members sampled from our links (gossip keeps ``known`` fresh); any message from a peer
+  counts as a sign of life. Silence past ``suspect_after`` makes it SUSPECT (logged), past
+  ``dead_after`` DEAD: its connection is dropped and its leases are re-dispatched by
   ``NodeState``. A lost connection or a BYE is death at once. A dead incarnation is never
   admitted again (a frozen process that wakes up must rejoin as a new incarnation).
+* The view: HELLOs are always accepted (so a newcomer is never stranded); while we have more
+  than ``view_size`` links, each tick closes random links that are *unpinned* and older than
+  one ``ping_interval`` (PRUNE). ``pins()`` is NodeState's: a lease either way, results
+  or work of the peer's here, or a steal request out to it. A pinned link is never closed,
+  so an owner stays linked to the holders of its units (and a holder to their owner) while
+  leases are out: those *lease links* may take a peer past ``view_size`` for as long as the
+  leases last. A peer told PRUNE that still needs the link (pinned on its side) answers with
+  a HELLO, which re-opens it; otherwise it forgets the link (no death, nothing re-dispatched).
+  Below ``view_target`` links a peer dials random ``known`` peers (``want`` dials one on
+  NodeState's request: the new holder of relayed units, or the owner of held results).
+* Locality: a WELCOME's members and ``known`` peers on our own host are dialled first (and
+  while we have fewer than ``view_size`` links, a host mate we hear of is dialled even
+  above ``view_target``); trimming closes links to other hosts first, so that host mates find each other in their
+  views and the steal policy's same-host preference has someone to ask.
 """
+
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import commands as C
 from . import messages as M
 from .config import LivenessConfig
 
-JOINING, ALIVE, SUSPECT, DEAD = "JOINING", "ALIVE", "SUSPECT", "DEAD"
+JOINING, ALIVE, SUSPECT, PRUNED, DEAD = "JOINING", "ALIVE", "SUSPECT", "PRUNED", "DEAD"
+LINKED = (JOINING, ALIVE, SUSPECT)
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,28 @@ class Member:
     host: str = ""
     pinged: float = 0.0
     connected: bool = False  # we asked the shell to open a connection to it
+    since: float = 0.0  # when the link was made (or, PRUNED, closed)
+    greeted: bool = False  # we sent our HELLO on this link
+
+
+@dataclass
+class ViewCounters:
+    dials: int = 0  # links we opened from ``known`` or on NodeState's request
+    prunes: int = 0  # links we closed to keep the view bounded
+    kept: int = 0  # PRUNEs we answered with a HELLO (the link was pinned here)
+    most_links: int = 0  # the most links we held at once
+
+
+def pins_of(node) -> set:
+    """The links a ``NodeState`` needs open (``Membership.pins``): the holders of its units,
+    the owners of units or results it has, the victim of its steal request."""
+    pins = set(node._outbox) | set(node._held)
+    for rec in node.jobs.values():
+        pins.update(rec.holders.values())
+    pins.update(w.owner for w in node.deque)
+    if node._steal is not None:
+        pins.add(node._steal[0])
+    return pins
 
 
 def _mac(key: bytes, msg: M.Hello) -> bytes:
@@ -80,23 +129,53 @@ class Membership:
         self.identity = identity
         self.config = config or LivenessConfig()
         self.members: dict[bytes, Member] = {}
+        self.known: dict[bytes, tuple] = {}  # not linked: id -> (address, rank, host)
+        self.mates: set[bytes] = set()  # the known peers on our host
         self.joined: list[bytes] = []  # newly admitted, for NodeState to take
         self.left: list[tuple] = []  # (peer, graceful) newly gone, for NodeState to take
+        #: NodeState's answer to "which links do leases or messages in flight need?"
+        self.pins: Callable[[], set] = set
+        self.rng = random.Random(identity.me)
+        self.view = ViewCounters()
         self._next: float | None = None  # no heartbeat work is due before this
         self.refused = 0
 
     # -- queries -------------------------------------------------------------------------
 
     def admitted(self, peer: bytes) -> bool:
+        """May this peer's messages be read (a pruned link: until it is dropped)."""
         m = self.members.get(peer)
-        return m is not None and (m.state == ALIVE or m.state == SUSPECT)
+        return m is not None and m.state in (ALIVE, SUSPECT, PRUNED)
 
     def alive(self) -> list[Member]:
         return [m for m in self.members.values() if m.state in (ALIVE, SUSPECT)]
 
+    def links(self) -> int:
+        return sum(1 for m in self.members.values() if m.state in LINKED)
+
     def rank_of(self, peer: bytes) -> int:
         m = self.members.get(peer)
         return m.rank if m is not None else -1
+
+    def host_of(self, peer: bytes) -> str:
+        m = self.members.get(peer)
+        return m.host if m is not None else ""
+
+    def address_of(self, peer: bytes) -> str:
+        if peer == self.identity.me:
+            return self.identity.address
+        m = self.members.get(peer)
+        if m is not None:
+            return m.address
+        return self.known.get(peer, ("",))[0]
+
+    def dead(self, peer: bytes) -> bool:
+        m = self.members.get(peer)
+        return m is not None and m.state == DEAD
+
+    def joining(self, peer: bytes) -> bool:
+        m = self.members.get(peer)
+        return m is not None and m.state == JOINING
 
     def next_deadline(self) -> float | None:
         return self._next
@@ -142,11 +221,35 @@ class Membership:
 
     def bootstrap(self, peer: bytes, address: str, now: float) -> list:
         """Greet a peer we know by identity and address (e.g. a worker's origin)."""
-        if peer == self.identity.me or peer in self.members:
+        if peer == self.identity.me or not address:
             return []
-        self.members[peer] = Member(peer, address, JOINING, now, pinged=now, connected=True)
+        m = self.members.get(peer)
+        if m is not None and m.state != PRUNED:
+            return []
+        self._forget(peer)
+        out: list = []
+        if m is None:
+            m = self.members[peer] = Member(peer, address, JOINING, now, pinged=now,
+                                                since=now)
+        elif m.state == PRUNED:  # re-open a link we were closing: it is needed again
+            m.state, m.heard, m.since, m.pinged = JOINING, now, now, now
+        if not m.connected:
+            m.connected = True
+            out.append(C.Connect(peer, address))
+        m.greeted = True
+        out.append(C.SendMsg(peer, self.hello()))
         self._soon(now + self.config.ping_interval)
-        return [C.Connect(peer, address), C.SendMsg(peer, self.hello())]
+        return out
+
+    def want(self, peer: bytes, address: str, now: float) -> list:
+        """NodeState needs a link to ``peer`` (a lease, results to deliver): dial it
+        (nothing if we are linked or dialling already, it is dead, or its address unknown)."""
+        m = self.members.get(peer)
+        if m is not None and m.state in (JOINING, ALIVE, SUSPECT, DEAD):
+            return []
+        out = self.bootstrap(peer, address or self.address_of(peer), now)
+        self.view.dials += bool(out)
+        return out
 
     def force_alive(self, peer: bytes, now: float) -> None:
         """A peer known alive without a handshake (simulations and unit tests)."""
@@ -167,38 +270,66 @@ class Membership:
             return [C.Refused(peer, msg.rank, msg.address, why[0]),
                     C.SendRefuse(peer, msg.address, why[1])]
         m = self.members.get(peer)
-        new = m is None or m.state == JOINING
+        new = m is None or m.state in (JOINING, PRUNED)
         if m is None:
             m = self.members[peer] = Member(peer, msg.address, ALIVE, now)
+        if new:
+            m.since = now
         m.state, m.address, m.rank, m.host, m.heard = ALIVE, msg.address, msg.rank, msg.host, now
+        self._forget(peer)
         out: list = [C.Admit(peer)]
         if not m.connected:
             m.connected = True
-            out += [C.Connect(peer, msg.address), C.SendMsg(peer, self.hello())]
+            out.append(C.Connect(peer, msg.address))
+        if not m.greeted:
+            m.greeted = True
+            out.append(C.SendMsg(peer, self.hello()))
         if new:
             m.pinged = now
             self.joined.append(peer)
             self._soon(now + self.config.ping_interval)
             out.append(C.Joined(peer, msg.rank, msg.host, msg.address))
-            rows = [[o.id, o.address, o.rank, o.host] for o in self.alive() if o.id != peer]
+            rows = self._sample(self.config.view_size, peer)
             if rows:
                 out.append(C.SendMsg(peer, M.Welcome(max(1, self.identity.size), rows)))
+            self.view.most_links = max(self.view.most_links, self.links())
         return out
 
     def on_welcome(self, peer: bytes, msg: M.Welcome, now: float) -> list:
+        self._learn(msg.peers)
         out: list = []
-        for inc, address, _rank, _host in msg.peers:
-            out += self.bootstrap(inc, address, now)
+        here = self.identity.host
+        for inc, address, _rank, _host in sorted(msg.peers, key=lambda r: r[3] != here):
+            if self.links() >= self.config.view_target:
+                break
+            if inc not in self.members:
+                out += self.bootstrap(inc, address, now)
         return out
 
     def on_refuse(self, peer: bytes, msg: M.Refuse, now: float) -> list:
         return [C.RefusedBy(peer, msg.reason)]
 
     def on_ping(self, peer: bytes, msg: M.Ping, now: float) -> list:
+        if msg.peers:
+            self._learn(msg.peers)
         return []
 
     def on_bye(self, peer: bytes, msg: M.Bye, now: float) -> list:
         return self._kill(peer, "it left", graceful=True)
+
+    def on_prune(self, peer: bytes, msg: M.Prune, now: float) -> list:
+        """The peer closed our link to bound its view. Keep it if we need it, else forget."""
+        m = self.members.get(peer)
+        if m is None or m.state not in (ALIVE, SUSPECT):
+            return []
+        if peer in self.pins():
+            self.view.kept += 1
+            m.greeted = True
+            return [C.SendMsg(peer, self.hello())]  # it re-admits us: the link stays
+        del self.members[peer]
+        self._remember(peer, m.address, m.rank, m.host)
+        self.left.append((peer, True))  # no lease joins us: nothing comes back
+        return [C.Drop(peer)]
 
     def disconnected(self, peer: bytes, now: float) -> list:
         return self._kill(peer, "connection lost")
@@ -217,15 +348,25 @@ class Membership:
         cfg = self.config
         out: list = []
         soonest = None
+        links = 0
         for m in list(self.members.values()):
             if m.state == DEAD:
                 continue
             silence = now - m.heard
-            if m.state == JOINING:
+            if m.state == PRUNED:
+                if now - m.since >= cfg.ping_interval:
+                    del self.members[m.id]
+                    self._remember(m.id, m.address, m.rank, m.host)
+                    out.append(C.Drop(m.id))
+                    continue
+                due = m.since + cfg.ping_interval
+            elif m.state == JOINING:
                 if silence >= 3 * cfg.dead_after:
                     m.state = DEAD
                     out += [C.Drop(m.id), C.Unreachable(m.id, m.address, silence)]
+                    self.left.append((m.id, False))  # NodeState may have wanted it
                     continue
+                links += 1
                 if now - m.pinged >= cfg.ping_interval:  # say HELLO again: it may be slow
                     m.pinged = now
                     out.append(C.SendMsg(m.id, self.hello()))
@@ -234,16 +375,24 @@ class Membership:
                 if silence >= cfg.dead_after:
                     out += self._kill(m.id, f"silent for {silence:.1f} s")
                     continue
+                links += 1
                 if silence >= cfg.suspect_after and m.state == ALIVE:
                     m.state = SUSPECT
                     out.append(C.Suspected(m.id, m.rank, silence))
                 if now - m.pinged >= cfg.ping_interval:
                     m.pinged = now
-                    out.append(C.SendMsg(m.id, M.Ping()))
+                    out.append(C.SendMsg(m.id, M.Ping(self._sample(cfg.gossip, m.id))))
                 due = min(m.pinged + cfg.ping_interval,
                           m.heard + (cfg.dead_after if m.state == SUSPECT
                                      else cfg.suspect_after))
             soonest = due if soonest is None else min(soonest, due)
+        if links > cfg.view_size:
+            out += self._trim(links - cfg.view_size, now)
+        elif (links < cfg.view_target and self.known) or (links < cfg.view_size and
+                                                           self.mates):
+            out += self._refill(max(cfg.view_target - links, 1), now)
+            soonest = min(soonest or now + cfg.ping_interval, now + cfg.ping_interval)
+        self.view.most_links = max(self.view.most_links, links)
         self._next = soonest
         return out
 
@@ -253,19 +402,85 @@ class Membership:
         if self._next is None or when < self._next:
             self._next = when
 
+    def _sample(self, k: int, but: bytes) -> list:
+        """Up to ``k`` random members we are linked to (``but`` excluded), as rows."""
+        pool = [m for m in self.members.values()
+                if m.state in (ALIVE, SUSPECT) and m.id != but and m.address]
+        if len(pool) > k:
+            pool = self.rng.sample(pool, k)
+        return [[m.id, m.address, max(m.rank, 0), m.host] for m in pool]
+
+    def _learn(self, rows: list) -> None:
+        me = self.identity.me
+        for inc, address, rank, host in rows:
+            if inc != me and inc not in self.members and address:
+                self._remember(inc, address, rank, host)
+
+    def _remember(self, peer: bytes, address: str, rank: int, host: str) -> None:
+        known = self.known
+        if peer not in known and len(known) >= self.config.known_size:
+            self._forget(self.rng.choice(list(known)))
+        known[peer] = (address, rank, host)
+        if host and host == self.identity.host:
+            self.mates.add(peer)
+
+    def _forget(self, peer: bytes) -> None:
+        self.known.pop(peer, None)
+        self.mates.discard(peer)
+
+    def _refill(self, missing: int, now: float) -> list:
+        out: list = []
+        ids = list(self.mates)[:missing]  # same host first
+        here = self.identity.host
+        if len(ids) < missing:
+            others = [p for p, row in self.known.items() if row[2] != here]
+            ids += self.rng.sample(others, min(missing - len(ids), len(others)))
+        for peer in self.rng.sample(ids, min(missing, len(ids))):
+            address = self.known[peer][0]
+            self.view.dials += 1
+            out += self.bootstrap(peer, address, now)
+        return out
+
+    def _trim(self, excess: int, now: float) -> list:
+        """Close ``excess`` random unpinned links older than one ping interval. The link to
+        the program's origin (rank 0) is never closed, and the origin closes none: what only
+        the origin sends (SHUTDOWN, constants it arbitrates) and its death must reach every
+        peer, so the origin's own links are bounded by the program's size, not the view."""
+        if self.identity.rank == 0:
+            return []
+        old = now - self.config.ping_interval
+        pins = self.pins()
+        pool = [m for m in self.members.values()
+                if m.state == ALIVE and m.since <= old and m.id not in pins and m.rank != 0]
+        far = [m for m in pool if m.host != self.identity.host]  # keep host mates
+        if len(far) >= excess:
+            pool = far
+        out: list = []
+        for m in self.rng.sample(pool, min(excess, len(pool))):
+            m.state, m.since, m.greeted = PRUNED, now, False  # re-opening greets again
+            self.view.prunes += 1
+            self.left.append((m.id, True))
+            out.append(C.SendMsg(m.id, M.Prune()))
+        if out:
+            self._soon(now + self.config.ping_interval)
+        return out
+
     def _kill(self, peer: bytes, why: str, graceful: bool = False) -> list:
         m = self.members.get(peer)
         if m is None or m.state == DEAD:
             return []
         was = m.state
         m.state = DEAD
+        self._forget(peer)
         out: list = [C.Drop(peer)]
-        if was != JOINING:
+        if was in (JOINING, PRUNED):
+            self.left.append((peer, False))
+        else:
             self.left.append((peer, graceful))
             out.append(C.Left(peer, m.rank, why))
         return out
 
     HANDLERS = {M.Hello: on_hello, M.Welcome: on_welcome, M.Refuse: on_refuse,
-                M.Ping: on_ping, M.Bye: on_bye}
+                M.Ping: on_ping, M.Bye: on_bye, M.Prune: on_prune}
     #: messages accepted from a peer that has not been admitted (they carry no pickle)
     BEFORE_HELLO = frozenset((M.Hello, M.Refuse))

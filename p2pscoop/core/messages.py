@@ -35,7 +35,8 @@ import msgpack
 
 from .errors import RemoteProtocolError, VersionError
 
-PROTOCOL_VERSION = 3  # 3: constants are arbitrated by the origin (CONST_PROPOSE)
+PROTOCOL_VERSION = 3  # 3: constants arbitrated by the origin; PING gossips members,
+                      # MOVED says where, PRUNE, HOLDING
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 MAX_LIST = 4096  # entries in any list field
 MAX_STR = 512  # characters in any string field
@@ -156,9 +157,13 @@ class Rows:
         return "[[" + ", ".join(c for c, _ in self.columns) + "], ...]"
 
 
-def f(kind) -> Any:
-    """Declare a header field and its kind."""
-    return field(metadata={"kind": kind})
+def f(kind, **default) -> Any:
+    """Declare a header field and its kind (and, optionally, its default)."""
+    return field(metadata={"kind": kind}, **default)
+
+
+#: a member as gossip carries it (WELCOME, PING)
+MEMBER_ROWS = (("incarnation", Id()), ("address", Str()), ("rank", Int()), ("host", Str()))
 
 
 # --- the messages -------------------------------------------------------------------------
@@ -200,10 +205,9 @@ class Hello(Message):
 @dataclass
 class Welcome(Message):
     TYPE: ClassVar[int] = 2
-    DOC: ClassVar[str] = "an accepted peer learns the members its introducer knows"
+    DOC: ClassVar[str] = "an accepted peer learns a sample of the members its introducer knows"
     size: int = f(Int(1, MAX_LIST))
-    peers: list = f(Rows((("incarnation", Id()), ("address", Str()), ("rank", Int()),
-                          ("host", Str()))))
+    peers: list = f(Rows(MEMBER_ROWS))
 
 
 @dataclass
@@ -265,11 +269,13 @@ class Shutdown(Message):
 @dataclass
 class Moved(Message):
     TYPE: ClassVar[int] = 9
-    DOC: ClassVar[str] = "to an owner: the holder re-gave units [lo, hi) of job to `to`"
+    DOC: ClassVar[str] = ("to an owner: the holder re-gave units [lo, hi) of job to `to`, "
+                          "which listens at `address` (the owner links to it if need be)")
     job: int = f(Int())
     lo: int = f(Int())
     hi: int = f(Int(above="lo"))
     to: bytes = f(Id())
+    address: str = f(Str(), default="")
 
 
 @dataclass
@@ -291,13 +297,22 @@ class Refuse(Message):
 @dataclass
 class Ping(Message):
     TYPE: ClassVar[int] = 11
-    DOC: ClassVar[str] = "heartbeat, to every admitted peer each ping interval"
+    DOC: ClassVar[str] = ("heartbeat, to every linked peer each ping interval, with a few "
+                          "members sampled from the sender's view (gossip)")
+    peers: list = f(Rows(MEMBER_ROWS), default_factory=list)
 
 
 @dataclass
 class Bye(Message):
     TYPE: ClassVar[int] = 12
     DOC: ClassVar[str] = "I am leaving: forget me now, no need to wait for a timeout"
+
+
+@dataclass
+class Prune(Message):
+    TYPE: ClassVar[int] = 15
+    DOC: ClassVar[str] = ("I close our link to keep my view bounded; I am alive and no lease "
+                          "joins us (not a death: nothing is re-dispatched)")
 
 
 @dataclass
@@ -367,7 +382,7 @@ def _register(*classes) -> None:
 
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
-          Bye, Holding, ConstPropose, ConstVerdict, Serve, Served, Status,
+          Bye, Holding, Prune, ConstPropose, ConstVerdict, Serve, Served, Status,
           StatusReport)
 
 

@@ -55,7 +55,7 @@ from .deque import Work, WorkDeque
 from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
 from .leases import LeaseMixin
-from .membership import Identity, Membership
+from .membership import Identity, Membership, pins_of
 from .messages import OK, Give, Hint, Moved, Results, Steal
 from .policy import StealPolicy
 
@@ -115,6 +115,7 @@ class NodeState(LeaseMixin):
         self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
         self._hungry: set[bytes] = set()  # thieves we denied: lifeline hints go to them
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
+        self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
         self._outbox_since = 0.0
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
@@ -124,6 +125,8 @@ class NodeState(LeaseMixin):
         self.steal_rtts: deque = deque(maxlen=4096)
         #: SHUTDOWN or Leave seen: this peer sends nothing more (module docstring)
         self.leaving = False
+        self.members.pins = lambda: pins_of(self)  # the partial view: see docs/scale.md
+        self.policy.locate(self.members.identity.host, self.members.host_of)  # near first
 
     # -- pure helpers --------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class NodeState(LeaseMixin):
         while True:
             got = self.deque.pop_unit()
             if got is None:
-                return self._flush_all() if self._outbox else []
+                return self._flush_all(now) if self._outbox else []
             work, index = got
             if work.owner == self.me:
                 rec = self.jobs.get(work.job)
@@ -215,13 +218,13 @@ class NodeState(LeaseMixin):
         box.append((ev.job, ev.index, ev.status, ev.value))
         if len(box) >= self.config.result_batch:
             del self._outbox[ev.owner]
-            return [ShipResults(ev.owner, box)]
+            return self._ship(ev.owner, box, now)
         if now - self._outbox_since >= self.config.result_delay or self.deque.total == 0:
-            return self._flush_all()
+            return self._flush_all(now)
         return []
 
     def _on_Idle(self, ev: Idle, now: float) -> list:
-        out = self._flush_all() if self._outbox else []
+        out = self._flush_all(now) if self._outbox else []
         if self.deque.total:
             out.append(Wake())
             return out
@@ -251,7 +254,7 @@ class NodeState(LeaseMixin):
                 if out:
                     out.append(Wake())
         if self._outbox and now - self._outbox_since >= self.config.result_delay:
-            out.extend(self._flush_all())
+            out.extend(self._flush_all(now))
         if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
             self._steal = None
         return out
@@ -272,7 +275,8 @@ class NodeState(LeaseMixin):
             if work.owner == self.me:
                 self._set_range(work, T.RECLAIM)
             elif work.owner != ev.peer:  # we told the owner it moved: it did not
-                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, self.me)))
+                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, self.me,
+                                                     self.members.identity.address)))
             self.deque.push_oldest(work)
         return out
 
@@ -316,6 +320,13 @@ class NodeState(LeaseMixin):
         self.members.force_dead(ev.peer)
         return self._peer_down(ev.peer, now)
 
+    def _ship(self, owner: bytes, box: list, now: float) -> list:
+        """Results go to their owner; one not linked yet gets them once linked (scale.md)."""
+        if owner in self.peers or self.members.dead(owner):  # (an orphan's: dropped)
+            return [ShipResults(owner, box)] if owner in self.peers else []
+        self._held.setdefault(owner, []).extend(box)
+        return self.members.want(owner, "", now)
+
     # -- messages ------------------------------------------------------------------------
 
     def _on_Received(self, ev: Received, now: float) -> list:
@@ -329,8 +340,8 @@ class NodeState(LeaseMixin):
                 return []
             members.heard(peer, now)
             return self._membership(handler(members, peer, msg, now), now)
-        if peer not in self.peers or not members.admitted(peer):
-            self.counters.bad_messages += 1
+        if not members.admitted(peer) or (cls is Steal and peer not in self.peers):
+            self.counters.bad_messages += 1  # (a steal from a pruned link: not answered)
             return []
         members.heard(peer, now)
         handler = self.HANDLERS.get(cls)
@@ -407,7 +418,8 @@ class NodeState(LeaseMixin):
             if work.owner == me:
                 self._set_range(work, T.LEASE, thief)
             elif work.owner != thief:  # a third party's work: its owner must know who has it
-                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, thief)))
+                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, thief,
+                                                     self.members.address_of(thief))))
         return out
 
     def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
@@ -479,8 +491,10 @@ class NodeState(LeaseMixin):
             del self.jobs[job]
         return [Resolve(job, index, status, value, encoded)]
 
-    def _flush_all(self) -> list:
-        out = [ShipResults(owner, box) for owner, box in self._outbox.items()]
+    def _flush_all(self, now: float) -> list:
+        out: list = []
+        for owner, box in self._outbox.items():
+            out += self._ship(owner, box, now)
         self._outbox = {}
         return out
 

@@ -189,3 +189,132 @@ def test_a_joining_peer_is_greeted_again_then_given_up_and_reported():
     assert n.handle(Tick(), 1.5) == []
     assert n.handle(Tick(), 3 * 4.5 + 0.1) == [C.Drop(A), C.Unreachable(A, "tcp://h:1", 13.6)]
     assert not n.members.admitted(A) and A not in n.peers
+
+
+# -- the partial view (docs/scale.md) --------------------------------------------------------
+
+def peer_id(i):
+    return bytes([0x70 + i]) * 16
+
+
+VIEW = LivenessConfig(ping_interval=1.0, suspect_after=2.5, dead_after=4.5, view_size=2,
+                      view_target=1, gossip=2)
+
+
+def view_node(n_peers, **kw):
+    kw.setdefault("rank", 5)  # not the origin: the origin never closes links
+    n = NodeState(ME, identity=ident(**kw), liveness=VIEW)
+    for i in range(n_peers):
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1)), 0.0)
+    return n
+
+
+def sent(cmds, cls):
+    return [c.peer for c in cmds if type(c) is C.SendMsg and type(c.msg) is cls]
+
+
+def test_links_past_view_size_are_pruned_unless_a_lease_needs_them():
+    from p2pscoop.core.events import Submit
+    n = view_node(4)
+    work = n.new_job(abs, [(i,) for i in range(8)])
+    n.handle(Submit(work), 0.0)
+    n.handle(Received(peer_id(0), M.Steal(1)), 0.5)  # peer 0 now holds leased units
+    assert not sent(n.handle(Tick(), 0.6), M.Prune)  # too young to prune
+    cmds = n.handle(Tick(), 1.5)
+    pruned = sent(cmds, M.Prune)
+    assert len(pruned) == 2 and peer_id(0) not in pruned
+    assert not [c for c in cmds if type(c) in (C.Left, C.Drop)]  # not a death
+    for p in pruned:
+        assert p not in n.peers and n.members.admitted(p)  # in flight: still read
+    assert n.members.links() == 2
+    # after one ping interval the pruned links are closed and their peers remembered
+    cmds = n.handle(Tick(), 2.6)
+    assert sorted(c.peer for c in cmds if type(c) is C.Drop) == sorted(pruned)
+    assert set(pruned) <= set(n.members.known)
+
+
+def test_a_prune_of_a_link_we_need_is_answered_with_a_hello():
+    from p2pscoop.core.events import Submit
+    n = view_node(1)
+    work = n.new_job(abs, [(i,) for i in range(4)])
+    n.handle(Submit(work), 0.0)
+    n.handle(Received(peer_id(0), M.Steal(1)), 0.0)  # it holds our units
+    cmds = n.handle(Received(peer_id(0), M.Prune()), 0.1)
+    assert cmds == [C.SendMsg(peer_id(0), n.members.hello())]
+    assert peer_id(0) in n.peers and n.members.view.kept == 1
+
+
+def test_a_prune_of_a_link_we_do_not_need_forgets_it_without_fencing():
+    n = view_node(1)
+    cmds = n.handle(Received(peer_id(0), M.Prune()), 0.1)
+    assert cmds == [C.Drop(peer_id(0))]
+    assert peer_id(0) not in n.peers and peer_id(0) in n.members.known
+    # it may link again later: a pruned peer is not a dead one
+    cmds = n.handle(Received(peer_id(0), hello_of(peer_id(0), 1)), 5.0)
+    assert cmds[0] == C.Admit(peer_id(0)) and peer_id(0) in n.peers
+
+
+def test_a_pruned_link_reopened_by_either_side_greets_again():
+    n = view_node(3)
+    pruned = sent(n.handle(Tick(), 1.5), M.Prune)[0]
+    # its HELLO (it needs the link after all) re-admits it, and we greet it back
+    cmds = n.handle(Received(pruned, hello_of(pruned, 9)), 1.6)
+    assert C.SendMsg(pruned, n.members.hello()) in cmds and pruned in n.peers
+
+
+def test_the_origin_keeps_every_link_and_nobody_prunes_the_origin():
+    n = view_node(4, rank=0)
+    assert not sent(n.handle(Tick(), 1.5), M.Prune)  # the origin closes none
+    w = NodeState(ME, identity=ident(rank=5), liveness=VIEW)
+    for i in range(4):
+        w.handle(Received(peer_id(i), hello_of(peer_id(i), i)), 0.0)  # peer 0 is rank 0
+    pruned = sent(w.handle(Tick(), 1.5), M.Prune)
+    assert pruned and peer_id(0) not in pruned
+
+
+def test_ping_gossip_fills_known_and_a_thin_view_dials_from_it():
+    n = view_node(1)
+    rows = [[peer_id(5), "tcp://h:5", 5, "h2"], [ME, "tcp://h:0", 0, "h"]]
+    n.handle(Received(peer_id(0), M.Ping(rows)), 0.5)
+    assert list(n.members.known) == [peer_id(5)]
+    n.handle(Disconnected(peer_id(0)), 0.6)  # its only link dies
+    cmds = n.handle(Tick(), 1.0)
+    assert C.Connect(peer_id(5), "tcp://h:5") in cmds and n.members.view.dials == 1
+
+
+def test_a_ping_carries_a_sample_of_our_other_links():
+    n = view_node(2)
+    cmds = n.handle(Tick(), 1.0)
+    pings = {c.peer: c.msg for c in cmds if type(c) is C.SendMsg and type(c.msg) is M.Ping}
+    assert [r[0] for r in pings[peer_id(0)].peers] == [peer_id(1)]
+    assert [r[0] for r in pings[peer_id(1)].peers] == [peer_id(0)]
+
+
+def test_moved_to_a_holder_outside_the_view_links_to_it_or_treats_it_as_dead():
+    from p2pscoop.core.events import Submit
+    n = view_node(1)
+    work = n.new_job(abs, [(i,) for i in range(4)])
+    n.handle(Submit(work), 0.0)
+    n.handle(Received(peer_id(0), M.Steal(1)), 0.0)
+    far = peer_id(7)
+    lo, hi = min(n.jobs[work.job].holders), max(n.jobs[work.job].holders) + 1
+    cmds = n.handle(Received(peer_id(0), M.Moved(work.job, lo, hi, far, "tcp://far:7")), 0.1)
+    assert cmds == [C.Connect(far, "tcp://far:7"), C.SendMsg(far, n.members.hello())]
+    assert n.jobs[work.job].holders[lo] == far  # the lease follows, the link comes
+    # it never answers: its units come back as if it had died holding them
+    n.handle(Received(peer_id(0), M.Ping()), 10.0)
+    n.handle(Tick(), 3 * 4.5 + 0.2)
+    assert far not in n.jobs[work.job].holders.values()
+    assert len(n.suspects) == hi - lo
+
+
+def test_results_for_an_owner_we_are_not_linked_to_wait_for_the_link():
+    from p2pscoop.core.events import Finished
+    n = view_node(1)
+    owner = peer_id(6)
+    n.members._remember(owner, "tcp://h:6", 6, "h")
+    cmds = n.handle(Finished(owner, 3, 0, M.OK, 9), 0.0)
+    assert not [c for c in cmds if type(c) is C.ShipResults]
+    assert C.Connect(owner, "tcp://h:6") in cmds  # we dial the owner
+    cmds = n.handle(Received(owner, hello_of(owner, 6)), 0.1)
+    assert C.ShipResults(owner, [(3, 0, M.OK, 9)]) in cmds

@@ -1,0 +1,368 @@
+"""A deterministic cluster simulator: many ``NodeState`` peers, *membership included*.
+
+``sim.py`` wires its peers with ``PeerUp``/``PeerDown`` (everyone knows everyone from the
+start); this one gives each peer only an introducer and lets the real core do the rest:
+HELLO/WELCOME handshakes, gossip, the partial view (dials, PRUNE), heartbeats and the
+failure detector, all over an in-memory transport that behaves like the ZeroMQ mesh:
+
+* a peer sends to another only over a connection it opened (``Connect``, closed by
+  ``Drop``); a message without one is lost (counted in ``unlinked``);
+* a receiver reads only HELLO and REFUSE from a peer it has not admitted (``Admit``);
+* each link delivers in order, after ``latency`` (jittered);
+* a killed peer's connections break: every peer with a connection to it gets
+  ``Disconnected`` one latency later; a frozen peer (SIGSTOP) neither acts, ticks nor reads
+  until it thaws, and its messages wait for it; a muted link loses what it carries.
+
+Time is a discrete-event clock: each peer computes a unit for ``unit_time`` (drawn from an
+exponential), is ticked when ``NodeState.next_tick`` asks, and an idle peer acts again
+when ``next_deadline`` asks or a ``Wake`` comes. Every choice comes from one seeded RNG:
+same seed, same run. ``sent`` counts every message by type, so the cost of a steal, a join
+and a death can be read off (``docs/scale.md``). Tasks are flat (no nesting: ``sim.py``
+covers nested work); each result is checked to resolve exactly once with the right value.
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from p2pscoop.core import commands as C
+from p2pscoop.core import messages as M
+from p2pscoop.core.config import LivenessConfig, StealConfig
+from p2pscoop.core.deque import Work
+from p2pscoop.core.events import (Bootstrap, Disconnected, Finished, Idle, Pop, Received,
+                                  Submit, Tick)
+from p2pscoop.core.membership import Identity
+from p2pscoop.core.node import NodeState
+
+PRE_HELLO = (M.Hello, M.Refuse)
+
+
+def square(x):
+    return x * x
+
+
+def sim_id(i: int) -> bytes:
+    return b"p" + i.to_bytes(15, "big")
+
+
+@dataclass
+class Shell:
+    """What the runtime around one NodeState holds: sockets, the running unit, timers."""
+    node: NodeState
+    host: str
+    alive: bool = True
+    frozen_until: float = 0.0
+    dealers: set = field(default_factory=set)
+    admitted: set = field(default_factory=set)
+    current: tuple | None = None
+    act_at: float | None = None
+    tick_at: float | None = None
+    units_run: int = 0
+
+
+class ClusterSim:
+    def __init__(self, n: int, seed: int = 0, per_host: int = 8,
+                 steal: StealConfig | None = None, liveness: LivenessConfig | None = None,
+                 latency: float = 0.0005, unit_time: float = 0.02):
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self.latency = latency
+        self.unit_time = unit_time
+        self.steal = steal or StealConfig(backoff_max=0.2)
+        self.liveness = liveness or LivenessConfig()
+        self.ids = [sim_id(i) for i in range(n)]
+        self.index = {pid: i for i, pid in enumerate(self.ids)}
+        self.shells: dict[bytes, Shell] = {}
+        for i, pid in enumerate(self.ids):
+            ident = Identity(pid, i, f"sim://{i}", f"h{i // per_host}", "sim", "py", 5, "0",
+                             size=n)
+            node = NodeState(pid, self.steal, random.Random(seed * 7919 + i), ident,
+                             self.liveness)
+            self.shells[pid] = Shell(node, ident.host)
+        self._heap: list = []
+        self._seq = 0
+        self._last: dict[tuple, float] = {}  # per-link time of the last delivery (FIFO)
+        self.muted: dict[tuple, float] = {}  # (src, dst) -> muted until
+        self.sent: Counter = Counter()  # messages by type name
+        self.watch: set = set()  # peers whose traffic ``involving`` counts (costs)
+        self.involving: Counter = Counter()  # messages from or to a watched peer, by type
+        self.lost: Counter = Counter()  # unlinked / unadmitted / to the dead or muted
+        self.news: Counter = Counter()
+        self.expected: dict[tuple, int] = {}
+        self.resolved: dict[tuple, tuple] = {}
+        self.faults = 0
+        self.started: set[bytes] = set()
+        self.local_gives = 0
+        self.remote_gives = 0
+
+    # -- the world -----------------------------------------------------------------------
+
+    def start(self, pid: bytes, introducer: bytes | None = None) -> None:
+        """The peer's process starts and (unless it is the first) greets an introducer."""
+        self.started.add(pid)
+        if introducer is not None:
+            i = self.index[introducer]
+            self._feed(pid, Bootstrap(introducer, f"sim://{i}"))
+        self._wake(pid)
+
+    def grow(self, count: int, over: float) -> None:
+        """Start ``count`` more peers, one every ``over / count`` seconds, each greeting a
+        random peer already started (as zeroconf or ``--nodes`` would tell it one)."""
+        todo = [p for p in self.ids if p not in self.started][:count]
+        for pid in todo:
+            self.run_for(over / count)
+            live = [p for p in self.started if self.shells[p].alive]
+            self.start(pid, live[self.rng.randrange(len(live))] if live else None)
+
+    def submit(self, pid: bytes, items: list) -> int:
+        node = self.shells[pid].node
+        work = node.new_job(square, [(x,) for x in items])
+        for i, x in enumerate(items):
+            self.expected[(pid, work.job, i)] = x * x
+        self._feed(pid, Submit(work))
+        return work.job
+
+    def kill(self, pid: bytes) -> None:
+        """The process dies: its connections break, everything it held is gone."""
+        sh = self.shells[pid]
+        assert sh.alive
+        self.faults += 1
+        sh.alive, sh.current = False, None
+        for q in self.started:
+            other = self.shells[q]
+            if other.alive and pid in other.dealers:
+                self._at(self.now + self.latency, "disc", q, pid)
+
+    def freeze(self, pid: bytes, duration: float) -> None:
+        """SIGSTOP for ``duration``: its links declare it dead while it is alive."""
+        self.faults += 1
+        self.shells[pid].frozen_until = self.now + duration
+        self._at(self.now + duration, "thaw", pid)
+
+    def mute(self, src: bytes, dst: bytes, duration: float) -> None:
+        """Lose everything ``src`` sends ``dst`` for ``duration`` (a one-way fault)."""
+        self.faults += 1
+        self.muted[(src, dst)] = self.now + duration
+
+    def run_for(self, duration: float, max_events: int = 10_000_000) -> None:
+        self.run_until(lambda: False, self.now + duration, max_events)
+
+    def run_until(self, done, deadline: float, max_events: int = 10_000_000) -> bool:
+        heap = self._heap
+        for _ in range(max_events):
+            if done():
+                return True
+            if not heap or heap[0][0] > deadline:
+                self.now = max(self.now, deadline)
+                return done()
+            t, _seq, kind, a, b = heapq.heappop(heap)
+            self.now = t
+            getattr(self, "_ev_" + kind)(a, b)
+        raise AssertionError("too many events")
+
+    def all_resolved(self) -> bool:
+        return len(self.resolved) == len(self.expected)
+
+    # -- observation ---------------------------------------------------------------------
+
+    def live(self) -> list:
+        return [p for p in self.ids if p in self.started and self.shells[p].alive]
+
+    def links(self, pid: bytes) -> int:
+        return self.shells[pid].node.members.links()
+
+    def connections(self, pid: bytes) -> int:
+        return len(self.shells[pid].dealers)
+
+    def check(self) -> None:
+        for key, want in self.expected.items():
+            assert key in self.resolved, f"{key} never resolved"
+            got = self.resolved[key]
+            if got[0] == "failed":
+                assert "TaskLostError" in got[1] and self.faults, got
+            else:
+                assert got == ("ok", want), (key, got)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _at(self, t: float, kind: str, a=None, b=None) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, a, b))
+
+    def _usable(self, pid: bytes) -> bool:
+        sh = self.shells[pid]
+        return sh.alive and sh.frozen_until <= self.now
+
+    def _ev_deliver(self, link: tuple, packet: tuple) -> None:
+        src, dst = link
+        sh = self.shells[dst]
+        if not sh.alive:
+            self.lost["to the dead"] += 1
+            return
+        if sh.frozen_until > self.now:  # it reads when it wakes up, in order
+            self._at(sh.frozen_until + self.latency * 1e-3, "deliver", link, packet)
+            return
+        frames, copies = packet
+        msg = M.decode(frames)
+        if src not in sh.admitted and type(msg) not in PRE_HELLO:
+            self.lost["unadmitted"] += 1
+            return
+        works = []
+        if type(msg) is M.Give:
+            it = iter(copies)
+            works = [next(it) if has else Work(owner, job, lo, hi, None, None)
+                     for owner, job, lo, hi, has in msg.works]
+        self._feed(dst, Received(src, msg, works))
+
+    def _ev_act(self, pid: bytes, when: float) -> None:
+        sh = self.shells[pid]
+        if sh.act_at != when:
+            return
+        sh.act_at = None
+        if not self._usable(pid) or sh.current is not None:
+            return
+        self._feed(pid, Pop())
+        if sh.current is None:
+            self._feed(pid, Idle())
+            if sh.current is None and not sh.node.deque.total:
+                due = sh.node.next_deadline(self.now)
+                if due is not None:
+                    self._act(pid, max(due, self.now + 1e-6))
+
+    def _ev_finish(self, pid: bytes, token) -> None:
+        sh = self.shells[pid]
+        if not sh.alive or sh.current is None or sh.current[2] != token:
+            return
+        if sh.frozen_until > self.now:
+            self._at(sh.frozen_until, "finish", pid, token)
+            return
+        work, index, _ = sh.current
+        sh.current = None
+        sh.units_run += 1
+        value = work.fn(*work.args_of(index), **work.kwargs)
+        self._feed(pid, Finished(work.owner, work.job, index, M.OK, value))
+        self._act(pid, self.now)
+
+    def _ev_tick(self, pid: bytes, when: float) -> None:
+        sh = self.shells[pid]
+        if sh.tick_at != when:
+            return
+        sh.tick_at = None
+        if self._usable(pid):
+            self._feed(pid, Tick())
+
+    def _ev_disc(self, pid: bytes, gone: bytes) -> None:
+        sh = self.shells[pid]
+        if not sh.alive or gone not in sh.dealers:
+            return
+        if sh.frozen_until > self.now:
+            self._at(sh.frozen_until, "disc", pid, gone)
+            return
+        sh.dealers.discard(gone)
+        self._feed(pid, Disconnected(gone))
+
+    def _ev_thaw(self, pid: bytes, _b) -> None:
+        if self._usable(pid):
+            self._feed(pid, Tick())
+            self._wake(pid)
+
+    # -- the shell -----------------------------------------------------------------------
+
+    def _act(self, pid: bytes, t: float) -> None:
+        sh = self.shells[pid]
+        if sh.act_at is None or t < sh.act_at:
+            sh.act_at = t
+            self._at(t, "act", pid, t)
+
+    def _wake(self, pid: bytes) -> None:
+        if self.shells[pid].current is None:
+            self._act(pid, self.now)
+
+    def _feed(self, pid: bytes, event) -> list:
+        sh = self.shells[pid]
+        cmds = sh.node.handle(event, self.now)
+        self._execute(pid, sh, cmds)
+        due = sh.node.next_tick(self.now)
+        if due is not None and (sh.tick_at is None or due < sh.tick_at):
+            due = max(due, self.now + 1e-6)
+            sh.tick_at = due
+            self._at(due, "tick", pid, due)
+        return cmds
+
+    def _send(self, src: bytes, dst: bytes, msg: M.Message, copies=(), need_link=True):
+        self.sent[type(msg).__name__] += 1
+        if src in self.watch or dst in self.watch:
+            self.involving[type(msg).__name__] += 1
+        if need_link and dst not in self.shells[src].dealers:
+            self.lost["unlinked"] += 1
+            return
+        if self.muted.get((src, dst), 0.0) > self.now:
+            self.lost["muted"] += 1
+            return
+        link = (src, dst)
+        t = max(self.now + self.latency * (0.5 + self.rng.random()),
+                self._last.get(link, 0.0) + 1e-9)
+        self._last[link] = t
+        self._at(t, "deliver", link, (M.encode(msg), list(copies)))
+
+    def _execute(self, pid: bytes, sh: Shell, cmds: list) -> None:
+        for cmd in cmds:
+            t = type(cmd)
+            if t is C.SendMsg:
+                self._send(pid, cmd.peer, cmd.msg)
+            elif t is C.Run:
+                assert sh.current is None, "a second Run while a unit runs"
+                self._seq += 1
+                sh.current = (cmd.work, cmd.index, self._seq)
+                self._at(self.now + self.rng.expovariate(1 / self.unit_time), "finish", pid,
+                         self._seq)
+            elif t is C.Resolve:
+                self._resolve(pid, cmd)
+            elif t is C.ShipWorks:
+                self._ship_works(pid, cmd)
+            elif t is C.ShipResults:
+                for msg in M.results_messages(cmd.entries,
+                                              lambda s, v: (s, pickle.dumps(v))):
+                    self._send(pid, cmd.peer, msg)
+            elif t is C.Connect:
+                sh.dealers.add(cmd.peer)
+            elif t is C.Admit:
+                sh.admitted.add(cmd.peer)
+            elif t is C.Drop:
+                sh.dealers.discard(cmd.peer)
+                sh.admitted.discard(cmd.peer)
+            elif t is C.SendRefuse:
+                self._send(pid, cmd.peer, M.Refuse(cmd.reason), need_link=False)
+            elif t is C.Wake:
+                self._wake(pid)
+            elif t in C.NEWS or t is C.Cancelled or t is C.PublishConst or t is C.Stop:
+                self.news[t.__name__] += 1
+            else:
+                raise AssertionError(f"unexpected command {cmd!r}")
+
+    def _ship_works(self, pid: bytes, cmd: C.ShipWorks) -> None:
+        def dumps(w):
+            return Work(w.owner, w.job, w.lo, w.hi, w.fn,
+                        list(w.items[w.lo - w.base:w.hi - w.base]), w.lo, dict(w.kwargs))
+
+        copies = [dumps(w) for w in cmd.works if w.owner != cmd.peer]
+        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, lambda w: b"work")
+        assert not bad
+        if cmd.works:
+            if self.shells[cmd.peer].host == self.shells[pid].host:
+                self.local_gives += 1
+            else:
+                self.remote_gives += 1
+        self._send(pid, cmd.peer, msg, copies)
+
+    def _resolve(self, pid: bytes, cmd: C.Resolve) -> None:
+        key = (pid, cmd.job, cmd.index)
+        value = pickle.loads(cmd.value) if cmd.encoded else cmd.value
+        got = ("ok", value) if cmd.status == M.OK else ("failed", repr(value))
+        assert key not in self.resolved, f"{key} resolved twice: {self.resolved[key]}, {got}"
+        self.resolved[key] = got
+

@@ -1,0 +1,174 @@
+"""Scale by design: the partial view, locality and 1,000 simulated peers (``clustersim.py``).
+
+* 1,000 peers join through random introducers with the real handshake, gossip and view;
+  four owners map work over them while holders are killed, frozen past the failure
+  detector (declared dead while alive) and cut off one way: every result arrives exactly
+  once, with its value, and the view stays bounded for every peer that owns nothing.
+* Smaller runs check the parts one by one: a view never exceeds its bound without a lease,
+  a relayed unit's owner links to its holder (MOVED's address) and gets its result, a
+  PRUNE of a link that a lease needs is answered by a HELLO, and steals go to the same
+  host first.
+"""
+
+from clustersim import ClusterSim
+
+from p2pscoop.core.config import LivenessConfig, StealConfig
+
+#: idle peers back off up to 5 s: a 1,000-peer run then takes seconds, not minutes
+CALM = StealConfig(backoff_min=0.05, backoff_max=5.0)
+
+
+def holders(sim, n, but=()):
+    """Up to ``n`` live peers that are running a unit another peer owns."""
+    found = [p for p in sim.live() if p not in but and sim.shells[p].current is not None
+             and sim.shells[p].current[0].owner != p]
+    return found[:n]
+
+
+def test_a_thousand_peers_every_result_exactly_once_under_kills_and_false_suspicions():
+    sim = ClusterSim(1000, seed=7, steal=CALM, unit_time=0.1)
+    owners = [sim.ids[0], sim.ids[1], sim.ids[2], sim.ids[3]]
+    sim.start(owners[0])
+    for k, o in enumerate(owners):
+        if k:
+            sim.start(o, owners[0])
+        sim.submit(o, list(range(k * 1000, k * 1000 + 400)))
+    sim.grow(996, 1.0)
+    assert len(sim.live()) == 1000
+    # faults while leases are out: kills (connections break), freezes past dead_after
+    # (the peer is declared dead while alive, then wakes up), a link muted one way
+    kills, frozen, muted = [], [], []
+    while len(kills) + len(frozen) + len(muted) < 10 and not sim.all_resolved():
+        sim.run_for(0.1)
+        for pid in holders(sim, 5 - len(kills), but=owners):
+            sim.kill(pid)
+            kills.append(pid)
+        for pid in holders(sim, 3 - len(frozen), but=owners):
+            sim.freeze(pid, 5.0)
+            frozen.append(pid)
+        for pid in holders(sim, 2 - len(muted), but=owners + frozen):
+            sim.mute(pid, sim.shells[pid].current[0].owner, 5.0)
+            muted.append(pid)
+    assert sim.faults == 10, (kills, frozen, muted)
+    assert sim.run_until(sim.all_resolved, sim.now + 300)
+    sim.check()  # exactly once (a second Resolve fails at once), with the right value
+    lost = sum(1 for v in sim.resolved.values() if v[0] == "failed")
+    assert lost == 0, lost
+    # the deaths were noticed, and the false ones too
+    assert sim.news["Left"] >= 5
+    assert sum(sim.shells[p].node.counters.units_lost for p in owners) == 0
+    # bounded view: once the work is done and the lease links are trimmed, a peer that
+    # owns nothing holds at most view_size links plus a handful, never the cluster
+    sim.run_for(5.0)
+    size = LivenessConfig().view_size
+    for pid in sim.live():
+        if pid not in owners:
+            assert sim.links(pid) <= size + len(owners), (pid, sim.links(pid))
+    links = sorted(sim.links(p) for p in sim.live())
+    assert links[len(links) // 2] <= size
+    ran = sum(1 for sh in sim.shells.values() if sh.units_run)
+    assert ran >= 100, ran  # the work spread well beyond the owners' own views
+
+
+def small(n=40, **kw):
+    sim = ClusterSim(n, seed=kw.pop("seed", 3), steal=CALM, **kw)
+    sim.start(sim.ids[0])
+    sim.grow(n - 1, 0.5)
+    sim.run_for(3.0)
+    return sim
+
+
+def test_the_view_stays_bounded_and_connected_without_work():
+    sim = small(60)
+    size = LivenessConfig().view_size
+    target = LivenessConfig().view_target
+    for pid in sim.live():
+        if pid == sim.ids[0]:  # the origin (rank 0): every peer keeps its link to it
+            assert sim.links(pid) <= 59
+            continue
+        assert target <= sim.links(pid) <= size + 1, (pid, sim.links(pid))  # + the origin
+        assert sim.connections(pid) <= size + 1
+    # one component: every peer reaches every other through links
+    seen, todo = {sim.ids[0]}, [sim.ids[0]]
+    while todo:
+        node = sim.shells[todo.pop()].node
+        for m in node.members.alive():
+            if m.id not in seen:
+                seen.add(m.id)
+                todo.append(m.id)
+    assert len(seen) == 60
+
+
+def test_a_dead_peer_leaves_the_views_and_is_replaced():
+    sim = small(60)
+    victim = sim.ids[30]
+    had = [p for p in sim.live() if victim in {m.id for m in sim.shells[p].node.members.alive()}]
+    assert had
+    sim.kill(victim)
+    sim.run_for(10.0)
+    target = LivenessConfig().view_target
+    for pid in had:
+        node = sim.shells[pid].node
+        assert victim not in {m.id for m in node.members.alive()}
+        assert victim not in node.peers
+        assert sim.links(pid) >= target  # refilled from known peers
+
+
+def test_relayed_units_get_home_over_a_lease_link():
+    sim = small(60, unit_time=0.05)
+    owner = sim.ids[1]  # not the origin (rank 0), which keeps every link by design
+    sim.submit(owner, list(range(600)))
+    assert sim.run_until(sim.all_resolved, sim.now + 120)
+    sim.check()
+    node = sim.shells[owner].node
+    # units reached peers outside the owner's view; their MOVED made it link to them
+    assert sim.sent["Moved"] > 0 and node.members.view.dials > 0
+    assert node.members.view.most_links > LivenessConfig().view_size
+    sim.run_for(5.0)  # leases over: the lease links are pruned again
+    assert sim.links(owner) <= LivenessConfig().view_size + 1  # + its link to the origin
+
+
+def test_steals_go_to_the_same_host_first():
+    sim = small(64, per_host=8, unit_time=0.05)
+    for k in range(8):
+        sim.submit(sim.ids[k * 8], list(range(k * 100, k * 100 + 80)))
+    assert sim.run_until(sim.all_resolved, sim.now + 120)
+    sim.check()
+    local = sum(sh.node.policy.local_steals for sh in sim.shells.values())
+    assert local > 0
+    # host mates find each other in their views (gossip, then dials to mates first) ...
+    mates = [sum(1 for m in sim.shells[p].node.members.alive()
+                 if m.host == sim.shells[p].host) for p in sim.live()]
+    assert sum(mates) / len(mates) >= 4, mates  # of 7; a random view of 8 would hold ~1
+    # ... and most granted steals stay on the host (7 of 63 peers: ~11 % if random)
+    assert sim.local_gives > sim.remote_gives, (sim.local_gives, sim.remote_gives)
+
+
+def test_the_policy_asks_host_mates_first_then_others():
+    import random
+
+    from p2pscoop.core.policy import StealPolicy
+    hosts = {b"a": "h1", b"b": "h1", b"c": "h2", b"d": "h3"}
+    pol = StealPolicy(StealConfig(), random.Random(1))
+    pol.locate("h1", hosts.get)
+    first = [pol.choose_victim(list(hosts), 0.0) for _ in range(3)]
+    assert set(first) == {b"a", b"b"}  # only mates while a mate is left in the round
+    pol.on_denied(b"a")
+    pol.on_denied(b"b")
+    assert pol.choose_victim(list(hosts), 0.0) in (b"c", b"d")
+    assert pol.local_steals == 3 and pol.remote_steals == 1
+
+
+def test_a_new_peer_is_asked_once_without_resetting_the_backoff():
+    import random
+
+    from p2pscoop.core.policy import StealPolicy
+    pol = StealPolicy(StealConfig(backoff_min=0.5, backoff_max=4.0), random.Random(1))
+    peers = [b"a"]
+    pol.on_denied(pol.choose_victim(peers, 0.0))
+    assert pol.choose_victim(peers, 0.0) is None  # round over: backing off
+    pol.on_denied(pol.choose_victim(peers, 0.6))
+    assert pol.choose_victim(peers, 0.6) is None and pol.failures == 2
+    pol.peer_joined(b"z")
+    assert pol.choose_victim(peers + [b"z"], 0.7) == b"z"  # asked at once, once
+    assert pol.failures == 2 and pol.choose_victim(peers + [b"z"], 0.7) is None
