@@ -36,9 +36,8 @@ import zmq
 from ..core import messages as M
 from ..core.config import TransportConfig
 from ..core.deque import Work
-from ..core.errors import InternalError, ProtocolError
+from ..core.errors import InternalError, ProtocolError, SecurityError
 from ..core.events import Disconnected, Received, Tick, Unshippable
-from . import security
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -50,7 +49,7 @@ def _bracket(host: str) -> str:
 def check_bind(host: str, keys: Any) -> None:
     """Secure by default: nothing listens beyond loopback without a cluster secret."""
     if keys is None and host not in LOOPBACK and not host.startswith("127."):
-        raise security.SecurityError(
+        raise SecurityError(
             f"refusing to listen on {host} without a cluster secret: anyone who can reach "
             f"it could run code here. Make a secret with `p2pscoop secret FILE`, copy it "
             f"(mode 0600) to every host, and pass --secret-file FILE (or set "
@@ -76,7 +75,11 @@ class Comm:
         self.own_ctx = ctx is None
         self.ctx = ctx = ctx or zmq.Context()
         self.auth = None
-        if keys is not None:
+        security = None
+        if keys is not None:  # imported here: a loopback run needs none of it
+            from . import security
+
+            self._security = security
             security.require_curve()
             self.auth = security.Authenticator(ctx, keys)
             self.auth.start()
@@ -179,8 +182,8 @@ class Comm:
         cfg = self.config
         sock = self.ctx.socket(zmq.DEALER)
         if self.keys is not None:
-            security.harden(sock, max_message_size=cfg.max_msg_size)
-            security.secure_client(sock, self.keys)
+            self._security.harden(sock, max_message_size=cfg.max_msg_size)
+            self._security.secure_client(sock, self.keys)
         sock.setsockopt(zmq.IDENTITY, self.peer.me)
         sock.setsockopt(zmq.LINGER, cfg.linger_ms)
         sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
@@ -271,7 +274,7 @@ class Comm:
                     poller.register(fd, zmq.POLLIN)
                     fds.add(fd)
                 deadline = peer.node_tick()
-                timeout = 100 if deadline is None else max(0, min(100, int(
+                timeout = 1000 if deadline is None else max(0, min(1000, int(
                     (deadline - time.monotonic()) * 1000) + 1))
                 for sock, _ in poller.poll(timeout):
                     if sock is self.router:
