@@ -89,12 +89,7 @@ def make_secure(cluster: str | None, secret_file: str | None, listen: str | None
     keys = ClusterKeys.derive(secret, cluster)
     port = 0
     if listen:
-        text = listen if listen.count(":") != 1 else listen
-        if ":" in text and not text.startswith("["):
-            host, port_text = text.rsplit(":", 1)
-            port = int(port_text)
-        else:
-            host = text.strip("[]")
+        host, port = parse_listen(listen)
     elif interface:
         from ..discovery.zeroconf import interface_addresses
 
@@ -103,6 +98,17 @@ def make_secure(cluster: str | None, secret_file: str | None, listen: str | None
         host = default_address()
     advertise = default_address() if host in ("0.0.0.0", "*") else host
     return Secure(cluster, secret, keys, host, port, advertise, socket.gethostname())
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR``, ``ADDR:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` -> (host, port; 0: any free)."""
+    if text.startswith("[") and text.endswith("]"):
+        return text[1:-1], 0
+    if text.count(":") > 1 and not text.startswith("["):
+        return text, 0  # a bare IPv6 address
+    if ":" in text:
+        return split_address(text)
+    return text, 0
 
 
 def client_identity(secure: Secure, me: bytes) -> Identity:
