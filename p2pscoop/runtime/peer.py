@@ -28,7 +28,9 @@ Thread ownership (who may touch what; "lock" is ``Peer.lock``):
 
 ``handle_from_comm`` and the scheduler are the only callers of ``node.handle`` besides
 the API calls below; all hold ``lock`` for the call only, never while user code runs.
-``_assert_main`` guards the main-only paths where the check is cheap.
+Checked where it is cheap (``InternalError`` with "please file a bug"): the comm thread never
+completes futures (``poll_inbox``), and only the comm thread opens, closes or ships on
+sockets (``Comm._owner``).
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ class Peer:
         inbox = self.scheduler.inbox
         if not inbox:
             return
+        if self.comm.on_thread:
+            raise InternalError("the comm thread tried to complete futures: please file a bug")
         with self.resolve_lock:
             while inbox:
                 item = inbox.popleft()

@@ -176,6 +176,12 @@ class Comm:
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
+    def _owner(self) -> None:
+        """Sockets are the comm thread's: anyone else must post (cheap check)."""
+        if threading.current_thread() is not self._thread and self._thread.is_alive():
+            raise InternalError(f"a socket of the comm thread used from "
+                                f"{threading.current_thread().name}: please file a bug")
+
     # -- connections (comm thread; commands of the core) ---------------------------------
 
     def _dealer(self, address: str) -> zmq.Socket:
@@ -193,6 +199,7 @@ class Comm:
         return sock
 
     def connect(self, peer: bytes, address: str) -> None:
+        self._owner()
         if peer in self.dealers:
             return
         sock = self._dealer(address)
@@ -205,6 +212,7 @@ class Comm:
         self.admitted.add(peer)
 
     def drop(self, peer: bytes) -> None:
+        self._owner()
         if peer in self.admitted:
             self.admitted.discard(peer)
             self.departed[peer] = None  # its last frames may still arrive: not an attack
@@ -221,6 +229,7 @@ class Comm:
 
     def send_refuse(self, peer: bytes, address: str, reason: str) -> None:
         """Tell a refused peer why, on a connection of its own (it is not admitted)."""
+        self._owner()
         sock = self._dealer(address)
         try:
             sock.connect(address)
@@ -245,6 +254,7 @@ class Comm:
 
     def ship_works(self, thief: bytes, req: int, works: list) -> None:
         """Reply to a steal: pickle the works the thief does not own, send one GIVE."""
+        self._owner()
         msg, bad = M.give_message(req, works, thief, self.peer.dumps_work)
         for w in bad:
             LOGGER.warning("task of job %d cannot be pickled; it stays on this peer", w.job)
