@@ -7,7 +7,8 @@ read and write the same tables (jobs, deque, suspects, peers), kept apart only f
                                        fail with TaskLostError after ``max_deaths`` deaths
     left (BYE)                         go back to the deque as plain work (no death counted)
     named by MOVED, no HOLDING within  run again (no death counted; a late result from the
-      ``confirm_timeout``              named peer is a duplicate)
+      ``confirm_timeout``              named peer wins and the re-queued copy is skipped:
+                                       ``_live_parts`` keeps it from thieves)
 """
 
 from __future__ import annotations
@@ -169,3 +170,27 @@ class LeaseMixin:
                     soonest = deadline if soonest is None else min(soonest, deadline)
         self._confirm_next = soonest
         return out[:1]
+
+    def _live_parts(self, work: Work) -> list:
+        """``work`` without the units of ours that were resolved while it sat in the deque.
+
+        A unit run again because the peer a MOVED named never confirmed (``HOLDING``) waits
+        in the deque as plain work; if that peer did hold it after all, its late result
+        resolves the unit there. ``Pop`` skips such a copy; a thief must not lease it.
+        """
+        if work.owner != self.me:
+            return [work]
+        rec = self.jobs.get(work.job)
+        states = rec.states if rec is not None else {}
+        parts, start = [], None
+        for i in range(work.lo, work.hi + 1):
+            if i < work.hi and states.get(i) == T.PENDING:
+                if start is None:
+                    start = i
+            elif start is not None:
+                if start == work.lo and i == work.hi:
+                    return [work]
+                parts.append(Work(work.owner, work.job, start, i, work.fn, work.items,
+                                  work.base, work.kwargs, work.error, work.stealable))
+                start = None
+        return parts

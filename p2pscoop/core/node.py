@@ -406,6 +406,7 @@ class NodeState(LeaseMixin):
         else:
             works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
                                      self.config.max_items, self.config.max_units)
+            works = [part for work in works for part in self._live_parts(work)]
         if not works:
             self.counters.steals_denied += 1
             self._hungry.add(thief)

@@ -1,24 +1,20 @@
-"""Why ``NodeState._pending_parts`` filters nothing: a stealable work item of ours in our
-deque only ever holds PENDING units that exist nowhere else.
+"""Own units in the deque that a late result resolved: ``NodeState._live_parts``.
 
-``_pending_parts`` drops, from what a thief steals, units of ours that were resolved while a
-re-queued copy sat in the deque (a late result after a re-dispatch). These tests pin the
-invariant that makes that case unreachable, so the filter can go:
+A stealable work item of ours in our deque holds PENDING units, with one exception: a unit
+run again because the peer a ``MOVED`` named never confirmed it (``HOLDING`` within
+``confirm_timeout``) waits in the deque as plain work, and if that peer did hold it after
+all, its late result resolves the unit while the copy sits there. ``Pop`` skips such a copy
+and ``_live_parts`` keeps it from thieves (leasing it would touch a unit that no longer
+exists: a ``KeyError`` in the core, found by the 1,000-peer simulation).
 
-    INVARIANT: every unit of a live, stealable own item in a node's deque is PENDING and has
-    never lost a holder (``deaths == 0``).
+    INVARIANT: every unit of a live, stealable own item in a node's deque is PENDING with no
+    death, or already resolved; never RUNNING or LEASED.
 
-* Only ``Submit`` (fresh units) and a GIVE back of units still LEASED put stealable own work
-  in the deque. Without a holder's death, a unit is in exactly one place (steals move it,
-  an unshippable item stays where it was), so while it sits in its owner's deque no other
-  copy can run and no result for it can arrive.
-* Every re-dispatch (``PeerDown``, or a ``MOVED`` to a peer already gone) counts a death and
-  makes the unit a *suspect*: suspects live in ``NodeState.suspects``, not in the deque, and
-  a suspect given back by a thief becomes a suspect again, never a deque item.
+* ``Submit`` and a GIVE back of units still LEASED put fresh PENDING units in the deque.
+* Every re-dispatch after a death (``PeerDown``, a ``MOVED`` to a peer already gone) makes the
+  unit a *suspect*, kept in ``NodeState.suspects``, never in the deque.
 * The one way a unit with a death enters the deque is ``Unshippable``, which pins it
-  (``stealable=False``), and ``WorkDeque.steal`` never takes a pinned item. Such a copy can
-  be resolved by a late result while it sits there: ``Pop`` skips it (that check in
-  ``_on_Pop`` is reachable and must stay; see the last hand-built test).
+  (``stealable=False``); ``WorkDeque.steal`` never takes a pinned item.
 """
 
 from hypothesis import HealthCheck, settings
@@ -28,7 +24,7 @@ from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work
 from p2pscoop.core.messages import OK, Give, Moved, Steal
 from p2pscoop.core.node import (PeerDown, PeerUp, Pop, Received, Resolve, SendMsg, ShipWorks,
-                                Unshippable)
+                                Tick, Unshippable)
 
 from test_node import ME, P1, P2, Like, make_node, results, spans, submit
 from test_simulation import SimulationMachine
@@ -43,6 +39,8 @@ def stale_units(node):
         rec = node.jobs.get(w.job)
         for i in range(w.lo, w.hi):
             state = rec.states.get(i) if rec is not None else None
+            if state is None:
+                continue  # resolved meanwhile: skipped by Pop and by _live_parts
             if state != T.PENDING or rec.deaths.get(i):
                 bad.append((w.job, i, state))
     return bad
@@ -110,6 +108,25 @@ def test_an_unshippable_suspect_is_pinned_so_a_thief_never_sees_it_resolved():
     assert n.handle(Received(P2, Steal(3)), 0.0) == [SendMsg(P2, Give(3, []))]
     assert n.handle(Pop(), 0.0) == []  # the resolved pinned copy is dropped, not run
     assert n.deque.total == 0
+
+
+def test_an_unconfirmed_move_runs_again_and_a_late_result_keeps_the_copy_from_thieves():
+    n = make_node(P1, P2)
+    w = submit(n, 2)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [1, 2) -> P1
+    n.handle(Received(P1, Moved(w.job, 1, 2, P2)), 0.0)  # P1 says it gave it to P2 ...
+    n.handle(Tick(), 10.0)  # ... which never confirms: run it again here
+    assert n.unit_state(w.job, 1) == T.PENDING and (b"M", w.job, 1, 2) in spans(n.deque)
+    # P2 did hold it: its late result resolves the unit while the copy is in the deque
+    assert n.handle(Received(P2, results((w.job, 1, OK))), 10.5) == [
+        Resolve(w.job, 1, OK, b"r0", True)]
+    got = []
+    for req in (2, 3, 4):  # thieves empty the deque: they get unit 0, never the dead copy
+        for c in n.handle(Received(P1, Steal(req)), 11.0):
+            if type(c) is ShipWorks:
+                got += spans(c.works)
+    assert got == [(b"M", w.job, 0, 1)]
+    assert stale_units(n) == []
 
 
 # -- the invariant under the simulator's random schedules and faults ----------------------
