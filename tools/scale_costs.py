@@ -174,6 +174,7 @@ def _add_peer(sim: ClusterSim) -> bytes:
     sim.index[pid] = i
     sim.shells[pid] = Shell(NodeState(pid, sim.steal, random.Random(i), ident,
                                       sim.liveness), ident.host)
+    sim.net.add(pid)
     return pid
 
 

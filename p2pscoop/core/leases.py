@@ -49,7 +49,7 @@ class LeaseMixin:
         if peer in self.peers:
             self.peers.remove(peer)
         self.policy.forget_peer(peer)
-        self._hungry.discard(peer)
+        self._hungry.pop(peer, None)
         self._outbox.pop(peer, None)  # an orphan's results have no one to go to
         self._held.pop(peer, None)
         if self._steal is not None and self._steal[0] == peer:

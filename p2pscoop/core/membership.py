@@ -130,7 +130,9 @@ class Membership:
         self.config = config or LivenessConfig()
         self.members: dict[bytes, Member] = {}
         self.known: dict[bytes, tuple] = {}  # not linked: id -> (address, rank, host)
-        self.mates: set[bytes] = set()  # the known peers on our host
+        #: the known peers on our host, in the order we learnt them (a dict, not a set:
+        #: ``_refill`` dials the first ones, which must not depend on PYTHONHASHSEED)
+        self.mates: dict[bytes, None] = {}
         self.joined: list[bytes] = []  # newly admitted, for NodeState to take
         self.left: list[tuple] = []  # (peer, graceful) newly gone, for NodeState to take
         #: NodeState's answer to "which links do leases or messages in flight need?"
@@ -422,11 +424,11 @@ class Membership:
             self._forget(self.rng.choice(list(known)))
         known[peer] = (address, rank, host)
         if host and host == self.identity.host:
-            self.mates.add(peer)
+            self.mates[peer] = None
 
     def _forget(self, peer: bytes) -> None:
         self.known.pop(peer, None)
-        self.mates.discard(peer)
+        self.mates.pop(peer, None)
 
     def _refill(self, missing: int, now: float) -> list:
         out: list = []

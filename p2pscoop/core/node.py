@@ -113,7 +113,9 @@ class NodeState(LeaseMixin):
         self._next_job = 0
         self._next_req = 0
         self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
-        self._hungry: set[bytes] = set()  # thieves we denied: lifeline hints go to them
+        #: thieves we denied, in the order they asked: lifeline hints go to them (a dict,
+        #: not a set: the HINTs' order must not depend on PYTHONHASHSEED)
+        self._hungry: dict[bytes, None] = {}
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
         self._outbox_since = 0.0
@@ -409,7 +411,7 @@ class NodeState(LeaseMixin):
             works = [part for work in works for part in self._live_parts(work)]
         if not works:
             self.counters.steals_denied += 1
-            self._hungry.add(thief)
+            self._hungry[thief] = None
             return [SendMsg(thief, Give(msg.req, []))]
         self.counters.steals_granted += 1
         out: list = self._consts_for(thief)

@@ -3,20 +3,23 @@
 ``sim.py`` wires its peers with ``PeerUp``/``PeerDown`` (everyone knows everyone from the
 start); this one gives each peer only an introducer and lets the real core do the rest:
 HELLO/WELCOME handshakes, gossip, the partial view (dials, PRUNE), heartbeats and the
-failure detector, all over an in-memory transport that behaves like the ZeroMQ mesh:
+failure detector, all over the in-memory transport (``p2pscoop.transport.memory``, timed
+mode, with the ZeroMQ mesh's connection rules):
 
 * a peer sends to another only over a connection it opened (``Connect``, closed by
-  ``Drop``); a message without one is lost (counted in ``unlinked``);
+  ``Drop``); a message without one is lost (counted in ``lost["unlinked"]``);
 * a receiver reads only HELLO and REFUSE from a peer it has not admitted (``Admit``);
 * each link delivers in order, after ``latency`` (jittered);
 * a killed peer's connections break: every peer with a connection to it gets
-  ``Disconnected`` one latency later; a frozen peer (SIGSTOP) neither acts, ticks nor reads
-  until it thaws, and its messages wait for it; a muted link loses what it carries.
+  ``Disconnected`` after what the dead peer had sent; a frozen peer (SIGSTOP) neither acts,
+  ticks nor reads until it thaws, and its messages wait for it; a muted link loses what it
+  carries.
 
 Time is a discrete-event clock: each peer computes a unit for ``unit_time`` (drawn from an
 exponential), is ticked when ``NodeState.next_tick`` asks, and an idle peer acts again
 when ``next_deadline`` asks or a ``Wake`` comes. Every choice comes from one seeded RNG:
-same seed, same run. ``sent`` counts every message by type, so the cost of a steal, a join
+same seed, same run, whatever ``PYTHONHASHSEED`` is (peers are kept in lists and
+insertion-ordered dicts, never iterated from a set). ``sent`` counts every message by type, so the cost of a steal, a join
 and a death can be read off (``docs/scale.md``). Tasks are flat (no nesting: ``sim.py``
 covers nested work); each result is checked to resolve exactly once with the right value.
 """
@@ -27,22 +30,34 @@ import heapq
 import pickle
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from p2pscoop.core import commands as C
 from p2pscoop.core import messages as M
 from p2pscoop.core.config import LivenessConfig, StealConfig
 from p2pscoop.core.deque import Work
-from p2pscoop.core.events import (Bootstrap, Disconnected, Finished, Idle, Pop, Received,
-                                  Submit, Tick)
+from p2pscoop.core.events import Bootstrap, Finished, Idle, Pop, Submit, Tick
 from p2pscoop.core.membership import Identity
 from p2pscoop.core.node import NodeState
+from p2pscoop.transport.memory import MemoryNet
 
-PRE_HELLO = (M.Hello, M.Refuse)
+
+INF = float("inf")
 
 
 def square(x):
     return x * x
+
+
+def dumps_work(work: Work) -> bytes:
+    """A work leaving its peer, pickled as the runtime pickles it (fn, args slice, kwargs)."""
+    items = work.items[work.lo - work.base:work.hi - work.base]
+    return pickle.dumps((work.fn, items, work.kwargs))
+
+
+def loads_work(payload: bytes, owner: bytes, job: int, lo: int, hi: int) -> Work:
+    fn, items, kwargs = pickle.loads(payload)
+    return Work(owner, job, lo, hi, fn, items, lo, kwargs)
 
 
 def sim_id(i: int) -> bytes:
@@ -56,8 +71,6 @@ class Shell:
     host: str
     alive: bool = True
     frozen_until: float = 0.0
-    dealers: set = field(default_factory=set)
-    admitted: set = field(default_factory=set)
     current: tuple | None = None
     act_at: float | None = None
     tick_at: float | None = None
@@ -83,19 +96,19 @@ class ClusterSim:
             node = NodeState(pid, self.steal, random.Random(seed * 7919 + i), ident,
                              self.liveness)
             self.shells[pid] = Shell(node, ident.host)
+        self.net = MemoryNet(self.rng, latency=latency, connections=True, loads=loads_work)
+        for pid in self.ids:
+            self.net.add(pid)
         self._heap: list = []
         self._seq = 0
-        self._last: dict[tuple, float] = {}  # per-link time of the last delivery (FIFO)
-        self.muted: dict[tuple, float] = {}  # (src, dst) -> muted until
-        self.sent: Counter = Counter()  # messages by type name
-        self.watch: set = set()  # peers whose traffic ``involving`` counts (costs)
-        self.involving: Counter = Counter()  # messages from or to a watched peer, by type
-        self.lost: Counter = Counter()  # unlinked / unadmitted / to the dead or muted
+        self.sent: Counter = self.net.sent  # messages by type name
+        self.involving: Counter = self.net.involving  # from or to a watched peer, by type
+        self.lost: Counter = self.net.lost  # unlinked / unadmitted / to the dead / muted
         self.news: Counter = Counter()
         self.expected: dict[tuple, int] = {}
         self.resolved: dict[tuple, tuple] = {}
         self.faults = 0
-        self.started: set[bytes] = set()
+        self.started: dict[bytes, None] = {}  # in start order (never a set: see above)
         self.local_gives = 0
         self.remote_gives = 0
 
@@ -103,7 +116,7 @@ class ClusterSim:
 
     def start(self, pid: bytes, introducer: bytes | None = None) -> None:
         """The peer's process starts and (unless it is the first) greets an introducer."""
-        self.started.add(pid)
+        self.started[pid] = None
         if introducer is not None:
             i = self.index[introducer]
             self._feed(pid, Bootstrap(introducer, f"sim://{i}"))
@@ -132,35 +145,42 @@ class ClusterSim:
         assert sh.alive
         self.faults += 1
         sh.alive, sh.current = False, None
-        for q in self.started:
-            other = self.shells[q]
-            if other.alive and pid in other.dealers:
-                self._at(self.now + self.latency, "disc", q, pid)
+        self.net.kill(pid, self.now, drain=True)
 
     def freeze(self, pid: bytes, duration: float) -> None:
         """SIGSTOP for ``duration``: its links declare it dead while it is alive."""
         self.faults += 1
         self.shells[pid].frozen_until = self.now + duration
+        self.net.pause(pid, self.now + duration)
         self._at(self.now + duration, "thaw", pid)
 
     def mute(self, src: bytes, dst: bytes, duration: float) -> None:
         """Lose everything ``src`` sends ``dst`` for ``duration`` (a one-way fault)."""
         self.faults += 1
-        self.muted[(src, dst)] = self.now + duration
+        self.net.mute(src, dst, self.now + duration)
 
     def run_for(self, duration: float, max_events: int = 10_000_000) -> None:
         self.run_until(lambda: False, self.now + duration, max_events)
 
     def run_until(self, done, deadline: float, max_events: int = 10_000_000) -> bool:
-        heap = self._heap
+        heap, net = self._heap, self.net
         for _ in range(max_events):
             if done():
                 return True
-            if not heap or heap[0][0] > deadline:
+            t_ev = heap[0][0] if heap else INF
+            t_net = net.next_due()
+            t_net = INF if t_net is None else t_net
+            t = min(t_ev, t_net)
+            if t > deadline:
                 self.now = max(self.now, deadline)
                 return done()
-            t, _seq, kind, a, b = heapq.heappop(heap)
             self.now = t
+            if t_net <= t_ev:  # a message first (ties: the network, then the peers)
+                dst, event = net.pop(t)
+                if event is not None:
+                    self._feed(dst, event)
+                continue
+            t, _seq, kind, a, b = heapq.heappop(heap)
             getattr(self, "_ev_" + kind)(a, b)
         raise AssertionError("too many events")
 
@@ -176,7 +196,16 @@ class ClusterSim:
         return self.shells[pid].node.members.links()
 
     def connections(self, pid: bytes) -> int:
-        return len(self.shells[pid].dealers)
+        return self.net.connection_count(pid)
+
+    @property
+    def watch(self) -> set:
+        """Peers whose traffic ``involving`` counts (costs)."""
+        return self.net.watch
+
+    @watch.setter
+    def watch(self, peers) -> None:
+        self.net.watch = set(peers)
 
     def check(self) -> None:
         for key, want in self.expected.items():
@@ -196,27 +225,6 @@ class ClusterSim:
     def _usable(self, pid: bytes) -> bool:
         sh = self.shells[pid]
         return sh.alive and sh.frozen_until <= self.now
-
-    def _ev_deliver(self, link: tuple, packet: tuple) -> None:
-        src, dst = link
-        sh = self.shells[dst]
-        if not sh.alive:
-            self.lost["to the dead"] += 1
-            return
-        if sh.frozen_until > self.now:  # it reads when it wakes up, in order
-            self._at(sh.frozen_until + self.latency * 1e-3, "deliver", link, packet)
-            return
-        frames, copies = packet
-        msg = M.decode(frames)
-        if src not in sh.admitted and type(msg) not in PRE_HELLO:
-            self.lost["unadmitted"] += 1
-            return
-        works = []
-        if type(msg) is M.Give:
-            it = iter(copies)
-            works = [next(it) if has else Work(owner, job, lo, hi, None, None)
-                     for owner, job, lo, hi, has in msg.works]
-        self._feed(dst, Received(src, msg, works))
 
     def _ev_act(self, pid: bytes, when: float) -> None:
         sh = self.shells[pid]
@@ -255,16 +263,6 @@ class ClusterSim:
         if self._usable(pid):
             self._feed(pid, Tick())
 
-    def _ev_disc(self, pid: bytes, gone: bytes) -> None:
-        sh = self.shells[pid]
-        if not sh.alive or gone not in sh.dealers:
-            return
-        if sh.frozen_until > self.now:
-            self._at(sh.frozen_until, "disc", pid, gone)
-            return
-        sh.dealers.discard(gone)
-        self._feed(pid, Disconnected(gone))
-
     def _ev_thaw(self, pid: bytes, _b) -> None:
         if self._usable(pid):
             self._feed(pid, Tick())
@@ -293,21 +291,8 @@ class ClusterSim:
             self._at(due, "tick", pid, due)
         return cmds
 
-    def _send(self, src: bytes, dst: bytes, msg: M.Message, copies=(), need_link=True):
-        self.sent[type(msg).__name__] += 1
-        if src in self.watch or dst in self.watch:
-            self.involving[type(msg).__name__] += 1
-        if need_link and dst not in self.shells[src].dealers:
-            self.lost["unlinked"] += 1
-            return
-        if self.muted.get((src, dst), 0.0) > self.now:
-            self.lost["muted"] += 1
-            return
-        link = (src, dst)
-        t = max(self.now + self.latency * (0.5 + self.rng.random()),
-                self._last.get(link, 0.0) + 1e-9)
-        self._last[link] = t
-        self._at(t, "deliver", link, (M.encode(msg), list(copies)))
+    def _send(self, src: bytes, dst: bytes, msg: M.Message, need_link=True) -> None:
+        self.net.send(src, dst, msg, self.now, need_link)
 
     def _execute(self, pid: bytes, sh: Shell, cmds: list) -> None:
         for cmd in cmds:
@@ -329,12 +314,11 @@ class ClusterSim:
                                               lambda s, v: (s, pickle.dumps(v))):
                     self._send(pid, cmd.peer, msg)
             elif t is C.Connect:
-                sh.dealers.add(cmd.peer)
+                self.net.connect(pid, cmd.peer)
             elif t is C.Admit:
-                sh.admitted.add(cmd.peer)
+                self.net.admit(pid, cmd.peer)
             elif t is C.Drop:
-                sh.dealers.discard(cmd.peer)
-                sh.admitted.discard(cmd.peer)
+                self.net.drop(pid, cmd.peer)
             elif t is C.SendRefuse:
                 self._send(pid, cmd.peer, M.Refuse(cmd.reason), need_link=False)
             elif t is C.Wake:
@@ -345,19 +329,14 @@ class ClusterSim:
                 raise AssertionError(f"unexpected command {cmd!r}")
 
     def _ship_works(self, pid: bytes, cmd: C.ShipWorks) -> None:
-        def dumps(w):
-            return Work(w.owner, w.job, w.lo, w.hi, w.fn,
-                        list(w.items[w.lo - w.base:w.hi - w.base]), w.lo, dict(w.kwargs))
-
-        copies = [dumps(w) for w in cmd.works if w.owner != cmd.peer]
-        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, lambda w: b"work")
+        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, dumps_work)
         assert not bad
         if cmd.works:
             if self.shells[cmd.peer].host == self.shells[pid].host:
                 self.local_gives += 1
             else:
                 self.remote_gives += 1
-        self._send(pid, cmd.peer, msg, copies)
+        self._send(pid, cmd.peer, msg)
 
     def _resolve(self, pid: bytes, cmd: C.Resolve) -> None:
         key = (pid, cmd.job, cmd.index)

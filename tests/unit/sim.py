@@ -2,7 +2,8 @@
 
 This is the runtime's shell, minus greenlets, threads and sockets, with every choice the real
 world would make (which peer acts, which link delivers, when the clock moves) drawn from one
-seeded ``random.Random``. Same seed, same run.
+seeded ``random.Random``. Same seed, same run, whatever ``PYTHONHASHSEED`` is. The links are
+``p2pscoop.transport.memory.MemoryNet`` in its stepped mode (every live pair linked).
 
     Sim ── act(peer) ──▶ Peer shell ── Pop / Idle / Finished ──▶ NodeState ──▶ commands
      │                      ▲                                                 │
@@ -19,11 +20,13 @@ What the shell does with each command is what ``runtime/peer.py`` and ``runtime/
   fed once every child is resolved here (the scheduler's parked greenlet, in miniature).
 * ``SendMsg``/``ShipResults``: the message is encoded with the real codec and queued on the
   (src, dst) link; values travel pickled, as the runtime sends them.
-* ``ShipWorks``: the victim's ``Give``: rows for every work, a payload for those the thief
-  does not own; works travel as copies (never an object shared between peers), works whose
-  ``fn`` is marked ``unshippable`` stay home through ``Unshippable``.
-* delivery decodes the frames (``messages.decode``) and feeds ``Received(peer, msg, works)``,
-  with ``Work(owner, job, lo, hi, None, None)`` placeholders for the receiver's own units.
+* ``ShipWorks``: the victim's ``Give`` (``messages.give_message``): rows for every work, a
+  pickled payload (function, argument slice, kwargs) for those the thief does not own, so
+  no object is ever shared between peers; works whose ``fn`` is marked ``unshippable``
+  fail to pickle and stay home through ``Unshippable``.
+* delivery decodes the frames and feeds ``Received(peer, msg, works)`` (works read by
+  ``messages.read_give``, placeholders for the receiver's own units); a ``Disconnected``
+  from the transport is fed as ``PeerDown`` (no membership here).
 * ``Resolve``: recorded in ``Sim.resolved``; resolving a unit twice fails at once.
 
 Faults: ``kill`` (a non-origin peer dies; its in-flight messages are dropped or, with
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import pickle
 import random
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -45,10 +48,12 @@ from p2pscoop.core import messages as M
 from p2pscoop.core import task as T
 from p2pscoop.core.errors import TaskLostError
 from p2pscoop.core.deque import Work
+from p2pscoop.core.events import Disconnected
 from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
-                                Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
+                                Pop, Resolve, Run, SendMsg, ShipResults, ShipWorks,
                                 Submit, Tick, Unshippable, Wake)
 from p2pscoop.core.policy import StealConfig
+from p2pscoop.transport.memory import MemoryNet
 
 # -- tasks: pure functions the simulated peers run ---------------------------------------
 
@@ -101,16 +106,24 @@ def outcome(fn, args):
         return ("raised", type(exc).__name__, str(exc))
 
 
-# -- the transport ----------------------------------------------------------------------
+# -- payloads: what the runtime pickles, pickled here too (no cloudpickle: module functions) --
 
 
-@dataclass
-class Packet:
-    """One message on a link: the encoded frames, plus what the simulator needs to know."""
-    frames: list | None  # None: the PeerDown marker that closes a dead peer's link
-    msg: M.Message | None = None  # the message as sent (for invariants only)
-    works: list = field(default_factory=list)  # copies of the works with a payload
-    dup: bool = False  # injected duplicate: not counted as a copy of its units
+def dumps_work(work: Work) -> bytes:
+    """A work leaving its peer: function, its slice of arguments, kwargs, error."""
+    if getattr(work.fn, "unshippable", False):
+        raise pickle.PicklingError("unshippable")
+    items = work.items[work.lo - work.base:work.hi - work.base] if work.items else []
+    return pickle.dumps((work.fn, items, work.kwargs, work.error))
+
+
+def loads_work(payload: bytes, owner: bytes, job: int, lo: int, hi: int) -> Work:
+    fn, items, kwargs, error = pickle.loads(payload)
+    return Work(owner, job, lo, hi, fn, items, lo, kwargs, error)
+
+
+def dumps_result(status: int, value: Any) -> tuple:
+    return status, pickle.dumps(value)
 
 
 @dataclass
@@ -150,9 +163,10 @@ class Sim:
         self.peers = {pid: Peer(pid, NodeState(pid, self.config, random.Random(seed * 7919 + i)))
                       for i, pid in enumerate(self.ids)}
         self.alive: list[bytes] = list(self.ids)
-        self.links: dict[tuple, deque] = {}
-        self.cuts: set[frozenset] = set()
-        self.history: list[tuple] = []  # delivered Results packets: (src, dst, packet)
+        self.net = MemoryNet(self.rng, loads=loads_work,
+                             remember=lambda msg: type(msg) is M.Results)
+        for pid in self.ids:
+            self.net.add(pid)
         self.resolved: dict[tuple, tuple] = {}  # (owner, job, index) -> outcome
         self.expected: dict[tuple, tuple] = {}  # top-level units -> expected outcome
         self.cancelled: set[tuple] = set()
@@ -208,30 +222,27 @@ class Sim:
         if not any(type(c) is Run for c in cmds):
             self._feed(pid, Idle())
 
+    @property
+    def cuts(self) -> dict:
+        """The cut pairs (frozensets), in the order they were cut."""
+        return self.net.cuts
+
     def busy_links(self) -> list:
-        return [k for k, q in self.links.items() if q]
+        return self.net.busy_links()
 
     def deliver(self, link: tuple | None = None) -> bool:
-        links = self.busy_links()
-        if not links:
+        """Deliver the next message of ``link`` (default: of a random busy link)."""
+        got = self.net.deliver(link)
+        if got is None:
             return False
-        if link is None:
-            link = links[self.rng.randrange(len(links))]
-        src, dst = link
-        packet = self.links[link].popleft()
-        if packet.frames is None:
-            self._feed(dst, PeerDown(src))
-            return True
-        msg = M.decode(packet.frames)
-        works = []
-        if isinstance(msg, M.Give):
-            copies = iter(packet.works)
-            for owner, job, lo, hi, has in msg.works:
-                works.append(next(copies) if has else Work(owner, job, lo, hi, None, None))
-        elif isinstance(msg, M.Results) and not packet.dup:
-            self.history.append((src, dst, packet))
-        self._feed(dst, Received(src, msg, works))
+        self._hear(*got)
         return True
+
+    def _hear(self, dst: bytes, event: Any) -> None:
+        if type(event) is Disconnected:  # no membership here: the shell's PeerDown
+            self._feed(dst, PeerDown(event.peer))
+        elif event is not None:
+            self._feed(dst, event)
 
     def step(self) -> None:
         """One random move: deliver a message on a random link, or let a random peer act.
@@ -288,52 +299,30 @@ class Sim:
         dead = self.peers[pid]
         dead.current = None
         dead.parked.clear()
-        for (src, dst), q in self.links.items():
-            if dst == pid or (src == pid and not drain):
-                q.clear()
-        for other in self.alive:
-            if drain:  # what it sent is still delivered, then its connection closes
-                self.links.setdefault((pid, other), deque()).append(Packet(None))
-            else:
-                self._feed(other, PeerDown(pid))
+        # with drain, what it sent is still delivered, then its connections close
+        for dst, event in self.net.kill(pid, drain=drain):
+            self._hear(dst, event)
 
     def cut(self, a: bytes, b: bytes) -> None:
         """A false failure detection both ways: a and b drop each other, messages are lost."""
         self.faults += 1
         assert a != b and a in self.alive and b in self.alive
         self.exact = False
-        self.cuts.add(frozenset((a, b)))
-        self.links.pop((a, b), None)
-        self.links.pop((b, a), None)
-        self._feed(a, PeerDown(b))
-        self._feed(b, PeerDown(a))
+        for dst, event in self.net.cut(a, b):
+            self._hear(dst, event)
 
     def heal(self, pair: frozenset) -> None:
-        self.cuts.discard(pair)
         a, b = sorted(pair)
+        self.net.heal(a, b)
         if a in self.alive and b in self.alive:
             self._feed(a, PeerUp(b))
             self._feed(b, PeerUp(a))
 
     def duplicate_results(self) -> bool:
         """Send again a Results message that was already delivered (a retransmission)."""
-        ok = [(s, d, p) for s, d, p in self.history
-              if s in self.alive and d in self.alive and frozenset((s, d)) not in self.cuts]
-        if not ok:
-            return False
-        src, dst, packet = ok[self.rng.randrange(len(ok))]
-        self.links.setdefault((src, dst), deque()).append(
-            Packet(list(packet.frames), packet.msg, dup=True))
-        return True
+        return self.net.duplicate() is not None
 
     # -- the shell -----------------------------------------------------------------------
-
-    def _send(self, src: bytes, dst: bytes, packet: Packet) -> None:
-        if src not in self.alive or dst not in self.alive:
-            return
-        if frozenset((src, dst)) in self.cuts:
-            return
-        self.links.setdefault((src, dst), deque()).append(packet)
 
     def _execute(self, pid: bytes, cmds: list) -> None:
         peer = self.peers[pid]
@@ -345,37 +334,21 @@ class Sim:
             elif t is Resolve:
                 self._on_resolve(peer, cmd)
             elif t is SendMsg:
-                self._send(pid, cmd.peer, Packet(M.encode(cmd.msg), cmd.msg))
+                self.net.send(pid, cmd.peer, cmd.msg)
             elif t is ShipWorks:
                 self._ship_works(pid, cmd)
             elif t is ShipResults:
-                for start in range(0, len(cmd.entries), M.MAX_LIST):
-                    chunk = cmd.entries[start:start + M.MAX_LIST]
-                    msg = M.Results([[j, i, s] for j, i, s, _ in chunk],
-                                    payloads=[pickle.dumps(v) for _, _, _, v in chunk])
-                    self._send(pid, cmd.peer, Packet(M.encode(msg), msg))
+                for msg in M.results_messages(cmd.entries, dumps_result):
+                    self.net.send(pid, cmd.peer, msg)
             elif t is Wake or t is Cancelled:
                 pass
             else:
                 raise AssertionError(f"unexpected command {cmd!r}")
 
     def _ship_works(self, pid: bytes, cmd: ShipWorks) -> None:
-        rows, payloads, copies, bad = [], [], [], []
-        for w in cmd.works:
-            if w.owner == cmd.peer:
-                rows.append([w.owner, w.job, w.lo, w.hi, False])
-                continue
-            if getattr(w.fn, "unshippable", False):
-                bad.append(w)
-                continue
-            rows.append([w.owner, w.job, w.lo, w.hi, True])
-            payloads.append(b"work")
-            copies.append(Work(w.owner, w.job, w.lo, w.hi, w.fn,
-                               list(w.items[w.lo - w.base:w.hi - w.base]), w.lo,
-                               dict(w.kwargs), w.error))
-        msg = M.Give(cmd.req, rows, payloads=payloads)
-        self._send(pid, cmd.peer, Packet(M.encode(msg), msg, copies))
-        if bad:
+        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, dumps_work)
+        self.net.send(pid, cmd.peer, msg)
+        if bad:  # "cannot be pickled": they stay home
             self._feed(pid, Unshippable(cmd.peer, bad))
 
     def _run_current(self, peer: Peer) -> None:
@@ -438,9 +411,8 @@ class Sim:
     # -- observation ---------------------------------------------------------------------
 
     def in_flight(self):
-        for (src, dst), q in self.links.items():
-            for packet in q:
-                yield src, dst, packet
+        for packet in self.net.in_flight():
+            yield packet.src, packet.dst, packet
 
     def quiet(self) -> bool:
         """Every top-level unit resolved or cancelled, no work left anywhere."""
