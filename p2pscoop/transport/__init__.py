@@ -3,8 +3,8 @@
     mesh.py      the ZeroMQ mesh of one peer and the comm thread that owns its sockets
     secret.py    the cluster secret: its file, its lookup, the keys derived from it (HKDF)
     security.py  CurveZMQ on every socket, the ZAP handler that admits only this cluster
+    memory.py    the in-memory transport of the simulators (no sockets, threads or clock)
 
-The simulator's in-memory transport lives beside its simulator (``tests/unit/sim.py``). A
-transport reports events to its owner (``Received``, ``Disconnected``, ``Tick``) and carries
+A transport reports events to its owner (``Received``, ``Disconnected``, ``Tick``) and carries
 out the connection commands of the core (``Connect``, ``Admit``, ``Drop``, ``SendRefuse``).
 """
