@@ -88,19 +88,25 @@ class Child:
     def wait_line(self, needle: str, timeout: float, stdout: bool = False) -> tuple[float, str]:
         """The first line containing ``needle`` (time read, text); BenchError on timeout or
         if the process exits first."""
+        return self.wait_for(lambda at, text: needle in text, repr(needle), timeout, stdout)
+
+    def wait_for(self, match, what: str, timeout: float,
+                 stdout: bool = False) -> tuple[float, str]:
+        """The first line for which ``match(time read, text)`` is true; BenchError (naming
+        ``what``) on timeout or if the process exits first."""
         lines = self.stdout if stdout else self.lines
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for at, text in lines:
-                    if needle in text:
+                    if match(at, text):
                         return at, text
                 if self.proc.poll() is not None and not any(t.is_alive() for t in self._threads):
                     raise BenchError(f"process exited ({self.proc.returncode}) before printing "
-                                     f"{needle!r}: see {self.log_path}")
+                                     f"{what}: see {self.log_path}")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise BenchError(f"no {needle!r} within {timeout:.0f} s: see {self.log_path}")
+                    raise BenchError(f"no {what} within {timeout:.0f} s: see {self.log_path}")
                 self._cond.wait(min(left, 0.2))
 
     def finish(self, timeout: float) -> int:

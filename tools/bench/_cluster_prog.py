@@ -23,6 +23,10 @@ Modes (each prints exactly one ``BENCH {json}`` line on stdout, or ``BENCH {"err
     ``install``); spin the origin in pure Python for ``SPIN`` seconds without yielding (the
     victim computes while every other peer, idle, asks it for work); then collect, from every
     peer, the round trips of its steal requests *to the origin* answered during the spin.
+``detect SIZE TASKS SECONDS``
+    Wait for ``SIZE`` peers, print ``READY <time>`` (the harness then kills, freezes or cuts
+    off one peer while it holds units), map ``TASKS`` sleeps of ``SECONDS`` and report how
+    many results came back from each host: every task must complete although one peer died.
 
 Invariants: every task returns where it ran (``socket.gethostname()``: the harness gives
 each lab host its own hostname) and the process id, so the harness can check that the
@@ -118,6 +122,16 @@ def run_join(host, seconds, limit):
     sys.exit(3)
 
 
+def run_detect(size, tasks, seconds):
+    wait_for_peers(size)
+    peers = p2pscoop.SIZE
+    print(f"READY {time.time():.6f}", flush=True)
+    out = list(futures.map(nap, [seconds] * tasks))
+    hosts = collections.Counter(h for h, _ in out)
+    emit({"mode": "detect", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),
+          "hosts": dict(sorted(hosts.items()))})
+
+
 # -- steal round trips ------------------------------------------------------------------------
 
 def install(pause):
@@ -209,5 +223,7 @@ if __name__ == "__main__":
         run_join(args[0], float(args[1]), float(args[2]))
     elif mode == "steal":
         run_steal(int(args[0]), float(args[1]))
+    elif mode == "detect":
+        run_detect(int(args[0]), int(args[1]), float(args[2]))
     else:
-        sys.exit(f"unknown mode {mode!r}: map, join or steal")
+        sys.exit(f"unknown mode {mode!r}: map, join, steal or detect")

@@ -19,6 +19,8 @@ import statistics
 import subprocess
 import sys
 
+from _cluster_detect import brief as detect_brief
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DOC = os.path.join(REPO, "docs", "benchmarks.md")
@@ -37,6 +39,12 @@ ROWS = [
     ("steal32", "p99_ms", "  p99", "ms", None, ""),
     ("steal2", "p50_ms", "steal RTT to busy origin, 2 peers: p50", "ms", None, ""),
     ("steal2", "p99_ms", "  p99", "ms", lambda v: v < 10, "< 10 (local target)"),
+    ("detect", "kill_s", "SIGKILL worker -> origin logs it left", "s", lambda v: v <= 5,
+     "<= 5"),
+    ("detect", "stop_s", "SIGSTOP worker -> origin logs it left", "s", lambda v: v <= 5,
+     "<= 5"),
+    ("detect", "cut_s", "cut host's link -> origin logs it left", "s", lambda v: v <= 5,
+     "<= 5"),
 ]
 
 
@@ -62,7 +70,8 @@ def render(args, runs: dict[str, list[dict]], machine: dict) -> str:
         ok = [r for r in recs if "error" not in r and key in r]
         loads = sorted(r["load_before"] for r in recs)
         load = (f"{loads[0]:.1f} / {statistics.median(loads):.1f} / {loads[-1]:.1f}"
-                if loads and not label.startswith("  ") else "")
+                if loads and not label.startswith("  ") and not (
+                    name == "detect" and key != "kill_s") else "")
         if not ok:
             rows.append([label, unit, "-", "-", "-", f"0/{len(recs)}", load, target,
                          "no data" if test else ""])
@@ -72,10 +81,16 @@ def render(args, runs: dict[str, list[dict]], machine: dict) -> str:
         met = ("yes" if test(med) else "NO") if test else ""
         rows.append([label, unit, _fmt(vals[0]), _fmt(med), _fmt(vals[-1]),
                      f"{len(ok)}/{len(recs)}", load, target, met])
-    out = [f"{args.node_n * 3 + args.origin_n} peers on 4 namespaces (h1-h3: `join -n "
-           f"{args.node_n}`, h4: origin `-n {args.origin_n}`); {args.repeat} repeat(s); "
-           f"load = 1-minute load average before each run (min / median / max).", "",
-           _table(header, rows), ""]
+    where = []
+    if any(name != "detect" for name in runs):
+        where.append(f"{args.node_n * 3 + args.origin_n} peers on 4 namespaces (h1-h3: `join "
+                     f"-n {args.node_n}`, h4: origin `-n {args.origin_n}`)")
+    if "detect" in runs:
+        where.append("detect: 3 peers on 3 namespaces (h1, h2: `join -n 1`, h3: origin "
+                     "`-n 1`, all `-v`), h1's worker is the victim; a run = the three faults, "
+                     "each with fresh nodes and program")
+    out = ["; ".join(where) + f"; {args.repeat} repeat(s); load = 1-minute load average "
+           f"before each run (min / median / max).", "", _table(header, rows), ""]
     notes = details(runs)
     if notes:
         out += ["Per run:", ""] + [f"* {n}" for n in notes] + [""]
@@ -93,6 +108,8 @@ def brief(name: str, rec: dict) -> str:
                 f"{rec['cpu_idle']['lab_cores']} cores, during the map "
                 f"{rec['cpu_map']['lab_cores']} cores ({rec['cpu_ms_per_task']} ms per task), "
                 f"machine busy {rec['cpu_map']['machine_cores']} of {os.cpu_count()} cores")
+    if name == "detect":
+        return detect_brief(rec)
     if name.startswith("join"):
         return (f"join -> first task {rec['value']} s (node ready after "
                 f"{rec['node_ready_s']} s, then {rec['ready_to_task_s']} s), "

@@ -28,6 +28,10 @@ Measurements (each repeated ``--repeat`` times, interleaved, load average noted 
              in pure Python (all peers admitted; the others idle and stealing).
 ``steal2``   the same with one thief (the -n 1 node on h1) and the origin alone (-n 1): the
              local ``steal_latency.py`` measurement, across namespaces.
+``detect``   in a 3-host lab of its own (``join -n 1`` on h1 and h2, origin ``-n 1`` on h3,
+             ``-v`` everywhere): SIGKILL, SIGSTOP, and cut the link of h1's worker while it
+             holds units of a map; figure: fault -> the origin's "left" line for it, units
+             re-dispatched, map complete (``_cluster_detect.py``). Target: <= 5 s.
 
 Each figure's row gives min / median / max over the repeats (for the steal rows: of the
 per-run p50 and p99). Logs of every process: ``--logs DIR`` (default a new temporary dir).
@@ -47,13 +51,34 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from _cluster_lab import BenchError, BenchLab, NODE_PORT  # noqa: E402
+from _cluster_detect import Detect  # noqa: E402
 import _cluster_report as report  # noqa: E402
 
-MEASUREMENTS = ("map", "join-zc", "join-static", "steal32", "steal2")
+MEASUREMENTS = ("map", "join-zc", "join-static", "steal32", "steal2", "detect")
 
 
 def load() -> float:
     return os.getloadavg()[0]
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def repeat(args, names: list[str], one, runs: dict[str, list[dict]]) -> None:
+    """``args.repeat`` runs of each of ``names`` (interleaved), each record with its load."""
+    for r in range(args.repeat):
+        for name in names:
+            before = load()
+            say(f"repeat {r + 1}/{args.repeat}: {name} (load {before:.2f})")
+            try:
+                rec = one(name)
+            except BenchError as exc:
+                rec = {"error": str(exc)}
+            rec.update(load_before=round(before, 2), load_after=round(load(), 2),
+                       repeat=r + 1)
+            say(f"  -> {report.brief(name, rec)}")
+            runs[name].append(rec)
 
 
 class Bench:
@@ -68,7 +93,7 @@ class Bench:
         self.pair = None  # the -n 1 node on h1:7001
 
     def log(self, text: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+        say(text)
 
     def setup(self) -> None:
         for host in ("h2", "h3"):
@@ -174,23 +199,19 @@ def main(argv=None) -> int:
     machine = report.machine(args)
     runs: dict[str, list[dict]] = {m: [] for m in args.only}
     t0 = time.monotonic()
+    four = [m for m in args.only if m != "detect"]
     try:
-        with BenchLab(4, args.logs, args.verbose) as bl:
-            bench = Bench(args, bl)
-            bench.log(f"lab up; {bench.size} peers; logs in {args.logs}")
-            bench.setup()
-            for r in range(args.repeat):
-                for name in args.only:
-                    before = load()
-                    bench.log(f"repeat {r + 1}/{args.repeat}: {name} (load {before:.2f})")
-                    try:
-                        rec = bench.one(name)
-                    except BenchError as exc:
-                        rec = {"error": str(exc)}
-                    rec.update(load_before=round(before, 2), load_after=round(load(), 2),
-                               repeat=r + 1)
-                    bench.log(f"  -> {report.brief(name, rec)}")
-                    runs[name].append(rec)
+        if four:
+            with BenchLab(4, args.logs, args.verbose) as bl:
+                bench = Bench(args, bl)
+                bench.log(f"lab up; {bench.size} peers; logs in {args.logs}")
+                bench.setup()
+                repeat(args, four, bench.one, runs)
+        if "detect" in args.only:
+            with BenchLab(3, args.logs, verbose=True) as bl:
+                detect = Detect(bl, say, args.timeout)
+                say(f"3-host lab up for detect; logs in {args.logs}")
+                repeat(args, ["detect"], lambda _: detect.run(), runs)
     except KeyboardInterrupt:
         print("interrupted: the lab was torn down", file=sys.stderr)
         return 130
@@ -203,7 +224,8 @@ def main(argv=None) -> int:
     if args.record:
         print("recorded in " + report.record(text, machine), file=sys.stderr)
     print(f"logs: {args.logs}", file=sys.stderr)
-    return 0 if all("error" not in r for rs in runs.values() for r in rs) else 1
+    return 0 if all("error" not in r and "errors" not in r
+                    for rs in runs.values() for r in rs) else 1
 
 
 if __name__ == "__main__":
