@@ -149,7 +149,7 @@ class LeaseMixin:
     def _expire_unconfirmed(self, now: float) -> list:
         """Units relayed to a peer that never confirmed: run them again (no death counted:
         the peer may simply never have received them; a late result is a duplicate)."""
-        out: list = []
+        woke = False
         soonest = None
         for rec in list(self.jobs.values()):
             for i, deadline in list(rec.unconfirmed.items()):
@@ -165,11 +165,11 @@ class LeaseMixin:
                     else:
                         self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items,
                                              0, rec.kwargs))
-                    out.append(Wake())
+                    woke = True
                 else:
                     soonest = deadline if soonest is None else min(soonest, deadline)
         self._confirm_next = soonest
-        return out[:1]
+        return [Wake()] if woke else []
 
     def _live_parts(self, work: Work) -> list:
         """``work`` without the units of ours that were resolved while it sat in the deque.

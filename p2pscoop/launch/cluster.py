@@ -34,13 +34,12 @@ from ..core.membership import Identity, Membership
 from ..discovery import PeerSeen
 from ..discovery.static import StaticDiscovery, split_address
 from ..runtime import payload
+from ..runtime.peer import PYTHON
 from ..transport import security
 from ..transport.secret import ClusterKeys, check_cluster_name, encode_secret, load_secret
 
 LOGGER = logging.getLogger("p2pscoop.cluster")
 
-PYTHON = f"{__import__('sys').implementation.name}-{__import__('sys').version_info[0]}." \
-         f"{__import__('sys').version_info[1]}"
 REPLY_TIMEOUT = 5.0  # seconds a node has to answer a SERVE or a STATUS
 ASK_AGAIN = 1.0  # pause before asking again a node that did not answer (not up yet?)
 
@@ -212,7 +211,3 @@ class NodeFinder:
         if self._zc is not None:
             self._zc.stop()
             self._zc = None
-
-
-def split_node_address(text: str) -> tuple[str, int]:
-    return split_address(text)

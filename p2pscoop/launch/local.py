@@ -49,6 +49,22 @@ def default_size() -> int:
         return os.cpu_count() or 1
 
 
+def spawn_worker(spec: dict, lifeline_fd: int, argv=(), secret_text: str | None = None,
+                 cwd: str | None = None) -> subprocess.Popen:
+    """Start one worker process with its ``spec`` (``runtime.worker.SPEC_ENV``). A secret
+    goes through its stdin pipe, never the environment or the command line."""
+    env = dict(os.environ)
+    env[SPEC_ENV] = json.dumps(spec)
+    proc = subprocess.Popen([sys.executable, "-m", "p2pscoop.runtime.worker", *argv],
+                            env=env, cwd=cwd, pass_fds=(lifeline_fd,),
+                            stdin=subprocess.DEVNULL if secret_text is None
+                            else subprocess.PIPE)
+    if secret_text is not None:
+        proc.stdin.write(secret_text.encode() + b"\n")
+        proc.stdin.close()
+    return proc
+
+
 class LocalCluster:
     """N local peers with this process as the origin; use as a context manager."""
 
@@ -177,19 +193,8 @@ class LocalCluster:
             self._spawn_one(rank)
 
     def _spawn_one(self, rank: int) -> None:
-        env = dict(os.environ)
-        env[SPEC_ENV] = json.dumps(dict(self._spec, rank=rank))
-        cmd = [sys.executable, "-m", "p2pscoop.runtime.worker", *self.argv]
-        if self.secure is None:
-            self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(self._lifeline_r,),
-                                               stdin=subprocess.DEVNULL))
-            return
-        # the secret goes through a pipe, never the environment or the command line
-        proc = subprocess.Popen(cmd, env=env, pass_fds=(self._lifeline_r,),
-                                stdin=subprocess.PIPE)
-        proc.stdin.write(self.secure.secret_text.encode() + b"\n")
-        proc.stdin.close()
-        self.procs.append(proc)
+        self.procs.append(spawn_worker(dict(self._spec, rank=rank), self._lifeline_r,
+                                       self.argv, self.secure and self.secure.secret_text))
 
     def _wait_joined(self) -> None:
         timeout = self.config.startup_timeout

@@ -38,10 +38,10 @@ import zmq
 from ..core import messages as M
 from ..core.errors import ProtocolError
 from ..core.membership import Identity, Membership
-from ..runtime.worker import SPEC_ENV
 from ..transport import security
-from .cluster import PYTHON, Secure
-from .local import default_size
+from ..runtime.peer import PYTHON
+from .cluster import Secure
+from .local import default_size, spawn_worker
 
 LOGGER = logging.getLogger("p2pscoop.node")
 
@@ -216,14 +216,9 @@ class Node:
             "host": self.secure.host, "leave_with_origin": True,
         }
         for k in range(count):
-            env = dict(os.environ)
-            env[SPEC_ENV] = json.dumps(dict(spec, rank=1000 + k))
             try:
-                proc = subprocess.Popen([sys.executable, "-m", "p2pscoop.runtime.worker"],
-                                        env=env, cwd=workdir, pass_fds=(self._lifeline_r,),
-                                        stdin=subprocess.PIPE)
-                proc.stdin.write(self.secure.secret_text.encode() + b"\n")
-                proc.stdin.close()
+                proc = spawn_worker(dict(spec, rank=1000 + k), self._lifeline_r,
+                                    secret_text=self.secure.secret_text, cwd=workdir)
             except OSError as exc:  # out of processes or descriptors: serve with fewer
                 LOGGER.warning("could not start a peer for program %s: %s", msg.program, exc)
                 break

@@ -20,6 +20,7 @@ import subprocess
 import sys
 
 from _cluster_detect import brief as detect_brief
+from report import _cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -131,23 +132,12 @@ def _git_rev() -> str:
         return "?"
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
 def machine(args) -> dict:
     import zmq
 
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": os.cpu_count(), "cpu": _cpu(), "python": platform.python_version(),
+        "nproc": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
         "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "revision": _git_rev(),
         "load": round(os.getloadavg()[0], 2),
         "command": "python tools/bench/cluster.py " + " ".join(sys.argv[1:]),
