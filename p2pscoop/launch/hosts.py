@@ -12,7 +12,7 @@ A host (``parse_host``, one ``--hosts`` item, the first word of a hostfile line)
     user@name       alice@node01          user@name:SLOTS too
     [IPv6]          [fe80::1%eth0]        [::1]:2, alice@[::1]:2; a bare ::1 is a whole address
     node[01-04]     a SLURM host list (also ``a,b`` and ``gpu-[1-2],n7``), expanded by the
-                    ``python-hostlist`` library; every host gets the user and slots written
+                    ClusterShell's ``NodeSet``; every host gets the user and slots written
                     around it (in ``--hosts`` and hostfiles only, not in ``parse_host``)
 
 A name never starts with ``-`` or ``.`` (so it can never be read as an ssh option) and holds
@@ -55,7 +55,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import hostlist
+from ClusterShell.NodeSet import NodeSet, NodeSetException
 
 HOST_FORMS = "HOST, HOST:SLOTS, user@HOST, [IPv6]:SLOTS or node[01-04]"
 LINE_FORMS = ("'HOST', 'HOST SLOTS', 'HOST:SLOTS' or 'HOST slots=SLOTS' (HOST may be "
@@ -185,14 +185,45 @@ def parse_host(text: str, where: str = "") -> Host:
     return Host(name, user, slots)
 
 
+_TOP_COMMA = re.compile(r",(?![^\[]*\])")  # a comma outside brackets
+_COUNT = re.compile(r"\s*([0-9]+)(?:\(x([0-9]+)\))?\s*\Z")
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """``node[01-03,07],gpu-[1-2]`` -> the names, in the order written (SLURM zips them
+    with its task counts in that order). Each comma-separated group is expanded by
+    ClusterShell's ``NodeSet`` (it sorts within a group, as SLURM prints them anyway).
+    Raises ValueError."""
+    names: list[str] = []
+    for group in _TOP_COMMA.split(text):
+        if not group:
+            raise ValueError("an empty name between commas")
+        try:
+            names.extend(NodeSet(group))
+        except NodeSetException as exc:
+            raise ValueError(str(exc)) from None
+    return names
+
+
+def expand_counts(text: str) -> list[int]:
+    """SLURM's per-node counts: ``2(x3),1`` -> [2, 2, 2, 1]. Raises ValueError."""
+    counts: list[int] = []
+    for part in text.split(","):
+        match = _COUNT.match(part)
+        if match is None:
+            raise ValueError(f"{part!r} is not COUNT or COUNT(xREPEAT)")
+        counts += [int(match[1])] * int(match[2] or 1)
+    return counts
+
+
 def _parse_entry(text: str) -> list[Host]:
     """One host or host list, expanded (raises ValueError)."""
     user, name, slots, is_list = _split(text)
     if not is_list:
         return [Host(name, user, slots)]
     try:
-        names = hostlist.expand_hostlist(name)
-    except hostlist.BadHostlist as exc:
+        names = expand_hostlist(name)
+    except ValueError as exc:
         raise ValueError(f"bad host list {name!r}: {exc}") from None
     if not names:
         raise ValueError(f"the host list {name!r} is empty")
@@ -308,8 +339,8 @@ def _slurm(env: Mapping[str, str]) -> Allocation:
     list_var = "SLURM_JOB_NODELIST" if env.get("SLURM_JOB_NODELIST") else "SLURM_NODELIST"
     nodelist = env[list_var].strip()
     try:
-        names = hostlist.expand_hostlist(nodelist)
-    except hostlist.BadHostlist as exc:
+        names = expand_hostlist(nodelist)
+    except ValueError as exc:
         raise SchedulerError(f"{list_var}={nodelist!r} is not a host list: {exc}") from None
     if not names:
         raise SchedulerError(f"{list_var}={nodelist!r} lists no host")
@@ -322,8 +353,8 @@ def _slurm(env: Mapping[str, str]) -> Allocation:
         return Allocation("SLURM", [Host(h.name, None, 1) for h in hosts],
                           _int_var(env, "SLURM_NTASKS", "SLURM_NPROCS"))
     try:
-        counts = hostlist.parse_slurm_tasks_per_node(text)
-    except hostlist.BadHostlist:
+        counts = expand_counts(text)
+    except ValueError:
         raise SchedulerError(f"{count_var}={text!r} is not a count list such as "
                              "'2(x3),1'") from None
     if len(counts) != len(hosts):
