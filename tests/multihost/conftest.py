@@ -5,6 +5,11 @@ with the reason from ``netlab.available()`` (not root, no ``ip`` or ``nft``); as
 tools installed (``tools/setup-test-host``) the tests run by default. After the test, the lab
 is torn down whatever happened, and the test errors if anything of the lab is left.
 Every test in this directory carries the ``multihost`` marker (``-m "not multihost"`` skips them).
+
+``sshlab3`` gives a 3-host lab with real OpenSSH servers (``sshlab.SshLab``, see there): the origin
+runs in ``h1`` (no sshd), ``h2`` and ``h3`` run an sshd on port 22 whose sessions import the
+p2pscoop under test, and ``h3-bare`` is a second sshd in ``h3`` (port 2222) whose sessions
+cannot import p2pscoop. It skips without root, ``ip``, ``nft``, ``sshd`` or ``ssh``.
 """
 
 import pathlib
@@ -12,6 +17,7 @@ import pathlib
 import pytest
 
 import netlab
+import sshlab
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -50,3 +56,29 @@ def lab2():
 def lab4():
     """Four hosts, h1..h4, on one switch."""
     yield from _lab(4)
+
+
+@pytest.fixture
+def sshlab3():
+    """``sshlab.SshLab`` on a fresh 3-host lab: ``.lab``, ``.origin == "h1"``,
+    ``.hosts == ["h2", "h3"]`` (sshd, p2pscoop importable), ``.bare == ["h3-bare"]``,
+    ``.config``, ``.ssh_argv()``, ``.ssh_wrapper()``, ``.ssh(src, dst, cmd)``; the ssh_config
+    also names ``h1`` and ``refused`` (connection refused) and ``nohost`` (no route to host)."""
+    reason = sshlab.available()
+    if reason:
+        pytest.skip(reason)
+    lab = netlab.Lab(3)
+    ssh = None
+    try:
+        lab.up()
+        ssh = sshlab.SshLab(lab)
+        ssh.start("h2")
+        ssh.start("h3")
+        ssh.start("h3", p2pscoop=False, port=2222, name="h3-bare")
+        yield ssh
+    finally:
+        if ssh is not None:
+            ssh.close()
+        lab.down()
+    left = lab.leftovers() + ssh.leftovers()
+    assert not left, f"{ssh!r} left {left}"

@@ -32,8 +32,12 @@ keeps its address), ``loss`` (random drop of a percentage of a port's frames, bo
 (SIGSTOP/SIGCONT).
 There is no delay fault: this kernel has no netem (see shared/reference/netlab.md).
 
-Run ``python3 tests/multihost/netlab.py list|sweep`` to see or remove namespaces left by a
-test process that died without cleaning up (e.g. SIGKILL).
+``at_down(fn)`` lets a helper built on a lab (``sshlab.SshLab``) remove its files when the lab
+goes down, whichever way it goes down. Such files are named after the lab's namespaces
+(``/run/<prefix>-...``, ``/etc/netns/<prefix>-hI``) so that ``sweep`` finds them too.
+
+Run ``python3 tests/multihost/netlab.py list|sweep`` to see or remove namespaces (and those
+files) left by a test process that died without cleaning up (e.g. SIGKILL).
 """
 
 from __future__ import annotations
@@ -50,11 +54,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 PREFIX = "p2pslab"
 TABLE = "p2pscoop_lab"  # nftables table (family bridge) of the switch: the faults
 _NAME = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-(h\d+|sw)$")
+_FILES = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-")  # a lab's files in /run and /etc/netns
+FILE_DIRS = ("/run", "/etc/netns")
 _counter = itertools.count(1)
 
 
@@ -162,6 +168,7 @@ class Lab:
         self._inodes: Inodes = {}
         self._loss = {h.name: 0 for h in self.hosts}
         self._blocked: dict[str, set[str]] = {h.name: set() for h in self.hosts}
+        self._on_down: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"<Lab {self.prefix} {len(self.hosts)} hosts {self.subnet}.0/24>"
@@ -347,12 +354,19 @@ class Lab:
     # --- teardown --------------------------------------------------------------------------
 
     def down(self) -> None:
-        """Kill everything running in the lab, then delete its namespaces. Idempotent."""
+        """Kill everything running in the lab, then delete its namespaces, then run the
+        ``at_down`` callbacks (last registered first). Idempotent."""
         if _teardown(self.namespaces, self._inodes, self._procs, self.grace):
             # The namespaces are gone, and the kernel reuses their inode numbers for new
             # ones: forget them, or a later down() could hit another lab's processes.
             self._inodes.clear()
+        while self._on_down:
+            self._on_down.pop()()
         _unregister(self)
+
+    def at_down(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once, when the lab goes down (after its processes are gone)."""
+        self._on_down.append(fn)
 
     def pids(self) -> dict[int, str]:
         """PID -> namespace of every process running in this lab (children included)."""
@@ -471,12 +485,22 @@ def _on_sigterm(signum, frame) -> None:
 
 # --- namespaces left by dead test processes -----------------------------------------------
 
+def _dead(pattern: re.Pattern, folder: str, pid: int | None) -> list[str]:
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(name for name in names
+                  if (m := pattern.match(name)) and not os.path.exists(f"/proc/{m.group(1)}")
+                  and pid in (None, int(m.group(1))))
+
+
 def stale(pid: int | None = None) -> list[str]:
     """Lab namespaces whose creating process no longer exists (only ``pid``'s if given)."""
-    names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    return sorted(ns for ns in names
-                  if (m := _NAME.match(ns)) and not os.path.exists(f"/proc/{m.group(1)}")
-                  and pid in (None, int(m.group(1))))
+    return _dead(_NAME, "/run/netns", pid)
+
+
+def stale_files(pid: int | None = None) -> list[str]:
+    """Files and directories of labs (``FILE_DIRS``) whose creating process is gone."""
+    return [os.path.join(folder, name)
+            for folder in FILE_DIRS for name in _dead(_FILES, folder, pid)]
 
 
 def sweep(pid: int | None = None) -> list[str]:
@@ -488,12 +512,15 @@ def sweep(pid: int | None = None) -> list[str]:
     for nss in by_lab.values():
         inodes = {inode: ns for ns in nss if (inode := _netns_inode(ns)) is not None}
         _teardown(nss, inodes, [], grace=2.0)
-    return names
+    files = stale_files(pid)
+    for path in files:
+        shutil.rmtree(path, ignore_errors=True)
+    return names + files
 
 
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "list"
     if command not in ("list", "sweep"):
         sys.exit("usage: netlab.py [list|sweep]   (namespaces left by dead test processes)")
-    for name in stale() if command == "list" else sweep():
+    for name in stale() + stale_files() if command == "list" else sweep():
         print(("removed " if command == "sweep" else "") + name)
