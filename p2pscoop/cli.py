@@ -139,6 +139,78 @@ def add_cluster(parser: argparse.ArgumentParser, listen: bool = True) -> None:
                        help="do not use multicast DNS (give addresses instead)")
 
 
+MULTI_VALUED = frozenset({"--hosts", "--host"})  # ``--hosts a b:2 c`` (see split_program)
+
+
+def add_hosts(parser: argparse.ArgumentParser) -> None:
+    """The options of a run over hosts started by SSH (docs/hosts.md)."""
+    group = parser.add_argument_group(
+        "hosts", "start peers on other machines over SSH (no cluster or zeroconf needed); "
+                 "inside a SLURM, PBS/Torque, SGE or LSF job the allocated hosts are used "
+                 "when none are given")
+    group.add_argument("--hosts", "--host", dest="hosts", metavar="HOST", action="append",
+                       default=None,
+                       help="hosts to run on: NAME, NAME:SLOTS, USER@NAME, [IPv6]:SLOTS; a "
+                            "name given twice counts twice; the list ends at an option, "
+                            "at `--` or at the program")
+    group.add_argument("--hostfile", metavar="FILE", default=None,
+                       help="a file of hosts, one per line: `NAME [SLOTS]` or "
+                            "`NAME:SLOTS`, # comments")
+    group.add_argument("--ssh-executable", metavar="PATH", default="ssh",
+                       help="the ssh client to use (default: ssh)")
+    group.add_argument("--python-interpreter", metavar="PATH", default=None,
+                       help="the Python that runs the peers on the other hosts (default: "
+                            "this one's path, %s)" % sys.executable.replace("%", "%%"))
+    group.add_argument("--prolog", metavar="FILE", default=None,
+                       help="a shell script sourced on each host before its peers start "
+                            "(e.g. to activate a virtualenv)")
+    group.add_argument("--pythonpath", metavar="PATHS", default=None,
+                       help="PYTHONPATH of the peers on the other hosts (default: this "
+                            "one's)")
+    group.add_argument("-p", "--path", metavar="DIR", default=None,
+                       help="working directory of the peers on the other hosts (default: "
+                            "this one's if it exists there, else a temporary directory)")
+    group.add_argument("--nice", metavar="N", type=int, default=None,
+                       help="niceness of the peers on the other hosts")
+    group.add_argument("--external-hostname", metavar="ADDR", default=None,
+                       help="the address of this machine that the other hosts dial "
+                            "(default: the one on the route to the first host)")
+
+
+def host_run_options(args: argparse.Namespace):
+    """(hosts, SshOptions) of a run over hosts, None if there is none. Raises ValueError
+    (``hosts.HostfileError``, ``hosts.SchedulerError``) with a message for the user."""
+    from .launch import hosts as H
+    from .launch.ssh import SshOptions
+
+    if args.hosts and args.hostfile:
+        raise ValueError("give --hosts or --hostfile, not both")
+    srun = False
+    if args.hostfile:
+        hosts = H.parse_hostfile(args.hostfile)
+    elif args.hosts:
+        hosts = H.parse_hosts_args(args.hosts)
+    else:
+        alloc = H.detect_scheduler()
+        if alloc is None:
+            return None
+        hosts = alloc.hosts
+        print(f"p2pscoop: {alloc.scheduler} allocation detected: {len(hosts)} host(s)",
+              file=sys.stderr)
+        if args.n is None and alloc.ntasks:
+            args.n = alloc.ntasks
+        import shutil
+
+        srun = alloc.scheduler == "SLURM" and shutil.which("srun") is not None
+    opts = SshOptions(ssh=args.ssh_executable,
+                      python=args.python_interpreter or sys.executable,
+                      prolog=args.prolog,
+                      pythonpath=(args.pythonpath if args.pythonpath is not None
+                                  else os.environ.get("PYTHONPATH")),
+                      path=args.path, nice=args.nice, srun=srun)
+    return hosts, opts
+
+
 def build_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--peers", dest="n", type=int, default=None, metavar="N",
                         help="number of peers on this machine, origin included "
@@ -148,6 +220,7 @@ def build_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", metavar="HOST:PORT", action="append", default=None,
                         help="cluster mode: a node to ask for peers, besides those zeroconf "
                              "finds (repeat the option for several)")
+    add_hosts(parser)
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
     # ``args`` is always empty there: ``parse_run`` adds the program's arguments verbatim.
     parser.add_argument("program", nargs="?", help="the Python program to run")
@@ -170,6 +243,10 @@ def valued_options(parser: argparse.ArgumentParser) -> frozenset[str]:
                      for opt in action.option_strings)
 
 
+def _is_program(arg: str) -> bool:
+    return arg.endswith(".py") or os.path.isfile(arg)
+
+
 def split_program(argv: list[str], valued=frozenset({"-n", "--peers"})
                   ) -> tuple[list[str], list[str]]:
     """Split ``argv`` into our options + the program, and the program's own arguments.
@@ -177,14 +254,26 @@ def split_program(argv: list[str], valued=frozenset({"-n", "--peers"})
     The first argument that is neither an option of ours nor an option's value is the
     program; everything after it belongs to the program verbatim (argparse alone would eat
     a ``--`` there or take the program's ``-n`` for ours). ``valued``: our options that
-    take a separate value.
+    take a separate value. ``--hosts`` takes several: they end at an option, at ``--``, or
+    at the first one that is a file or ends in ``.py`` (the program; SCOOP made it a host).
+    Each is returned as its own ``--hosts VALUE`` pair, so argparse never swallows the
+    program either.
     """
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
             return argv[:i + 2], argv[i + 2:]
-        if arg in valued:
+        if arg in MULTI_VALUED:
+            values = []
+            j = i + 1
+            while j < len(argv) and not argv[j].startswith("-") and not _is_program(argv[j]):
+                values.append(argv[j])
+                j += 1
+            pairs = [x for v in values for x in (arg, v)] or [arg]
+            argv = argv[:i] + pairs + argv[j:]
+            i += len(pairs)
+        elif arg in valued:
             i += 2
         elif arg.startswith("-") and arg != "-":
             i += 1
@@ -206,7 +295,21 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             problem += f" (a command comes first: p2pscoop {args.program} [options] ...)"
         return usage_error(parser, problem)
     secure = None
-    if args.cluster or args.secret_file or args.nodes or args.listen or args.interface:
+    clustered = args.cluster or args.secret_file or args.nodes or args.listen or \
+        args.interface
+    hosts = ssh = None
+    if args.hosts or args.hostfile or not clustered:
+        if clustered:
+            return usage_error(parser, "--hosts/--hostfile start peers over SSH with a secret "
+                                       "of their own: they cannot be combined with cluster "
+                                       "options (--cluster, --secret-file, --nodes, --listen)")
+        try:
+            found = host_run_options(args)
+        except ValueError as exc:
+            return usage_error(parser, str(exc))
+        if found is not None:
+            hosts, ssh = found
+    if clustered:
         from .core.errors import P2PScoopError
         from .launch.cluster import make_secure
 
@@ -215,7 +318,8 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         except (P2PScoopError, ValueError, OSError) as exc:
             return usage_error(parser, str(exc))
     return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args),
-                       secure=secure, nodes=args.nodes, zeroconf=args.zeroconf)
+                       secure=secure, nodes=args.nodes, zeroconf=args.zeroconf,
+                       hosts=hosts, ssh=ssh, external=args.external_hostname)
 
 
 RUN = register(Command(

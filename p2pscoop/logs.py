@@ -29,6 +29,7 @@ Verbosity is the command line's ``-v`` count minus its ``-q`` count: ``level_for
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 #: the logger this module configures; every module of ours logs under it (``p2pscoop.x``)
@@ -79,6 +80,7 @@ class PeerFormatter(logging.Formatter):
         return super().format(record)
 
 
+TIME_ENV = "P2PSCOOP_LOG_TIME"  # set (to anything): every line starts with the wall clock
 FORMAT = "p2pscoop[%(p2pscoop_peer)s] %(levelname)s %(p2pscoop_name)s: %(message)s"
 
 
@@ -114,7 +116,8 @@ def configure(verbosity: int) -> logging.Logger:
     handler = _our_handler(logger)
     if handler is None:
         handler = StderrHandler()
-        handler.setFormatter(PeerFormatter(FORMAT))
+        stamp = "%(asctime)s " if os.environ.get(TIME_ENV) else ""
+        handler.setFormatter(PeerFormatter(stamp + FORMAT))
         logger.addHandler(handler)
     logger.setLevel(level_for(verbosity))
     logger.propagate = False

@@ -127,6 +127,7 @@ class NodeState(LeaseMixin):
         self.steal_rtts: deque = deque(maxlen=4096)
         #: SHUTDOWN or Leave seen: this peer sends nothing more (module docstring)
         self.leaving = False
+        self.ended: int | None = None  # the origin ended the run (EndRun) with this code
         self.members.pins = lambda: pins_of(self)  # the partial view: see docs/scale.md
         self.policy.locate(self.members.identity.host, self.members.host_of)  # near first
 
@@ -289,7 +290,10 @@ class NodeState(LeaseMixin):
         members = self.members
         while members.joined or members.left:
             if members.joined:
-                cmds += self._peer_up(members.joined.pop(0))
+                peer = members.joined.pop(0)
+                cmds += self._peer_up(peer)
+                if self.ended is not None:  # joined after the end: it needs the SHUTDOWN too
+                    cmds.append(SendMsg(peer, M.Shutdown(self.ended)))
             else:
                 peer, graceful = members.left.pop(0)
                 before = self.counters.units_redispatched
@@ -306,6 +310,7 @@ class NodeState(LeaseMixin):
         return self._membership(self.members.disconnected(ev.peer, now), now)
 
     def _on_EndRun(self, ev: EndRun, now: float) -> list:
+        self.ended = ev.code
         return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self.members.alive()]
 
     def _on_Leave(self, ev: Leave, now: float) -> list:

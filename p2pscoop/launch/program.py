@@ -52,10 +52,14 @@ def program_error(path: str) -> str | None:
 
 
 def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
-                secure=None, nodes: list[str] | None = None, zeroconf: bool = True) -> int:
+                secure=None, nodes: list[str] | None = None, zeroconf: bool = True,
+                hosts=None, ssh=None, external: str | None = None) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
-    Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
+    ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
+    the remote ones with ``ssh`` (``launch.ssh.SshOptions``); ``external``: the address they
+    dial to reach this machine. Returns the exit status (2, with a message on stderr, if
+    ``path`` cannot be run).
     """
     problem = program_error(path)
     if problem:
@@ -67,6 +71,16 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
     LOGGER.debug("running %s with arguments %r", path, argv)
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
+    remote = where = None
+    if hosts:
+        from .hostrun import plan, run_secure
+
+        where = plan(hosts, n)
+        n = where.local
+        if where.remote:
+            secure = run_secure(where.remote[0][1].split("@")[-1], external)
+        else:
+            where = None  # every host is this machine: a local run
     try:
         cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
                                secure=secure)
@@ -76,13 +90,24 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         return 1
     except KeyboardInterrupt:
         return 130
-    LOGGER.info("%d peer(s) ready, the origin included: running %s", cluster.n,
+    if where is not None:
+        try:
+            remote = _start_hosts(cluster, where, ssh, path, argv, verbosity)
+        except (StartupError, KeyboardInterrupt) as exc:
+            print(exc if isinstance(exc, StartupError) else "p2pscoop: interrupted",
+                  file=sys.stderr)
+            code = 1 if isinstance(exc, StartupError) else 130
+            cluster.stop(code)
+            return code
+    LOGGER.info("%d peer(s) ready, the origin included: running %s",
+                cluster.peer.size,
                 os.path.basename(path))
     finder = None
     if secure is not None:
+        payload.travel_by_value(os.path.dirname(path))
+    if secure is not None and remote is None:
         from .cluster import NodeFinder
 
-        payload.travel_by_value(os.path.dirname(path))
         finder = NodeFinder(secure, cluster.program, cluster.peer.me, cluster.peer.address,
                             nodes, zeroconf)
         finder.start()
@@ -103,4 +128,27 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         if finder is not None:
             finder.stop()
         cluster.stop(code)
+        if remote is not None:
+            remote.stop()
     return code
+
+
+def _start_hosts(cluster: LocalCluster, where, ssh, path: str, argv: list[str],
+                 verbosity: int):
+    """Start the peers of the remote hosts of ``where`` (a ``hostrun.Plan``); the run goes
+    on without the hosts that fail, unless no peer is left besides the origin."""
+    from .ssh import HostLauncher, SshOptions
+
+    remote = HostLauncher(cluster.peer, cluster.secure, where.remote, cluster.n,
+                          ssh or SshOptions(), path, argv, verbosity, cluster.config,
+                          cluster.program)
+    try:
+        remote.start()
+    except BaseException:
+        remote.stop()
+        raise
+    if remote.all_failed and cluster.n == 1:
+        remote.stop()
+        raise StartupError("p2pscoop: no remote host could be started, and this machine "
+                           "has no peer besides the origin: giving up (see above)")
+    return remote

@@ -142,7 +142,11 @@ class Comm:
             self._thread.join(timeout)
 
     def close(self) -> None:
-        for sock in [self.router, self._wake_in, *self.dealers.values(), *self._monitors]:
+        # Dealers keep their linger (``linger_ms``): the last words queued just before (a
+        # BYE after SHUTDOWN) must reach the wire, not be discarded with the socket.
+        for sock in self.dealers.values():
+            sock.close()
+        for sock in [self.router, self._wake_in, *self._monitors]:
             sock.close(linger=0)
         with self._post_lock:
             self._wake_out.close(linger=0)

@@ -211,13 +211,15 @@ class SshLab:
 
     def start(self, host: Host | str, *, p2pscoop: bool = True, port: int = PORT,
               name: str | None = None, env: Mapping[str, str] | None = None,
-              options: Mapping[str, str] | None = None, timeout: float = 10.0) -> str:
+              options: Mapping[str, str] | None = None, timeout: float = 10.0,
+              hostname: bool = False) -> str:
         """Start an sshd in ``host`` on its address and ``port``; return its ssh_config name.
 
         ``name`` defaults to the host's name (``h2``) for port 22, else ``h2-<port>``.
         ``p2pscoop=False`` starts it so that its sessions cannot import p2pscoop (see the
         module's docstring); ``env`` adds variables to every session (sshd ``SetEnv``);
-        ``options`` adds sshd_config lines (e.g. ``{"ClientAliveInterval": "1"}``)."""
+        ``options`` adds sshd_config lines (e.g. ``{"ClientAliveInterval": "1"}``);
+        ``hostname=True``: the sshd (so every session) has the host's name (``Lab.popen``)."""
         host = self.lab._host(host)
         name = name or (host.name if port == PORT else f"{host.name}-{port}")
         if name in self.names or name in ("refused", "nohost"):
@@ -242,7 +244,7 @@ class SshLab:
                     "sh", "-c", _BIND_THEN_EXEC, "sh", *pairs, "--", *argv]
         log_path = f"{self.dir}/sshd-{name}.log"
         with open(log_path, "wb") as log:
-            proc = self.lab.popen(host, argv, stdin=subprocess.DEVNULL,
+            proc = self.lab.popen(host, argv, hostname=hostname, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=log)
         self.sshds[name] = proc
         deadline = time.monotonic() + timeout

@@ -182,6 +182,16 @@ def test_end_run_and_leave_reach_every_admitted_peer():
     assert n.handle(Leave(), 0.0) == [C.SendMsg(A, M.Bye())]
 
 
+def test_a_peer_that_joins_after_the_end_of_the_run_is_told_to_stop_too():
+    """A HELLO that crosses the SHUTDOWNs (a remote peer slow to start): the peer is
+    admitted and told to stop at once, so the origin does not wait for it in vain."""
+    n = node()
+    assert n.handle(EndRun(0), 0.0) == []
+    cmds = n.handle(Received(A, hello_of(A)), 0.1)
+    assert cmds[-1] == C.SendMsg(A, M.Shutdown(0))
+    assert C.Admit(A) in cmds and n.members.admitted(A)
+
+
 def test_a_joining_peer_is_greeted_again_then_given_up_and_reported():
     n = node()
     n.handle(Bootstrap(A, "tcp://h:1"), 0.0)
