@@ -177,6 +177,43 @@ def add_hosts(parser: argparse.ArgumentParser) -> None:
                             "(default: the one on the route to the first host)")
 
 
+#: SCOOP's flags that mean nothing here: accepted, with one line that says so (flag -> note)
+SCOOP_NOTES = {
+    "brokers": "-b: p2pscoop has no brokers (peers steal from each other); ignored",
+    "rsh": "--rsh: p2pscoop starts remote peers with ssh only (rsh would send the run's "
+           "secret in clear); using ssh",
+    "tunnel": "--tunnel: p2pscoop peers dial each other directly; ignored",
+    "profile": "--profile: not supported (profile a peer with py-spy or cProfile "
+               "instead); ignored",
+    "backend": "--backend: p2pscoop always uses ZeroMQ; ignored",
+    "debug": "--debug: p2pscoop has no debug dumps; use -vv for its debug log; ignored",
+}
+
+
+def add_scoop_compat(parser: argparse.ArgumentParser) -> None:
+    """SCOOP's flags without a meaning here (see ``SCOOP_NOTES``), so SCOOP command lines
+    work unchanged."""
+    group = parser.add_argument_group(
+        "SCOOP compatibility", "accepted so that SCOOP command lines run unchanged; each "
+                               "prints one line saying what p2pscoop does instead")
+    group.add_argument("-b", dest="brokers", metavar="N", type=int, default=None,
+                       help="SCOOP's number of brokers")
+    group.add_argument("--rsh", action="store_true", default=None, help="SCOOP: use rsh")
+    group.add_argument("--tunnel", action="store_true", default=None,
+                       help="SCOOP: reach the broker through an SSH tunnel")
+    group.add_argument("--profile", action="store_true", default=None,
+                       help="SCOOP: cProfile every worker")
+    group.add_argument("--backend", metavar="{ZMQ,TCP}", default=None,
+                       help="SCOOP's transport")
+    group.add_argument("--debug", action="store_true", default=None, help=argparse.SUPPRESS)
+
+
+def scoop_notes(args: argparse.Namespace) -> list[str]:
+    """The notes for the SCOOP-only flags given on this command line."""
+    return [f"p2pscoop: note: {text}" for dest, text in SCOOP_NOTES.items()
+            if getattr(args, dest, None) is not None]
+
+
 def host_run_options(args: argparse.Namespace):
     """(hosts, SshOptions) of a run over hosts, None if there is none. Raises ValueError
     (``hosts.HostfileError``, ``hosts.SchedulerError``) with a message for the user."""
@@ -221,6 +258,7 @@ def build_run(parser: argparse.ArgumentParser) -> None:
                         help="cluster mode: a node to ask for peers, besides those zeroconf "
                              "finds (repeat the option for several)")
     add_hosts(parser)
+    add_scoop_compat(parser)
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
     # ``args`` is always empty there: ``parse_run`` adds the program's arguments verbatim.
     parser.add_argument("program", nargs="?", help="the Python program to run")
@@ -285,6 +323,8 @@ def split_program(argv: list[str], valued=frozenset({"-n", "--peers"})
 def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.program is None:
         return usage_error(parser, "no program given (see --help)")
+    for note in scoop_notes(args):
+        print(note, file=sys.stderr)
     if args.n is not None and args.n < 1:
         return usage_error(parser, f"-n must be at least 1, got {args.n}")
     from .launch.program import program_error, run_program
