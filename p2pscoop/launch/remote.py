@@ -71,9 +71,12 @@ def addresses(order: dict, env=os.environ) -> tuple[str, str]:
         from .cluster import default_address
 
         origin_ip, my_ip = order["origin_host"], default_address()
-    if ":" in origin_ip:
-        origin_ip = f"[{origin_ip}]"
-    return f"tcp://{origin_ip}:{order['origin_port']}", my_ip
+    if ":" in origin_ip and not origin_ip.startswith("::ffff:"):
+        raise ValueError(f"this host was reached over IPv6 ({my_ip}); p2pscoop's peers "
+                         f"talk IPv4 for now: name the host by an IPv4 address or a name "
+                         f"that resolves to one")
+    origin_ip = origin_ip.removeprefix("::ffff:")
+    return f"tcp://{origin_ip}:{order['origin_port']}", my_ip.removeprefix("::ffff:")
 
 
 def workdir(order: dict) -> tuple[str, bool]:

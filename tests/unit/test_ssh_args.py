@@ -74,8 +74,10 @@ def test_addresses_come_from_ssh_connection():
     order = {"origin_port": 7000, "origin_host": "192.0.2.1"}
     env = {"SSH_CONNECTION": "10.1.0.1 51000 10.1.0.2 22"}
     assert addresses(order, env) == ("tcp://10.1.0.1:7000", "10.1.0.2")
-    env6 = {"SSH_CONNECTION": "fd00::1 51000 fd00::2 22"}
-    assert addresses(order, env6) == ("tcp://[fd00::1]:7000", "fd00::2")
+    mapped = {"SSH_CONNECTION": "::ffff:10.1.0.1 51000 ::ffff:10.1.0.2 22"}
+    assert addresses(order, mapped) == ("tcp://10.1.0.1:7000", "10.1.0.2")
+    with pytest.raises(ValueError, match="IPv4 for now"):  # a clear error, not a hang
+        addresses(order, {"SSH_CONNECTION": "fd00::1 51000 fd00::2 22"})
     origin, _ = addresses(order, {})  # srun: no SSH_CONNECTION
     assert origin == "tcp://192.0.2.1:7000"
 
