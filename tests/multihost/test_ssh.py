@@ -236,3 +236,73 @@ def test_a_host_cut_off_mid_run_loses_its_peers_and_the_run_completes(sshlab3, p
             origin.kill()
             origin.wait()
         ssh.lab.heal("h2")
+
+
+FLAGS_PROGRAM = textwrap.dedent('''
+    import os, sys, time
+    import p2pscoop
+    from p2pscoop import futures
+
+    def probe(i):
+        time.sleep(0.05)
+        conn = os.environ.get("SSH_CONNECTION", "")
+        return (conn.split()[2] if conn else "origin", os.getcwd(), os.nice(0),
+                os.environ.get("FROM_PROLOG", "-"), os.environ.get("PYTHONPATH", "-"))
+
+    if __name__ == "__main__":
+        deadline = time.monotonic() + 60
+        while p2pscoop.SIZE < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for row in set(futures.map(probe, range(60))):
+            print("P", *row, flush=True)
+''')
+
+
+def test_prolog_path_pythonpath_and_nice_reach_the_remote_peers(sshlab3, tmp_path):
+    ssh = sshlab3
+    prog = tmp_path / "flags.py"
+    prog.write_text(FLAGS_PROGRAM)
+    prolog = tmp_path / "prolog with space.sh"
+    prolog.write_text("FROM_PROLOG=yes; export FROM_PROLOG\n")
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    extra = str(tmp_path / "extra")
+    pythonpath = f"{extra}:{os.environ.get('PYTHONPATH') or sshlab_root()}"
+    out = run(ssh, [sys.executable, "-m", "p2pscoop", "--ssh-executable", ssh.ssh_wrapper(),
+                    "--hosts", "h2:2", "--prolog", str(prolog), "--path", str(workdir),
+                    "--pythonpath", pythonpath, "--nice", "5", str(prog)])
+    assert out.returncode == 0, out.stderr
+    rows = {tuple(line.split()[1:]) for line in out.stdout.splitlines()
+            if line.startswith("P ")}
+    remote = {r for r in rows if r[0] == ssh.address("h2")}
+    assert remote, rows
+    for host, *rest in remote:
+        line = " ".join(rest)
+        assert line.startswith(str(workdir) + " 5 yes "), line  # cwd, niceness, prolog ran
+        assert line.endswith(pythonpath), line
+
+
+def sshlab_root() -> str:
+    import sshlab
+
+    return sshlab.p2pscoop_root()
+
+
+def test_a_refused_key_is_named_with_what_to_fix(sshlab3, prog, tmp_path):
+    ssh = sshlab3
+    key = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                   check=True)
+    config = tmp_path / "ssh_config"  # the lab's, with a key that h2 does not know
+    with open(ssh.config) as f:
+        config.write_text("".join(f"    IdentityFile {key}\n" if "IdentityFile" in line
+                                  else line for line in f))
+    wrapper = tmp_path / "ssh-stranger"
+    wrapper.write_text(f'#!/bin/sh\nexec ssh -F {config} "$@"\n')
+    wrapper.chmod(0o700)
+    argv = launcher(ssh, prog, "--hosts", "h2", "-n", "2", tasks=10)
+    argv[argv.index("--ssh-executable") + 1] = str(wrapper)
+    out = run(ssh, argv)
+    assert out.returncode == 1
+    assert "p2pscoop: host h2: ssh failed" in out.stderr
+    assert "Permission denied" in out.stderr and "without a password" in out.stderr
