@@ -122,6 +122,8 @@ class Remote:
     def start(self) -> int:
         from .local import spawn_worker
 
+        if self.order.get("log_time"):  # the origin's P2PSCOOP_LOG_TIME (logs.TIME_ENV)
+            os.environ["P2PSCOOP_LOG_TIME"] = "1"
         if self.order.get("nice"):
             os.nice(int(self.order["nice"]))
         for k in range(self.order["count"]):

@@ -41,6 +41,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from .. import logs
 from ..core import commands as C
 from .local import StartupError
 from .remote import BAD_ORDER, NO_WORKER, READY
@@ -172,6 +173,7 @@ class HostLauncher:
             "path": opts.path or os.getcwd(), "required_path": opts.path is not None,
             "nice": opts.nice, "main": main, "argv": argv, "verbosity": verbosity,
             "config": config.to_json(), "program": program, "cluster": secure.cluster,
+            "log_time": bool(os.environ.get(logs.TIME_ENV)),
         }
         self._threads: list[threading.Thread] = []
         self._stopping = False
