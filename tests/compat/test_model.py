@@ -11,12 +11,14 @@
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.timeout(300)
 
 REAL_SCOOP = importlib.util.find_spec("scoop") is not None
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_exception_deep_in_a_tree_fails_the_run_with_its_traceback(scoop_run):
@@ -66,8 +68,6 @@ def test_ignored_keyword_arguments_are_named_once(scoop_run):
 
 @pytest.mark.skipif(not REAL_SCOOP, reason="the real SCOOP is not installed here")
 def test_the_real_scoop_stays_importable_outside_runs(run_python, tmp_path):
-    from conftest import ROOT
-
     res = run_python([sys.executable, "-c",
                       "import scoop, scoop.futures; print(scoop.__name__, scoop.__file__); "
                       "print(scoop.futures.__name__)"], tmp_path)
