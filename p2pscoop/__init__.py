@@ -10,8 +10,12 @@ General layout (start reading at ``core/node.py``):
     launch/                 starting peers (local processes)
     cli.py, __main__.py     ``python -m p2pscoop [-n N] prog.py`` / ``p2pscoop run``
 
-Module attributes like SCOOP's: ``IS_RUNNING``, ``IS_ORIGIN``, ``worker``, ``SIZE`` (read live
-from the running peer).
+Module attributes like SCOOP's: ``IS_RUNNING``, ``IS_ORIGIN``, ``worker``, ``SIZE``, read live
+from the running peer; while a worker imports the program (before its peer runs) they already
+describe the run (``runtime/importing.py``). Without a runtime: False, False, None, 1.
+
+SCOOP programs (``from scoop import futures, shared``) run unchanged under
+``python -m p2pscoop``: ``compat/`` makes ``import scoop`` resolve to this package there.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __version__ = "0.1.0"
 
 from . import futures, shared  # noqa: E402
 from .runtime import context as _context  # noqa: E402
+from .runtime import importing as _importing  # noqa: E402
 
 __all__ = ["futures", "shared", "start", "__version__", "IS_RUNNING", "IS_ORIGIN", "worker",
            "SIZE"]
@@ -40,6 +45,11 @@ def start(n: int | None = None):
 
 def __getattr__(name: str):
     peer = _context.current()
+    if peer is None and name in ("IS_RUNNING", "IS_ORIGIN", "SIZE", "worker"):
+        state = _importing.current()  # a worker importing the program: the run's values
+        if state is not None:
+            return {"IS_RUNNING": True, "IS_ORIGIN": False, "SIZE": state.size,
+                    "worker": state.worker}[name]
     if name == "IS_RUNNING":
         return peer is not None
     if name == "IS_ORIGIN":

@@ -9,11 +9,16 @@ other work. Where SCOOP deviates from ``concurrent.futures`` we follow the stand
 ``wait`` never raises, ``Future.exception()`` waits, ``timeout=None`` means no limit and every
 timeout is honoured (a negative timeout, SCOOP's spelling of "no limit", also means none).
 SCOOP's bugs are fixed: ``mapScan`` is a correct parallel prefix scan, ``mapReduce`` accepts
-one element (and zero, given ``initial=``), and ``map`` consumes its input lazily, at most a
-bounded window ahead of the consumer.
+one element (and zero, given ``initial=``), ``map`` consumes its input lazily, at most a
+bounded window ahead of the consumer, and the ``timeout=`` SCOOP accepted and ignored in
+``map``, ``map_as_completed``, ``mapReduce`` and ``mapScan`` is honoured (``TimeoutError``,
+as ``concurrent.futures.Executor.map``). Their other keyword arguments are ignored, as in
+SCOOP, with a one-time ``RuntimeWarning`` naming them.
 
 Without a running runtime (no ``python -m p2pscoop``, no ``p2pscoop.start()``) every call runs
 serially in this process after a one-time ``RuntimeWarning``, so a script stays debuggable.
+A worker importing the program is neither: the first call stops that import quietly
+(``runtime/importing.py``), as only the origin runs a program's top-level code.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .core.errors import PayloadError
 from .runtime import context, payload
+from .runtime.importing import stop_if_importing
 from .runtime.future import Future, completed
 from .runtime.switch import Waiter, wake
 
@@ -62,6 +68,26 @@ def _deadline(timeout: float | None) -> float | None:
     return time.monotonic() + timeout
 
 
+_warned_kwargs: set = set()
+
+
+def _take_timeout(fname: str, kwargs: dict, stacklevel: int = 3) -> float | None:
+    """The ``timeout`` of SCOOP's ``**kwargs`` (None: no limit); warn once about the rest,
+    which SCOOP silently dropped and so do we (they never reach the function)."""
+    timeout = kwargs.pop("timeout", None)
+    if kwargs:
+        key = (fname, tuple(sorted(kwargs)))
+        if key not in _warned_kwargs:
+            _warned_kwargs.add(key)
+            warnings.warn(f"futures.{fname}() ignores its keyword arguments "
+                          f"{', '.join(sorted(kwargs))}, as SCOOP did: they are not passed "
+                          f"to the function (bind them with functools.partial)",
+                          RuntimeWarning, stacklevel=stacklevel)
+    if timeout is not None and not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    return timeout
+
+
 # --- submit ---------------------------------------------------------------------------
 
 def submit(func: Callable, *args, **kwargs) -> Future:
@@ -70,6 +96,7 @@ def submit(func: Callable, *args, **kwargs) -> Future:
     Raises ``PayloadError`` now, and sends nothing, if the function or an argument could
     not be pickled (another peer might have to run it).
     """
+    stop_if_importing("futures.submit")
     peer = context.current()
     if peer is None:
         _serial_warning()
@@ -89,7 +116,8 @@ def submit(func: Callable, *args, **kwargs) -> Future:
 class _MapRun:
     """One ``map``: lazily issued windows of units, results collected by index."""
 
-    def __init__(self, peer, fn: Callable, args: Iterator[tuple], ordered: bool):
+    def __init__(self, peer, fn: Callable, args: Iterator[tuple], ordered: bool,
+                 deadline: float | None = None):
         if not callable(fn):
             raise TypeError(f"map() needs a callable, got {fn!r}")
         payload.check_submittable(fn, (), {})
@@ -105,6 +133,7 @@ class _MapRun:
         self.error_at: tuple[int, BaseException] | None = None
         self.waiter: Waiter | None = None
         self.want = -1  # the index the consumer waits for; -1 means any
+        self.deadline = deadline  # monotonic time after which waiting raises TimeoutError
         self._top_up()
 
     def _top_up(self) -> None:
@@ -138,9 +167,13 @@ class _MapRun:
     def _wait(self, index: int) -> None:
         self.peer.poll_inbox()
         while (index not in self.slots) if index >= 0 else not self.finished:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise TimeoutError(f"map: result {self.consumed} not ready within the "
+                                   f"timeout")
             self.want = index
-            self.waiter = Waiter()
+            self.waiter = Waiter(self.deadline)
             self.peer.park(self.waiter)
+            self.waiter = None  # woken or timed out: a late fill must not wake it again
 
     def __iter__(self):
         return self
@@ -165,6 +198,18 @@ class _MapRun:
         return value
 
 
+def _map(fname: str, func: Callable, iterables: tuple, kwargs: dict, ordered: bool):
+    stop_if_importing(f"futures.{fname}")
+    if not iterables:
+        raise TypeError(f"{fname}() must have at least two arguments.")
+    timeout = _take_timeout(fname, dict(kwargs), stacklevel=4)
+    peer = context.current()
+    if peer is None:
+        _serial_warning()
+        return _serial_map(func, iterables)
+    return _MapRun(peer, func, zip(*iterables), ordered, _deadline(timeout))
+
+
 def _serial_map(func: Callable, iterables: tuple) -> Iterator:
     """The serial fallback of ``map``: the builtin, with the runtime's pickling checks so a
     program fails serially where it would fail in parallel."""
@@ -182,27 +227,16 @@ def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
 
     Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` elements
     ahead of the results consumed. Iterating re-raises the exception of a failed element.
-    Keyword arguments are accepted for SCOOP compatibility and ignored, as in SCOOP (pass
-    ``functools.partial`` to bind arguments).
+    ``timeout=`` (seconds from this call) makes iterating raise ``TimeoutError`` when the
+    next result is not ready by then. Other keyword arguments are ignored, as in SCOOP,
+    with a one-time warning (bind arguments with ``functools.partial``).
     """
-    peer = context.current()
-    if not iterables:
-        raise TypeError("map() must have at least two arguments.")
-    if peer is None:
-        _serial_warning()
-        return _serial_map(func, iterables)
-    return _MapRun(peer, func, zip(*iterables), ordered=True)
+    return _map("map", func, iterables, kwargs, ordered=True)
 
 
 def map_as_completed(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
     """Like ``map`` but yields each result as soon as it is ready (any order)."""
-    peer = context.current()
-    if not iterables:
-        raise TypeError("map_as_completed() must have at least two arguments.")
-    if peer is None:
-        _serial_warning()
-        return _serial_map(func, iterables)
-    return _MapRun(peer, func, zip(*iterables), ordered=False)
+    return _map("map_as_completed", func, iterables, kwargs, ordered=False)
 
 
 # --- reductions -----------------------------------------------------------------------
@@ -228,13 +262,19 @@ def mapReduce(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
     associative (it need not be commutative). One element: ``mapFunc`` of it, no reduction.
     No element: ``initial`` if given, else ``TypeError`` (as ``functools.reduce``).
     With ``initial`` it is combined first: ``reductionFunc(initial, result)``.
+    ``timeout=``: ``TimeoutError`` if the result is not ready within that many seconds.
     """
+    stop_if_importing("futures.mapReduce")
+    timeout = _take_timeout("mapReduce", dict(kwargs))
     items = list(zip(*iterables))
     if not items:
         if initial is _MISSING:
             raise TypeError("mapReduce() of an empty sequence with no initial value")
         return initial
-    result = _reduce_tree(mapFunc, reductionFunc, items)
+    if timeout is None or timeout < 0:
+        result = _reduce_tree(mapFunc, reductionFunc, items)
+    else:
+        result = submit(_reduce_tree, mapFunc, reductionFunc, items).result(timeout)
     return result if initial is _MISSING else reductionFunc(initial, result)
 
 
@@ -256,8 +296,15 @@ def mapScan(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
 
     Parallel in three phases: blocks are mapped and scanned in parallel, the block totals
     are combined in order, and each block is offset in parallel. ``reductionFunc`` must be
-    associative. Returns a list (empty for empty input).
+    associative. Returns a list (empty for empty input). ``timeout=``: ``TimeoutError`` if
+    the scan is not done within that many seconds.
     """
+    stop_if_importing("futures.mapScan")
+    deadline = _deadline(_take_timeout("mapScan", dict(kwargs)))
+
+    def left() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     items = list(zip(*iterables))
     if not items:
         return []
@@ -267,7 +314,8 @@ def mapScan(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
     step = -(-len(items) // nblocks)
     blocks = [items[i:i + step] for i in range(0, len(items), step)]
     nb = len(blocks)
-    locals_ = list(map(_scan_block, [mapFunc] * nb, [reductionFunc] * nb, blocks))
+    locals_ = list(map(_scan_block, [mapFunc] * nb, [reductionFunc] * nb, blocks,
+                       timeout=left()))
     offsets = [None]
     running = locals_[0][-1]
     for local in locals_[1:-1]:
@@ -276,7 +324,7 @@ def mapScan(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
     if nb == 1:
         return locals_[0]
     rest = map(_offset_block, [reductionFunc] * (nb - 1), [locals_[0][-1]] + offsets[1:],
-               locals_[1:])
+               locals_[1:], timeout=left())
     out = list(locals_[0])
     for part in rest:
         out.extend(part)

@@ -7,7 +7,9 @@ A constant is sent to every peer once; a peer that gives work to another sends i
 constants it knows first, so a task never arrives before the constants its giver had.
 Redefining a name raises ``TypeError``. ``getConst`` waits up to ``timeout`` seconds
 (``None``: no limit) and returns ``None`` if the constant has not arrived by then, as SCOOP.
-Without a running runtime the constants live in this process only.
+Without a running runtime the constants live in this process only. While a worker imports
+the program, a call stops that import quietly (``runtime/importing.py``): the origin, which
+runs the program, defines the constants.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .runtime import context, payload
+from .runtime.importing import stop_if_importing
 
 __all__ = ["setConst", "getConst"]
 
@@ -23,6 +26,7 @@ _local: dict[str, Any] = {}
 
 def setConst(**kwargs: Any) -> None:
     """Define named constants on every peer, present and future."""
+    stop_if_importing("shared.setConst")
     peer = context.current()
     for name, value in kwargs.items():
         if peer is None:
@@ -36,6 +40,7 @@ def setConst(**kwargs: Any) -> None:
 
 def getConst(name: str, timeout: float | None = 0.1) -> Any:
     """The value of constant ``name``, waiting up to ``timeout`` s; ``None`` if absent."""
+    stop_if_importing("shared.getConst")
     peer = context.current()
     if peer is None:
         return _local.get(name)

@@ -4,6 +4,9 @@ The exit status is the program's: 0 when it ends normally, ``N`` for ``sys.exit(
 the message on stderr for ``sys.exit("message")``), 1 after an uncaught exception (with its
 traceback on stderr) and 130 after Ctrl-C. The peers are always stopped before we return.
 
+``import scoop`` works in the program (and in every worker, see ``runtime/worker.py``):
+``compat.install`` runs before the program does, so SCOOP programs run unchanged.
+
 Logging belongs to the program: we configure only the ``p2pscoop`` logger (``logs``), before
 the program runs, so the program's own ``logging.basicConfig`` works as it does serially.
 ``program_error`` says why a path cannot be run (the command line reports it as a usage error).
@@ -17,7 +20,7 @@ import runpy
 import sys
 import traceback
 
-from .. import logs
+from .. import compat, logs
 from ..runtime import payload
 from .local import LocalCluster, StartupError
 
@@ -68,6 +71,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
     logs.set_peer("origin")
     logs.configure(verbosity)
     path = os.path.abspath(path)
+    compat.install(main=path)
     LOGGER.debug("running %s with arguments %r", path, argv)
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
@@ -102,6 +106,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
     LOGGER.info("%d peer(s) ready, the origin included: running %s",
                 cluster.peer.size,
                 os.path.basename(path))
+    compat.install(main=path, broker=cluster.peer.address)  # scoop.BROKER: the origin
     finder = None
     if secure is not None:
         payload.travel_by_value(os.path.dirname(path))

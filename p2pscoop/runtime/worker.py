@@ -1,27 +1,45 @@
 """Entry point of a worker peer process: ``python -m p2pscoop.runtime.worker [args...]``.
 
 Started by ``launch.local`` with its settings as one JSON value in ``P2PSCOOP_WORKER``
-(``WorkerSpec``: who the origin is, the program, and the one ``NodeConfig``). The
-worker imports the user's program under the name ``__p2pscoop_main__`` (so code under
-``if __name__ == "__main__":`` does not run here, exactly as SCOOP programs expect), joins
-the origin, then steals and runs tasks until the origin says SHUTDOWN or disappears.
+(``WorkerSpec``: who the origin is, the program, and the one ``NodeConfig``). The worker
+
+1. makes ``import scoop`` resolve to p2pscoop (``compat.install``), so SCOOP programs and
+   the functions they send import unchanged;
+2. builds its peer (sockets bound, not yet running);
+3. imports the user's program under the name ``__p2pscoop_main__`` (so code under
+   ``if __name__ == "__main__":`` does not run here, exactly as SCOOP programs expect).
+   During the import the module attributes describe the run (``IS_RUNNING`` True, the
+   run's ``SIZE``, this peer's ``worker``) and the program's first futures/shared call
+   ends the import quietly (``runtime/importing.py``): a worker importing the program is
+   not running it;
+4. joins the origin, then steals and runs tasks until the origin says SHUTDOWN or
+   disappears.
+
+Invariant: whatever the import does (raise, ``sys.exit`` at top level, call the API), the
+worker serves the run; only the origin's outcome decides the exit status. An import that
+raised is reported on stderr; ``sys.exit`` and an API call at top level (a program without
+a ``__main__`` guard) are not errors and are logged at -v only.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import signal
 import sys
 import threading
 import traceback
 
-from .. import logs
+from .. import compat, logs
 from ..core import commands as C
 from ..core.config import NodeConfig
 from ..transport.mesh import Comm
+from . import importing
 from .peer import Peer
+
+LOGGER = logging.getLogger("p2pscoop.worker")
 
 SPEC_ENV = "P2PSCOOP_WORKER"
 
@@ -35,6 +53,23 @@ def import_main(path: str, argv: list[str]) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[MAIN_NAME] = module
     spec.loader.exec_module(module)
+
+
+def import_program(path: str, argv: list[str], rank: int, size: int, worker: bytes) -> None:
+    """Import the program as a worker does (see the module docstring); never raises."""
+    try:
+        with importing.importing(rank, size, worker):
+            import_main(path, argv)
+    except importing.NotRunningHere as exc:
+        LOGGER.info("the program calls %s at its top level (no __main__ guard): the import "
+                    "stops there, only the origin runs the program", exc.what)
+    except SystemExit as exc:
+        LOGGER.info("the program called sys.exit(%r) at import time: only the origin's "
+                    "status counts; serving the run", exc.code)
+    except BaseException as exc:
+        traceback.print_exc()
+        print(f"p2pscoop: worker {rank} could not import {path} ({type(exc).__name__}: "
+              f"{exc}); it serves the run's tasks anyway", file=sys.stderr, flush=True)
 
 
 def _flush_and_exit(code: int) -> None:
@@ -79,20 +114,7 @@ def main() -> int:
     sys.path[:] = origin_path + [p for p in sys.path if p not in origin_path]
     main_path = spec["main"]
     lifeline = spec["lifeline_fd"]
-    if main_path:
-        # A worker importing the program is not running it: whatever the import does
-        # (raise, sys.exit at top level), this worker still serves the run. The program's
-        # functions travel by value, so its tasks run here all the same; the origin's own
-        # outcome decides the exit status.
-        try:
-            import_main(main_path, sys.argv[1:])
-        except BaseException as exc:
-            if not isinstance(exc, SystemExit):
-                traceback.print_exc()
-            what = (f"it called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
-                    else f"{type(exc).__name__}: {exc}")
-            print(f"p2pscoop: worker {rank} could not import {main_path} ({what}); it "
-                  f"serves the run's tasks anyway", file=sys.stderr, flush=True)
+    compat.install(main=main_path, broker=spec["origin"])
     config = NodeConfig.from_json(spec["config"])
     origin_id = bytes.fromhex(spec["origin_id"])
     if spec.get("cluster_name"):  # a secure run: the secret comes on stdin, never in env
@@ -109,6 +131,10 @@ def main() -> int:
         comm = Comm(config=config.transport)
         peer = Peer(rank=rank, size=spec["size"], cluster=spec["cluster"], comm=comm,
                     config=config, program=spec.get("program", ""))
+    if main_path:
+        # Before the peer joins: the origin starts the program once every worker has
+        # imported it, and a failed import costs nothing but this message.
+        import_program(main_path, sys.argv[1:], rank, spec["size"], peer.worker_name)
 
     def stop(grace: float) -> None:
         # Let a running task finish for a moment, then leave regardless.

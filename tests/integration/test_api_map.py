@@ -8,13 +8,14 @@ iteration reaches it, with the results before it delivered.
 
 import itertools
 import operator
+import warnings
 
 import pytest
 
-from p2pscoop import futures
+from p2pscoop import futures, shared
 
-from api_helpers import (add, identity, need_multi, rt, run_elsewhere,  # noqa: F401
-                         runtime_mode, square)
+from api_helpers import (add, identity, need_multi, need_runtime, rt,  # noqa: F401
+                         run_elsewhere, runtime_mode, square, unique, wait_const)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -235,3 +236,35 @@ def test_map_as_completed_keeps_a_bounded_window_while_iterating(rt):
 def test_map_as_completed_twenty_thousand_elements(rt):
     n = 20_000
     assert sorted(futures.map_as_completed(identity, range(n))) == list(range(n))
+
+
+# --- SCOOP's keyword arguments: timeout honoured, the others named once --------------------
+
+@pytest.mark.parametrize("which", ["map", "map_as_completed"])
+def test_map_timeout_raises_when_the_next_result_is_not_ready(rt, which):
+    """The tasks wait (parked) for a constant that the test defines only afterwards."""
+    need_runtime(rt)
+    name = unique()
+    it = getattr(futures, which)(wait_const, [name] * 3, timeout=0.2)
+    with pytest.raises(futures.TimeoutError):
+        next(it)
+    shared.setConst(**{name: "defined"})  # lets the abandoned tasks end
+
+
+@pytest.mark.parametrize("timeout", [None, -1, 30])
+def test_map_with_a_timeout_that_is_not_reached_gives_every_result(rt, timeout):
+    assert list(futures.map(square, range(50), timeout=timeout)) == [x * x for x in range(50)]
+
+
+def test_map_ignores_other_keyword_arguments_and_warns_once(rt):
+    name = unique("kw")
+    with pytest.warns(RuntimeWarning, match=f"ignores its keyword arguments {name}"):
+        assert list(futures.map(add, [1, 2], [3, 4], **{name: 100})) == [4, 6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second call with the same names: silent
+        assert list(futures.map(add, [1], [1], **{name: 100})) == [2]
+
+
+def test_map_timeout_must_be_a_number(rt):
+    with pytest.raises(TypeError, match="timeout"):
+        futures.map(square, range(3), timeout="soon")

@@ -168,3 +168,46 @@ def test_shutdown_is_a_harmless_no_op(rt):
     assert futures.shutdown(wait=False) is None
     assert futures.submit(abs, -5).result(timeout=30) == 5
     assert p2pscoop.IS_RUNNING is rt.running
+
+
+def test_attributes_and_api_while_a_worker_imports_the_program(no_runtime):
+    """What ``runtime.worker`` shows the program during its import (no peer runs yet)."""
+    from p2pscoop.runtime import importing
+
+    with importing.importing(rank=3, size=5, worker=b"127.0.0.1:1234"):
+        assert attributes() == (True, False, 5, b"127.0.0.1:1234")
+        for call in (lambda: futures.submit(abs, -1), lambda: futures.map(abs, [1]),
+                     lambda: futures.mapReduce(abs, max, [1]),
+                     lambda: futures.mapScan(abs, max, [1]),
+                     lambda: futures.map_as_completed(abs, [1]),
+                     lambda: shared.setConst(k=1), lambda: shared.getConst("k")):
+            with pytest.raises(importing.NotRunningHere):
+                call()
+    assert attributes() == (False, False, 1, None)
+    assert importing.current() is None
+
+
+IMPORT_PROGRAM = textwrap.dedent("""
+    import sys
+    import p2pscoop
+    from p2pscoop import futures
+
+    AT_IMPORT = (p2pscoop.IS_RUNNING, p2pscoop.IS_ORIGIN, p2pscoop.SIZE,
+                 type(p2pscoop.worker).__name__)
+    print(__name__, AT_IMPORT, flush=True)
+    print("total", sum(futures.map(abs, range(-3, 3))), flush=True)  # unguarded
+    sys.exit(4)
+""")
+
+
+def test_unguarded_program_under_the_launcher(tmp_path):
+    """Workers see the run's attributes while importing; the top-level work runs once,
+    without the serial warning; the top-level ``sys.exit(4)`` is the origin's status."""
+    prog = tmp_path / "import_prog.py"
+    prog.write_text(IMPORT_PROGRAM)
+    rc, out, err = run_program(prog)
+    assert rc == 4, out + err
+    lines = out.splitlines()
+    assert sorted(lines) == sorted(["__p2pscoop_main__ (True, False, 2, 'bytes')",
+                                    "__main__ (True, True, 2, 'bytes')", "total 9"]), out + err
+    assert err == "", err

@@ -13,10 +13,10 @@ import operator
 
 import pytest
 
-from p2pscoop import futures
+from p2pscoop import futures, shared
 
-from api_helpers import (identity, need_multi, rt, run_elsewhere, runtime_mode,  # noqa: F401
-                         square)
+from api_helpers import (identity, need_multi, need_runtime, rt, run_elsewhere,  # noqa: F401
+                         runtime_mode, square, unique, wait_const)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -157,3 +157,22 @@ def test_map_scan_inside_a_task_on_another_peer(rt):
     need_multi(rt)
     assert run_elsewhere(futures.mapScan, square, operator.add, range(17)) == \
         expected_scan(square, operator.add, range(17))
+
+
+# --- timeout (SCOOP accepted it and ignored it) -------------------------------------------
+
+@pytest.mark.parametrize("which", ["mapReduce", "mapScan"])
+def test_timeout_raises_when_the_tasks_cannot_finish_in_time(rt, which):
+    """The tasks wait (parked) for a constant that the test defines only afterwards."""
+    need_runtime(rt)
+    name = unique()
+    with pytest.raises(futures.TimeoutError):
+        getattr(futures, which)(wait_const, operator.add, [name] * 6, timeout=0.2)
+    shared.setConst(**{name: "defined"})  # lets the abandoned tasks end
+
+
+def test_a_timeout_that_is_not_reached_changes_nothing(rt):
+    assert futures.mapReduce(square, operator.add, range(30), timeout=30) == sum(
+        x * x for x in range(30))
+    assert futures.mapScan(identity, operator.add, range(30), timeout=30) == list(
+        itertools.accumulate(range(30)))
