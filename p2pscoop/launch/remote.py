@@ -104,7 +104,7 @@ class Remote:
         self.lifeline_r, self.lifeline_w = os.pipe()
         self.spec = {
             "origin": origin, "origin_id": order["origin_id"], "cluster": "",
-            "size": 1, "lifeline_fd": self.lifeline_r,
+            "size": order.get("size", 1), "lifeline_fd": self.lifeline_r,
             "main": main if main and os.path.isfile(main) else "",
             "origin_pid": os.getpid(), "sys_path": [p for p in sys.path if p],
             "verbosity": order.get("verbosity", 0), "config": order.get("config", "{}"),

@@ -167,13 +167,14 @@ class HostLauncher:
             self.hosts.append(RemoteHost(i, name, target, count, rank))
             rank += count
         port = int(peer.address.rsplit(":", 1)[1])
+        size = first_rank + sum(h.count for h in self.hosts)  # the run as planned
         self.order = {
             "version": __version__, "secret": secure.secret_text, "origin_port": port,
             "origin_host": secure.advertise, "origin_id": peer.me.hex(),
             "path": opts.path or os.getcwd(), "required_path": opts.path is not None,
             "nice": opts.nice, "main": main, "argv": argv, "verbosity": verbosity,
             "config": config.to_json(), "program": program, "cluster": secure.cluster,
-            "log_time": bool(os.environ.get(logs.TIME_ENV)),
+            "log_time": bool(os.environ.get(logs.TIME_ENV)), "size": size,
         }
         self._threads: list[threading.Thread] = []
         self._stopping = False

@@ -329,7 +329,7 @@ def test_a_top_level_sys_exit_is_the_origins_status_not_the_workers(tmp_path):
     """)
     res = run(launcher(prog, n=3), tmp_path)
     assert res.code == 7, res
-    assert "it called sys.exit(7)" in res.stderr, res
+    assert "sys.exit" not in res.stderr, res  # a worker importing the program is not running it
 
 
 @pytest.mark.parametrize("n", [1, 3])
