@@ -307,12 +307,14 @@ def plot(path, curves_by_cell, backends, workloads, title):
     fig, axes = plt.subplots(1, len(workloads), figsize=(6.2 * len(workloads), 4.6),
                              squeeze=False, sharey=True)
     names = {"map": "flat map of N busy-wait tasks", "tree": "nested binary tree, leaves busy-wait"}
+    top = 1.1
     for ax, w in zip(axes[0], workloads):
         for b in backends:
             pts = median_curve(curves_by_cell.get((b, w), ()))
             if not pts:
                 continue
             xs = [p[0] * 1e6 for p in pts]
+            top = max(top, min(2.0, 1.05 * max(p[3] for p in pts)))
             ax.fill_between(xs, [p[1] for p in pts], [p[3] for p in pts],
                             color=COLORS.get(b), alpha=0.15, linewidth=0)
             ax.plot(xs, [p[2] for p in pts], marker="o", markersize=3.5, label=b,
@@ -322,10 +324,12 @@ def plot(path, curves_by_cell, backends, workloads, title):
         ax.set_xscale("log")
         ax.set_xlabel("task duration (µs)")
         ax.set_title(names.get(w, w))
-        ax.set_ylim(0, 1.1)
         ax.grid(True, which="both", alpha=0.25)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right")
+    for ax in axes[0]:
+        ax.set_ylim(0, top)
     axes[0][0].set_ylabel("efficiency = serial / (2 × parallel)")
-    axes[0][-1].legend(loc="lower right")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -91,6 +91,9 @@ def parse_args(argv):
     ap.add_argument("--no-plot", action="store_true", help="write no figure")
     ap.add_argument("--record", action="store_true",
                     help="append the tables, dated, to docs/benchmarks.md")
+    ap.add_argument("--json", metavar="PATH", help="also save every run (points, loads) to PATH")
+    ap.add_argument("--from-json", metavar="PATH", help="run nothing: redo the tables and the "
+                    "figure from a file written by --json (the plan and backends come from it)")
     args = ap.parse_args(argv)
     args.plan = dict(PLANS["quick" if args.quick else "full"])
     args.repeat = args.repeat or args.plan["repeat"]
@@ -215,9 +218,32 @@ def render(args, runs, missing, machine):
     return "\n".join(out), cells, bs
 
 
+def save(path, args, runs, missing, machine):
+    import json
+
+    keep = {k: getattr(args, k) for k in ("plan", "repeat", "backends", "workloads", "clock")}
+    with open(path, "w") as f:
+        json.dump({"args": keep, "runs": runs, "missing": missing, "machine": machine}, f,
+                  indent=1)
+
+
+def load(path, args):
+    """Runs, missing backends and machine line saved by ``save``; ``args`` takes its plan."""
+    import json
+
+    with open(path) as f:
+        data = json.load(f)
+    for k, v in data["args"].items():
+        setattr(args, k, v)
+    return data["runs"], data["missing"], data["machine"]
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.from_json:
+        runs, missing, machine = load(args.from_json, args)
+        return finish(args, runs, missing, machine)
     env = run.make_env("quick" if args.quick else "default")
     machine = report.machine_info(args)
     machine["command"] = "python tools/bench/metg.py " + " ".join(argv)
@@ -234,6 +260,13 @@ def main(argv=None):
         for pgid in list(run._live_groups):
             run._kill_group(pgid, signal.SIGKILL, grace=0.0)
         shutil.rmtree(cwd, ignore_errors=True)
+    if args.json:
+        save(args.json, args, runs, missing, machine)
+    return finish(args, runs, missing, machine)
+
+
+def finish(args, runs, missing, machine):
+    """Print the tables; write the figure; append to docs/benchmarks.md with --record."""
     text, cells, bs = render(args, runs, missing, machine)
     print(text)
     if args.plot:
