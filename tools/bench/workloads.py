@@ -270,6 +270,65 @@ def check_uts(p, result):
     return False, "counted %r nodes (+1 root), want %d" % (result, want)
 
 
+# --------------------------------------------------------------------------- METG (metg.py)
+#
+# Task Bench style granularity workloads, used only by ``metg.py`` (they are not in
+# ``WORKLOADS``, so ``run.py`` does not run them). A task *busy-waits* a fixed duration
+# in pure Python: it holds the CPU and the GIL like real compute, but its length does
+# not depend on the CPU's speed. ``clock`` says on what: ``"wall"`` spins until
+# ``time.perf_counter`` has advanced by the duration (the default), ``"cpu"`` until the
+# thread has *used* that much CPU (``time.thread_time``), i.e. a fixed amount of work
+# that a descheduled process does not get for free on a shared machine.
+
+METG_WORKLOADS = ("map", "tree")
+METG_CLOCKS = ("wall", "cpu")
+
+
+def spin(seconds, clock="wall"):
+    """Busy-wait ``seconds`` in pure Python (no sleep) on the wall or the thread's CPU clock."""
+    now = time.perf_counter if clock == "wall" else time.thread_time
+    end = now() + seconds
+    while now() < end:
+        pass
+
+
+def metg_spin_task(job):
+    """Flat METG task: ``job = (index, seconds, clock)``; spin, then return the index."""
+    index, seconds, clock = job
+    spin(seconds, clock)
+    return index
+
+
+def metg_map_jobs(n, seconds, clock="wall"):
+    return [(i, seconds, clock) for i in range(n)]
+
+
+def check_metg_map(n, results):
+    if results == list(range(n)):
+        return True, "all %d tasks back in order" % n
+    return False, "results differ from range(%d)" % n
+
+
+def metg_tree_task(ctx, depth, seconds, clock="wall"):
+    """Nested METG task: a binary tree of ``depth`` levels above its leaves.
+
+    A leaf (depth 0) spins ``seconds`` and returns 1; an inner node forks both
+    children through ``ctx`` and returns the sum, so the root returns ``2 ** depth``.
+    """
+    if depth <= 0:
+        spin(seconds, clock)
+        return 1
+    child = (metg_tree_task, (ctx, depth - 1, seconds, clock))
+    a, b = ctx.fork([child, child])
+    return a + b
+
+
+def check_metg_tree(depth, result):
+    if result == 2 ** depth:
+        return True, "%d leaves" % result
+    return False, "tree of depth %d counted %r leaves, want %d" % (depth, result, 2 ** depth)
+
+
 # --------------------------------------------------------------------------- shared
 
 
