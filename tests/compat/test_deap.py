@@ -127,3 +127,16 @@ def test_same_results_as_serial_with_p2pscoop_import(name, args, scoop_stand_in,
     expected = serial(PROGRAMS / name, args, tmp_path, scoop_stand_in)
     got, _ = parallel(copy, args, tmp_path, [])
     assert got == expected
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_island_with_nested_maps_as_in_deaps_example(scoop_stand_in, tmp_path):
+    """DEAP's own island example evaluates with ``futures.map`` inside the island tasks
+    (nested tasks). Islands then interleave on a peer and share its ``random``, so the
+    results are not a serial run's (under SCOOP neither): the run must succeed and evolve."""
+    args = ["3", "4", "30", "2", "20000", "nested"]
+    got, out = parallel(PROGRAMS / "onemax_island.py", args, tmp_path, [scoop_stand_in])
+    assert len(got["hof"]) == 3
+    first_epoch_max = float(got["logbook"].splitlines()[1].split()[-1])
+    assert got["best"][0] >= first_epoch_max

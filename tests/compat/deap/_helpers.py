@@ -4,7 +4,8 @@ The programs are SCOOP programs written the way DEAP's documentation writes them
 (``toolbox.register("map", futures.map)`` at module level, the algorithm under the
 ``__main__`` guard). Each prints one line ``RESULT {json}`` at its end, made by ``result_line``:
 the best fitness, the hall of fame and the whole logbook, so that a serial run and a parallel
-run with the same seed can be compared exactly.
+run with the same seed can be compared exactly; and ``TIME <seconds> s`` on stderr, the time of
+the algorithm alone (startup excluded), for measurements.
 
 ``burn(n)`` is the "few milliseconds" of a costly fitness: deterministic CPU work whose value
 is returned (so it cannot be skipped) and always the same on every process.

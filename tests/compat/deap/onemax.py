@@ -11,6 +11,7 @@ the serial run's results. Prints ``RESULT {json}`` at the end.
 
 import random
 import sys
+import time
 
 import numpy
 from deap import algorithms, base, creator, tools
@@ -43,6 +44,7 @@ toolbox.register("map", futures.map)
 
 
 def main():
+    start = time.perf_counter()
     random.seed(64)
     pop = toolbox.population(n=POP)
     hof = tools.HallOfFame(3)
@@ -54,6 +56,7 @@ def main():
     pop, logbook = algorithms.eaSimple(pop, toolbox, cxpb=0.5, mutpb=0.2, ngen=NGEN,
                                        stats=stats, halloffame=hof, verbose=False)
     print(result_line(hof, logbook))
+    print(f"TIME {time.perf_counter() - start:.3f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 for a few generations in a task of its own (``eaSimple`` inside the task), the islands come
 back to the origin, exchange their best individuals (``tools.migRing``) and are sent out again.
 
-    python onemax_island.py [EPOCHS [ISLANDS [POP [FREQ [ROUNDS]]]]]
+    python onemax_island.py [EPOCHS [ISLANDS [POP [FREQ [ROUNDS [nested]]]]]]
     python -m p2pscoop -n 2 onemax_island.py [...]
 
 This is the program that needs pickling to respect DEAP's ``copyreg`` reducer: individuals
@@ -15,6 +15,7 @@ its end, so where it runs does not change the results, and a parallel run gives 
 import os
 import random
 import sys
+import time
 
 import numpy
 from deap import algorithms, base, creator, tools
@@ -27,6 +28,7 @@ ISLANDS = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 POP = int(sys.argv[3]) if len(sys.argv) > 3 else 40
 FREQ = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 ROUNDS = int(sys.argv[5]) if len(sys.argv) > 5 else 30000
+NESTED = len(sys.argv) > 6 and sys.argv[6] == "nested"
 
 creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 creator.create("Individual", list, fitness=creator.FitnessMax)
@@ -53,10 +55,10 @@ def make_toolbox(map_function):
 
 toolbox = make_toolbox(futures.map)
 # Inside an island the evaluations run in the island's own task. With futures.map there too
-# (as DEAP's example has it) the task would wait for its evaluations, and meanwhile its peer
-# would run another island's task, which reseeds and draws from the same global ``random``:
-# correct, but not reproducible (under SCOOP neither).
-island_toolbox = make_toolbox(map)
+# (as DEAP's example has it: the NESTED mode) the task waits for its evaluations, and meanwhile
+# its peer runs another island's task, which reseeds and draws from the same global
+# ``random``: correct, but not reproducible (under SCOOP neither).
+island_toolbox = toolbox if NESTED else make_toolbox(map)
 
 
 def evolve(island, seed):
@@ -73,6 +75,7 @@ def evolve(island, seed):
 
 
 def main():
+    start = time.perf_counter()
     random.seed(64)
     islands = [toolbox.population(n=POP) for _ in range(ISLANDS)]
     hof = tools.HallOfFame(3)
@@ -92,6 +95,7 @@ def main():
         logbook.record(epoch=epoch, **stats.compile([ind for isl in islands for ind in isl]))
     print(f"REMOTE EPOCHS {remote_epochs}")
     print(result_line(hof, logbook))
+    print(f"TIME {time.perf_counter() - start:.3f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

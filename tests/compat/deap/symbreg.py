@@ -15,6 +15,7 @@ import math
 import operator
 import random
 import sys
+import time
 
 import numpy
 from deap import algorithms, base, creator, gp, tools
@@ -74,6 +75,7 @@ toolbox.register("map", futures.map)
 
 
 def main():
+    start = time.perf_counter()
     random.seed(318)
     pop = toolbox.population(n=POP)
     hof = tools.HallOfFame(1)
@@ -86,6 +88,7 @@ def main():
     pop, logbook = algorithms.eaSimple(pop, toolbox, 0.5, 0.1, NGEN, stats=mstats,
                                        halloffame=hof, verbose=False)
     print(result_line(hof, logbook))
+    print(f"TIME {time.perf_counter() - start:.3f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
