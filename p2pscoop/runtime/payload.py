@@ -14,6 +14,22 @@ Failures never escape as crashes:
 * a result that cannot be pickled becomes a ``PayloadError`` result, and one that cannot be
   unpickled becomes a ``PayloadError`` on the owner's future.
 
+Which reducer wins (``Pickler``): a library's own way of pickling always does, by-value
+pickling is only for what plain ``pickle`` cannot do. In order, for an object of type ``t``:
+
+1. lists, tuples, dicts, sets: as plain pickle does (it ignores ``copyreg`` for them too);
+2. a ``copyreg.dispatch_table`` entry for ``t`` (for a class: for its metaclass), as plain
+   pickle does. DEAP registers one for the classes its ``creator`` makes, and re-creates and
+   rebinds the class at each unpickling. cloudpickle alone honours the entry only while the
+   class is reachable by name; once an individual has come back (the class rebound), it ships
+   the older class by value, which DEAP's metaclass cannot rebuild (``TypeError: metaclass
+   conflict``). Here the entry always wins;
+3. a class that cloudpickle would ship by value (not reachable by its module and name) but
+   whose metaclass defines its own ``__reduce_ex__``/``__reduce__``: that reducer;
+4. cloudpickle's rules: functions and classes of ``__main__`` and of the program's modules
+   (``travel_by_value``) by value, everything else by reference; any other object by its own
+   ``__reduce_ex__``/``__reduce__``, as plain pickle does.
+
 Exceptions travel as an envelope ``(exception or None, type name, message, traceback text)``;
 the owner re-raises the same type with the remote traceback chained as ``__cause__``, or a
 ``RemoteError`` when the exception itself could not travel.
@@ -21,6 +37,7 @@ the owner re-raises the same type with the remote traceback chained as ``__cause
 
 from __future__ import annotations
 
+import copyreg
 import io
 import os
 import pickle
@@ -40,6 +57,62 @@ MAX_TEXT = 10_000  # characters of remote traceback and message kept
 
 #: argument types that always pickle: submit skips the check for them
 _ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None), range, slice))
+
+
+#: containers plain pickle saves itself, before looking at copyreg: the fast path
+_PLAIN = frozenset((list, tuple, dict, set, frozenset))
+_registered = copyreg.dispatch_table  # the live dict: later registrations count
+_own_reducer: dict[type, Any] = {}  # metaclass -> _metaclass_reducer(metaclass)
+
+
+def _metaclass_reducer(meta: type) -> Any:
+    """``f(cls, protocol)`` calling the ``__reduce_ex__`` or ``__reduce__`` that ``meta`` (a
+    metaclass) or a base of it other than ``type`` defines, or None if none does.
+
+    They are looked up on the metaclass: ``cls.__reduce__`` would be the method of ``cls``'s
+    instances."""
+    try:
+        return _own_reducer[meta]
+    except KeyError:
+        pass
+    own = None
+    mine = [klass for klass in meta.__mro__ if klass is not type and klass is not object]
+    if any("__reduce_ex__" in vars(klass) for klass in mine):
+        own = meta.__reduce_ex__
+    elif any("__reduce__" in vars(klass) for klass in mine):
+        reduce = meta.__reduce__
+        own = lambda cls, protocol: reduce(cls)  # noqa: E731
+    _own_reducer[meta] = own
+    return own
+
+
+_cloudpickle_override = cloudpickle.CloudPickler.reducer_override
+
+
+class Pickler(cloudpickle.CloudPickler):
+    """cloudpickle's pickler where the libraries' reducers win (see the module docstring)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        if t in _PLAIN:
+            return NotImplemented
+        reduce = _registered.get(t)
+        if reduce is not None:
+            return reduce(obj)
+        rv = _cloudpickle_override(self, obj)
+        if rv is not NotImplemented and t is not type and isinstance(obj, type):
+            # cloudpickle would ship this class by value: its metaclass may know better
+            own = _metaclass_reducer(t)
+            if own is not None:
+                return own(obj, self.proto)
+        return rv
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` pickled with ``Pickler``: how every payload leaving this peer is made."""
+    buf = io.BytesIO()
+    Pickler(buf, protocol=PROTOCOL).dump(obj)
+    return buf.getvalue()
 
 
 class _Sink(io.RawIOBase):
@@ -63,7 +136,7 @@ def _describe(obj: Any) -> str:
 def _try_pickle(obj: Any) -> None:
     # Protocol 5 with a buffer callback that keeps buffers out of band: large arrays are
     # checked without being copied.
-    cloudpickle.CloudPickler(_Sink(), protocol=5, buffer_callback=lambda b: False).dump(obj)
+    Pickler(_Sink(), protocol=5, buffer_callback=lambda b: False).dump(obj)
 
 
 def check_submittable(fn: Any, args: tuple, kwargs: dict) -> None:
@@ -137,7 +210,7 @@ def dumps_work(work: Work) -> bytes:
     if _by_value_roots:
         _register_local_modules()
     items = work.items[work.lo - work.base:work.hi - work.base]
-    return cloudpickle.dumps((work.fn, items, work.kwargs, work.error), protocol=PROTOCOL)
+    return dumps((work.fn, items, work.kwargs, work.error))
 
 
 def _safe_loads(data: bytes) -> Any:
@@ -181,11 +254,11 @@ def dumps_result(status: int, value: Any) -> tuple[int, bytes]:
         if status == RAISED:
             exc, type_name, message, tb = value
             try:
-                inner = cloudpickle.dumps(exc, protocol=PROTOCOL)
+                inner = dumps(exc)
             except Exception:
                 inner = None
             return status, pickle.dumps((inner, type_name, message, tb), protocol=PROTOCOL)
-        return status, cloudpickle.dumps(value, protocol=PROTOCOL)
+        return status, dumps(value)
     except Exception as exc:
         err = PayloadError(f"the task's result {_describe(value)} cannot be pickled to "
                            f"send it to its owner: {type(exc).__name__}: {exc}")
@@ -239,7 +312,7 @@ def loads_result(status: int, payload: bytes) -> tuple[bool, Any]:
 
 def dumps_const(value: Any) -> bytes:
     try:
-        return cloudpickle.dumps(value, protocol=PROTOCOL)
+        return dumps(value)
     except Exception as exc:
         raise PayloadError(f"the constant {_describe(value)} cannot be pickled: "
                            f"{type(exc).__name__}: {exc}") from exc

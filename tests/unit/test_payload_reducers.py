@@ -1,0 +1,203 @@
+"""``payload.Pickler``: the libraries' own reducers win over cloudpickle's by-value pickling.
+
+The pattern under test is DEAP's: a metaclass whose classes are rebuilt by a factory
+registered with ``copyreg``, the factory replacing the module's attribute at every unpickling,
+so that a class made earlier is no longer reachable by its name. cloudpickle alone ships such
+a class by value and the metaclass cannot rebuild it (``TypeError: metaclass conflict``).
+
+Every round trip here ends in a fresh interpreter (``load_elsewhere``), as on a worker: that
+process has never seen the class and must rebuild it from the stream alone.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from p2pscoop.core.deque import Work
+from p2pscoop.core.messages import OK
+from p2pscoop.runtime import payload
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+# --- a metaclass in DEAP's style, registered with copyreg -------------------------------
+
+class Maker(type):
+    """Takes one base, not a tuple (like DEAP's MetaCreator): ``Maker(name, base, dict)``."""
+
+    def __new__(mcs, name, base, dct):
+        return super().__new__(mcs, name, (base,), dict(dct))
+
+    def __init__(cls, name, base, dct):
+        cls.made_from = (name, base, dct)
+        super().__init__(name, (base,), dict(dct))
+
+    def __reduce__(cls):
+        return (make, cls.made_from)
+
+
+copyreg.pickle(Maker, Maker.__reduce__)
+
+
+def make(name, base, dct):
+    """Make the class and (re)bind it in this module, as DEAP's ``creator`` does."""
+    cls = Maker(name, base, dct)
+    globals()[name] = cls
+    return cls
+
+
+class SelfReducing(type):
+    """A metaclass with its own ``__reduce__`` and no ``copyreg`` entry."""
+
+    def __reduce__(cls):
+        return (rebuild_self_reducing, (cls.__name__, cls.tag))
+
+
+def rebuild_self_reducing(name, tag):
+    return SelfReducing(name, (), {"tag": tag, "__module__": __name__})
+
+
+def load_elsewhere(data: bytes, expr: str) -> str:
+    """Unpickle ``data`` in a fresh interpreter (which can import this module) and return
+    ``repr(eval(expr))`` with ``obj`` bound to what was unpickled; AssertionError on failure."""
+    code = textwrap.dedent(f"""
+        import pickle, sys
+        obj = pickle.loads(sys.stdin.buffer.read())
+        print(repr({expr}))
+    """)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, ROOT, env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", code], input=data, env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode().strip()
+
+
+def test_registered_metaclass_reducer_wins_for_an_unreachable_class():
+    old = make("Bag", list, {"kind": "bag"})
+    make("Bag", list, {"kind": "bag"})  # rebinds the name: ``old`` is unreachable now
+    assert globals()["Bag"] is not old
+    bag = old([1, 2, 3])
+    bag.note = "kept"
+    data = payload.dumps(bag)
+    assert b"_make_skeleton_class" not in data  # not shipped by value
+    assert load_elsewhere(data, "(type(obj).__name__, type(type(obj)).__name__, "
+                                "list(obj), obj.note, obj.kind)") == \
+        repr(("Bag", "Maker", [1, 2, 3], "kept", "bag"))
+
+
+def test_registered_reducer_used_for_a_reachable_class_too():
+    """As with plain pickle: the copyreg entry of the metaclass, not a global reference."""
+    cls = make("Box", dict, {})
+    data = payload.dumps(cls({"a": 1}))
+    assert pickle.loads(data) == {"a": 1}
+    assert load_elsewhere(data, "(type(obj).__name__, dict(obj))") == repr(("Box", {"a": 1}))
+
+
+def test_metaclass_own_reduce_beats_by_value():
+    cls = SelfReducing("Lost", (), {"tag": 7, "__module__": __name__})  # reachable by no name
+    data = payload.dumps(cls)
+    assert b"_make_skeleton_class" not in data
+    assert load_elsewhere(data, "(obj.__name__, obj.tag, type(obj).__name__)") == \
+        repr(("Lost", 7, "SelfReducing"))
+
+
+def test_reachable_class_with_own_reduce_goes_by_reference():
+    """Plain pickle saves a reachable class by name whatever its metaclass: so do we."""
+    data = payload.dumps(Reachable)
+    assert b"rebuild_self_reducing" not in data
+    assert pickle.loads(data) is Reachable
+
+
+Reachable = rebuild_self_reducing("Reachable", 1)
+
+
+def test_what_plain_pickle_cannot_do_still_travels_by_value():
+    def local_function(x, k=3):
+        return x * k
+
+    class Local:
+        def __init__(self, v):
+            self.v = v
+
+        def twice(self):
+            return 2 * self.v
+
+    data = payload.dumps((local_function, lambda y=4: y + 1, Local(21)))
+    assert load_elsewhere(data, "(obj[0](2), obj[1](), obj[2].twice())") == repr((6, 5, 42))
+
+
+def test_copyreg_entry_of_an_instance_type_is_used():
+    class Point:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+    copyreg.pickle(Point, lambda p: (complex, (p.x, p.y)))
+    try:
+        data = payload.dumps([Point(1, 2), Point(3, 4)])
+    finally:
+        del copyreg.dispatch_table[Point]
+    assert load_elsewhere(data, "obj") == repr([1 + 2j, 3 + 4j])
+
+
+def test_work_and_result_round_trip_through_the_api():
+    old = make("Pair", list, {})
+    make("Pair", list, {})
+    work = Work(b"o" * 16, 1, 0, 2, sorted, [(old([3, 1]),), (old([2, 5]),)], 0, {}, None)
+    payload.check_submittable(sorted, (old([1]),), {})
+    back = payload.loads_work(b"o" * 16, 1, 0, 2, payload.dumps_work(work))
+    assert back.error is None and back.fn is sorted
+    assert [type(args[0]).__name__ for args in back.items] == ["Pair", "Pair"]
+    status, data = payload.dumps_result(OK, [old([9])])
+    assert status == OK
+    assert load_elsewhere(data, "[(type(x).__name__, list(x)) for x in obj]") == \
+        repr([("Pair", [9])])
+
+
+# --- DEAP itself --------------------------------------------------------------------------
+
+def test_deap_individual_sent_out_again_after_coming_back():
+    """The island-model case: an individual unpickled here (DEAP re-creates its class then)
+    and pickled again must load on another process."""
+    pytest.importorskip("deap")
+    from deap import base, creator
+
+    creator.create("PRFitness", base.Fitness, weights=(1.0, -1.0))
+    creator.create("PRIndividual", list, fitness=creator.PRFitness)
+    ind = creator.PRIndividual([1, 0, 1])
+    ind.fitness.values = (2.0, 3.0)
+    back = pickle.loads(payload.dumps([ind]))[0]  # re-creates creator.PRIndividual
+    assert creator.PRIndividual is not type(ind)  # the original class is unreachable now
+    assert back == ind and back.fitness.values == (2.0, 3.0)
+    data = payload.dumps([ind, back])
+    assert b"_make_skeleton_class" not in data
+    expr = "[(type(i).__name__, list(i), i.fitness.values) for i in obj]"
+    assert load_elsewhere(data, expr) == repr([("PRIndividual", [1, 0, 1], (2.0, 3.0))] * 2)
+
+
+def test_deap_gp_tree_round_trip():
+    pytest.importorskip("deap")
+    import operator
+
+    from deap import base, creator, gp
+
+    pset = gp.PrimitiveSet("PR", 1)
+    pset.addPrimitive(operator.add, 2)
+    pset.addPrimitive(operator.mul, 2)
+    creator.create("PRTreeFitness", base.Fitness, weights=(-1.0,))
+    creator.create("PRTree", gp.PrimitiveTree, fitness=creator.PRTreeFitness)
+    tree = creator.PRTree(gp.PrimitiveTree.from_string("add(mul(ARG0, ARG0), ARG0)", pset))
+    tree.fitness.values = (0.5,)
+    pickle.loads(payload.dumps(tree))  # re-creates creator.PRTree
+    data = payload.dumps(tree)
+    assert load_elsewhere(data, "(type(obj).__name__, str(obj), obj.height, "
+                                "obj.fitness.values)") == \
+        repr(("PRTree", "add(mul(ARG0, ARG0), ARG0)", 2, (0.5,)))
