@@ -257,6 +257,9 @@ def build_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", metavar="HOST:PORT", action="append", default=None,
                         help="cluster mode: a node to ask for peers, besides those zeroconf "
                              "finds (repeat the option for several)")
+    parser.add_argument("--broker", action="store_true",
+                        help="SCOOP's star topology: peers ask the origin for work instead "
+                             "of stealing from each other (docs/scoop-compat.md)")
     add_hosts(parser)
     add_scoop_compat(parser)
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
@@ -349,6 +352,9 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             return usage_error(parser, str(exc))
         if found is not None:
             hosts, ssh = found
+    if clustered and args.broker:
+        return usage_error(parser, "--broker is for local and --hosts runs: a cluster's "
+                                   "nodes always steal from each other")
     if clustered:
         from .core.errors import P2PScoopError
         from .launch.cluster import make_secure
@@ -359,7 +365,8 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             return usage_error(parser, str(exc))
     return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args),
                        secure=secure, nodes=args.nodes, zeroconf=args.zeroconf,
-                       hosts=hosts, ssh=ssh, external=args.external_hostname)
+                       hosts=hosts, ssh=ssh, external=args.external_hostname,
+                       broker=args.broker)
 
 
 RUN = register(Command(

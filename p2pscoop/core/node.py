@@ -54,6 +54,7 @@ from .consts import Constants
 from .deque import Work, WorkDeque
 from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
+from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .membership import Identity, Membership, pins_of
 from .messages import OK, Give, Hint, Moved, Results, Steal
@@ -92,7 +93,7 @@ class Counters:
     units_redispatched: int = 0  # leased units taken back from a peer that died or left
 
 
-class NodeState(LeaseMixin):
+class NodeState(LeaseMixin, BrokerMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -235,7 +236,7 @@ class NodeState(LeaseMixin):
             if now - self._steal[2] < self.config.request_timeout:
                 return out
             self._steal = None  # unanswered: the victim may be gone; ask someone else
-        victim = None if self.leaving else self.policy.choose_victim(self.peers, now)
+        victim = None if self.leaving else self.policy.choose_victim(self.victims(), now)
         if victim is not None:
             self._next_req += 1
             self._steal = (victim, self._next_req, now)
@@ -417,7 +418,7 @@ class NodeState(LeaseMixin):
         if not works:
             self.counters.steals_denied += 1
             self._hungry[thief] = None
-            return [SendMsg(thief, Give(msg.req, []))]
+            return [SendMsg(thief, Give(msg.req, [])), *self.pull_for(thief, now)]
         self.counters.steals_granted += 1
         out: list = self._consts_for(thief)
         out.append(ShipWorks(thief, msg.req, works))
@@ -431,6 +432,12 @@ class NodeState(LeaseMixin):
         return out
 
     def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
+        if self._pull is not None and self.pulled(victim, msg.req):
+            # the coordinator's pull (core/broker.py): queue it, tell the hungry at once
+            out = self._take_works(victim, works) if msg.works else []
+            if msg.works and self._hungry and self.deque.total < 2:
+                out.extend(self._hints())
+            return out
         if self._steal is not None and self._steal[1] == msg.req:
             self.steal_rtts.append(now - self._steal[2])
             self._steal = None
@@ -439,6 +446,10 @@ class NodeState(LeaseMixin):
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
         self.policy.on_success()
+        return self._take_works(victim, works)
+
+    def _take_works(self, victim: bytes, works: list) -> list:
+        """Queue the works of a GIVE from ``victim`` (ours come back home)."""
         confirm: list = []
         for work in works:
             self.counters.units_received += work.units

@@ -56,13 +56,14 @@ def program_error(path: str) -> str | None:
 
 def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
                 secure=None, nodes: list[str] | None = None, zeroconf: bool = True,
-                hosts=None, ssh=None, external: str | None = None) -> int:
+                hosts=None, ssh=None, external: str | None = None,
+                broker: bool = False) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
     the remote ones with ``ssh`` (``launch.ssh.SshOptions``); ``external``: the address they
-    dial to reach this machine. Returns the exit status (2, with a message on stderr, if
-    ``path`` cannot be run).
+    dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``).
+    Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
     """
     problem = program_error(path)
     if problem:
@@ -86,8 +87,13 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         else:
             where = None  # every host is this machine: a local run
     try:
+        config = None
+        if broker:
+            from ..core.config import NodeConfig, StealConfig
+
+            config = NodeConfig(steal=StealConfig(broker=True))
         cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
-                               secure=secure)
+                               secure=secure, config=config)
         cluster.start()
     except StartupError as exc:
         print(exc, file=sys.stderr)

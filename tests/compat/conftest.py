@@ -34,6 +34,7 @@ RUN_BOUND = 120.0  # seconds: a liveness bound only
 #: topology name -> launcher arguments placed before the program
 MODES: dict[str, list[str]] = {
     "local": [],
+    "broker": ["--broker"],  # SCOOP's star: workers ask the origin only (core/broker.py)
 }
 
 

@@ -94,8 +94,9 @@ def serial(program: Path, args: list[str], cwd: Path, stand_in: Path) -> dict:
     return helpers.parse_result(out)
 
 
-def parallel(program: Path, args: list[str], cwd: Path, pythonpath: list[Path]):
-    argv = [sys.executable, "-m", "p2pscoop", "-n", "2", str(program), *args]
+def parallel(program: Path, args: list[str], cwd: Path, pythonpath: list[Path],
+             mode: tuple[str, ...] = ()):
+    argv = [sys.executable, "-m", "p2pscoop", "-n", "2", *mode, str(program), *args]
     status, out, err = run(argv, cwd, pythonpath)
     assert status == 0, f"stdout:\n{out}\nstderr:\n{err}"
     return helpers.parse_result(out), out
@@ -114,6 +115,17 @@ def test_same_results_as_serial_with_import_scoop(name, args, scoop_stand_in, tm
         # (with the tasks this long, a worker that never steals in two epochs is a bug)
         remote = [line for line in out.splitlines() if line.startswith("REMOTE EPOCHS ")]
         assert len(remote) == 1 and int(remote[0].split()[-1]) >= 2, out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name, args", CASES)
+def test_same_results_as_serial_in_broker_mode(name, args, scoop_stand_in, tmp_path):
+    """SCOOP's star topology (``--broker``): the same results again."""
+    program = PROGRAMS / name
+    expected = serial(program, args, tmp_path, scoop_stand_in)
+    got, _ = parallel(program, args, tmp_path, [], ("--broker",))
+    assert got == expected
 
 
 @pytest.mark.slow

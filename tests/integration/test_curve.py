@@ -232,6 +232,8 @@ def test_the_first_refusal_is_a_warning_later_ones_are_rate_limited(ctx, caplog)
 
         def refused_attempt():
             intruder = stonehouse_client(ctx)
+            # one handshake per attempt: no reconnect behind our back on a loaded machine
+            intruder.setsockopt(zmq.RECONNECT_IVL, -1)
             intruder.connect(server.endpoint)
             assert server.next_handshake() == zmq.EVENT_HANDSHAKE_FAILED_AUTH
             intruder.close(linger=0)

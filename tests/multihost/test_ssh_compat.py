@@ -20,14 +20,23 @@ PROGRAMS = ROOT / "tests" / "compat" / "programs"
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.mark.parametrize("name,args,expected,status", CASES,
-                         ids=[f"{c[0]}{'-' + c[1][0] if c[1] and '{' not in c[1][0] else ''}"
-                              for c in CASES])
-def test_scoop_program_over_ssh(sshlab3, tmp_path, name, args, expected, status):
+#: the programs also run in SCOOP's star topology over SSH (a few: each run costs seconds)
+BROKER = ("tree", "fib", "mapscan", "exactly_once", "objects")
+
+
+RUNS = [(*case, mode) for mode in ("p2p", "broker") for case in CASES
+        if mode == "p2p" or case[0] in BROKER]
+
+
+@pytest.mark.parametrize("name,args,expected,status,mode", RUNS,
+                         ids=[f"{r[4]}-{r[0]}{'-' + r[1][0] if r[1] and '{' not in r[1][0] else ''}"
+                              for r in RUNS])
+def test_scoop_program_over_ssh(sshlab3, tmp_path, name, args, expected, status, mode):
     ssh = sshlab3
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     argv = [sys.executable, "-m", "p2pscoop", "-n", "3", "--ssh-executable",
-            ssh.ssh_wrapper(), "--hosts", "h2:1", "h3:1", "--",
+            ssh.ssh_wrapper(), "--hosts", "h2:1", "h3:1",
+            *(["--broker"] if mode == "broker" else []), "--",
             str(PROGRAMS / f"{name}.py"), *args]
     res = ssh.lab.run(ssh.origin, argv, 120, cwd=str(PROGRAMS))
     detail = f"{argv}\nstatus {res.returncode}\n{res.stdout}\n{res.stderr}"

@@ -117,8 +117,8 @@ class Serial:
 class Futures:
     """SCOOP or p2pscoop: the driver already runs under ``python -m <mod> -n 2``."""
 
-    def __init__(self, modname):
-        self.name = modname
+    def __init__(self, modname, name=None):
+        self.name = name or modname
         self.modname = modname
         self.futures = None
 
@@ -269,6 +269,8 @@ def make(name):
         return Serial()
     if name in ("scoop", "p2pscoop"):
         return Futures(name)
+    if name == "p2pscoop-broker":  # SCOOP's star topology (--broker), same API
+        return Futures("p2pscoop", name)
     if name == "multiprocessing":
         return MultiprocessingPool()
     if name == "loky":
@@ -285,16 +287,18 @@ NO_NESTING = frozenset({"multiprocessing", "loky"})
 LAUNCHERS = {
     "scoop": ["-m", "scoop", "-n", str(WORKERS)],
     "p2pscoop": ["-m", "p2pscoop", "-n", str(WORKERS)],
+    "p2pscoop-broker": ["-m", "p2pscoop", "--broker", "-n", str(WORKERS)],
 }
 
 #: Import names a backend needs in the harness's interpreter; missing => "missing".
 REQUIRES = {
     "serial": (),
     "p2pscoop": (),  # always attempted: a broken package is an "error", not "missing"
+    "p2pscoop-broker": (),
     "scoop": ("scoop", "zmq", "greenlet"),
     "multiprocessing": (),
     "loky": ("loky",),
     "dask": ("dask", "distributed"),
 }
 
-ALL = ("serial", "p2pscoop", "scoop", "multiprocessing", "loky", "dask")
+ALL = ("serial", "p2pscoop", "scoop", "multiprocessing", "loky", "dask", "p2pscoop-broker")

@@ -110,12 +110,17 @@ def render(args, cells, steal, machine):
         "backend; in-program seconds of the workload (startup excluded)." % (args.profile, args.repeat, backends.WORKERS),
         "",
     ]
-    header = ["workload"] + bs + ["serial/p2pscoop", "scoop/p2pscoop", "target", "met"]
+    broker = "p2pscoop-broker" in bs
+    header = ["workload"] + bs + ["serial/p2pscoop", "scoop/p2pscoop"] + (
+        ["scoop/broker"] if broker else []) + ["target", "met"]
     rows = []
     for w in ws:
         row = [w] + [summarize(cells[(w, b)])[0] for b in bs]
         row.append(_num(_ratio(_value(cells, w, "serial"), _value(cells, w, "p2pscoop"))))
         row.append(_num(_ratio(_value(cells, w, "scoop"), _value(cells, w, "p2pscoop"))))
+        if broker:  # SCOOP's star topology: target >= 5x SCOOP on the no-op map (issue 7)
+            row.append(_num(_ratio(_value(cells, w, "scoop"),
+                                   _value(cells, w, "p2pscoop-broker"))))
         what, op, thr = TARGETS[w]
         tv = target_value(cells, w)
         row.append("%s %s %g" % (what, op, thr))
@@ -125,7 +130,7 @@ def render(args, cells, steal, machine):
         if w == "sleep_tail":
             rows.append(["  makespan/ideal"]
                         + [summarize(cells[(w, b)], "makespan_ideal")[0] for b in bs]
-                        + ["", "", "", ""])
+                        + ["", "", "", ""] + ([""] if broker else []))
     out.append(_table(header, rows))
 
     out += ["", "Speedup over serial (serial median / backend median):", ""]
