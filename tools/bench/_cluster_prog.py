@@ -54,7 +54,9 @@ from p2pscoop import futures
 from p2pscoop.runtime import context
 
 WAIT_LIMIT = 120.0  # seconds to wait for the expected peers
-IDLE_PROBE = 3.0  # seconds the origin sleeps, with nothing to steal, before the map
+#: seconds the origin sleeps, with nothing to steal, before the map (P2PSCOOP_BENCH_IDLE
+#: lengthens it, e.g. to attach a profiler to an idle peer)
+IDLE_PROBE = float(os.environ.get("P2PSCOOP_BENCH_IDLE", "3.0"))
 
 
 def emit(record):
@@ -135,11 +137,17 @@ def run_detect(size, tasks, seconds):
 # -- steal round trips ------------------------------------------------------------------------
 
 def install(pause):
-    """Give this peer's node a GIVE handler that logs (victim, round trip, when)."""
+    """Give this peer's node a GIVE handler that logs (victim, round trip, when), and make
+    it poll for ever instead of going quiet and waiting for a lifeline hint: the figure is
+    the victim's response time, and a quiet thief would send it almost no request (see
+    ``tools/bench/steal_latency.py``)."""
     time.sleep(pause)
+    import dataclasses
+
     from p2pscoop.core import messages as M
 
     node = context.current().node
+    node.policy.config = dataclasses.replace(node.policy.config, quiet_after=1 << 30)
     if getattr(node, "bench_steal_log", None) is None:
         table = getattr(type(node), "HANDLERS", None)
         if not isinstance(table, dict) or M.Give not in table or not hasattr(node, "_steal"):
