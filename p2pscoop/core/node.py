@@ -116,6 +116,9 @@ class NodeState(LeaseMixin):
         #: thieves we denied, in the order they asked: lifeline hints go to them (a dict,
         #: not a set: the HINTs' order must not depend on PYTHONHASHSEED)
         self._hungry: dict[bytes, None] = {}
+        #: thieves we hinted that have not asked us since: they are coming for a share of
+        #: our work, so a thief gets a fair share, not half (``_share``)
+        self._coming: dict[bytes, None] = {}
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
         self._outbox_since = 0.0
@@ -247,6 +250,8 @@ class NodeState(LeaseMixin):
             self.members.next_deadline() is not None) else []
         if self._confirm_next is not None and now >= self._confirm_next:
             out.extend(self._expire_unconfirmed(now))
+            if self._hungry and self.deque.total >= 2:
+                out.extend(self._hints())
         if self._alone_since is not None:
             if self.peers or not self.suspects:
                 self._alone_since = None
@@ -297,6 +302,8 @@ class NodeState(LeaseMixin):
                 for cmd in cmds:
                     if type(cmd) is Left and cmd.peer == peer:
                         cmd.units = self.counters.units_redispatched - before
+        if self._hungry and self.deque.total >= 2:  # units came back: a lifeline's news
+            cmds += self._hints()
         return cmds
 
     def _on_Bootstrap(self, ev: Bootstrap, now: float) -> list:
@@ -360,7 +367,7 @@ class NodeState(LeaseMixin):
         return out
 
     def _on_hint(self, peer: bytes, msg: Hint, works: list, now: float) -> list:
-        self.policy.reset()
+        self.policy.on_hint(peer)
         return [Wake()]
 
     # -- shared constants (decided in ``consts.py``) -----------------------------------
@@ -407,7 +414,7 @@ class NodeState(LeaseMixin):
             works = [suspect]
         else:
             works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
-                                     self.config.max_items, self.config.max_units)
+                                     self.config.max_items, self._share(thief))
             works = [part for work in works for part in self._live_parts(work)]
         if not works:
             self.counters.steals_denied += 1
@@ -433,7 +440,7 @@ class NodeState(LeaseMixin):
             self.counters.steals_denied += 1
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
-        self.policy.on_success()
+        self.policy.on_success(victim)
         confirm: list = []
         for work in works:
             self.counters.units_received += work.units
@@ -502,9 +509,30 @@ class NodeState(LeaseMixin):
         return out
 
     def _hints(self) -> list:
-        out = [SendMsg(p, Hint()) for p in self._hungry if p in self.peers]
+        peers = self.peers
+        out = [SendMsg(p, Hint()) for p in self._hungry if p in peers]
+        for p in self._hungry:
+            if p in peers:
+                self._coming[p] = None
         self._hungry.clear()
         return out
+
+    def _share(self, thief: bytes) -> int:
+        """How many units ``thief`` may take: half of ours (classic work stealing), but
+        when other thieves we hinted are on their way, an equal share with each of them
+        and us. Half would leave the first thief most of the work and the others only
+        its relayed halves, which can go nowhere but home (leases never chain): the flat
+        map of a large cluster would wait on a few peers' long queues."""
+        coming = self._coming
+        coming.pop(thief, None)
+        if not coming:
+            return self.config.max_units
+        if not self.deque.total:
+            coming.clear()
+            return self.config.max_units
+        peers = self.peers
+        others = sum(1 for p in coming if p in peers)
+        return min(self.config.max_units, max(1, -(-self.deque.total // (others + 2))))
 
 
 #: commands that send to a peer: a leaving node drops them (see the module docstring)
