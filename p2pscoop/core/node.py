@@ -90,6 +90,7 @@ class Counters:
     units_received: int = 0
     units_lost: int = 0  # units failed with TaskLostError
     units_redispatched: int = 0  # leased units taken back from a peer that died or left
+    pushes: int = 0  # GIVEs sent unasked to thieves on our lifeline (``_hints``)
 
 
 class NodeState(LeaseMixin):
@@ -116,8 +117,9 @@ class NodeState(LeaseMixin):
         #: thieves we denied, in the order they asked: lifeline hints go to them (a dict,
         #: not a set: the HINTs' order must not depend on PYTHONHASHSEED)
         self._hungry: dict[bytes, None] = {}
-        #: thieves we hinted that have not asked us since: they are coming for a share of
-        #: our work, so a thief gets a fair share, not half (``_share``)
+        #: thieves we fed (pushed work to, or hinted) that have not asked us since: they
+        #: are likely to come back for more, so a thief gets a fair share, not half
+        #: (``_share``)
         self._coming: dict[bytes, None] = {}
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
@@ -406,7 +408,6 @@ class NodeState(LeaseMixin):
     def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
         if self.leaving:
             return []  # no lease for a peer that will not be there to answer for it
-        me = self.me
         suspect = self._next_suspect()
         if suspect is not None:
             # A unit whose holder died travels alone, so that a second death is blamed on
@@ -421,8 +422,13 @@ class NodeState(LeaseMixin):
             self._hungry[thief] = None
             return [SendMsg(thief, Give(msg.req, []))]
         self.counters.steals_granted += 1
+        return self._grant(thief, msg.req, works)
+
+    def _grant(self, thief: bytes, req: int, works: list) -> list:
+        """Lease ``works`` to ``thief`` (GIVE ``req``; 0: pushed, not asked for)."""
+        me = self.me
         out: list = self._consts_for(thief)
-        out.append(ShipWorks(thief, msg.req, works))
+        out.append(ShipWorks(thief, req, works))
         for work in works:
             self.counters.units_given += work.units
             if work.owner == me:
@@ -509,18 +515,39 @@ class NodeState(LeaseMixin):
         return out
 
     def _hints(self) -> list:
+        """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
+        got none. Each gets a HINT (it resets its backoff and asks us first), or, for work
+        we own, its share at once (a GIVE with request 0: one message instead of HINT,
+        STEAL, GIVE): our surplus split evenly between them and us, at least one unit while
+        we have two. Only our own work is pushed: a thief may have found work since it
+        asked, and a third party's units pushed to it could go nowhere but home (leases
+        never chain), so those wait for a thief that asks (``_share``)."""
         peers = self.peers
-        out = [SendMsg(p, Hint()) for p in self._hungry if p in peers]
-        for p in self._hungry:
-            if p in peers:
-                self._coming[p] = None
+        hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
+        out: list = []
+        me = self.me
+        own = self.deque.total >= 2 and not self.leaving and any(
+            w.owner == me for w in self.deque)
+        for i, thief in enumerate(hungry):
+            self._coming[thief] = None
+            works: list = []
+            if own and self.deque.total >= 2:
+                share = max(1, self.deque.total // (len(hungry) - i + 1))
+                works = self.deque.steal(lambda w: w.owner == me, self.config.max_items,
+                                         min(share, self.config.max_units))
+                works = [part for work in works for part in self._live_parts(work)]
+            if works:
+                self.counters.pushes += 1
+                out += self._grant(thief, 0, works)
+            else:
+                out.append(SendMsg(thief, Hint()))
         return out
 
     def _share(self, thief: bytes) -> int:
         """How many units ``thief`` may take: half of ours (classic work stealing), but
-        when other thieves we hinted are on their way, an equal share with each of them
-        and us. Half would leave the first thief most of the work and the others only
+        when other thieves we fed are likely to come back, an equal share with each of
+        them and us. Half would leave the first thief most of the work and the others only
         its relayed halves, which can go nowhere but home (leases never chain): the flat
         map of a large cluster would wait on a few peers' long queues."""
         coming = self._coming

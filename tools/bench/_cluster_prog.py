@@ -64,9 +64,27 @@ def emit(record):
 
 
 def nap(seconds):
-    """A task: sleep, then say where it ran."""
+    """A task: sleep, then say where it ran (and when it started: ``time.time()``, one clock
+    for every namespace of the machine)."""
+    started = time.time()
     time.sleep(seconds)
-    return socket.gethostname(), os.getpid()
+    return socket.gethostname(), os.getpid(), started
+
+
+def spread(out, t0):
+    """When each process started its first and its last task, after ``t0`` (seconds: min,
+    median, max over processes): a slow start says work reached idle peers late, a late
+    last start says the tail was unbalanced."""
+    first, last = {}, {}
+    for _, pid, at in out:
+        first[pid] = min(first.get(pid, at), at)
+        last[pid] = max(last.get(pid, at), at)
+
+    def mmm(xs):
+        xs = sorted(x - t0 for x in xs)
+        return [round(xs[0], 3), round(xs[len(xs) // 2], 3), round(xs[-1], 3)]
+
+    return {"first_start_s": mmm(first.values()), "last_start_s": mmm(last.values())}
 
 
 def stamp(seconds):
@@ -96,16 +114,17 @@ def run_map(size, tasks, seconds):
     time.sleep(IDLE_PROBE)
     print("PHASE idle-end", flush=True)
     t0 = time.perf_counter()
+    wall0 = time.time()
     print("PHASE map-start", flush=True)
     out = list(futures.map(nap, [seconds] * tasks))
     makespan = time.perf_counter() - t0
     print("PHASE map-end", flush=True)
     ideal = tasks * seconds / peers
-    hosts = collections.Counter(h for h, _ in out)
+    hosts = collections.Counter(h for h, _, _ in out)
     emit({"mode": "map", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),
           "makespan_s": round(makespan, 4), "ideal_s": round(ideal, 4),
           "ratio": round(makespan / ideal, 4), "hosts": dict(sorted(hosts.items())),
-          "processes": len({p for _, p in out})})
+          "processes": len({p for _, p, _ in out}), **spread(out, wall0)})
 
 
 def run_join(host, seconds, limit):
@@ -129,7 +148,7 @@ def run_detect(size, tasks, seconds):
     peers = p2pscoop.SIZE
     print(f"READY {time.time():.6f}", flush=True)
     out = list(futures.map(nap, [seconds] * tasks))
-    hosts = collections.Counter(h for h, _ in out)
+    hosts = collections.Counter(h for h, _, _ in out)
     emit({"mode": "detect", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),
           "hosts": dict(sorted(hosts.items()))})
 
