@@ -4,8 +4,8 @@ Randomised work stealing (Blumofe and Leiserson) with lifelines (Saraswat et al.
 "Lifeline-based global load balancing", PPoPP 2011): an idle peer asks a random other peer;
 a denial sends it to another victim; after a whole round of denials it backs off
 exponentially (``backoff_min`` .. ``backoff_max``), and after ``quiet_after`` rounds it goes
-quiet: it asks again only every ``quiet_wait`` seconds. That wait may be long because
-polling is not how an idle peer learns of new work:
+quiet: every ``quiet_wait`` seconds it asks one peer (a round of one), no more. That may
+be this little because polling is not how an idle peer learns of new work:
 
 * a *lifeline*: a victim that denied a thief remembers it, and when it gets surplus work it
   sends that thief a HINT (the node does this). The hint resets the thief's backoff, and the
@@ -72,8 +72,8 @@ class StealPolicy:
         if not peers or now < self.not_before:
             return None
         fresh = [p for p in peers if p not in self.denied]
-        if not fresh:
-            self._end_round(now)
+        if not fresh or (self.denied and self.failures > self.config.quiet_after):
+            self._end_round(now)  # (quiet: one request per round, see the docstring)
             return None
         pool = fresh
         if self.host:

@@ -803,15 +803,17 @@ def test_unshippable_relayed_work_takes_its_move_back():
 
 
 def test_an_idle_peer_goes_quiet_after_a_few_rounds_until_a_hint():
-    n = make_node(P1, backoff_min=0.01, backoff_max=0.02, quiet_after=2, quiet_wait=5.0)
+    n = make_node(P1, P2, backoff_min=0.01, backoff_max=0.02, quiet_after=2, quiet_wait=5.0)
     now, req = 0.0, 0
-    for delay in (0.01, 0.02, 5.0, 5.0):  # polls back off, then only the safety net
-        req += 1
-        assert n.handle(Idle(), now) == [SendMsg(P1, Steal(req))]
-        n.handle(Received(P1, Give(req, [])), now)
+    for delay, asks in ((0.01, 2), (0.02, 2), (5.0, 2), (5.0, 1), (5.0, 1)):
+        for _ in range(asks):  # a round asks every peer; a quiet one asks only one
+            req += 1
+            cmds = n.handle(Idle(), now)
+            assert cmds == [Like(SendMsg, msg=Steal(req))]
+            n.handle(Received(cmds[0].peer, Give(req, [])), now)
         assert n.handle(Idle(), now) == []
         assert n.next_deadline(now) == pytest.approx(now + delay)
         now += delay
     assert n.handle(Idle(), now - 4.0) == []  # quiet: nothing sent for seconds...
     assert n.handle(Received(P1, Hint()), now - 4.0) == [Wake()]  # ...until a lifeline
-    assert n.handle(Idle(), now - 4.0) == [SendMsg(P1, Steal(req + 1))]
+    assert n.handle(Idle(), now - 4.0) == [SendMsg(P1, Steal(req + 1))]  # the hinter first
