@@ -24,7 +24,8 @@ flight, the owner may run a unit twice: at-least-once execution, exactly-once re
 Who is a peer is decided by ``membership.py`` (handshake, heartbeats, deaths), which this
 class owns and turns into ``PeerUp``/``PeerDown`` for the scheduling half; what happens to
 the units of a peer that dies, leaves or never confirms a MOVED is in ``leases.py`` (a
-mixin of this class). Constants travel before work: a thief is sent every constant it may
+mixin of this class); whom surplus work goes to unasked is in ``lifelines.py`` (another
+mixin). Constants travel before work: a thief is sent every constant it may
 not know before the GIVE (``_consts_for``).
 
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
@@ -55,6 +56,7 @@ from .deque import Work, WorkDeque
 from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
 from .leases import LeaseMixin
+from .lifelines import LifelineMixin
 from .membership import Identity, Membership, pins_of
 from .messages import OK, Give, Hint, Moved, Results, Steal
 from .policy import StealPolicy
@@ -93,7 +95,7 @@ class Counters:
     pushes: int = 0  # GIVEs sent unasked to thieves on our lifeline (``_hints``)
 
 
-class NodeState(LeaseMixin):
+class NodeState(LeaseMixin, LifelineMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -513,53 +515,6 @@ class NodeState(LeaseMixin):
             out += self._ship(owner, box, now)
         self._outbox = {}
         return out
-
-    def _hints(self) -> list:
-        """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
-        got none. Each gets a HINT (it resets its backoff and asks us first), or, for work
-        we own, its share at once (a GIVE with request 0: one message instead of HINT,
-        STEAL, GIVE): our surplus split evenly between them and us, at least one unit while
-        we have two. Only our own work is pushed: a thief may have found work since it
-        asked, and a third party's units pushed to it could go nowhere but home (leases
-        never chain), so those wait for a thief that asks (``_share``)."""
-        peers = self.peers
-        hungry = [p for p in self._hungry if p in peers]
-        self._hungry.clear()
-        out: list = []
-        me = self.me
-        own = self.deque.total >= 2 and not self.leaving and any(
-            w.owner == me for w in self.deque)
-        for i, thief in enumerate(hungry):
-            self._coming[thief] = None
-            works: list = []
-            if own and self.deque.total >= 2:
-                share = max(1, self.deque.total // (len(hungry) - i + 1))
-                works = self.deque.steal(lambda w: w.owner == me, self.config.max_items,
-                                         min(share, self.config.max_units))
-                works = [part for work in works for part in self._live_parts(work)]
-            if works:
-                self.counters.pushes += 1
-                out += self._grant(thief, 0, works)
-            else:
-                out.append(SendMsg(thief, Hint()))
-        return out
-
-    def _share(self, thief: bytes) -> int:
-        """How many units ``thief`` may take: half of ours (classic work stealing), but
-        when other thieves we fed are likely to come back, an equal share with each of
-        them and us. Half would leave the first thief most of the work and the others only
-        its relayed halves, which can go nowhere but home (leases never chain): the flat
-        map of a large cluster would wait on a few peers' long queues."""
-        coming = self._coming
-        coming.pop(thief, None)
-        if not coming:
-            return self.config.max_units
-        if not self.deque.total:
-            coming.clear()
-            return self.config.max_units
-        peers = self.peers
-        others = sum(1 for p in coming if p in peers)
-        return min(self.config.max_units, max(1, -(-self.deque.total // (others + 2))))
 
 
 #: commands that send to a peer: a leaving node drops them (see the module docstring)
