@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 class StealConfig:
     """Stealing, batching and fault policy (``core/policy.py``, ``core/node.py``)."""
     backoff_min: float = 0.0005  # seconds after the first full round of denials
-    backoff_max: float = 0.05
+    backoff_max: float = 0.05  # the longest wait between rounds while polling ...
+    #: ... for this many full rounds of denials; then the peer waits for a lifeline hint
+    #: (``core/policy.py``), asking again only every ``quiet_wait`` seconds: a safety net
+    #: for a missed hint, not the way an idle peer learns of new work
+    quiet_after: int = 4
+    quiet_wait: float = 2.0
     request_timeout: float = 1.0  # an unanswered steal request is forgotten after this
     max_items: int = 256  # work items in one GIVE
     max_units: int = 1 << 20  # units in one GIVE

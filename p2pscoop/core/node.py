@@ -24,7 +24,8 @@ flight, the owner may run a unit twice: at-least-once execution, exactly-once re
 Who is a peer is decided by ``membership.py`` (handshake, heartbeats, deaths), which this
 class owns and turns into ``PeerUp``/``PeerDown`` for the scheduling half; what happens to
 the units of a peer that dies, leaves or never confirms a MOVED is in ``leases.py`` (a
-mixin of this class). Constants travel before work: a thief is sent every constant it may
+mixin of this class); whom surplus work goes to unasked is in ``lifelines.py`` (another
+mixin). Constants travel before work: a thief is sent every constant it may
 not know before the GIVE (``_consts_for``).
 
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
@@ -56,6 +57,7 @@ from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finis
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
 from .broker import BrokerMixin
 from .leases import LeaseMixin
+from .lifelines import LifelineMixin
 from .membership import Identity, Membership, pins_of
 from .messages import OK, Give, Hint, Moved, Results, Steal
 from .policy import StealPolicy
@@ -91,9 +93,10 @@ class Counters:
     units_received: int = 0
     units_lost: int = 0  # units failed with TaskLostError
     units_redispatched: int = 0  # leased units taken back from a peer that died or left
+    pushes: int = 0  # GIVEs sent unasked to thieves on our lifeline (``_hints``)
 
 
-class NodeState(LeaseMixin, BrokerMixin):
+class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -117,6 +120,10 @@ class NodeState(LeaseMixin, BrokerMixin):
         #: thieves we denied, in the order they asked: lifeline hints go to them (a dict,
         #: not a set: the HINTs' order must not depend on PYTHONHASHSEED)
         self._hungry: dict[bytes, None] = {}
+        #: thieves we fed (pushed work to, or hinted) that have not asked us since: they
+        #: are likely to come back for more, so a thief gets a fair share, not half
+        #: (``_share``)
+        self._coming: dict[bytes, None] = {}
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
         self._outbox_since = 0.0
@@ -249,6 +256,8 @@ class NodeState(LeaseMixin, BrokerMixin):
             self.members.next_deadline() is not None) else []
         if self._confirm_next is not None and now >= self._confirm_next:
             out.extend(self._expire_unconfirmed(now))
+            if self._hungry and self.deque.total >= 2:
+                out.extend(self._hints())
         if self._alone_since is not None:
             if self.peers or not self.suspects:
                 self._alone_since = None
@@ -302,6 +311,8 @@ class NodeState(LeaseMixin, BrokerMixin):
                 for cmd in cmds:
                     if type(cmd) is Left and cmd.peer == peer:
                         cmd.units = self.counters.units_redispatched - before
+        if self._hungry and self.deque.total >= 2:  # units came back: a lifeline's news
+            cmds += self._hints()
         return cmds
 
     def _on_Bootstrap(self, ev: Bootstrap, now: float) -> list:
@@ -366,7 +377,7 @@ class NodeState(LeaseMixin, BrokerMixin):
         return out
 
     def _on_hint(self, peer: bytes, msg: Hint, works: list, now: float) -> list:
-        self.policy.reset()
+        self.policy.on_hint(peer)
         return [Wake()]
 
     # -- shared constants (decided in ``consts.py``) -----------------------------------
@@ -405,7 +416,6 @@ class NodeState(LeaseMixin, BrokerMixin):
     def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
         if self.leaving:
             return []  # no lease for a peer that will not be there to answer for it
-        me = self.me
         suspect = self._next_suspect()
         if suspect is not None:
             # A unit whose holder died travels alone, so that a second death is blamed on
@@ -413,15 +423,20 @@ class NodeState(LeaseMixin, BrokerMixin):
             works = [suspect]
         else:
             works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
-                                     self.config.max_items, self.config.max_units)
+                                     self.config.max_items, self._share(thief))
             works = [part for work in works for part in self._live_parts(work)]
         if not works:
             self.counters.steals_denied += 1
             self._hungry[thief] = None
             return [SendMsg(thief, Give(msg.req, [])), *self.pull_for(thief, now)]
         self.counters.steals_granted += 1
+        return self._grant(thief, msg.req, works)
+
+    def _grant(self, thief: bytes, req: int, works: list) -> list:
+        """Lease ``works`` to ``thief`` (GIVE ``req``; 0: pushed, not asked for)."""
+        me = self.me
         out: list = self._consts_for(thief)
-        out.append(ShipWorks(thief, msg.req, works))
+        out.append(ShipWorks(thief, req, works))
         for work in works:
             self.counters.units_given += work.units
             if work.owner == me:
@@ -445,7 +460,7 @@ class NodeState(LeaseMixin, BrokerMixin):
             self.counters.steals_denied += 1
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
-        self.policy.on_success()
+        self.policy.on_success(victim)
         return self._take_works(victim, works)
 
     def _take_works(self, victim: bytes, works: list) -> list:
@@ -515,11 +530,6 @@ class NodeState(LeaseMixin, BrokerMixin):
         for owner, box in self._outbox.items():
             out += self._ship(owner, box, now)
         self._outbox = {}
-        return out
-
-    def _hints(self) -> list:
-        out = [SendMsg(p, Hint()) for p in self._hungry if p in self.peers]
-        self._hungry.clear()
         return out
 
 

@@ -1,13 +1,22 @@
 """Whom to steal from, how much, and how long to wait when there is nothing to steal.
 
-Randomised work stealing (Blumofe and Leiserson): an idle peer asks a random other peer; a
-denial sends it to another random victim; after a whole round of denials it backs off
-exponentially, up to a small maximum, so that idle peers of a busy cluster cost almost
-nothing. Two things cut the wait short:
+Randomised work stealing (Blumofe and Leiserson) with lifelines (Saraswat et al.,
+"Lifeline-based global load balancing", PPoPP 2011): an idle peer asks a random other peer;
+a denial sends it to another victim; after a whole round of denials it backs off
+exponentially (``backoff_min`` .. ``backoff_max``), and after ``quiet_after`` rounds it goes
+quiet: every ``quiet_wait`` seconds it asks one peer (a round of one), no more. That may
+be this little because polling is not how an idle peer learns of new work:
 
-* a *lifeline*: a victim that denied a thief remembers it, and when it gets new work it sends
-  that thief a hint, which resets the thief's backoff (the node does this);
-* any success resets the backoff;
+* a *lifeline*: a victim that denied a thief remembers it, and when it gets surplus work it
+  sends that thief a HINT (the node does this). The hint resets the thief's backoff, and the
+  thief favours the hinting victim (``on_hint``). Every peer of a finished round denied
+  the thief, so every one of them will hint it: a peer whose round is over may wait for a
+  hint instead of polling, and new work still reaches it within one round trip (work that
+  lands on a peer it is not linked to reaches it through the peers that steal it first).
+  The backoff that remains is a safety net (a hint lost with a closed link, units coming
+  back from a dead peer), not the way work is found, so an idle cluster costs little;
+* any success resets the backoff, and the victim that gave work is favoured the next time
+  (``favour``): it just had surplus, and a thief's next need is often soon;
 * a peer that joins (a new link) is asked once at the next request (``peer_joined``), without
   resetting the backoff: in a large cluster links come and go all the time (the partial
   view), and restarting every idle peer's rounds on each of them would flood the links.
@@ -16,6 +25,7 @@ Locality: when the peer knows hosts (``locate``), a round asks the peers on its 
 first (in random order), and only when all of them have denied does it ask random peers
 on other hosts: a steal between processes of one host is cheaper than across the network,
 and when the whole host is idle the thieves spread over the rest of the cluster as before.
+Within a tier (our host, then the others) the favoured victims come first.
 
 The RNG is passed in (seeded in tests); nothing here reads a clock: times are arguments.
 """
@@ -39,6 +49,9 @@ class StealPolicy:
         self.failures = 0  # consecutive full rounds of denials
         self.not_before = 0.0  # no new request before this time
         self.probe: list[bytes] = []  # new peers to ask once, backoff or not
+        #: victims known to have had surplus (the last that hinted, the last that gave
+        #: work), newest first: asked before random ones of the same tier (host or not)
+        self.favour: list[bytes] = []
         self.host = ""  # our host ("" : unknown, no preference)
         self.host_of: Callable[[bytes], str] = lambda peer: ""
         self.local_steals = 0  # requests sent to a peer on our host
@@ -49,8 +62,9 @@ class StealPolicy:
         self.host, self.host_of = host, host_of
 
     def choose_victim(self, peers: list[bytes], now: float) -> bytes | None:
-        """Pick a random peer not yet asked in this round (one on our host if any is left),
-        or ``None`` if we must wait."""
+        """Pick a peer not yet asked in this round, or ``None`` if we must wait: one on our
+        host if any is left, and among those a favoured one (it hinted or last gave work)
+        before a random one."""
         while self.probe:
             peer = self.probe.pop()
             if peer in peers and peer not in self.denied:
@@ -58,30 +72,53 @@ class StealPolicy:
         if not peers or now < self.not_before:
             return None
         fresh = [p for p in peers if p not in self.denied]
-        if not fresh:
-            self._end_round(now)
+        if not fresh or (self.denied and self.failures > self.config.quiet_after):
+            self._end_round(now)  # (quiet: one request per round, see the docstring)
             return None
+        pool = fresh
         if self.host:
             host_of, host = self.host_of, self.host
             near = [p for p in fresh if host_of(p) == host]
             if near:
+                pool = near
                 self.local_steals += 1
-                return near[self.rng.randrange(len(near))]
-            self.remote_steals += 1
-        return fresh[self.rng.randrange(len(fresh))]
+            else:
+                self.remote_steals += 1
+        for peer in self.favour:
+            if peer in pool:
+                return peer
+        return pool[self.rng.randrange(len(pool))]
 
     def _end_round(self, now: float) -> None:
         self.denied.clear()
         self.failures += 1
-        delay = min(self.config.backoff_max,
-                    self.config.backoff_min * (2 ** min(self.failures - 1, 30)))
+        cfg = self.config
+        if self.failures > cfg.quiet_after:
+            delay = cfg.quiet_wait  # lifelines will tell us; poll only as a safety net
+        else:
+            delay = min(cfg.backoff_max, cfg.backoff_min * (2 ** min(self.failures - 1, 30)))
         self.not_before = now + delay
 
     def on_denied(self, victim: bytes) -> None:
         self.denied.add(victim)
+        if victim in self.favour:
+            self.favour.remove(victim)
 
-    def on_success(self) -> None:
+    def on_success(self, victim: bytes | None = None) -> None:
         self.reset()
+        if victim is not None:
+            self._favour(victim)
+
+    def on_hint(self, victim: bytes) -> None:
+        """A lifeline: ``victim`` has surplus work now. Forget the backoff; favour it."""
+        self.reset()
+        self._favour(victim)
+
+    def _favour(self, victim: bytes) -> None:
+        if victim in self.favour:
+            self.favour.remove(victim)
+        self.favour.insert(0, victim)
+        del self.favour[2:]
 
     def reset(self) -> None:
         """Forget the backoff: new work may exist (a success or a lifeline hint)."""
@@ -95,3 +132,5 @@ class StealPolicy:
 
     def forget_peer(self, peer: bytes) -> None:
         self.denied.discard(peer)
+        if peer in self.favour:
+            self.favour.remove(peer)

@@ -290,7 +290,8 @@ class Comm:
                 deadline = peer.node_tick()
                 timeout = 1000 if deadline is None else max(0, min(1000, int(
                     (deadline - time.monotonic()) * 1000) + 1))
-                for sock, _ in poller.poll(timeout):
+                events = poller.poll(timeout)
+                for sock, _ in events:
                     if sock is self.router:
                         self._drain_router()
                     elif sock is self._wake_in:
@@ -300,7 +301,11 @@ class Comm:
                     elif sock in self.fd_watch:
                         self.fd_watch[sock]()
                 self._drain_outq()
-                peer.handle_from_comm(Tick())
+                # Tick only when something is due: a message handled above that set a new
+                # deadline is seen by node_tick at the top of the loop (one lock, not two,
+                # per wake-up of an idle peer)
+                if not events or (deadline is not None and time.monotonic() >= deadline):
+                    peer.handle_from_comm(Tick())
             self._drain_outq()  # last words (SHUTDOWN, BYE) before the sockets close
         except Exception as exc:  # a bug here must not leave the peer silently deaf
             LOGGER.exception("p2pscoop comm thread crashed: please file a bug")

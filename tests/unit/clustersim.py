@@ -111,6 +111,7 @@ class ClusterSim:
         self.started: dict[bytes, None] = {}  # in start order (never a set: see above)
         self.local_gives = 0
         self.remote_gives = 0
+        self.pushes = 0  # GIVEs a victim sent unasked (lifelines)
 
     # -- the world -----------------------------------------------------------------------
 
@@ -331,11 +332,13 @@ class ClusterSim:
     def _ship_works(self, pid: bytes, cmd: C.ShipWorks) -> None:
         msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, dumps_work)
         assert not bad
-        if cmd.works:
+        if cmd.works and cmd.req:  # answers to steals (req 0: pushed to a lifeline)
             if self.shells[cmd.peer].host == self.shells[pid].host:
                 self.local_gives += 1
             else:
                 self.remote_gives += 1
+        elif cmd.works:
+            self.pushes += 1
         self._send(pid, cmd.peer, msg)
 
     def _resolve(self, pid: bytes, cmd: C.Resolve) -> None:

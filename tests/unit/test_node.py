@@ -142,15 +142,66 @@ def test_steal_request_from_a_peer_with_work_ships_half_and_leases_it():
     assert n.deque.total == 5
 
 
-def test_steal_request_when_empty_is_denied_then_hinted_when_work_comes():
+def test_steal_request_when_empty_is_denied_then_fed_when_work_comes():
     n = make_node(P1, P2)
     assert n.handle(Received(P1, Steal(3)), 0.0) == [SendMsg(P1, Give(3, []))]
     assert n.counters.steals_denied == 1
-    # one new unit is not worth a hint (we would give away our only unit)...
+    # one new unit is not worth sharing (we would give away our only unit)...
     assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake()]
-    # ...two are: the hungry thief gets a lifeline hint, once
-    assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake(), SendMsg(P1, Hint())]
+    # ...two are: the hungry thief gets its share pushed (a GIVE it did not ask for), once
+    out = n.handle(Submit(n.new_job(abs, [(0,)])), 0.0)
+    assert out == [Wake(), Like(ShipWorks, peer=P1, req=0)]
+    assert [(w.job, w.lo, w.hi) for w in out[1].works] == [(0, 0, 1)]  # the oldest unit
+    assert n.unit_state(0, 0) == T.LEASED and n.jobs[0].holders == {0: P1}
+    assert n.counters.pushes == 1 and n.deque.total == 1
     assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake()]
+
+
+def test_surplus_is_split_evenly_between_the_hungry_thieves_and_us():
+    n = make_node(P1, P2, P3)
+    for req, thief in enumerate((P1, P2, P3)):
+        n.handle(Received(thief, Steal(req)), 0.0)  # all denied: on our lifeline
+    out = n.handle(Submit(n.new_job(abs, [(i,) for i in range(8)])), 0.0)
+    pushed = {c.peer: sum(w.units for w in c.works) for c in out if type(c) is ShipWorks}
+    assert pushed == {P1: 2, P2: 2, P3: 2} and n.deque.total == 2
+    # later thieves we fed get a fair share, not half: the others are likely to come back
+    n.handle(Submit(n.new_job(abs, [(i,) for i in range(6)])), 0.0)  # 8 units here now
+    out = n.handle(Received(P1, Steal(9)), 0.0)
+    assert sum(w.units for w in out[-1].works) == 8 // 4  # P2, P3, P1 and us
+    out = n.handle(Received(P2, Steal(9)), 0.0)
+    assert sum(w.units for w in out[-1].works) == 6 // 3  # P3, P2 and us
+    out = n.handle(Received(P3, Steal(9)), 0.0)
+    assert sum(w.units for w in out[-1].works) == 2  # (4 + 1) // 2: half, as usual
+
+
+def test_a_thief_left_without_a_share_is_hinted():
+    n = make_node(P1, P2)
+    n.handle(Received(P1, Steal(1)), 0.0)
+    n.handle(Received(P2, Steal(1)), 0.0)
+    out = n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0)
+    assert out[:2] == [Wake(), Like(ShipWorks, peer=P1, req=0)] and n.deque.total == 1
+    assert out[2:] == [SendMsg(P2, Hint())] and not n._hungry
+
+
+def test_only_our_own_work_is_pushed_a_third_partys_is_hinted():
+    n = make_node(P1, P2, P3)
+    n.handle(Received(P3, Steal(1)), 0.0)
+    # work of P2 that P2 gave us: P3 may take it, but only by asking (it may have found
+    # work meanwhile, and what we pass on can go nowhere but home)
+    assert receive(n, P2, [foreign(P2, 5, 0, 4)]) == [Wake(), SendMsg(P3, Hint())]
+    assert n.counters.pushes == 0 and n.deque.total == 4
+
+
+def test_a_pushed_give_is_work_like_any_other_and_its_giver_is_asked_first():
+    n = make_node(P1, P2, P3, seed=3)
+    w = foreign(P2, 0, 0, 4)
+    assert n.handle(Received(P2, give([w], 0), [w]), 0.0) == [Wake()]
+    assert n.deque.total == 4 and not n.stealing and not n.steal_rtts
+    while n.deque.total:
+        n.handle(Pop(), 0.0)
+    assert n.handle(Idle(), 0.0) == [SendMsg(P2, Steal(1))]  # the last giver first
+    n.handle(Received(P2, Give(1, [])), 0.0)
+    assert n.handle(Idle(), 0.0)[0].peer in (P1, P3)  # then random ones
 
 
 def test_no_hint_to_a_hungry_thief_that_left():
@@ -731,8 +782,9 @@ def test_relayed_work_only_goes_back_to_its_owner():
     assert n.handle(Received(P3, Steal(1)), 0.0) == [SendMsg(P3, Give(1, []))]
     cmds = n.handle(Received(P2, Steal(2)), 0.0)  # but its owner may take it back
     assert cmds == [Like(ShipWorks, peer=P2, req=2)]
-    # work the owner gave us directly may move on once (and the owner is told)
-    receive(n, P2, [foreign(P2, 5, 0, 2)])
+    # work the owner gave us directly may move on once (and the owner is told); P3, which
+    # asked us in vain before, is hinted (our lifeline)
+    assert receive(n, P2, [foreign(P2, 5, 0, 2)]) == [Wake(), SendMsg(P3, Hint())]
     cmds = n.handle(Received(P3, Steal(3)), 0.0)
     assert cmds == [Like(ShipWorks, peer=P3, req=3), SendMsg(P2, Moved(5, 0, 2, P3))]
 
@@ -748,3 +800,20 @@ def test_unshippable_relayed_work_takes_its_move_back():
     owner.handle(Received(ME, Moved(w.job, 1, 2, P1)), 0.0)
     owner.handle(Received(ME, Moved(w.job, 1, 2, ME)), 0.0)
     assert owner.jobs[w.job].holders == {1: ME}
+
+
+def test_an_idle_peer_goes_quiet_after_a_few_rounds_until_a_hint():
+    n = make_node(P1, P2, backoff_min=0.01, backoff_max=0.02, quiet_after=2, quiet_wait=5.0)
+    now, req = 0.0, 0
+    for delay, asks in ((0.01, 2), (0.02, 2), (5.0, 2), (5.0, 1), (5.0, 1)):
+        for _ in range(asks):  # a round asks every peer; a quiet one asks only one
+            req += 1
+            cmds = n.handle(Idle(), now)
+            assert cmds == [Like(SendMsg, msg=Steal(req))]
+            n.handle(Received(cmds[0].peer, Give(req, [])), now)
+        assert n.handle(Idle(), now) == []
+        assert n.next_deadline(now) == pytest.approx(now + delay)
+        now += delay
+    assert n.handle(Idle(), now - 4.0) == []  # quiet: nothing sent for seconds...
+    assert n.handle(Received(P1, Hint()), now - 4.0) == [Wake()]  # ...until a lifeline
+    assert n.handle(Idle(), now - 4.0) == [SendMsg(P1, Steal(req + 1))]  # the hinter first

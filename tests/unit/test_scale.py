@@ -159,6 +159,25 @@ def test_the_policy_asks_host_mates_first_then_others():
     assert pol.local_steals == 3 and pol.remote_steals == 1
 
 
+def test_favoured_victims_come_first_within_their_tier():
+    import random
+
+    from p2pscoop.core.policy import StealPolicy
+    hosts = {b"a": "h1", b"b": "h1", b"c": "h2", b"d": "h3", b"e": "h3"}
+    pol = StealPolicy(StealConfig(), random.Random(1))
+    pol.locate("h1", hosts.get)
+    pol.on_success(b"c")  # c gave us work last: favoured, but mates still come first
+    first = pol.choose_victim(list(hosts), 0.0)
+    assert first in (b"a", b"b")
+    pol.on_denied(b"a")
+    pol.on_denied(b"b")
+    assert pol.choose_victim(list(hosts), 0.0) == b"c"  # first among the others
+    pol.on_denied(b"c")
+    assert pol.choose_victim(list(hosts), 0.0) in (b"d", b"e") and not pol.favour
+    pol.on_hint(b"b")  # a mate has work again: a new round, b first
+    assert pol.choose_victim(list(hosts), 0.0) == b"b"
+
+
 def test_a_new_peer_is_asked_once_without_resetting_the_backoff():
     import random
 

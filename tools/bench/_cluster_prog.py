@@ -54,7 +54,9 @@ from p2pscoop import futures
 from p2pscoop.runtime import context
 
 WAIT_LIMIT = 120.0  # seconds to wait for the expected peers
-IDLE_PROBE = 3.0  # seconds the origin sleeps, with nothing to steal, before the map
+#: seconds the origin sleeps, with nothing to steal, before the map (P2PSCOOP_BENCH_IDLE
+#: lengthens it, e.g. to attach a profiler to an idle peer)
+IDLE_PROBE = float(os.environ.get("P2PSCOOP_BENCH_IDLE", "3.0"))
 
 
 def emit(record):
@@ -62,9 +64,27 @@ def emit(record):
 
 
 def nap(seconds):
-    """A task: sleep, then say where it ran."""
+    """A task: sleep, then say where it ran (and when it started: ``time.time()``, one clock
+    for every namespace of the machine)."""
+    started = time.time()
     time.sleep(seconds)
-    return socket.gethostname(), os.getpid()
+    return socket.gethostname(), os.getpid(), started
+
+
+def spread(out, t0):
+    """When each process started its first and its last task, after ``t0`` (seconds: min,
+    median, max over processes): a slow start says work reached idle peers late, a late
+    last start says the tail was unbalanced."""
+    first, last = {}, {}
+    for _, pid, at in out:
+        first[pid] = min(first.get(pid, at), at)
+        last[pid] = max(last.get(pid, at), at)
+
+    def mmm(xs):
+        xs = sorted(x - t0 for x in xs)
+        return [round(xs[0], 3), round(xs[len(xs) // 2], 3), round(xs[-1], 3)]
+
+    return {"first_start_s": mmm(first.values()), "last_start_s": mmm(last.values())}
 
 
 def stamp(seconds):
@@ -94,16 +114,17 @@ def run_map(size, tasks, seconds):
     time.sleep(IDLE_PROBE)
     print("PHASE idle-end", flush=True)
     t0 = time.perf_counter()
+    wall0 = time.time()
     print("PHASE map-start", flush=True)
     out = list(futures.map(nap, [seconds] * tasks))
     makespan = time.perf_counter() - t0
     print("PHASE map-end", flush=True)
     ideal = tasks * seconds / peers
-    hosts = collections.Counter(h for h, _ in out)
+    hosts = collections.Counter(h for h, _, _ in out)
     emit({"mode": "map", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),
           "makespan_s": round(makespan, 4), "ideal_s": round(ideal, 4),
           "ratio": round(makespan / ideal, 4), "hosts": dict(sorted(hosts.items())),
-          "processes": len({p for _, p in out})})
+          "processes": len({p for _, p, _ in out}), **spread(out, wall0)})
 
 
 def run_join(host, seconds, limit):
@@ -127,7 +148,7 @@ def run_detect(size, tasks, seconds):
     peers = p2pscoop.SIZE
     print(f"READY {time.time():.6f}", flush=True)
     out = list(futures.map(nap, [seconds] * tasks))
-    hosts = collections.Counter(h for h, _ in out)
+    hosts = collections.Counter(h for h, _, _ in out)
     emit({"mode": "detect", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),
           "hosts": dict(sorted(hosts.items()))})
 
@@ -135,11 +156,17 @@ def run_detect(size, tasks, seconds):
 # -- steal round trips ------------------------------------------------------------------------
 
 def install(pause):
-    """Give this peer's node a GIVE handler that logs (victim, round trip, when)."""
+    """Give this peer's node a GIVE handler that logs (victim, round trip, when), and make
+    it poll for ever instead of going quiet and waiting for a lifeline hint: the figure is
+    the victim's response time, and a quiet thief would send it almost no request (see
+    ``tools/bench/steal_latency.py``)."""
     time.sleep(pause)
+    import dataclasses
+
     from p2pscoop.core import messages as M
 
     node = context.current().node
+    node.policy.config = dataclasses.replace(node.policy.config, quiet_after=1 << 30)
     if getattr(node, "bench_steal_log", None) is None:
         table = getattr(type(node), "HANDLERS", None)
         if not isinstance(table, dict) or M.Give not in table or not hasattr(node, "_steal"):

@@ -108,7 +108,10 @@ def brief(name: str, rec: dict) -> str:
                 f"tasks, per host {rec['hosts']}; CPU of the lab's processes: idle cluster "
                 f"{rec['cpu_idle']['lab_cores']} cores, during the map "
                 f"{rec['cpu_map']['lab_cores']} cores ({rec['cpu_ms_per_task']} ms per task), "
-                f"machine busy {rec['cpu_map']['machine_cores']} of {os.cpu_count()} cores")
+                f"machine busy {rec['cpu_map']['machine_cores']} of {os.cpu_count()} cores"
+                + (f"; first task per process at {rec['first_start_s']} s, last at "
+                   f"{rec['last_start_s']} s (min, median, max)" if "first_start_s" in rec
+                   else ""))
     if name == "detect":
         return detect_brief(rec)
     if name.startswith("join"):

@@ -7,6 +7,12 @@ its scheduler, while the other peer (the thief), idle, keeps sending steal reque
 request must be answered by the victim's comm thread, which competes for the GIL with the
 loop. The thief's node records the round trip of every answered request (send -> reply,
 ``NodeState.steal_rtts``); afterwards a probe task collects them from the thief.
+
+An idle peer stops polling after a few rounds of denials and waits for a lifeline hint
+(``core/policy.py``), so a thief facing a victim with nothing queued would send only a few
+requests. The figure is the victim's response time, not the thief's polling rate: a first
+task (``keep_polling``) sets the thief's policy to poll for ever (every 50 ms at most, as
+every idle peer did before lifelines), so the samples are as many as before and comparable.
 Prints one line: ``BENCH {"workload": "steal_latency", "p50_ms": ..., "p99_ms": ...}``.
 """
 
@@ -30,6 +36,16 @@ def spin(seconds: float) -> int:
     return n
 
 
+def keep_polling(delay: float) -> int:
+    """Benchmark instrumentation: this peer never goes quiet (see the module docstring)."""
+    import dataclasses
+
+    time.sleep(delay)
+    policy = context.current().node.policy
+    policy.config = dataclasses.replace(policy.config, quiet_after=1 << 30)
+    return context.current().rank
+
+
 def probe(delay: float):
     """Return (rank, steal round trips in seconds) of the peer that runs it."""
     time.sleep(delay)
@@ -44,6 +60,10 @@ def percentile(xs, q):
 
 if __name__ == "__main__":
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
+    for attempt in range(20):  # the thief must poll during the spin
+        fs = [futures.submit(keep_polling, 0.2) for _ in range(2)]
+        if any(f.result() != 0 for f in fs):
+            break
     spin(seconds)
     rtts = []
     for attempt in range(20):  # two probes: we run one, the idle thief steals the other

@@ -1,0 +1,94 @@
+"""Lifelines (Saraswat et al., "Lifeline-based global load balancing", PPoPP 2011): where
+the surplus of a peer goes without being asked for, and how much a thief may take. A mixin
+of ``NodeState`` (``node.py``): it reads and writes the same tables, kept apart for size.
+
+A victim that denies a thief remembers it (``_hungry``). When the victim gets surplus (two
+units or more: a submission, a GIVE, units back from a dead or silent holder), ``_hints``
+serves every remembered thief at once, so an idle peer need not poll for work
+(``policy.py`` lets it go quiet):
+
+    surplus of ...        the remembered thief gets
+    our own work          its share, pushed: a GIVE with request 0 (one message instead of
+                          HINT, STEAL, GIVE); the surplus is split evenly between the
+                          thieves and us, at least one unit each while we have two
+    anything else         a HINT: it resets its backoff and asks us first. A third party's
+                          units pushed to a thief that found work meanwhile could go
+                          nowhere but home (leases never chain), so they wait for a thief
+                          that asks
+
+Thieves served that way are likely to come back soon (``_coming``); until they do, a
+thief that asks takes an even share with them, not half (``_share``). Half is right for
+one thief; with many, it leaves the first thief most of a flat map and the others only its
+relayed halves, and the map waits on a few long queues.
+
+Invariants: a thief is remembered until it is served (pushed or hinted) or gone; pushed
+units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
+(``leases.py``) hold for them unchanged; nothing is pushed by a leaving node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .messages import Hint
+from .commands import SendMsg
+
+
+class LifelineMixin:
+    """The lifeline half of ``NodeState``: ``_hints`` and ``_share``."""
+
+    peers: list
+    deque: Any
+    counters: Any
+    config: Any
+    me: bytes
+    leaving: bool
+    _hungry: dict
+    _coming: dict
+
+    def _hints(self) -> list:
+        """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
+        got none. Each gets a HINT (it resets its backoff and asks us first), or, for work
+        we own, its share at once (a GIVE with request 0: one message instead of HINT,
+        STEAL, GIVE): our surplus split evenly between them and us, at least one unit while
+        we have two. Only our own work is pushed: a thief may have found work since it
+        asked, and a third party's units pushed to it could go nowhere but home (leases
+        never chain), so those wait for a thief that asks (``_share``)."""
+        peers = self.peers
+        hungry = [p for p in self._hungry if p in peers]
+        self._hungry.clear()
+        out: list = []
+        me = self.me
+        own = self.deque.total >= 2 and not self.leaving and any(
+            w.owner == me for w in self.deque)
+        for i, thief in enumerate(hungry):
+            self._coming[thief] = None
+            works: list = []
+            if own and self.deque.total >= 2:
+                share = max(1, self.deque.total // (len(hungry) - i + 1))
+                works = self.deque.steal(lambda w: w.owner == me, self.config.max_items,
+                                         min(share, self.config.max_units))
+                works = [part for work in works for part in self._live_parts(work)]
+            if works:
+                self.counters.pushes += 1
+                out += self._grant(thief, 0, works)
+            else:
+                out.append(SendMsg(thief, Hint()))
+        return out
+
+    def _share(self, thief: bytes) -> int:
+        """How many units ``thief`` may take: half of ours (classic work stealing), but
+        when other thieves we fed are likely to come back, an equal share with each of
+        them and us. Half would leave the first thief most of the work and the others only
+        its relayed halves, which can go nowhere but home (leases never chain): the flat
+        map of a large cluster would wait on a few peers' long queues."""
+        coming = self._coming
+        coming.pop(thief, None)
+        if not coming:
+            return self.config.max_units
+        if not self.deque.total:
+            coming.clear()
+            return self.config.max_units
+        peers = self.peers
+        others = sum(1 for p in coming if p in peers)
+        return min(self.config.max_units, max(1, -(-self.deque.total // (others + 2))))
