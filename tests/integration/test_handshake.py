@@ -42,19 +42,25 @@ def test_a_matching_hello_is_accepted(peer):
     assert peer.check_hello(b"x" * 16, hello(peer)) is None
 
 
+#: a ``sitecustomize`` that makes every worker (not the origin) another p2pscoop version
+#: from interpreter start-up, before its peer exists
 OTHER_VERSION = """
-    if os.environ.get("P2PSCOOP_WORKER"):  # only on workers, before they say HELLO
-        import p2pscoop.runtime.peer as _peer
-        _peer.__version__ = "0.0.0-other"
-
-    if __name__ == "__main__":
-        report("RAN", True)
+import os
+if os.environ.get("P2PSCOOP_WORKER"):
+    import p2pscoop.runtime.peer as _peer
+    _peer.__version__ = "0.0.0-other"
 """
 
 
 @pytest.mark.timeout(60)
-def test_a_worker_of_another_version_fails_the_start_with_the_reason(tmp_path):
-    res = run(launcher(str(write_program(tmp_path, OTHER_VERSION)), n=2), tmp_path,
+def test_a_worker_of_another_version_fails_the_start_with_the_reason(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(OTHER_VERSION)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    prog = write_program(tmp_path, 'if __name__ == "__main__":\n    report("RAN", True)\n')
+    res = run(launcher(str(prog), n=2), tmp_path,
               bound=30)  # refused at once, not after the 60 s startup timeout
     assert res.code != 0, res
     assert "was refused" in res.stderr and "0.0.0-other" in res.stderr, res
