@@ -17,7 +17,7 @@ from typing import Any
 
 from . import messages as M
 from . import task as T
-from .commands import ShipResults, Wake
+from .commands import SendMsg, ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED, Moved
@@ -194,3 +194,33 @@ class LeaseMixin:
                                   work.base, work.kwargs, work.error, work.stealable))
                 start = None
         return parts
+
+    def _take_works(self, victim: bytes, works: list) -> list:
+        """Queue the works of a GIVE from ``victim`` (ours come back home)."""
+        confirm: list = []
+        for work in works:
+            self.counters.units_received += work.units
+            if work.owner == self.me:
+                rec = self.jobs.get(work.job)
+                if rec is None:
+                    continue
+                for i in range(work.lo, work.hi):
+                    if rec.states.get(i) == T.LEASED:
+                        rec.states[i] = T.next_state(T.LEASED, T.RECLAIM)
+                        rec.holders.pop(i, None)
+                        if rec.deaths.get(i):
+                            self.suspects.append((rec.id, i))  # still never run here
+                        else:
+                            self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn,
+                                                 rec.items, 0, rec.kwargs))
+            else:
+                # Work its owner did not give us directly may only go back to its owner:
+                # leases never chain further, so the owner's record stays exact.
+                work.relayed = work.owner != victim
+                if work.relayed:  # tell the owner we hold its units (it was told MOVED)
+                    confirm.append(SendMsg(work.owner, M.Holding(work.job, work.lo, work.hi)))
+                self.deque.push(work)
+        out: list = [Wake(), *confirm]
+        if self._hungry and self.deque.total >= 2:
+            out.extend(self._hints())
+        return out

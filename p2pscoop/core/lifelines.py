@@ -21,6 +21,10 @@ thief that asks takes an even share with them, not half (``_share``). Half is ri
 one thief; with many, it leaves the first thief most of a flat map and the others only its
 relayed halves, and the map waits on a few long queues.
 
+The steal exchange itself lives here too: ``_on_steal`` (the victim's side: what to give,
+or a denial that remembers the thief, and in broker mode a pull: ``broker.py``), ``_grant``
+(leasing what goes, asked for or pushed) and ``_on_give`` (the thief's side).
+
 Invariants: a thief is remembered until it is served (pushed or hinted) or gone; pushed
 units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
 (``leases.py``) hold for them unchanged; nothing is pushed by a leaving node.
@@ -30,8 +34,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .messages import Hint
-from .commands import SendMsg
+from . import task as T
+from .commands import SendMsg, ShipWorks, Wake
+from .messages import Give, Hint, Moved, Steal
 
 
 class LifelineMixin:
@@ -92,3 +97,53 @@ class LifelineMixin:
         peers = self.peers
         others = sum(1 for p in coming if p in peers)
         return min(self.config.max_units, max(1, -(-self.deque.total // (others + 2))))
+
+    def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
+        if self.leaving:
+            return []  # no lease for a peer that will not be there to answer for it
+        suspect = self._next_suspect()
+        if suspect is not None:
+            # A unit whose holder died travels alone, so that a second death is blamed on
+            # that unit only (a poison task is isolated, innocent units are not).
+            works = [suspect]
+        else:
+            works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
+                                     self.config.max_items, self._share(thief))
+            works = [part for work in works for part in self._live_parts(work)]
+        if not works:
+            self.counters.steals_denied += 1
+            self._hungry[thief] = None
+            return [SendMsg(thief, Give(msg.req, [])), *self.pull_for(thief, now)]
+        self.counters.steals_granted += 1
+        return self._grant(thief, msg.req, works)
+
+    def _grant(self, thief: bytes, req: int, works: list) -> list:
+        """Lease ``works`` to ``thief`` (GIVE ``req``; 0: pushed, not asked for)."""
+        me = self.me
+        out: list = self._consts_for(thief)
+        out.append(ShipWorks(thief, req, works))
+        for work in works:
+            self.counters.units_given += work.units
+            if work.owner == me:
+                self._set_range(work, T.LEASE, thief)
+            elif work.owner != thief:  # a third party's work: its owner must know who has it
+                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, thief,
+                                                     self.members.address_of(thief))))
+        return out
+
+    def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
+        if self._pull is not None and self.pulled(victim, msg.req):
+            # the coordinator's pull (core/broker.py): queue it, tell the hungry at once
+            out = self._take_works(victim, works) if msg.works else []
+            if msg.works and self._hungry and self.deque.total < 2:
+                out.extend(self._hints())
+            return out
+        if self._steal is not None and self._steal[1] == msg.req:
+            self.steal_rtts.append(now - self._steal[2])
+            self._steal = None
+        if not msg.works:
+            self.counters.steals_denied += 1
+            self.policy.on_denied(victim)
+            return [Wake()]  # the scheduler may ask another victim or compute its backoff
+        self.policy.on_success(victim)
+        return self._take_works(victim, works)

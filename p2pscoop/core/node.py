@@ -59,7 +59,7 @@ from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
 from .membership import Identity, Membership, pins_of
-from .messages import OK, Give, Hint, Moved, Results, Steal
+from .messages import OK, Hint, Moved, Results, Steal
 from .policy import StealPolicy
 
 
@@ -412,86 +412,6 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
         """Stop, and acknowledge with a BYE: the origin keeps its sockets open until then."""
         self.leaving = True
         return [Stop(msg.code), SendMsg(peer, M.Bye())]
-
-    def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
-        if self.leaving:
-            return []  # no lease for a peer that will not be there to answer for it
-        suspect = self._next_suspect()
-        if suspect is not None:
-            # A unit whose holder died travels alone, so that a second death is blamed on
-            # that unit only (a poison task is isolated, innocent units are not).
-            works = [suspect]
-        else:
-            works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
-                                     self.config.max_items, self._share(thief))
-            works = [part for work in works for part in self._live_parts(work)]
-        if not works:
-            self.counters.steals_denied += 1
-            self._hungry[thief] = None
-            return [SendMsg(thief, Give(msg.req, [])), *self.pull_for(thief, now)]
-        self.counters.steals_granted += 1
-        return self._grant(thief, msg.req, works)
-
-    def _grant(self, thief: bytes, req: int, works: list) -> list:
-        """Lease ``works`` to ``thief`` (GIVE ``req``; 0: pushed, not asked for)."""
-        me = self.me
-        out: list = self._consts_for(thief)
-        out.append(ShipWorks(thief, req, works))
-        for work in works:
-            self.counters.units_given += work.units
-            if work.owner == me:
-                self._set_range(work, T.LEASE, thief)
-            elif work.owner != thief:  # a third party's work: its owner must know who has it
-                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, thief,
-                                                     self.members.address_of(thief))))
-        return out
-
-    def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
-        if self._pull is not None and self.pulled(victim, msg.req):
-            # the coordinator's pull (core/broker.py): queue it, tell the hungry at once
-            out = self._take_works(victim, works) if msg.works else []
-            if msg.works and self._hungry and self.deque.total < 2:
-                out.extend(self._hints())
-            return out
-        if self._steal is not None and self._steal[1] == msg.req:
-            self.steal_rtts.append(now - self._steal[2])
-            self._steal = None
-        if not msg.works:
-            self.counters.steals_denied += 1
-            self.policy.on_denied(victim)
-            return [Wake()]  # the scheduler may ask another victim or compute its backoff
-        self.policy.on_success(victim)
-        return self._take_works(victim, works)
-
-    def _take_works(self, victim: bytes, works: list) -> list:
-        """Queue the works of a GIVE from ``victim`` (ours come back home)."""
-        confirm: list = []
-        for work in works:
-            self.counters.units_received += work.units
-            if work.owner == self.me:
-                rec = self.jobs.get(work.job)
-                if rec is None:
-                    continue
-                for i in range(work.lo, work.hi):
-                    if rec.states.get(i) == T.LEASED:
-                        rec.states[i] = T.next_state(T.LEASED, T.RECLAIM)
-                        rec.holders.pop(i, None)
-                        if rec.deaths.get(i):
-                            self.suspects.append((rec.id, i))  # still never run here
-                        else:
-                            self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn,
-                                                 rec.items, 0, rec.kwargs))
-            else:
-                # Work its owner did not give us directly may only go back to its owner:
-                # leases never chain further, so the owner's record stays exact.
-                work.relayed = work.owner != victim
-                if work.relayed:  # tell the owner we hold its units (it was told MOVED)
-                    confirm.append(SendMsg(work.owner, M.Holding(work.job, work.lo, work.hi)))
-                self.deque.push(work)
-        out: list = [Wake(), *confirm]
-        if self._hungry and self.deque.total >= 2:
-            out.extend(self._hints())
-        return out
 
     # -- internals -----------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 """DEAP's documented examples, serial vs p2pscoop on 2 peers (issue 7: faster than serial
 with a fitness of a few ms).
 
-    python tools/bench/deap.py                 # 3 repeats, interleaved
-    python tools/bench/deap.py --repeat 5 --only onemax --modes p2p,broker
+    python tools/bench/deap_examples.py                 # 3 repeats, interleaved
+    python tools/bench/deap_examples.py --repeat 5 --only onemax --modes p2p,broker
 
 The programs are the SCOOP-style DEAP programs of ``tests/compat/deap/`` (OneMax with
 ``eaSimple``, a GP symbolic regression, an island model), unmodified: ``from scoop import
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                     + [line(r) for r in rows]))
     print(f"\n{args.repeat} repeat(s), 2 peers, nproc {os.cpu_count()}, Python "
           f"{sys.version.split()[0]}, total {time.monotonic() - t0:.0f} s; command: "
-          f"python tools/bench/deap.py {' '.join(argv or sys.argv[1:])}")
+          f"python tools/bench/deap_examples.py {' '.join(argv or sys.argv[1:])}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({f"{c}/{m}": v for (c, m), v in runs.items()}, f, indent=1)
