@@ -43,6 +43,8 @@ examples:
   python -m p2pscoop examples/pi_montecarlo.py          one peer per core
   python -m p2pscoop -n 4 prog.py --its-own-flag 3      arguments after prog.py are the program's
   p2pscoop run -n 2 prog.py                             the same as `p2pscoop -n 2 prog.py`
+  python -m p2pscoop --hosts node1 node2:8 prog.py      peers on other hosts, over SSH
+  python -m p2pscoop --cluster lab --secret-file F prog.py   a cluster's nodes (p2pscoop join)
 
 The exit status is the program's: 0 on success, 1 on an uncaught exception (its
 traceback is printed), N for sys.exit(N), 130 after Ctrl-C; 2 for a usage error.
@@ -250,8 +252,8 @@ def host_run_options(args: argparse.Namespace):
 
 def build_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--peers", dest="n", type=int, default=None, metavar="N",
-                        help="number of peers on this machine, origin included "
-                             "(default: the number of usable cores)")
+                        help="number of peers, the origin included (default: this "
+                             "machine's usable cores; with --hosts, every host's slots)")
     add_verbosity(parser)
     add_cluster(parser)
     parser.add_argument("--nodes", metavar="HOST:PORT", action="append", default=None,
