@@ -58,6 +58,18 @@ def check_bind(host: str, keys: Any) -> None:
 LOGGER = logging.getLogger("p2pscoop.comm")
 
 
+def _stop_monitor(sock: zmq.Socket) -> None:
+    """Stop ``sock``'s monitor before its reading end is closed. libzmq's I/O thread writes
+    monitor events into a PAIR socket and blocks when nobody can read them: a dealer whose
+    monitor reader was closed first blocks the context's only I/O thread at its next
+    DISCONNECTED event, and every connection of the peer stalls until the context ends
+    (seen as a peer that joins at the end of a run but reads nothing for seconds)."""
+    try:
+        sock.disable_monitor()
+    except zmq.ZMQError:
+        pass
+
+
 class Comm:
     """The ZeroMQ mesh of one peer. Binds its ROUTER at once (``address``)."""
 
@@ -145,6 +157,7 @@ class Comm:
         # Dealers keep their linger (``linger_ms``): the last words queued just before (a
         # BYE after SHUTDOWN) must reach the wire, not be discarded with the socket.
         for sock in self.dealers.values():
+            _stop_monitor(sock)
             sock.close()
         for sock in [self.router, self._wake_in, *self._monitors]:
             sock.close(linger=0)
@@ -225,6 +238,7 @@ class Comm:
         sock = self.dealers.pop(peer, None)
         if sock is None:
             return
+        _stop_monitor(sock)  # before its reader goes: see ``_stop_monitor``
         for mon, p in list(self._monitors.items()):
             if p == peer:
                 del self._monitors[mon]
