@@ -65,8 +65,10 @@ def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def repeat(args, names: list[str], one, runs: dict[str, list[dict]]) -> None:
-    """``args.repeat`` runs of each of ``names`` (interleaved), each record with its load."""
+def repeat(args, names: list[str], one, runs: dict[str, list[dict]], brief=None) -> None:
+    """``args.repeat`` runs of each of ``names`` (interleaved), each record with its load;
+    ``brief(name, record)`` is the one-line summary printed after each run."""
+    brief = brief or report.brief
     for r in range(args.repeat):
         for name in names:
             before = load()
@@ -77,7 +79,7 @@ def repeat(args, names: list[str], one, runs: dict[str, list[dict]]) -> None:
                 rec = {"error": str(exc)}
             rec.update(load_before=round(before, 2), load_after=round(load(), 2),
                        repeat=r + 1)
-            say(f"  -> {report.brief(name, rec)}")
+            say(f"  -> {brief(name, rec)}")
             runs[name].append(rec)
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 
 import _cluster_report as report  # noqa: E402
 from _cluster_lab import PROGRAM, REPO, BenchError, BenchLab  # noqa: E402
-from cluster import load, say  # noqa: E402
+from cluster import load, repeat, say  # noqa: E402
 
 MEASUREMENTS = ("first", "map")
 SLOTS = {"h1": 11, "h2": 10, "h3": 10}  # + the origin on h4 = 32 peers
@@ -127,22 +127,6 @@ def render(args, runs: dict[str, list[dict]], machine: dict) -> str:
                      + [f"* {n}" for n in notes] + ["", report.machine_line(machine)])
 
 
-def repeat(args, names: list[str], one, runs: dict[str, list[dict]]) -> None:
-    """``args.repeat`` runs of each of ``names`` (interleaved), each record with its load."""
-    for r in range(args.repeat):
-        for name in names:
-            before = load()
-            say(f"repeat {r + 1}/{args.repeat}: {name} (load {before:.2f})")
-            try:
-                rec = one(name)
-            except BenchError as exc:
-                rec = {"error": str(exc)}
-            rec.update(load_before=round(before, 2), load_after=round(load(), 2),
-                       repeat=r + 1)
-            say("  -> " + (f"error: {rec['error']}" if "error" in rec else _brief(name, rec)))
-            runs[name].append(rec)
-
-
 def _brief(name: str, rec: dict) -> str:
     if name == "first":
         return f"command -> first task on h1 {rec['value']} s, {rec['peers']} peers"
@@ -178,7 +162,9 @@ def main(argv=None) -> int:
             bench = SshBench(args, bl)
             say(f"lab up with sshd on {', '.join(SLOTS)}; {bench.size} peers; logs in "
                 f"{args.logs}")
-            repeat(args, args.only, bench.one, runs)
+            repeat(args, args.only, bench.one, runs,
+                   lambda name, rec: f"error: {rec['error']}" if "error" in rec
+                   else _brief(name, rec))
     except KeyboardInterrupt:
         print("interrupted: the lab was torn down", file=sys.stderr)
         return 130
