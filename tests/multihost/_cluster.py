@@ -267,7 +267,11 @@ class Program:
                 raise AssertionError(f"program {self.name} exited ({self.proc.returncode}) "
                                      f"before {what}:\n{self.stderr()}")
             return False
-        wait_until(made, f"{what} (program {self.name})")
+        try:
+            wait_until(made, f"{what} (program {self.name})")
+        except AssertionError as exc:  # say what the program said (a hang is not a timing)
+            raise AssertionError(f"{exc}; its stderr so far:\n{self.stderr()[-4000:]}") \
+                from None
 
     def wait(self) -> int:
         try:
