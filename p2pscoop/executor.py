@@ -36,10 +36,12 @@ import concurrent.futures as cf
 import itertools
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from . import futures
-from .runtime import completer, context
+from . import futures, waiting
+from .runtime import context
+from .runtime.importing import stop_if_importing
+from .runtime.future import ensure_completer, join_completer
 
 __all__ = ["Executor"]
 
@@ -63,6 +65,7 @@ class Executor(cf.Executor):
                  cluster: str | None = None, secret_file: str | None = None,
                  nodes: list[str] | None = None, listen: str | None = None,
                  zeroconf: bool = True):
+        stop_if_importing("Executor")
         if n is not None and max_workers is not None and n != max_workers:
             raise TypeError("give the number of peers as n or as max_workers, not both")
         n = n if n is not None else max_workers
@@ -142,7 +145,7 @@ class Executor(cf.Executor):
         if peer.closed:
             raise RuntimeError("cannot schedule new futures: the p2pscoop peers stopped")
         fut = peer.submit(fn, args, kwargs)
-        futures._nudge(peer)
+        waiting._nudge(peer)
         return fut
 
     def _forget(self, fut) -> None:
@@ -168,7 +171,7 @@ class Executor(cf.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
         if self._peer.closed:
             raise RuntimeError("cannot schedule new futures: the p2pscoop peers stopped")
-        deadline = futures._deadline(timeout)
+        deadline = waiting._deadline(timeout)
         if chunksize == 1:
             return futures._MapRun(self._peer, fn, zip(*iterables), True, deadline)
         chunks = _chunks(zip(*iterables), chunksize)
@@ -229,7 +232,7 @@ def _serve(local, secure, nodes, zeroconf, started: threading.Event, failure: li
         failure.append(exc)
         started.set()
         return
-    completer.ensure(peer)  # takes results in while this thread runs a long task
+    ensure_completer(peer)  # takes results in while this thread runs a long task
     started.set()
     try:
         peer.scheduler.run_until_stopped()
@@ -237,7 +240,7 @@ def _serve(local, secure, nodes, zeroconf, started: threading.Event, failure: li
         if finder is not None:
             finder.stop()
         local.stop(0)
-        completer.join(peer)
+        join_completer(peer)
 
 
 def _stop_hub(peer) -> None:
