@@ -34,6 +34,8 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import itertools
+import os
+import sys
 import threading
 import weakref
 from typing import Callable, Iterable, Iterator
@@ -57,14 +59,16 @@ class Executor(cf.Executor):
     ``n`` (alias ``max_workers``, the stdlib's name): the number of local peers, this
     process's included (default: one per core). ``cluster``/``secret_file``: also serve the
     nodes of that cluster (``p2pscoop join``), found by zeroconf and/or ``nodes``
-    (``HOST:PORT`` list); ``listen``: this peer's address for them. With a p2pscoop runtime
+    (``HOST:PORT`` list); ``listen``: this peer's address for them; ``by_value``: the
+    directories whose modules travel by value to nodes that lack them (default: the main
+    script's, as the launcher does). With a p2pscoop runtime
     already running in this process, give none of these: the executor uses that runtime.
     """
 
     def __init__(self, n: int | None = None, *, max_workers: int | None = None,
                  cluster: str | None = None, secret_file: str | None = None,
                  nodes: list[str] | None = None, listen: str | None = None,
-                 zeroconf: bool = True):
+                 zeroconf: bool = True, by_value: list[str] | None = None):
         stop_if_importing("Executor")
         if n is not None and max_workers is not None and n != max_workers:
             raise TypeError("give the number of peers as n or as max_workers, not both")
@@ -84,19 +88,23 @@ class Executor(cf.Executor):
             self._peer = running
             return
         self._peer = None
-        self._start(n, cluster, secret_file, nodes, listen, zeroconf)
+        self._start(n, cluster, secret_file, nodes, listen, zeroconf, by_value)
         weakref.finalize(self, Executor._finalize, self._peer, self._thread)
 
     # -- own peers -----------------------------------------------------------------------
 
-    def _start(self, n, cluster, secret_file, nodes, listen, zeroconf) -> None:
+    def _start(self, n, cluster, secret_file, nodes, listen, zeroconf, by_value) -> None:
         from .launch.local import LocalCluster
 
         secure = None
         if cluster is not None or secret_file is not None:
             from .launch.cluster import make_secure
+            from .runtime import payload
 
             secure = make_secure(cluster, secret_file, listen)
+            main = getattr(sys.modules.get("__main__"), "__file__", None)
+            for root in by_value or ([os.path.dirname(os.path.abspath(main))] if main else []):
+                payload.travel_by_value(root)
         self._cluster = LocalCluster(n, secure=secure)
         started = threading.Event()
         failure: list = []

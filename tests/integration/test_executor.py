@@ -239,3 +239,45 @@ def test_standard_interfaces_on_the_origins_main_thread(tmp_path):
         "p2pscoop_wait_sees_a_thread_pool_future": [2, 0, "pool", "ours"],
         "first_completed_not_behind_a_long_task": [True, True],
     }
+
+
+# --- a cluster --------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_of(_):
+    return os.getpid()
+
+
+def test_an_executor_serves_a_clusters_node(own, tmp_path):
+    """A ``p2pscoop join`` node on loopback (no zeroconf) runs the executor's tasks."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    secret = tmp_path / "lab.secret"
+    subprocess.run([sys.executable, "-m", "p2pscoop", "secret", str(secret)], env=env,
+                   check=True, capture_output=True)
+    address = f"127.0.0.1:{_free_port()}"
+    node = subprocess.Popen([sys.executable, "-m", "p2pscoop", "join", "-n", "2",
+                             "--cluster", "exlab", "--secret-file", str(secret),
+                             "--listen", address, "--no-zeroconf"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = node.stderr.readline()  # readiness: the node says where it listens
+        assert "listening on" in line, line
+        with p2pscoop.Executor(n=1, cluster="exlab", secret_file=str(secret),
+                               nodes=[address], listen="127.0.0.1", zeroconf=False,
+                               by_value=[str(HERE)]) as ex3:
+            wait_until(lambda: ex3.peer.size == 3)
+            pids = set(ex3.map(pid_of, range(400)))
+            assert ex3.submit(lambda: "by value").result(timeout=LONG) == "by value"
+        assert len(pids) > 1  # the node's peers ran some
+    finally:
+        node.terminate()
+        node.wait(LONG)
+        node.stderr.close()
