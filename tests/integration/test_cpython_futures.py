@@ -32,7 +32,7 @@ import cpython_futures as cpf
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
-pytestmark = [pytest.mark.skipif(cpf.CPY is None, reason=cpf.MISSING),
+pytestmark = [pytest.mark.skipif(cpf.CPY is None, reason=cpf.MISSING), pytest.mark.slow,
               pytest.mark.timeout(300)]
 
 
