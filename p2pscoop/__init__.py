@@ -3,6 +3,7 @@
 General layout (start reading at ``core/node.py``):
 
     futures.py, shared.py   the user API (SCOOP's names, the concurrent.futures contract)
+    waiting.py              ``wait``/``as_completed`` on any concurrent.futures.Future
     executor.py             ``Executor``: a standard concurrent.futures.Executor (asyncio too)
     core/                   sans-I/O decisions: unit states, work deque, stealing policy,
                             wire messages, NodeState.handle(event, now) -> commands
