@@ -3,6 +3,8 @@
 General layout (start reading at ``core/node.py``):
 
     futures.py, shared.py   the user API (SCOOP's names, the concurrent.futures contract)
+    waiting.py              ``wait``/``as_completed`` on any concurrent.futures.Future
+    executor.py             ``Executor``: a standard concurrent.futures.Executor (asyncio too)
     core/                   sans-I/O decisions: unit states, work deque, stealing policy,
                             wire messages, NodeState.handle(event, now) -> commands
     runtime/                the shell: greenlet scheduler, comm thread (ZeroMQ), futures,
@@ -23,10 +25,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import futures, shared  # noqa: E402
+from .executor import Executor  # noqa: E402
 from .runtime import context as _context  # noqa: E402
 from .runtime import importing as _importing  # noqa: E402
 
-__all__ = ["futures", "shared", "start", "__version__", "IS_RUNNING", "IS_ORIGIN", "worker",
+__all__ = ["futures", "shared", "start", "Executor", "__version__", "IS_RUNNING", "IS_ORIGIN", "worker",
            "SIZE"]
 
 

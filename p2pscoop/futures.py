@@ -25,26 +25,27 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import threading
 import time
 import warnings
-from collections import deque, namedtuple
+from collections import deque
 from concurrent.futures import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION,
-                                CancelledError, TimeoutError)
+                                CancelledError, InvalidStateError, TimeoutError)
 from typing import Any, Callable, Iterable, Iterator
 
 from .core.errors import PayloadError
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
-from .runtime.future import Future, completed
+from .runtime.future import Future, completed, ensure_completer
 from .runtime.switch import Waiter, wake
+from .waiting import (DoneAndNotDoneFutures, _deadline, _nudge, _off_main, as_completed,
+                      wait)
 
 __all__ = [
     "submit", "map", "map_as_completed", "mapReduce", "mapScan", "wait", "as_completed",
     "shutdown", "Future", "FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED",
-    "TimeoutError", "CancelledError", "DoneAndNotDoneFutures",
+    "TimeoutError", "CancelledError", "InvalidStateError", "DoneAndNotDoneFutures",
 ]
-
-DoneAndNotDoneFutures = namedtuple("DoneAndNotDoneFutures", "done not_done")
 
 #: units per map job, and how far ahead of the consumer a map may run (in units)
 MAP_CHUNK = 256
@@ -60,12 +61,6 @@ def _serial_warning() -> None:
         warnings.warn("p2pscoop is not running, so tasks run serially in this process. "
                       "Start the program with `python -m p2pscoop prog.py` or use "
                       "`with p2pscoop.start(): ...`.", RuntimeWarning, stacklevel=3)
-
-
-def _deadline(timeout: float | None) -> float | None:
-    if timeout is None or timeout < 0:
-        return None
-    return time.monotonic() + timeout
 
 
 _warned_kwargs: set = set()
@@ -108,7 +103,9 @@ def submit(func: Callable, *args, **kwargs) -> Future:
             raise
         except BaseException as exc:  # stored, as a runtime peer stores it
             return completed(False, exc)
-    return peer.submit(func, args, kwargs)
+    fut = peer.submit(func, args, kwargs)
+    _nudge(peer)
+    return fut
 
 
 # --- map ------------------------------------------------------------------------------
@@ -134,6 +131,7 @@ class _MapRun:
         self.waiter: Waiter | None = None
         self.want = -1  # the index the consumer waits for; -1 means any
         self.deadline = deadline  # monotonic time after which waiting raises TimeoutError
+        self.cond: threading.Condition | None = None  # a consumer off the main thread
         self._top_up()
 
     def _top_up(self) -> None:
@@ -154,8 +152,10 @@ class _MapRun:
             if chunk:
                 self.peer.submit_many(self.fn, chunk, self, self.issued)
                 self.issued += len(chunk)
+                _nudge(self.peer)
 
     def fill(self, index: int, ok: bool, value: Any) -> None:
+        """A result arrived (``poll_inbox``, under ``resolve_lock``)."""
         self.slots[index] = (ok, value)
         if not self.ordered:
             self.finished.append(index)
@@ -163,17 +163,43 @@ class _MapRun:
         if waiter is not None and (self.want == index or self.want == -1):
             self.waiter = None
             wake(waiter, self.peer.scheduler.ready)
+        cond = self.cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
+    def _have(self, index: int) -> bool:
+        return (index in self.slots) if index >= 0 else bool(self.finished)
+
+    def _timed_out(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise TimeoutError(f"map: result {self.consumed} not ready within the timeout")
+        return False
 
     def _wait(self, index: int) -> None:
-        self.peer.poll_inbox()
-        while (index not in self.slots) if index >= 0 else not self.finished:
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                raise TimeoutError(f"map: result {self.consumed} not ready within the "
-                                   f"timeout")
-            self.want = index
-            self.waiter = Waiter(self.deadline)
-            self.peer.park(self.waiter)
+        peer = self.peer
+        if _off_main(peer):
+            self._block(index)
+            return
+        while True:
+            with peer.resolve_lock:  # check and register at once: no fill falls between
+                peer.poll_inbox()
+                if self._have(index) or self._timed_out():
+                    return
+                self.want = index
+                self.waiter = Waiter(self.deadline)
+            peer.park(self.waiter)
             self.waiter = None  # woken or timed out: a late fill must not wake it again
+
+    def _block(self, index: int) -> None:
+        """Wait on a condition: a thread other than the peer's main thread."""
+        ensure_completer(self.peer)
+        if self.cond is None:
+            self.cond = threading.Condition()
+        with self.cond:
+            while not self._have(index) and not self._timed_out():
+                left = None if self.deadline is None else self.deadline - time.monotonic()
+                self.cond.wait(left)
 
     def __iter__(self):
         return self
@@ -329,103 +355,6 @@ def mapScan(mapFunc: Callable, reductionFunc: Callable, *iterables: Iterable,
     for part in rest:
         out.extend(part)
     return out
-
-
-# --- waiting --------------------------------------------------------------------------
-
-class _Gather:
-    """Collects futures as they complete, registered once per future (no O(n^2) waits)."""
-
-    def __init__(self, peer, fs: set):
-        self.peer = peer
-        self.done: deque = deque()
-        self.waiter: Waiter | None = None
-        for f in fs:
-            if f.done():
-                self.done.append(f)
-            elif hasattr(f, "_parked"):
-                f._parked.append(self)
-
-    def __call__(self, fut: Future) -> None:
-        self.done.append(fut)
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            wake(waiter, self.peer.scheduler.ready)
-
-    def wait(self, deadline: float | None) -> None:
-        self.peer.poll_inbox()
-        if not self.done:
-            self.waiter = Waiter(deadline)
-            self.peer.park(self.waiter)
-            self.waiter = None
-
-
-def _failed(f: Future) -> bool:
-    return not f.cancelled() and f.exception(0) is not None
-
-
-def wait(fs: Iterable[Future], timeout: float | None = None,
-         return_when: str = ALL_COMPLETED) -> DoneAndNotDoneFutures:
-    """Wait for futures as ``concurrent.futures.wait`` does; never raises their errors."""
-    if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
-        raise ValueError(f"return_when must be one of FIRST_COMPLETED, FIRST_EXCEPTION, "
-                         f"ALL_COMPLETED, got {return_when!r}")
-    not_done = set(fs)
-    done: set = set()
-    deadline = _deadline(timeout)
-    peer = context.current()
-    gather = _Gather(peer, not_done) if peer is not None else None
-    while True:
-        if gather is not None:
-            while gather.done:
-                f = gather.done.popleft()
-                if f in not_done:
-                    not_done.discard(f)
-                    done.add(f)
-        else:
-            done |= {f for f in not_done if f.done()}
-            not_done -= done
-        if not not_done:
-            break
-        if return_when == FIRST_COMPLETED and done:
-            break
-        if return_when == FIRST_EXCEPTION and any(_failed(f) for f in done):
-            break
-        if gather is None or (deadline is not None and time.monotonic() >= deadline):
-            break  # (serial futures are all done; a foreign one cannot complete here)
-        gather.wait(deadline)
-    return DoneAndNotDoneFutures(done, not_done)
-
-
-def as_completed(fs: Iterable[Future], timeout: float | None = None) -> Iterator[Future]:
-    """Yield futures as they complete (already done ones first).
-
-    Raises ``TimeoutError`` if some are still pending after ``timeout`` seconds.
-    """
-    pending = set(fs)
-    deadline = _deadline(timeout)
-    peer = context.current()
-    if peer is None:
-        for f in [f for f in pending if f.done()]:
-            pending.discard(f)
-            yield f
-        if pending:
-            raise TimeoutError(f"{len(pending)} futures can never finish: p2pscoop is "
-                               f"not running")
-        return
-    gather = _Gather(peer, pending)
-    while pending:
-        while gather.done:
-            f = gather.done.popleft()
-            if f in pending:
-                pending.discard(f)
-                yield f
-        if not pending:
-            return
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"{len(pending)} futures unfinished after {timeout} s")
-        gather.wait(deadline)
 
 
 def shutdown(wait: bool = True) -> None:

@@ -295,13 +295,9 @@ def test_stdlib_wait_and_as_completed_accept_finished_futures(rt):
     assert set(cf.as_completed(fs, timeout=0)) == set(fs)
 
 
-@pytest.mark.xfail(reason="BUG/deviation: p2pscoop futures are concurrent.futures.Future "
-                          "instances, but the stdlib concurrent.futures.wait() blocks the "
-                          "main thread on a threading.Event; results that arrive meanwhile "
-                          "sit in the peer's inbox until the main thread polls it, so the "
-                          "stdlib wait never sees a task that another peer has finished",
-                   strict=True)
 def test_stdlib_wait_sees_a_task_finished_on_another_peer(rt):
+    """The stdlib's wait blocks this thread on an event: the completer thread takes the
+    result in meanwhile (issue 9)."""
     need_multi(rt)
     fut = futures.submit(identity, "remote")
     done, not_done = cf.wait([fut], timeout=1.0)

@@ -1,0 +1,283 @@
+"""``p2pscoop.Executor`` and the standard interfaces: concurrent.futures, asyncio.
+
+In this process with own peers (``Executor(n=...)``: the peer's scheduler runs on a
+background thread, the test's thread only submits and waits), and under the launcher
+(``executor_prog.py``: the program is the origin's main thread). A long task is one blocked
+on a gate file (``api_helpers.Gate``) until the test opens it, never a guess about time;
+``gate_task`` gives up after ``LONG`` seconds, a safety net that only turns a hang into a
+failure.
+"""
+
+import asyncio
+import concurrent.futures as cf
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import p2pscoop
+from p2pscoop import futures
+from p2pscoop.core.errors import PayloadError
+
+from api_helpers import (LONG, RUNTIMES, Gate, add, gate_task, identity,
+                         raise_value_error, square, wait_until)
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+_SHARED: list = []  # one Executor(n=2) kept for the tests that need no runtime of their own
+
+
+def _stop_shared():
+    while _SHARED:
+        _SHARED.pop().shutdown()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_other_runtime():
+    """The API tests keep a runtime alive between tests; an Executor starts its own (only
+    one runtime runs in a process)."""
+    RUNTIMES.stop()
+    yield
+    _stop_shared()
+
+
+@pytest.fixture
+def ex():
+    if not _SHARED:
+        _SHARED.append(p2pscoop.Executor(n=2))
+    return _SHARED[0]
+
+
+@pytest.fixture
+def own():
+    """The test starts runtimes of its own: the shared executor stops first."""
+    _stop_shared()
+
+
+def mark_then_block(started_path: str, gate_path: str):
+    """Say "started" (a file), then block this peer until the gate opens."""
+    Path(started_path).touch()
+    return gate_task(gate_path)
+
+
+# --- submit and map ---------------------------------------------------------------------
+
+def test_is_a_standard_executor(ex):
+    assert isinstance(ex, cf.Executor)
+    assert isinstance(ex.submit(identity, 1), cf.Future)
+
+
+def test_submit_returns_the_result_and_the_exception(ex):
+    assert ex.submit(add, 2, b=3).result(timeout=LONG) == 5
+    with pytest.raises(ValueError):
+        ex.submit(raise_value_error, "boom").result(timeout=LONG)
+
+
+def test_submit_refuses_what_cannot_travel(ex):
+    with pytest.raises(PayloadError):
+        ex.submit(identity, threading.Lock())
+
+
+@pytest.mark.parametrize("chunksize", [1, 3, 100])
+def test_map_keeps_the_order(ex, chunksize):
+    assert list(ex.map(add, range(50), range(50), chunksize=chunksize)) == \
+        [2 * i for i in range(50)]
+
+
+def test_map_raises_the_first_failure_in_order(ex):
+    results = ex.map(raise_value_error, ["a", "b"], chunksize=1)
+    with pytest.raises(ValueError):
+        next(results)
+
+
+def test_map_rejects_a_bad_chunksize(ex):
+    with pytest.raises(ValueError):
+        ex.map(identity, [1], chunksize=0)
+
+
+def test_map_timeout(ex, tmp_path):
+    gate = Gate(tmp_path)
+    try:
+        results = ex.map(gate_task, [gate.path], timeout=0.1)
+        with pytest.raises(TimeoutError):
+            next(results)
+    finally:
+        gate.open()
+
+
+def test_p2pscoop_futures_work_from_the_callers_thread(ex):
+    assert list(futures.map(square, range(10))) == [i * i for i in range(10)]
+    fs = [futures.submit(square, i) for i in range(5)]
+    assert futures.wait(fs).not_done == set()
+    assert sorted(f.result() for f in futures.as_completed(fs)) == [0, 1, 4, 9, 16]
+
+
+def test_tasks_use_futures_inside(ex):
+    assert ex.submit(_nested_sum, 6).result(timeout=LONG) == sum(i * i for i in range(6))
+
+
+def _nested_sum(n):
+    return sum(futures.map(square, range(n)))
+
+
+# --- waiting, as libraries do -----------------------------------------------------------
+
+def test_stdlib_wait_first_completed_is_not_held_by_a_long_task(ex, tmp_path):
+    gate = Gate(tmp_path)
+    long = ex.submit(gate_task, gate.path)
+    quick = ex.submit(identity, "quick")
+    try:
+        done, not_done = cf.wait([long, quick], return_when=cf.FIRST_COMPLETED)
+        assert done == {quick} and not_done == {long}
+        assert next(cf.as_completed([long, quick])) is quick
+    finally:
+        gate.open()
+    assert long.result(timeout=LONG) == "released"
+
+
+def test_wait_mixes_executors(ex):
+    with cf.ThreadPoolExecutor(1) as pool:
+        fs = [pool.submit(identity, "pool"), ex.submit(identity, "ours")]
+        for wait in (cf.wait, futures.wait):
+            assert wait(fs).not_done == set()
+
+
+# --- asyncio ----------------------------------------------------------------------------
+
+def test_asyncio(ex):
+    async def main():
+        loop = asyncio.get_running_loop()
+        return [await loop.run_in_executor(ex, square, 3),
+                await ex.submit(square, 4),
+                await asyncio.wrap_future(ex.submit(square, 5)),
+                list(await asyncio.gather(*(ex.submit(square, i) for i in range(3))))]
+
+    assert asyncio.run(main()) == [9, 16, 25, [0, 1, 4]]
+
+
+def test_asyncio_sees_a_task_exception(ex):
+    async def main():
+        await ex.submit(raise_value_error, "in a task")
+
+    with pytest.raises(ValueError):
+        asyncio.run(main())
+
+
+def test_one_peer_runs_everything_on_its_thread(own):
+    with p2pscoop.Executor(n=1) as one:
+        async def main():
+            return await asyncio.get_running_loop().run_in_executor(one, square, 6)
+
+        assert asyncio.run(main()) == 36
+        assert list(one.map(square, range(4))) == [0, 1, 4, 9]
+
+
+# --- shutdown ---------------------------------------------------------------------------
+
+def test_shutdown_refuses_new_work_and_stops_the_peers(own):
+    with p2pscoop.Executor(n=2) as ex2:
+        fut = ex2.submit(identity, 1)
+        peer = ex2.peer
+    assert fut.result() == 1
+    assert peer.closed and p2pscoop.IS_RUNNING is False
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex2.submit(identity, 2)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex2.map(identity, [1])
+    assert not [t for t in threading.enumerate() if t.name.startswith("p2pscoop-executor")]
+
+
+def test_shutdown_cancel_futures_cancels_what_has_not_started(own, tmp_path):
+    ex2 = p2pscoop.Executor(n=2)
+    gate = Gate(tmp_path)
+    marks = [str(tmp_path / f"started-{i}") for i in range(2)]
+    blockers = [ex2.submit(mark_then_block, m, gate.path) for m in marks]
+    wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
+    queued = [ex2.submit(identity, i) for i in range(5)]
+    ex2.shutdown(wait=False, cancel_futures=True)
+    assert all(f.cancelled() for f in queued)
+    gate.open()
+    assert [b.result(timeout=LONG) for b in blockers] == ["released", "released"]
+    ex2.shutdown(wait=True)
+    assert ex2.peer.closed
+
+
+def test_an_executor_inside_a_running_runtime_uses_it(own):
+    with p2pscoop.start(n=1):
+        with pytest.raises(RuntimeError, match="already running"):
+            p2pscoop.Executor(n=2)
+        with p2pscoop.Executor() as ex2:
+            assert ex2.submit(square, 9).result(timeout=LONG) == 81
+        assert p2pscoop.IS_RUNNING  # shutdown left the runtime running
+
+
+# --- under the launcher -----------------------------------------------------------------
+
+def test_standard_interfaces_on_the_origins_main_thread(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(HERE),
+                                                      env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "p2pscoop", "-n", "2",
+                           str(HERE / "executor_prog.py"), str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=100, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checks = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert checks == {
+        "asyncio_wrap_future": 49,
+        "await_future": [0, 1, 4, 9],
+        "executor_attached": [25, [0, 1, 4, 9, 16], "x"],
+        "stdlib_wait_and_as_completed": [6, 0, [0, 1, 4, 9, 16, 25]],
+        "bare_future_set_by_another_thread": "from a thread",
+        "p2pscoop_wait_sees_a_thread_pool_future": [2, 0, "pool", "ours"],
+        "first_completed_not_behind_a_long_task": [True, True],
+    }
+
+
+# --- a cluster --------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_of(_):
+    return os.getpid()
+
+
+def test_an_executor_serves_a_clusters_node(own, tmp_path):
+    """A ``p2pscoop join`` node on loopback (no zeroconf) runs the executor's tasks."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    secret = tmp_path / "lab.secret"
+    subprocess.run([sys.executable, "-m", "p2pscoop", "secret", str(secret)], env=env,
+                   check=True, capture_output=True)
+    address = f"127.0.0.1:{_free_port()}"
+    node = subprocess.Popen([sys.executable, "-m", "p2pscoop", "join", "-n", "2",
+                             "--cluster", "exlab", "--secret-file", str(secret),
+                             "--listen", address, "--no-zeroconf"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = node.stderr.readline()  # readiness: the node says where it listens
+        assert "listening on" in line, line
+        with p2pscoop.Executor(n=1, cluster="exlab", secret_file=str(secret),
+                               nodes=[address], listen="127.0.0.1", zeroconf=False,
+                               by_value=[str(HERE)]) as ex3:
+            wait_until(lambda: ex3.peer.size == 3)
+            pids = set(ex3.map(pid_of, range(400)))
+            assert ex3.submit(lambda: "by value").result(timeout=LONG) == "by value"
+        assert len(pids) > 1  # the node's peers ran some
+    finally:
+        node.terminate()
+        node.wait(LONG)
+        node.stderr.close()
