@@ -28,6 +28,9 @@ class StealConfig:
     max_units: int = 1 << 20  # units in one GIVE
     result_batch: int = 128  # results buffered per owner before a RESULTS goes out
     result_delay: float = 0.002  # ... or after this long
+    #: ... but the first result after a quiet spell of ``result_delay`` ships at once: its
+    #: owner may be parked on it (the root of a stolen subtree); a stream is still batched
+    result_at_once: bool = True
     max_deaths: int = 3  # holders that may die running a unit before it fails (poison)
     alone_grace: float = 10.0  # suspects wait this long for a peer before they fail
     confirm_timeout: float = 5.0  # a peer named by MOVED must confirm (HOLDING) within this

@@ -121,7 +121,7 @@ class Scheduler:
                 continue
             with lock:
                 cmds = node.handle(Pop(), now)
-            if cmds:
+            if cmds:  # (a Run comes last: a steal request sent before it goes first)
                 for cmd in cmds:
                     if type(cmd) is Run:
                         self.units_run += 1
@@ -201,8 +201,10 @@ class Scheduler:
                 return
             with lock:
                 cmds = node.handle(Pop(), monotonic())
-            if len(cmds) != 1 or type(cmds[0]) is not Run:
+            if not cmds or type(cmds[-1]) is not Run:
                 peer.execute_all(cmds)
                 return
+            if len(cmds) > 1:  # a steal request sent before the last unit runs
+                peer.execute_all(cmds[:-1])
             self.units_run += 1
-            work, index = cmds[0].work, cmds[0].index
+            work, index = cmds[-1].work, cmds[-1].index
