@@ -28,6 +28,12 @@ mixin of this class); whom surplus work goes to unasked is in ``lifelines.py`` (
 mixin). Constants travel before work: a thief is sent every constant it may
 not know before the GIVE (``_consts_for``).
 
+Latency: a peer asks for work when it goes idle (``Idle``) and also, bounded to one
+request and only while its last request was not denied, when it starts its own last
+queued unit (``Pop``), so the reply arrives while that unit runs. A result for another owner is
+batched (``result_batch``, ``result_delay``), except the first one after a quiet spell,
+which ships at once: its owner may be parked on it.
+
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
 leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
 reply, no result, no heartbeat; ``handle`` drops such commands), so nothing of it can
@@ -178,18 +184,22 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
             if got is None:
                 return self._flush_all(now) if self._outbox else []
             work, index = got
-            if work.owner == self.me:
-                rec = self.jobs.get(work.job)
-                state = rec.states.get(index) if rec is not None else None
-                if state != T.PENDING:
-                    continue  # resolved meanwhile (late result after a re-dispatch)
-                rec.states[index] = T.RUNNING
+            if work.owner != self.me:
+                return [Run(work, index)]
+            rec = self.jobs.get(work.job)
+            state = rec.states.get(index) if rec is not None else None
+            if state != T.PENDING:
+                continue  # resolved meanwhile (late result after a re-dispatch)
+            rec.states[index] = T.RUNNING
             if self.deque.total or self._steal is not None or not self.peers or (
                     self.policy.failures or self.policy.denied):
                 return [Run(work, index)]
-            # Ask before running dry: the last queued unit starts, so request more now and
+            # Ask before running dry: our last queued unit starts, so request more now and
             # the reply arrives while it runs. Bounded: one request at a time, and only
             # while the last answer was not a denial (a busy peer never polls the idle).
+            # Never while running another owner's unit: it may be a suspect (its holder
+            # died), which must run on a peer holding nothing else, so that a second
+            # death is blamed on it alone (``leases.py``).
             out = self._ask(now)
             self.counters.steals_early += len(out)
             out.append(Run(work, index))

@@ -4,7 +4,8 @@ One *hub* greenlet per peer runs this loop on the process's main thread:
 
     1. take what the comm thread left in the inbox (results, resolutions) -> complete futures
     2. resume a parked task whose future completed or whose timeout passed
-    3. ask the node for a unit (Pop) -> run it in a new greenlet
+    3. ask the node for a unit (Pop) -> run it in a new greenlet (a Pop that takes the
+       last queued unit may also return a steal request: it is sent first)
     4. nothing to do: tell the node (Idle: it may send a steal request), then sleep on the
        peer's condition until the comm thread wakes us or the node's next deadline
 

@@ -197,13 +197,9 @@ def test_a_pushed_give_is_work_like_any_other_and_its_giver_is_asked_first():
     w = foreign(P2, 0, 0, 4)
     assert n.handle(Received(P2, give([w], 0), [w]), 0.0) == [Wake()]
     assert n.deque.total == 4 and not n.stealing and not n.steal_rtts
-    while n.deque.total > 1:
-        assert [type(c) for c in n.handle(Pop(), 0.0)] == [Run]
-    # the last unit starts: the request goes now (asked before running dry), to the last
-    # giver first
-    out = n.handle(Pop(), 0.0)
-    assert out[0] == SendMsg(P2, Steal(1)) and type(out[1]) is Run and len(out) == 2
-    assert n.counters.steals_early == 1 and n.handle(Idle(), 0.0) == []  # one at a time
+    while n.deque.total:
+        n.handle(Pop(), 0.0)
+    assert n.handle(Idle(), 0.0) == [SendMsg(P2, Steal(1))]  # the last giver first
     n.handle(Received(P2, Give(1, [])), 0.0)
     assert n.handle(Idle(), 0.0)[0].peer in (P1, P3)  # then random ones
 
@@ -500,7 +496,7 @@ def test_results_are_flushed_when_the_deque_runs_dry():
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
     assert n.handle(Pop(), 0.0) == [Run(w, 0)]
     assert n.handle(Finished(P1, 0, 0, OK, 0), 0.0) == []
-    assert n.handle(Pop(), 0.0)[-1] == Run(w, 1)  # (with a request: asks before running dry)
+    assert n.handle(Pop(), 0.0) == [Run(w, 1)]  # (not our unit: no request before it)
     assert n.handle(Finished(P1, 0, 1, OK, 1), 0.0) == [
         ShipResults(P1, [(0, 0, OK, 0), (0, 1, OK, 1)])]
 
@@ -549,6 +545,14 @@ def test_a_peer_asks_before_running_dry_but_only_once_and_not_after_a_denial():
     submit(n, 1)
     assert [type(c) for c in n.handle(Pop(), 0.0)] == [Run]  # a denial: no asking early
     assert n.counters.steals_early == 1 and n.counters.steals_sent == 1
+
+
+def test_no_early_request_while_running_another_owners_unit():
+    # it may be a suspect, which must run on a peer that holds nothing else
+    n = make_node(P1, P2)
+    w = foreign(P1, 3, 0, 1)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    assert n.handle(Pop(), 0.0) == [Run(w, 0)] and not n.stealing
 
 # -- faults -----------------------------------------------------------------------------
 
