@@ -75,7 +75,7 @@ class NodeConfig:
     steal: StealConfig = field(default_factory=StealConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
-    switch_interval: float = 0.0001  # GIL switch interval while a peer runs (see Peer.start)
+    switch_interval: float = 0.00005  # GIL switch interval while a peer runs (see Peer.start)
     unknown_length: float = 1.0  # assumed length of a never-run function, for timed waits
     startup_timeout: float = 60.0  # local workers must say HELLO within this
     shutdown_grace: float = 5.0  # then the launcher kills the workers that did not leave
