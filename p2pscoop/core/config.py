@@ -68,6 +68,8 @@ class TransportConfig:
     sndhwm: int = 100_000
     reconnect_ivl_ms: int = 100
     reconnect_max_ms: int = 5000
+    #: the comm thread's time slice on Linux 6.12+ (``mesh.shorten_slice``; 0: the OS's)
+    comm_slice_us: int = 100
 
 
 @dataclass(frozen=True)
