@@ -533,6 +533,16 @@ def test_a_result_after_a_quiet_spell_ships_at_once_then_results_batch():
     assert n.counters.results_at_once == 2
 
 
+def test_a_thief_granted_work_is_no_longer_on_the_lifeline():
+    # denied once, then granted: our next surplus is not pushed to it (it may be busy with
+    # what it got; it asks again when it needs more)
+    n = make_node(P1)
+    n.handle(Received(P1, Steal(1)), 0.0)  # denied: remembered
+    submit(n, 1)
+    assert [type(c) for c in n.handle(Received(P1, Steal(2)), 0.0)] == [ShipWorks]
+    assert n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0) == [Wake()]
+    assert n.counters.pushes == 0 and n.deque.total == 2
+
 def test_a_peer_asks_before_running_dry_but_only_once_and_not_after_a_denial():
     n = make_node(P1)
     submit(n, 2)
