@@ -83,11 +83,14 @@ def shorten_slice(microseconds: int) -> bool:
     if not microseconds or number is None or not sys.platform.startswith("linux"):
         return False
     try:
+        policy = os.sched_getscheduler(0)  # this thread's, kept, and its nice too
+        if policy not in (os.SCHED_OTHER, os.SCHED_BATCH):
+            return False  # real-time or idle: the user chose; not ours to change
         libc = ctypes.CDLL(None, use_errno=True)
-        nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's: kept as it is
-        # struct sched_attr, first version (48 bytes): size, policy SCHED_OTHER, flags,
-        # nice, priority, runtime (the slice, ns), deadline, period
-        attr = struct.pack("IIQiIQQQ", 48, 0, 0, nice, 0, microseconds * 1000, 0, 0)
+        nice = os.getpriority(os.PRIO_PROCESS, 0)
+        # struct sched_attr, first version (48 bytes): size, policy, flags, nice,
+        # priority, runtime (the slice, ns), deadline, period
+        attr = struct.pack("IIQiIQQQ", 48, policy, 0, nice, 0, microseconds * 1000, 0, 0)
         c_long = ctypes.c_long
         return libc.syscall(c_long(number), c_long(0), ctypes.create_string_buffer(attr),
                             c_long(0)) == 0
