@@ -28,6 +28,9 @@ class StealConfig:
     max_units: int = 1 << 20  # units in one GIVE
     result_batch: int = 128  # results buffered per owner before a RESULTS goes out
     result_delay: float = 0.002  # ... or after this long
+    #: ... but the first result after a quiet spell of ``result_delay`` ships at once: its
+    #: owner may be parked on it (the root of a stolen subtree); a stream is still batched
+    result_at_once: bool = True
     max_deaths: int = 3  # holders that may die running a unit before it fails (poison)
     alone_grace: float = 10.0  # suspects wait this long for a peer before they fail
     confirm_timeout: float = 5.0  # a peer named by MOVED must confirm (HOLDING) within this
@@ -65,6 +68,8 @@ class TransportConfig:
     sndhwm: int = 100_000
     reconnect_ivl_ms: int = 100
     reconnect_max_ms: int = 5000
+    #: the comm thread's time slice on Linux 6.12+ (``mesh.shorten_slice``; 0: the OS's)
+    comm_slice_us: int = 100
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class NodeConfig:
     steal: StealConfig = field(default_factory=StealConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
-    switch_interval: float = 0.001  # GIL switch interval while a peer runs (see Peer.start)
+    switch_interval: float = 0.00005  # GIL switch interval while a peer runs (see Peer.start)
     unknown_length: float = 1.0  # assumed length of a never-run function, for timed waits
     startup_timeout: float = 60.0  # local workers must say HELLO within this
     shutdown_grace: float = 5.0  # then the launcher kills the workers that did not leave

@@ -115,6 +115,7 @@ class LifelineMixin:
             self._hungry[thief] = None
             return [SendMsg(thief, Give(msg.req, [])), *self.pull_for(thief, now)]
         self.counters.steals_granted += 1
+        self._hungry.pop(thief, None)  # served: no push to it on our next surplus
         return self._grant(thief, msg.req, works)
 
     def _grant(self, thief: bytes, req: int, works: list) -> list:

@@ -28,6 +28,12 @@ mixin of this class); whom surplus work goes to unasked is in ``lifelines.py`` (
 mixin). Constants travel before work: a thief is sent every constant it may
 not know before the GIVE (``_consts_for``).
 
+Latency: a peer asks for work when it goes idle (``Idle``) and also, bounded to one
+request and only while its last request was not denied, when it starts its own last
+queued unit (``Pop``), so the reply arrives while that unit runs. A result for another owner is
+batched (``result_batch``, ``result_delay``), except the first one after a quiet spell,
+which ships at once: its owner may be parked on it.
+
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
 leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
 reply, no result, no heartbeat; ``handle`` drops such commands), so nothing of it can
@@ -42,7 +48,6 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from . import commands as C
@@ -53,6 +58,7 @@ from .commands import (Cancelled, Left, Resolve, Run, SendMsg, ShipResults, Ship
 from .config import StealConfig
 from .consts import Constants
 from .deque import Work, WorkDeque
+from .jobs import Counters, Job
 from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finished, Idle,
                      Leave, PeerDown, PeerUp, Pop, Received, Submit, Tick, Unshippable)
 from .broker import BrokerMixin
@@ -61,39 +67,6 @@ from .lifelines import LifelineMixin
 from .membership import Identity, Membership, pins_of
 from .messages import OK, Hint, Moved, Results, Steal
 from .policy import StealPolicy
-
-
-# --- state ----------------------------------------------------------------------------
-
-class Job:
-    """The owner's record of one job: what to run, and the state of each unit."""
-
-    __slots__ = ("id", "fn", "items", "kwargs", "states", "holders", "deaths", "unconfirmed")
-
-    def __init__(self, job_id: int, fn: Any, items: list, kwargs: dict):
-        self.id = job_id
-        self.fn = fn
-        self.items = items
-        self.kwargs = kwargs
-        self.states: dict[int, str] = dict.fromkeys(range(len(items)), T.PENDING)
-        self.holders: dict[int, bytes] = {}
-        self.deaths: dict[int, int] = {}  # unit -> holders that died while holding it
-        #: unit -> deadline: relayed to a third peer (MOVED) that has not said HOLDING yet
-        self.unconfirmed: dict[int, float] = {}
-
-
-@dataclass
-class Counters:
-    duplicates: int = 0
-    bad_messages: int = 0
-    steals_sent: int = 0
-    steals_granted: int = 0
-    steals_denied: int = 0
-    units_given: int = 0
-    units_received: int = 0
-    units_lost: int = 0  # units failed with TaskLostError
-    units_redispatched: int = 0  # leased units taken back from a peer that died or left
-    pushes: int = 0  # GIVEs sent unasked to thieves on our lifeline (``_hints``)
 
 
 class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
@@ -127,6 +100,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
         self._outbox_since = 0.0
+        self._shipped_at = float("-inf")  # when results last left (``_on_Finished``)
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
         self._alone_since: float | None = None  # suspects and no peer since then
@@ -210,19 +184,37 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
             if got is None:
                 return self._flush_all(now) if self._outbox else []
             work, index = got
-            if work.owner == self.me:
-                rec = self.jobs.get(work.job)
-                state = rec.states.get(index) if rec is not None else None
-                if state != T.PENDING:
-                    continue  # resolved meanwhile (late result after a re-dispatch)
-                rec.states[index] = T.RUNNING
-            return [Run(work, index)]
+            if work.owner != self.me:
+                return [Run(work, index)]
+            rec = self.jobs.get(work.job)
+            state = rec.states.get(index) if rec is not None else None
+            if state != T.PENDING:
+                continue  # resolved meanwhile (late result after a re-dispatch)
+            rec.states[index] = T.RUNNING
+            if self.deque.total or self._steal is not None or not self.peers or (
+                    self.policy.failures or self.policy.denied):
+                return [Run(work, index)]
+            # Ask before running dry: our last queued unit starts, so request more now and
+            # the reply arrives while it runs. Bounded: one request at a time, and only
+            # while the last answer was not a denial (a busy peer never polls the idle).
+            # Never while running another owner's unit: it may be a suspect (its holder
+            # died), which must run on a peer holding nothing else, so that a second
+            # death is blamed on it alone (``leases.py``).
+            out = self._ask(now)
+            self.counters.steals_early += len(out)
+            out.append(Run(work, index))
+            return out
 
     def _on_Finished(self, ev: Finished, now: float) -> list:
         if ev.owner == self.me:
             return self._resolve_local(ev.job, ev.index, T.FINISH, ev.status, ev.value, False)
         box = self._outbox.get(ev.owner)
         if box is None:
+            if self.config.result_at_once and now - self._shipped_at >= self.config.result_delay:
+                # the first result after a quiet spell goes at once (its owner may be
+                # parked on it: a stolen subtree's root); a stream is still batched
+                self.counters.results_at_once += 1
+                return self._ship(ev.owner, [(ev.job, ev.index, ev.status, ev.value)], now)
             if not self._outbox:
                 self._outbox_since = now
             box = self._outbox[ev.owner] = []
@@ -243,13 +235,18 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
             if now - self._steal[2] < self.config.request_timeout:
                 return out
             self._steal = None  # unanswered: the victim may be gone; ask someone else
-        victim = None if self.leaving else self.policy.choose_victim(self.victims(), now)
-        if victim is not None:
-            self._next_req += 1
-            self._steal = (victim, self._next_req, now)
-            self.counters.steals_sent += 1
-            out.append(SendMsg(victim, Steal(self._next_req)))
+        out.extend(self._ask(now))
         return out
+
+    def _ask(self, now: float) -> list:
+        """Send a steal request to the victim the policy picks, if any (none is pending)."""
+        victim = None if self.leaving else self.policy.choose_victim(self.victims(), now)
+        if victim is None:
+            return []
+        self._next_req += 1
+        self._steal = (victim, self._next_req, now)
+        self.counters.steals_sent += 1
+        return [SendMsg(victim, Steal(self._next_req))]
 
     def _on_Tick(self, ev: Tick, now: float) -> list:
         out = self._membership(self.members.tick(now), now) if (
@@ -341,6 +338,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
 
     def _ship(self, owner: bytes, box: list, now: float) -> list:
         """Results go to their owner; one not linked yet gets them once linked (scale.md)."""
+        self._shipped_at = now
         if owner in self.peers or self.members.dead(owner):  # (an orphan's: dropped)
             return [ShipResults(owner, box)] if owner in self.peers else []
         self._held.setdefault(owner, []).extend(box)

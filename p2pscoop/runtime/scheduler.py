@@ -4,7 +4,8 @@ One *hub* greenlet per peer runs this loop on the process's main thread:
 
     1. take what the comm thread left in the inbox (results, resolutions) -> complete futures
     2. resume a parked task whose future completed or whose timeout passed
-    3. ask the node for a unit (Pop) -> run it in a new greenlet
+    3. ask the node for a unit (Pop) -> run it in a new greenlet (a Pop that takes the
+       last queued unit may also return a steal request: it is sent first)
     4. nothing to do: tell the node (Idle: it may send a steal request), then sleep on the
        peer's condition until the comm thread wakes us or the node's next deadline
 
@@ -121,7 +122,7 @@ class Scheduler:
                 continue
             with lock:
                 cmds = node.handle(Pop(), now)
-            if cmds:
+            if cmds:  # (a Run comes last: a steal request sent before it goes first)
                 for cmd in cmds:
                     if type(cmd) is Run:
                         self.units_run += 1
@@ -201,8 +202,10 @@ class Scheduler:
                 return
             with lock:
                 cmds = node.handle(Pop(), monotonic())
-            if len(cmds) != 1 or type(cmds[0]) is not Run:
+            if not cmds or type(cmds[-1]) is not Run:
                 peer.execute_all(cmds)
                 return
+            if len(cmds) > 1:  # a steal request sent before the last unit runs
+                peer.execute_all(cmds[:-1])
             self.units_run += 1
-            work, index = cmds[0].work, cmds[0].index
+            work, index = cmds[-1].work, cmds[-1].index

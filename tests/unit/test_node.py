@@ -462,7 +462,7 @@ def test_result_for_an_index_outside_a_live_job_is_dropped():
 
 
 def test_results_are_batched_per_owner_up_to_result_batch():
-    n = make_node(P1, P2, result_batch=3, result_delay=1.0)
+    n = make_node(P1, P2, result_batch=3, result_delay=1.0, result_at_once=False)
     works = [foreign(P1, 0, 0, 10), foreign(P2, 0, 0, 10)]
     n.handle(Received(P1, give(works[:1], 0), works[:1]), 0.0)
     n.handle(Received(P2, give(works[1:], 0), works[1:]), 0.0)
@@ -476,7 +476,7 @@ def test_results_are_batched_per_owner_up_to_result_batch():
 
 
 def test_results_are_flushed_after_result_delay():
-    n = make_node(P1, result_batch=100, result_delay=0.5)
+    n = make_node(P1, result_batch=100, result_delay=0.5, result_at_once=False)
     w = foreign(P1, 2, 0, 10)
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
     assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == []
@@ -491,31 +491,78 @@ def test_results_are_flushed_after_result_delay():
 
 
 def test_results_are_flushed_when_the_deque_runs_dry():
-    n = make_node(P1, result_batch=100, result_delay=10.0)
+    n = make_node(P1, result_batch=100, result_delay=10.0, result_at_once=False)
     w = foreign(P1, 0, 0, 2)
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
     assert n.handle(Pop(), 0.0) == [Run(w, 0)]
     assert n.handle(Finished(P1, 0, 0, OK, 0), 0.0) == []
-    assert n.handle(Pop(), 0.0) == [Run(w, 1)]
+    assert n.handle(Pop(), 0.0) == [Run(w, 1)]  # (not our unit: no request before it)
     assert n.handle(Finished(P1, 0, 1, OK, 1), 0.0) == [
         ShipResults(P1, [(0, 0, OK, 0), (0, 1, OK, 1)])]
 
 
 def test_pop_and_idle_flush_pending_results():
-    n = make_node(P1, result_batch=100, result_delay=10.0)
+    n = make_node(P1, result_batch=100, result_delay=10.0, result_at_once=False)
     w = foreign(P1, 0, 0, 3)
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
     n.handle(Pop(), 0.0)
     n.handle(Finished(P1, 0, 0, OK, 0), 0.0)
     n.deque.discard(w)  # the rest went away (as if cancelled)
     assert n.handle(Pop(), 0.0) == [ShipResults(P1, [(0, 0, OK, 0)])]
-    n2 = make_node(P1, result_batch=100, result_delay=10.0)
+    n2 = make_node(P1, result_batch=100, result_delay=10.0, result_at_once=False)
     w2 = foreign(P1, 0, 0, 3)
     n2.handle(Received(P1, give([w2], 0), [w2]), 0.0)
     n2.handle(Pop(), 0.0)
     n2.handle(Finished(P1, 0, 0, OK, 0), 0.0)
     assert n2.handle(Idle(), 0.0) == [ShipResults(P1, [(0, 0, OK, 0)]), Wake()]
 
+
+
+def test_a_result_after_a_quiet_spell_ships_at_once_then_results_batch():
+    n = make_node(P1, result_batch=100, result_delay=0.5)
+    w = foreign(P1, 2, 0, 10)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    # its owner may be parked on it: it goes now
+    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == [ShipResults(P1, [(2, 0, OK, 0)])]
+    assert n.handle(Finished(P1, 2, 1, OK, 1), 1.1) == []  # a stream: batched
+    assert n.handle(Finished(P1, 2, 2, OK, 2), 1.2) == []
+    assert n.handle(Tick(), 1.6) == [ShipResults(P1, [(2, 1, OK, 1), (2, 2, OK, 2)])]
+    assert n.handle(Finished(P1, 2, 3, OK, 3), 1.7) == []  # (0.1 s after the last RESULTS)
+    assert n.handle(Tick(), 2.2) == [ShipResults(P1, [(2, 3, OK, 3)])]
+    assert n.handle(Finished(P1, 2, 4, OK, 4), 2.8) == [ShipResults(P1, [(2, 4, OK, 4)])]
+    assert n.counters.results_at_once == 2
+
+
+def test_a_thief_granted_work_is_no_longer_on_the_lifeline():
+    # denied once, then granted: our next surplus is not pushed to it (it may be busy with
+    # what it got; it asks again when it needs more)
+    n = make_node(P1)
+    n.handle(Received(P1, Steal(1)), 0.0)  # denied: remembered
+    submit(n, 1)
+    assert [type(c) for c in n.handle(Received(P1, Steal(2)), 0.0)] == [ShipWorks]
+    assert n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0) == [Wake()]
+    assert n.counters.pushes == 0 and n.deque.total == 2
+
+def test_a_peer_asks_before_running_dry_but_only_once_and_not_after_a_denial():
+    n = make_node(P1)
+    submit(n, 2)
+    assert [type(c) for c in n.handle(Pop(), 0.0)] == [Run]  # one unit still queued
+    out = n.handle(Pop(), 0.0)  # the last one starts: ask now
+    assert out[0] == SendMsg(P1, Steal(1)) and type(out[1]) is Run and n.stealing
+    submit(n, 1)
+    assert [type(c) for c in n.handle(Pop(), 0.0)] == [Run]  # one request at a time
+    n.handle(Received(P1, Give(1, [])), 0.0)  # denied
+    submit(n, 1)
+    assert [type(c) for c in n.handle(Pop(), 0.0)] == [Run]  # a denial: no asking early
+    assert n.counters.steals_early == 1 and n.counters.steals_sent == 1
+
+
+def test_no_early_request_while_running_another_owners_unit():
+    # it may be a suspect, which must run on a peer that holds nothing else
+    n = make_node(P1, P2)
+    w = foreign(P1, 3, 0, 1)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    assert n.handle(Pop(), 0.0) == [Run(w, 0)] and not n.stealing
 
 # -- faults -----------------------------------------------------------------------------
 
@@ -532,7 +579,7 @@ def test_peer_down_makes_the_units_it_held_suspects():
     assert list(n.suspects) == [(w.job, i) for i in range(4, 8)]
     # the owner never runs a suspect itself: they may have killed P1
     assert spans(n.deque) == [(b"M", 0, 0, 2)]
-    assert [n.handle(Pop(), 1.0)[0].index for _ in range(2)] == [0, 1]
+    assert [n.handle(Pop(), 1.0)[-1].index for _ in range(2)] == [0, 1]
     assert n.handle(Pop(), 1.0) == []
     # a result from the dead peer is no longer accepted
     assert n.handle(Received(P1, results((w.job, 4, OK))), 1.0) == []
@@ -586,7 +633,7 @@ def test_suspects_wait_for_a_replacement_peer():
 
 
 def test_peer_down_drops_results_owed_to_it():
-    n = make_node(P1, result_batch=100, result_delay=10.0)
+    n = make_node(P1, result_batch=100, result_delay=10.0, result_at_once=False)
     w = foreign(P1, 0, 0, 3)
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
     n.handle(Pop(), 0.0)
@@ -750,7 +797,7 @@ def test_peer_up_resets_the_backoff():
 def test_next_deadline_and_next_tick():
     """``next_deadline``: when an idle scheduler calls ``Idle`` again; ``next_tick``: when
     the comm shell must ``Tick`` (a result batch to flush, a steal request to expire)."""
-    n = make_node(P1, result_delay=0.25, request_timeout=2.0)
+    n = make_node(P1, result_delay=0.25, request_timeout=2.0, result_at_once=False)
     assert (n.next_deadline(1.0), n.next_tick(1.0)) == (1.0, None)  # may steal now
     n.handle(Idle(), 1.0)
     assert (n.next_deadline(1.5), n.next_tick(1.5)) == (3.0, 3.0)  # request timeout

@@ -11,9 +11,11 @@ loop. The thief's node records the round trip of every answered request (send ->
 An idle peer stops polling after a few rounds of denials and waits for a lifeline hint
 (``core/policy.py``), so a thief facing a victim with nothing queued would send only a few
 requests. The figure is the victim's response time, not the thief's polling rate: a first
-task (``keep_polling``) sets the thief's policy to poll for ever (every 50 ms at most, as
-every idle peer did before lifelines), so the samples are as many as before and comparable.
-Prints one line: ``BENCH {"workload": "steal_latency", "p50_ms": ..., "p99_ms": ...}``.
+task (``keep_polling``) sets the thief's policy to poll for ever, every ``POLL`` seconds at
+most (2 ms: a few hundred samples a second, enough for a p99 that is not just the maximum).
+Prints one line: ``BENCH {"workload": "steal_latency", "p50_ms": ..., "p99_ms": ...}``
+with the sample count and the 1-minute load average before and after (a 2-core machine
+running anything else answers later: the OS wakes the comm threads late).
 """
 
 import json
@@ -36,13 +38,16 @@ def spin(seconds: float) -> int:
     return n
 
 
+POLL = 0.002  # the thief's longest wait between requests (seconds)
+
+
 def keep_polling(delay: float) -> int:
     """Benchmark instrumentation: this peer never goes quiet (see the module docstring)."""
     import dataclasses
 
     time.sleep(delay)
     policy = context.current().node.policy
-    policy.config = dataclasses.replace(policy.config, quiet_after=1 << 30)
+    policy.config = dataclasses.replace(policy.config, quiet_after=1 << 30, backoff_max=POLL)
     return context.current().rank
 
 
@@ -60,6 +65,7 @@ def percentile(xs, q):
 
 if __name__ == "__main__":
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
+    load_before = os.getloadavg()[0]
     for attempt in range(20):  # the thief must poll during the spin
         fs = [futures.submit(keep_polling, 0.2) for _ in range(2)]
         if any(f.result() != 0 for f in fs):
@@ -80,4 +86,5 @@ if __name__ == "__main__":
     print("BENCH " + json.dumps({
         "workload": "steal_latency", "samples": len(ms),
         "p50_ms": round(statistics.median(ms), 3), "p99_ms": round(percentile(ms, 0.99), 3),
-        "max_ms": round(max(ms), 3), "victim_loop_s": seconds, "pid": os.getpid()}))
+        "max_ms": round(max(ms), 3), "victim_loop_s": seconds, "poll_s": POLL,
+        "load": [round(load_before, 2), round(os.getloadavg()[0], 2)], "pid": os.getpid()}))
