@@ -1,6 +1,7 @@
 """The command line: ``p2pscoop COMMAND ...`` and ``python -m p2pscoop [opts] prog.py args``.
 
-Argument parsing only: every command hands its parsed arguments to a function elsewhere
+Argument parsing only (the run command's host and SCOOP option groups are in ``cli_run.py``):
+every command hands its parsed arguments to a function elsewhere
 (``launch.program.run_program`` for ``run``, ``transport.security.write_secret_file`` for
 ``secret``), imported lazily so that ``--help`` and usage errors stay fast.
 
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import __version__
+from .cli_run import (MULTI_VALUED, add_hosts, add_scoop_compat, host_run_options,
+                      scoop_notes)
 
 USAGE_ERROR = 2
 
@@ -139,115 +142,6 @@ def add_cluster(parser: argparse.ArgumentParser, listen: bool = True) -> None:
                            help="listen on the IPv4 address of this network interface")
     group.add_argument("--no-zeroconf", dest="zeroconf", action="store_false",
                        help="do not use multicast DNS (give addresses instead)")
-
-
-MULTI_VALUED = frozenset({"--hosts", "--host"})  # ``--hosts a b:2 c`` (see split_program)
-
-
-def add_hosts(parser: argparse.ArgumentParser) -> None:
-    """The options of a run over hosts started by SSH (docs/hosts.md)."""
-    group = parser.add_argument_group(
-        "hosts", "start peers on other machines over SSH (no cluster or zeroconf needed); "
-                 "inside a SLURM, PBS/Torque, SGE or LSF job the allocated hosts are used "
-                 "when none are given")
-    group.add_argument("--hosts", "--host", dest="hosts", metavar="HOST", action="append",
-                       default=None,
-                       help="hosts to run on: NAME, NAME:SLOTS, USER@NAME, [IPv6]:SLOTS; a "
-                            "name given twice counts twice; the list ends at an option, "
-                            "at `--` or at the program")
-    group.add_argument("--hostfile", metavar="FILE", default=None,
-                       help="a file of hosts, one per line: `NAME [SLOTS]` or "
-                            "`NAME:SLOTS`, # comments")
-    group.add_argument("--ssh-executable", metavar="PATH", default="ssh",
-                       help="the ssh client to use (default: ssh)")
-    group.add_argument("--python-interpreter", metavar="PATH", default=None,
-                       help="the Python that runs the peers on the other hosts (default: "
-                            "this one's path, %s)" % sys.executable.replace("%", "%%"))
-    group.add_argument("--prolog", metavar="FILE", default=None,
-                       help="a shell script sourced on each host before its peers start "
-                            "(e.g. to activate a virtualenv)")
-    group.add_argument("--pythonpath", metavar="PATHS", default=None,
-                       help="PYTHONPATH of the peers on the other hosts (default: this "
-                            "one's)")
-    group.add_argument("-p", "--path", metavar="DIR", default=None,
-                       help="working directory of the peers on the other hosts (default: "
-                            "this one's if it exists there, else a temporary directory)")
-    group.add_argument("--nice", metavar="N", type=int, default=None,
-                       help="niceness of the peers on the other hosts")
-    group.add_argument("--external-hostname", metavar="ADDR", default=None,
-                       help="the address of this machine that the other hosts dial "
-                            "(default: the one on the route to the first host)")
-
-
-#: SCOOP's flags that mean nothing here: accepted, with one line that says so (flag -> note)
-SCOOP_NOTES = {
-    "brokers": "-b: p2pscoop has no brokers (peers steal from each other); ignored",
-    "rsh": "--rsh: p2pscoop starts remote peers with ssh only (rsh would send the run's "
-           "secret in clear); using ssh",
-    "tunnel": "--tunnel: p2pscoop peers dial each other directly; ignored",
-    "profile": "--profile: not supported (profile a peer with py-spy or cProfile "
-               "instead); ignored",
-    "backend": "--backend: p2pscoop always uses ZeroMQ; ignored",
-    "debug": "--debug: p2pscoop has no debug dumps; use -vv for its debug log; ignored",
-}
-
-
-def add_scoop_compat(parser: argparse.ArgumentParser) -> None:
-    """SCOOP's flags without a meaning here (see ``SCOOP_NOTES``), so SCOOP command lines
-    work unchanged."""
-    group = parser.add_argument_group(
-        "SCOOP compatibility", "accepted so that SCOOP command lines run unchanged; each "
-                               "prints one line saying what p2pscoop does instead")
-    group.add_argument("-b", dest="brokers", metavar="N", type=int, default=None,
-                       help="SCOOP's number of brokers")
-    group.add_argument("--rsh", action="store_true", default=None, help="SCOOP: use rsh")
-    group.add_argument("--tunnel", action="store_true", default=None,
-                       help="SCOOP: reach the broker through an SSH tunnel")
-    group.add_argument("--profile", action="store_true", default=None,
-                       help="SCOOP: cProfile every worker")
-    group.add_argument("--backend", metavar="{ZMQ,TCP}", default=None,
-                       help="SCOOP's transport")
-    group.add_argument("--debug", action="store_true", default=None, help=argparse.SUPPRESS)
-
-
-def scoop_notes(args: argparse.Namespace) -> list[str]:
-    """The notes for the SCOOP-only flags given on this command line."""
-    return [f"p2pscoop: note: {text}" for dest, text in SCOOP_NOTES.items()
-            if getattr(args, dest, None) is not None]
-
-
-def host_run_options(args: argparse.Namespace):
-    """(hosts, SshOptions) of a run over hosts, None if there is none. Raises ValueError
-    (``hosts.HostfileError``, ``hosts.SchedulerError``) with a message for the user."""
-    from .launch import hosts as H
-    from .launch.ssh import SshOptions
-
-    if args.hosts and args.hostfile:
-        raise ValueError("give --hosts or --hostfile, not both")
-    srun = False
-    if args.hostfile:
-        hosts = H.parse_hostfile(args.hostfile)
-    elif args.hosts:
-        hosts = H.parse_hosts_args(args.hosts)
-    else:
-        alloc = H.detect_scheduler()
-        if alloc is None:
-            return None
-        hosts = alloc.hosts
-        print(f"p2pscoop: {alloc.scheduler} allocation detected: {len(hosts)} host(s)",
-              file=sys.stderr)
-        if args.n is None and alloc.ntasks:
-            args.n = alloc.ntasks
-        import shutil
-
-        srun = alloc.scheduler == "SLURM" and shutil.which("srun") is not None
-    opts = SshOptions(ssh=args.ssh_executable,
-                      python=args.python_interpreter or sys.executable,
-                      prolog=args.prolog,
-                      pythonpath=(args.pythonpath if args.pythonpath is not None
-                                  else os.environ.get("PYTHONPATH")),
-                      path=args.path, nice=args.nice, srun=srun)
-    return hosts, opts
 
 
 def build_run(parser: argparse.ArgumentParser) -> None:
