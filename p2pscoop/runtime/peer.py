@@ -246,9 +246,13 @@ class Peer:
         if self.fatal_error is not None:
             raise InternalError(f"p2pscoop's comm thread failed ({self.fatal_error}); "
                                 f"please file a bug") from self.fatal_error
-        waiter = switch.Waiter(deadline)
-        for f in futures:
-            f._parked.append(waiter)
+        with self.resolve_lock:  # check and register at once: the completer thread may
+            self.poll_inbox()    # complete a future between the two otherwise
+            if any(f.done() for f in futures):
+                return
+            waiter = switch.Waiter(deadline)
+            for f in futures:
+                f._parked.append(waiter)
         if deadline is not None:
             self.scheduler.add_timer(waiter)
         switch.park(self.scheduler.hub, waiter)
