@@ -224,34 +224,51 @@ def test_an_oversize_message_never_arrives(ctx, auth):
     assert server.recv_multipart()[-1] == b"small"
 
 
-def test_the_first_refusal_is_a_warning_later_ones_are_rate_limited(ctx, caplog):
+class _Lines(logging.Handler):
+    """The lines one thread logs (attached to the logger itself: whether records propagate
+    to the root logger depends on what earlier tests configured, see ``logs.configure``)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.thread: int | None = None
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        if record.thread == self.thread:
+            self.lines.append(record.getMessage())
+
+
+def test_the_first_refusal_is_a_warning_later_ones_are_rate_limited(ctx):
     clock = [1000.0]
     authenticator = Authenticator(ctx, KEYS, clock=lambda: clock[0])
-    with authenticator, caplog.at_level(logging.WARNING, "p2pscoop.security"):
-        server = Server(ctx)
+    logger = logging.getLogger("p2pscoop.security")
+    lines, level = _Lines(), logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.WARNING)
+    try:
+        with authenticator:
+            lines.thread = authenticator._thread.ident  # this handler's lines only
+            server = Server(ctx)
 
-        def refused_attempt():
-            intruder = stonehouse_client(ctx)
-            # one handshake per attempt: no reconnect behind our back on a loaded machine
-            intruder.setsockopt(zmq.RECONNECT_IVL, -1)
-            intruder.connect(server.endpoint)
-            assert server.next_handshake() == zmq.EVENT_HANDSHAKE_FAILED_AUTH
-            intruder.close(linger=0)
+            def refused_attempt():
+                intruder = stonehouse_client(ctx)
+                # one handshake per attempt: no reconnect behind our back under load
+                intruder.setsockopt(zmq.RECONNECT_IVL, -1)
+                intruder.connect(server.endpoint)
+                assert server.next_handshake() == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                intruder.close(linger=0)
 
-        def ours():  # this handler's lines only: another test's leftovers may log too
-            thread = authenticator._thread.ident
-            return [r.getMessage() for r in caplog.records if r.thread == thread]
-
-        for _ in range(3):
+            for _ in range(3):
+                refused_attempt()
+            assert len(lines.lines) == 1, lines.lines
+            assert "127.0.0.1" in lines.lines[0] and "CURVE" in lines.lines[0]
+            clock[0] += 61
             refused_attempt()
-        warnings = ours()
-        assert len(warnings) == 1
-        assert "127.0.0.1" in warnings[0] and "CURVE" in warnings[0]
-        clock[0] += 61
-        refused_attempt()
-        warnings = ours()
-        assert len(warnings) == 2 and "3 more" in warnings[1]
-        assert authenticator.refused == 4
+            assert len(lines.lines) == 2 and "3 more" in lines.lines[1], lines.lines
+            assert authenticator.refused == 4
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
 
 
 def test_self_test_passes_with_the_authenticator(ctx, auth):
