@@ -37,10 +37,6 @@ class BrokerMixin:
 
     _pull: tuple[bytes, int, float] | None = None
 
-    @property
-    def broker_mode(self) -> bool:
-        return self.config.broker
-
     def is_coordinator(self) -> bool:
         return self.config.broker and self.members.identity.rank == 0
 

@@ -48,6 +48,8 @@ import tempfile
 import threading
 import time
 
+from .local import spawn_worker
+
 READY = "p2pscoop-remote ready"
 #: exit statuses the launcher explains (``launch.ssh``)
 BAD_ORDER, NO_WORKER = 3, 4
@@ -120,17 +122,15 @@ class Remote:
         self.eof = threading.Event()
 
     def start(self) -> int:
-        from .local import spawn_worker
-
         if self.order.get("log_time"):  # the origin's P2PSCOOP_LOG_TIME (logs.TIME_ENV)
             os.environ["P2PSCOOP_LOG_TIME"] = "1"
         if self.order.get("nice"):
             os.nice(int(self.order["nice"]))
         for k in range(self.order["count"]):
-            self._spawn(self.order["rank"] + k, spawn_worker)
+            self._spawn(self.order["rank"] + k)
         return len(self.procs)
 
-    def _spawn(self, rank: int, spawn_worker) -> bool:
+    def _spawn(self, rank: int) -> bool:
         try:
             self.procs.append(spawn_worker(dict(self.spec, rank=rank), self.lifeline_r,
                                            self.order.get("argv", []), self.secret,
@@ -154,8 +154,6 @@ class Remote:
     def supervise(self) -> None:
         """Until stdin's EOF or until every worker has ended: replace workers that a task
         killed (bounded), so their re-dispatched work still has somewhere to run here."""
-        from .local import spawn_worker
-
         while not self.eof.wait(0.2):
             alive = 0
             for proc in list(self.procs):
@@ -171,7 +169,7 @@ class Remote:
                 self.respawns += 1
                 _say(f"worker pid {proc.pid} exited with status {code}: starting a "
                      f"replacement")
-                if self._spawn(self.next_rank, spawn_worker):
+                if self._spawn(self.next_rank):
                     alive += 1
                 self.next_rank += 1
             if alive == 0:

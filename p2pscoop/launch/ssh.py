@@ -21,8 +21,8 @@ Invariants:
   side's EOF: ``launch.remote``) and kills what does not exit in time; if the origin dies, the
   kernel closes that stdin for us.
 * A host that fails does not fail the run: it is reported, one message naming it and what to
-  fix, and the others go on. ``start`` raises ``StartupError`` only when no peer at all
-  besides the origin could be started and the run was meant to have some.
+  fix, and the others go on (``all_failed``: the launcher gives up only when no peer at all
+  besides the origin could be started and the run was meant to have some).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 
 from .. import logs
 from ..core import commands as C
-from .local import StartupError
 from .remote import BAD_ORDER, NO_WORKER, READY
 
 LOGGER = logging.getLogger("p2pscoop.launch")
@@ -245,10 +244,10 @@ class HostLauncher:
                 continue
             sys.stdout.write(line)
             sys.stdout.flush()
-        self._wait(host)
 
     def _stderr(self, host: RemoteHost, stream) -> None:
-        """Kept (for the failure message) until the host is up, then forwarded."""
+        """Kept (for the failure message) until the host is up, then forwarded; at its end
+        (the child exited) every line is in ``host.tail`` for ``_wait``."""
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace")
             if host.up.is_set() and not host.failed:
@@ -256,6 +255,7 @@ class HostLauncher:
                 sys.stderr.flush()
             else:
                 host.tail.append(line.rstrip("\n"))
+        self._wait(host)
 
     def _wait(self, host: RemoteHost) -> None:
         code = host.proc.wait()
@@ -264,7 +264,6 @@ class HostLauncher:
                 LOGGER.warning("host %s: the remote side exited with status %d during "
                                "the run", host.name, code)
             return
-        time.sleep(0.05)  # let the stderr reader take the last lines
         self._fail(host, explain(host.name, code, list(host.tail), self.opts))
 
     def _fail(self, host: RemoteHost, message: str) -> None:

@@ -174,30 +174,42 @@ class Bench:
                 "steal2": lambda: self.steal(True)}[name]()
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def lab_parser(doc: str, measurements) -> argparse.ArgumentParser:
+    """The options every lab benchmark takes (this one and ``ssh.py``)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=3, help="runs of each measurement (3)")
-    p.add_argument("--only", default=",".join(MEASUREMENTS),
-                   help="comma-separated subset of " + ", ".join(MEASUREMENTS))
-    p.add_argument("--node-n", type=int, default=10, help="peers per node on h1..h3 (10)")
-    p.add_argument("--origin-n", type=int, default=2, help="peers on h4, origin included (2)")
+    p.add_argument("--only", default=",".join(measurements),
+                   help="comma-separated subset of " + ", ".join(measurements))
     p.add_argument("--tasks", type=int, default=2000, help="map size (2000)")
     p.add_argument("--seconds", type=float, default=0.02, help="sleep per task (0.02)")
-    p.add_argument("--spin", type=float, default=8.0, help="victim's pure-Python loop, s (8)")
     p.add_argument("--timeout", type=float, default=240.0, help="per program run, s (240)")
     p.add_argument("--logs", default=None, help="directory for every process's log")
     p.add_argument("-v", "--verbose", action="store_true", help="run every peer with -v")
-    p.add_argument("--json", default=None, help="also write every run record to this file")
     p.add_argument("--record", action="store_true",
                    help="append the table, dated, to docs/benchmarks.md")
+    return p
+
+
+def parse_lab_args(p: argparse.ArgumentParser, argv, measurements, name: str):
+    """Parse, check ``--only`` against ``measurements`` and root, make the log directory."""
     args = p.parse_args(argv)
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
-    bad = [m for m in args.only if m not in MEASUREMENTS]
+    bad = [m for m in args.only if m not in measurements]
     if bad:
-        p.error(f"unknown measurement(s) {bad}: choose from {', '.join(MEASUREMENTS)}")
+        p.error(f"unknown measurement(s) {bad}: choose from {', '.join(measurements)}")
     if os.geteuid() != 0:
         p.error("network namespaces need root: run as root")
-    args.logs = args.logs or tempfile.mkdtemp(prefix="p2pscoop-bench-cluster-")
+    args.logs = args.logs or tempfile.mkdtemp(prefix=f"p2pscoop-bench-{name}-")
+    return args
+
+
+def main(argv=None) -> int:
+    p = lab_parser(__doc__, MEASUREMENTS)
+    p.add_argument("--node-n", type=int, default=10, help="peers per node on h1..h3 (10)")
+    p.add_argument("--origin-n", type=int, default=2, help="peers on h4, origin included (2)")
+    p.add_argument("--spin", type=float, default=8.0, help="victim's pure-Python loop, s (8)")
+    p.add_argument("--json", default=None, help="also write every run record to this file")
+    args = parse_lab_args(p, argv, MEASUREMENTS, "cluster")
     machine = report.machine(args)
     runs: dict[str, list[dict]] = {m: [] for m in args.only}
     t0 = time.monotonic()

@@ -26,11 +26,9 @@ program is the cluster benchmark's (``_cluster_prog.py``); only the way peers st
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +36,7 @@ sys.path.insert(0, HERE)
 
 import _cluster_report as report  # noqa: E402
 from _cluster_lab import PROGRAM, REPO, BenchError, BenchLab  # noqa: E402
-from cluster import load, repeat, say  # noqa: E402
+from cluster import lab_parser, load, parse_lab_args, repeat, say  # noqa: E402
 
 MEASUREMENTS = ("first", "map")
 SLOTS = {"h1": 11, "h2": 10, "h3": 10}  # + the origin on h4 = 32 peers
@@ -134,25 +132,7 @@ def _brief(name: str, rec: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=3, help="runs of each measurement (3)")
-    p.add_argument("--only", default=",".join(MEASUREMENTS),
-                   help="comma-separated subset of " + ", ".join(MEASUREMENTS))
-    p.add_argument("--tasks", type=int, default=2000, help="map size (2000)")
-    p.add_argument("--seconds", type=float, default=0.02, help="sleep per task (0.02)")
-    p.add_argument("--timeout", type=float, default=240.0, help="per program run, s (240)")
-    p.add_argument("--logs", default=None, help="directory for every process's log")
-    p.add_argument("-v", "--verbose", action="store_true", help="run every peer with -v")
-    p.add_argument("--record", action="store_true",
-                   help="append the table, dated, to docs/benchmarks.md")
-    args = p.parse_args(argv)
-    args.only = [m.strip() for m in args.only.split(",") if m.strip()]
-    bad = [m for m in args.only if m not in MEASUREMENTS]
-    if bad:
-        p.error(f"unknown measurement(s) {bad}: choose from {', '.join(MEASUREMENTS)}")
-    if os.geteuid() != 0:
-        p.error("network namespaces need root: run as root")
-    args.logs = args.logs or tempfile.mkdtemp(prefix="p2pscoop-bench-ssh-")
+    args = parse_lab_args(lab_parser(__doc__, MEASUREMENTS), argv, MEASUREMENTS, "ssh")
     machine = report.machine(args)
     machine["command"] = "python tools/bench/ssh.py " + " ".join(sys.argv[1:])
     runs: dict[str, list[dict]] = {m: [] for m in args.only}
