@@ -152,9 +152,7 @@ class Executor(cf.Executor):
         peer = self._peer
         if peer.closed:
             raise RuntimeError("cannot schedule new futures: the p2pscoop peers stopped")
-        fut = peer.submit(fn, args, kwargs)
-        waiting._nudge(peer)
-        return fut
+        return peer.submit(fn, args, kwargs)
 
     def _forget(self, fut) -> None:
         with self._lock:

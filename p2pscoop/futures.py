@@ -38,7 +38,7 @@ from .runtime import context, payload
 from .runtime.importing import stop_if_importing
 from .runtime.future import Future, completed, ensure_completer
 from .runtime.switch import Waiter, wake
-from .waiting import (DoneAndNotDoneFutures, _deadline, _nudge, _off_main, as_completed,
+from .waiting import (DoneAndNotDoneFutures, _deadline, _off_main, as_completed,
                       wait)
 
 __all__ = [
@@ -103,9 +103,7 @@ def submit(func: Callable, *args, **kwargs) -> Future:
             raise
         except BaseException as exc:  # stored, as a runtime peer stores it
             return completed(False, exc)
-    fut = peer.submit(func, args, kwargs)
-    _nudge(peer)
-    return fut
+    return peer.submit(func, args, kwargs)
 
 
 # --- map ------------------------------------------------------------------------------
@@ -152,7 +150,6 @@ class _MapRun:
             if chunk:
                 self.peer.submit_many(self.fn, chunk, self, self.issued)
                 self.issued += len(chunk)
-                _nudge(self.peer)
 
     def fill(self, index: int, ok: bool, value: Any) -> None:
         """A result arrived (``poll_inbox``, under ``resolve_lock``)."""

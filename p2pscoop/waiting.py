@@ -48,13 +48,6 @@ def _off_main(peer) -> bool:
     return peer is None or peer.closed or threading.current_thread() is not peer.main_thread
 
 
-def _nudge(peer) -> None:
-    """New work submitted from another thread: wake the peer's scheduler if it sleeps."""
-    if threading.current_thread() is not peer.main_thread:
-        with peer.cond:
-            peer.cond.notify_all()
-
-
 def _deadline(timeout: float | None) -> float | None:
     if timeout is None or timeout < 0:
         return None

@@ -224,6 +224,7 @@ class Peer:
             cmds = self.node.handle(Submit(work), time.monotonic())
         if len(cmds) > 1:
             self.execute_all(cmds)
+        self._wake_scheduler()
         return fut
 
     def submit_many(self, fn, items: list, target: Any, offset: int) -> None:
@@ -234,6 +235,14 @@ class Peer:
             cmds = self.node.handle(Submit(work), time.monotonic())
         if len(cmds) > 1:
             self.execute_all(cmds)
+        self._wake_scheduler()
+
+    def _wake_scheduler(self) -> None:
+        """Work submitted from another thread (an Executor's caller, a map iterated off
+        the main thread): wake the main thread's scheduler if it sleeps."""
+        if threading.current_thread() is not self.main_thread:
+            with self.cond:
+                self.cond.notify_all()
 
     def wait_any(self, futures, deadline: float | None) -> None:
         """Park the caller until one of ``futures`` is done or ``deadline`` passes."""
