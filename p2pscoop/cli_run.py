@@ -53,6 +53,37 @@ def add_hosts(parser: argparse.ArgumentParser) -> None:
                             "(default: the one on the route to the first host)")
 
 
+SEE_IT_RUN = "see it run"  # the option group of --dashboard (and --progress, --trace)
+
+
+def see_it_run_group(parser: argparse.ArgumentParser):
+    """The parser's "see it run" option group, made on first use (several options share it)."""
+    for group in parser._action_groups:  # argparse's list of groups, stable since 3.2
+        if group.title == SEE_IT_RUN:
+            return group
+    return parser.add_argument_group(SEE_IT_RUN, "watch a run or a node while it works")
+
+
+def _dashboard_address(text: str) -> tuple[str, int]:
+    from .dashboard import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_dashboard(parser: argparse.ArgumentParser, what: str = "run") -> None:
+    """``--dashboard [HOST:]PORT``: a live, read-only web page of the run (or node)."""
+    see_it_run_group(parser).add_argument(
+        "--dashboard", metavar="[HOST:]PORT", type=_dashboard_address, default=None,
+        help=f"serve a live web page of this {what} (peers, queues, steals, throughput) at "
+             f"http://HOST:PORT/; HOST defaults to 127.0.0.1, PORT 0 picks a free port (the "
+             f"URL is printed on stderr). Read-only, but it shows function names, host names "
+             f"and PIDs to whoever reaches it: give a non-loopback HOST only on a trusted "
+             f"network (docs/dashboard.md)")
+
+
 #: SCOOP's flags that mean nothing here: accepted, with one line that says so (flag -> note)
 SCOOP_NOTES = {
     "brokers": "-b: p2pscoop has no brokers (peers steal from each other); ignored",

@@ -58,7 +58,8 @@ class Program:
 
 class Node:
     def __init__(self, secure: Secure, n: int | None = None, verbosity: int = 0,
-                 zeroconf: bool = True, peers: list[str] | None = None):
+                 zeroconf: bool = True, peers: list[str] | None = None,
+                 dashboard: tuple[str, int] | None = None):
         from .. import __version__
         from ..runtime import payload
 
@@ -98,6 +99,7 @@ class Node:
         self._stop = threading.Event()
         self._lifeline_r, self._lifeline_w = os.pipe()
         self._zc = None
+        self.dashboard = dashboard  # (host, port) of its web page (``p2pscoop.dashboard``)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -107,6 +109,16 @@ class Node:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        board = None
+        if self.dashboard is not None:
+            from ..dashboard.local import start_for_node
+
+            try:
+                board = start_for_node(self, self.dashboard)
+            except OSError as exc:
+                print(exc, file=sys.stderr)
+                self.close()
+                return 1
         if self.use_zeroconf:
             from ..discovery.zeroconf import ZeroconfDiscovery
 
@@ -122,6 +134,8 @@ class Node:
                     self._drain()
                 self._reap()
         finally:
+            if board is not None:
+                board.stop()
             self.close()
         return 0
 

@@ -57,12 +57,13 @@ def program_error(path: str) -> str | None:
 def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
                 secure=None, nodes: list[str] | None = None, zeroconf: bool = True,
                 hosts=None, ssh=None, external: str | None = None,
-                broker: bool = False) -> int:
+                broker: bool = False, dashboard: tuple[str, int] | None = None) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
     the remote ones with ``ssh`` (``launch.ssh.SshOptions``); ``external``: the address they
     dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``).
+    ``dashboard``: (host, port) of a live web page of the run (``p2pscoop.dashboard``).
     Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
     """
     problem = program_error(path)
@@ -92,6 +93,10 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             from ..core.config import NodeConfig, StealConfig
 
             config = NodeConfig(steal=StealConfig(broker=True))
+        if dashboard is not None:
+            from ..dashboard.local import with_telemetry
+
+            config = with_telemetry(config)
         cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
                                secure=secure, config=config)
         cluster.start()
@@ -109,6 +114,18 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             code = 1 if isinstance(exc, StartupError) else 130
             cluster.stop(code)
             return code
+    board = None
+    if dashboard is not None:
+        from ..dashboard.local import start_for_run
+
+        try:
+            board = start_for_run(cluster, dashboard, path)
+        except OSError as exc:
+            print(exc, file=sys.stderr)
+            cluster.stop(1)
+            if remote is not None:
+                remote.stop()
+            return 1
     LOGGER.info("%d peer(s) ready, the origin included: running %s",
                 cluster.peer.size,
                 os.path.basename(path))
@@ -138,6 +155,8 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         LOGGER.debug("the program ended with status %d: stopping the peers", code)
         if finder is not None:
             finder.stop()
+        if board is not None:
+            board.stop()
         cluster.stop(code)
         if remote is not None:
             remote.stop()
