@@ -34,7 +34,8 @@ COUNTERS = ("steals_sent", "steals_granted", "steals_denied", "units_redispatche
 
 
 class History:
-    """The throughput series: (seconds since start, units done), thinned to MAX_ROWS."""
+    """The throughput series: (seconds since start, units done), one row a second at most,
+    thinned to MAX_ROWS (every other row goes, the first stays: the chart keeps its span)."""
 
     def __init__(self, started: float):
         self.started = started
@@ -45,8 +46,7 @@ class History:
         with self.lock:
             t = round(now - self.started, 3)
             if self.rows and t - self.rows[-1][0] < SAMPLE_EVERY * 0.9:
-                self.rows[-1][1] = done  # too soon for a new row: refresh the last one
-                return
+                return  # too soon for a new row (the ticker adds one every second)
             self.rows.append([t, done])
             if len(self.rows) > MAX_ROWS:  # keep the first row, halve the density
                 self.rows = self.rows[:1] + self.rows[2::2]

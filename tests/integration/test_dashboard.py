@@ -269,7 +269,15 @@ def test_the_dashboard_of_a_run_shows_its_peers_and_moves(browser, tmp_path):
         assert text_of(browser, "#programs tbody tr.program td:first-child") == "prog.py"
         wait_for(browser, lambda d: d.find_elements("css selector", "#chart .done-line"),
                  "the throughput line")
-        screenshot(browser, "dashboard.png")
+        if os.environ.get("P2PSCOOP_SCREENSHOTS"):  # a few seconds of history in the chart
+            rows = wait_for(browser, lambda d: len(json.loads(request(
+                url + "api/snapshot")[2])["throughput"]) >= 8 and d.find_elements(
+                "css selector", "#chart .done-line"), "8 s of throughput")
+            points = len(rows[0].get_attribute("points").split())
+            wait_for(browser, lambda d: len(d.find_element(
+                "css selector", "#chart .done-line").get_attribute("points").split()) > points,
+                "the chart redrawn")
+            screenshot(browser, "dashboard.png")
         status, headers, _ = request(url + "api/snapshot", "POST")
         assert status == 405 and headers["Allow"] == "GET, HEAD"
         stop.touch()
@@ -374,7 +382,17 @@ def test_the_timeline_draws_a_trace_file_as_lanes(browser, tmp_path):
     assert len(browser.find_elements("css selector", "path.instant")) == 1
     assert text_of(browser, "#summary").startswith(f"run.trace.json: {complete + 1} events "
                                                    f"on 3 thread(s) of 2 process(es)")
-    screenshot(browser, "timeline.png")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    box = browser.find_elements("css selector", "rect.ev")[3]
+    ActionChains(browser).move_to_element(box).perform()
+    wait_for(browser, lambda d: '"unit":3' in text_of(d, "#detail"), "a unit's details")
+    assert text_of(browser, "#detail").startswith("prog.explore\nstart ")
+    browser.set_window_size(1280, 480)
+    try:
+        screenshot(browser, "timeline.png")
+    finally:
+        browser.set_window_size(1280, 1000)
 
 
 def test_the_timeline_says_why_a_file_is_not_a_trace(browser, tmp_path):
