@@ -107,6 +107,26 @@ def text_of(driver, css: str) -> str:
     return driver.find_element("css selector", css).text
 
 
+#: what the dashboard shows, read at once (the page rebuilds its tables every second, so
+#: elements found by one call may be gone at the next)
+SHOWN = """
+const t = id => document.getElementById(id).textContent;
+const num = id => Number(t(id).replace(/,/g, ""));
+const cells = sel => [...document.querySelectorAll(sel)].map(
+    r => [...r.cells].map(c => c.textContent));
+const line = document.querySelector("#chart .done-line");
+return {status: t("status"), program: t("program"), origin: t("origin"),
+        peers: t("peer-count"), done: num("total-done"), known: num("total-known"),
+        node: t("node-info"), rows: cells("tr.peer"), programs: cells("#programs tbody tr"),
+        hosts: [...document.querySelectorAll("div.host")].map(h => h.dataset.host),
+        chart: line ? line.getAttribute("points").split(" ").length : 0};
+"""
+
+
+def shown(driver) -> dict:
+    return driver.execute_script(SHOWN)
+
+
 def screenshot(driver, name: str) -> None:
     where = os.environ.get("P2PSCOOP_SCREENSHOTS")
     if where:
@@ -252,31 +272,24 @@ def test_the_dashboard_of_a_run_shows_its_peers_and_moves(browser, tmp_path):
     try:
         url = dashboard_url(lambda: run.stderr)
         browser.get(url)
-        wait_for(browser, lambda d: len(d.find_elements("css selector", "tr.peer")) == 3,
-                 "the 3 peers")
-        assert text_of(browser, "#status") == "live"
-        assert text_of(browser, "#program") == "prog.py"
-        assert text_of(browser, "#peer-count") == "3"
-        assert len(browser.find_elements("css selector", "div.host")) == 1  # one machine
-        pids = {e.text for e in browser.find_elements("css selector", "tr.peer td:nth-child(2)")}
-        assert str(run.pid) in pids
-        first = wait_for(browser, lambda d: int(text_of(d, "#total-done").replace(",", ""))
-                         or None, "units done")
-        wait_for(browser, lambda d: int(text_of(d, "#total-done").replace(",", "")) > first,
-                 f"units done growing past {first}")
-        known = int(text_of(browser, "#total-known").replace(",", ""))
-        assert known >= first
-        assert text_of(browser, "#programs tbody tr.program td:first-child") == "prog.py"
-        wait_for(browser, lambda d: d.find_elements("css selector", "#chart .done-line"),
-                 "the throughput line")
+        seen = wait_for(browser, lambda d: len((s := shown(d))["rows"]) == 3 and s,
+                        "the 3 peers")
+        assert seen["status"] == "live"
+        assert seen["program"] == "prog.py"
+        assert seen["peers"] == "3"
+        assert len(seen["hosts"]) == 1  # one machine
+        assert str(run.pid) in {row[1] for row in seen["rows"]}  # the origin's pid
+        assert seen["programs"] == [["prog.py", "3"]]
+        first = wait_for(browser, lambda d: shown(d)["done"], "units done")
+        later = wait_for(browser, lambda d: (s := shown(d))["done"] > first and s,
+                         f"units done growing past {first}")
+        assert later["known"] >= later["done"]
+        wait_for(browser, lambda d: shown(d)["chart"] >= 2, "the throughput line")
         if os.environ.get("P2PSCOOP_SCREENSHOTS"):  # a few seconds of history in the chart
-            rows = wait_for(browser, lambda d: len(json.loads(request(
-                url + "api/snapshot")[2])["throughput"]) >= 8 and d.find_elements(
-                "css selector", "#chart .done-line"), "8 s of throughput")
-            points = len(rows[0].get_attribute("points").split())
-            wait_for(browser, lambda d: len(d.find_element(
-                "css selector", "#chart .done-line").get_attribute("points").split()) > points,
-                "the chart redrawn")
+            points = wait_for(browser, lambda d: len(json.loads(request(
+                url + "api/snapshot")[2])["throughput"]) >= 8 and shown(d)["chart"],
+                "8 s of throughput")
+            wait_for(browser, lambda d: shown(d)["chart"] > points, "the chart redrawn")
             screenshot(browser, "dashboard.png")
         status, headers, _ = request(url + "api/snapshot", "POST")
         assert status == 405 and headers["Allow"] == "GET, HEAD"
@@ -284,7 +297,7 @@ def test_the_dashboard_of_a_run_shows_its_peers_and_moves(browser, tmp_path):
         assert run.wait() == 0, run.describe()
         assert run.wait_report("ROUNDS") > 0
         assert refused(url), "the dashboard outlived its run"
-        wait_for(browser, lambda d: text_of(d, "#status") == "disconnected",
+        wait_for(browser, lambda d: shown(d)["status"] == "disconnected",
                  "that the run is gone")
     finally:
         stop.touch()
@@ -307,21 +320,19 @@ def test_the_dashboard_of_a_node_shows_the_programs_it_serves(browser, tmp_path)
     try:
         url = dashboard_url(lambda: node.stderr)
         browser.get(url)
-        node_id = wait_for(browser, lambda d: text_of(d, "#origin").startswith("n")
-                           and text_of(d, "#origin"), "the node's id")
-        assert text_of(browser, "#program") == f"node {node_id}"
-        assert "dashlab" in text_of(browser, "#node-info")
-        assert text_of(browser, "#programs tbody") == "no program"
+        seen = wait_for(browser, lambda d: (s := shown(d))["origin"].startswith("n") and s,
+                        "the node's id")
+        assert seen["program"] == f"node {seen['origin']}"
+        assert "dashlab" in seen["node"]
+        assert seen["programs"] == [["no program"]] and seen["rows"] == []
         run = Launched(launcher(*cluster, "--nodes", address, "--listen", "127.0.0.1", prog,
                                 stop, n=1), tmp_path)
-        row = wait_for(browser, lambda d: d.find_elements(
-            "css selector", "#programs tbody tr.program"), "the program it serves")[0]
-        assert row.find_elements("css selector", "td")[1].text == "2"
-        wait_for(browser, lambda d: len(d.find_elements("css selector", "tr.peer")) == 2,
-                 "the node's 2 peers")
+        seen = wait_for(browser, lambda d: len((s := shown(d))["rows"]) == 2 and s,
+                        "the node's 2 peers of the program")
+        assert len(seen["programs"]) == 1 and seen["programs"][0][1] == "2"
         stop.touch()
         assert run.wait() == 0, run.describe()
-        wait_for(browser, lambda d: text_of(d, "#programs tbody") == "no program",
+        wait_for(browser, lambda d: shown(d)["programs"] == [["no program"]],
                  "that the program ended")
         node.proc.send_signal(signal.SIGTERM)
         assert node.wait() == 0, node.describe()
