@@ -20,6 +20,7 @@ thread so the chart has no holes when no browser is watching.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -27,6 +28,8 @@ import time
 from typing import Callable
 
 from ..core.membership import ALIVE, SUSPECT
+
+LOGGER = logging.getLogger("p2pscoop.dashboard")
 
 MAX_ROWS = 600  # throughput rows kept (schema.md)
 SAMPLE_EVERY = 1.0  # seconds between throughput rows
@@ -71,15 +74,15 @@ class Ticker:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.ident is not None:
             self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY):
             try:
                 self.fn()
-            except Exception:  # a snapshot that failed once is shown by the page
-                pass
+            except Exception:  # the page shows the error of its own request
+                LOGGER.debug("a dashboard snapshot failed", exc_info=True)
 
 
 def _short(peer_id: bytes) -> str:
@@ -97,23 +100,29 @@ class OriginView:
         self.pids = pids or dict
         self.started = time.time()
         self.history = History(self.started)
-        self.known = 0  # units submitted here (counted in ``_count``)
+        self.known = 0  # units submitted here since ``start`` (its counting ``new_job``)
         self.localhost = socket.gethostname()
-        node = peer.node
+        self.ticker = Ticker(self.snapshot)
+
+    def start(self, tick: bool = True) -> "OriginView":
+        """Count the units of the jobs made from now on (one call per job, never per unit:
+        the node's ``new_job`` is wrapped until ``close``); ``tick``: also sample the
+        throughput every second on a thread of its own (else at each snapshot only)."""
+        node = self.peer.node
         make = node.new_job
 
         def counting_new_job(fn, items, kwargs=None):
             self.known += len(items)
             return make(fn, items, kwargs)
 
-        node.new_job = counting_new_job  # one call per job; removed by ``close``
-        self._make = make
-        self.ticker = Ticker(self.snapshot).start()
+        node.new_job = counting_new_job
+        if tick:
+            self.ticker.start()
+        return self
 
     def close(self) -> None:
         self.ticker.stop()
-        if self.peer.node.__dict__.get("new_job") is not None:
-            del self.peer.node.new_job
+        self.peer.node.__dict__.pop("new_job", None)  # the class's method again
 
     def snapshot(self) -> dict:
         peer = self.peer
@@ -193,10 +202,12 @@ class NodeView:
 
 
 def origin_snapshot(peer) -> dict:
-    """The snapshot of the run whose origin is ``peer`` (one view per peer, kept on it)."""
+    """The snapshot of the run whose origin is ``peer``, from its own state. The first call
+    makes the peer's view (kept on the peer, no thread: the throughput is sampled at each
+    call), so units are counted from that call on; ``snapshot_source`` is the launcher's."""
     view = peer.__dict__.get("_dashboard_view")
     if view is None:
-        view = peer._dashboard_view = OriginView(peer)
+        view = peer._dashboard_view = OriginView(peer).start(tick=False)
     return view.snapshot()
 
 
@@ -211,7 +222,7 @@ def snapshot_source(peer, program: str, pids: Callable[[], dict] | None = None):
         collector = telemetry.collector()
         if collector is not None:
             return collector.snapshot, lambda: None
-    view = OriginView(peer, program, pids)
+    view = OriginView(peer, program, pids).start()
     return view.snapshot, view.close
 
 

@@ -263,6 +263,45 @@ def test_a_dashboard_port_in_use_is_a_clear_error(tmp_path):
     assert "RAN" not in out.stdout
 
 
+PEER_KEYS = {"peer", "host", "pid", "alive", "queue", "running", "units_done", "steals_sent",
+             "steals_granted", "steals_denied", "units_redispatched", "age"}
+TOTAL_KEYS = {"units_done", "units_known", "steals_sent", "steals_granted", "steals_denied",
+              "units_redispatched"}
+
+
+def test_the_origins_own_snapshot_follows_the_schema(tmp_path):
+    prog = write_program(tmp_path, """
+        if __name__ == "__main__":
+            from p2pscoop.dashboard.local import origin_snapshot
+
+            peer = context.current()
+            report("BEFORE", origin_snapshot(peer))
+            assert list(futures.map(abs, range(-30, 0))) == list(range(30, 0, -1))
+            assert futures.submit(abs, -1).result() == 1
+            report("AFTER", origin_snapshot(peer))
+    """)
+    run = Launched(launcher(prog, n=3), tmp_path)
+    try:
+        before, after = run.wait_report("BEFORE"), run.wait_report("AFTER")
+        assert run.wait() == 0, run.describe()
+    finally:
+        run.cleanup()
+    assert set(after) == {"program", "origin", "started", "now", "peers", "hosts", "totals",
+                          "throughput", "programs"}
+    assert before["totals"]["units_known"] == 0
+    assert after["totals"]["units_known"] == after["totals"]["units_done"] == 31
+    assert set(after["totals"]) == TOTAL_KEYS
+    assert len(after["peers"]) == 3 and all(set(r) == PEER_KEYS for r in after["peers"])
+    origin = after["peers"][0]
+    assert origin["peer"] == after["origin"] and origin["pid"] == run.pid
+    assert all(r["alive"] for r in after["peers"])
+    assert [r["pid"] for r in after["peers"][1:]] == [0, 0]  # unknown here (the launcher's are)
+    assert after["hosts"] == [origin["host"]]
+    assert after["programs"] == [{"program": after["program"], "peers": 3}]
+    assert after["started"] <= after["now"]
+    assert after["throughput"][-1][1] <= 31 and len(after["throughput"]) <= 600
+
+
 # --- a run, in the browser ---------------------------------------------------------------
 
 def test_the_dashboard_of_a_run_shows_its_peers_and_moves(browser, tmp_path):
