@@ -58,7 +58,6 @@ SCOOP_NOTES = {
     "brokers": "-b: p2pscoop has no brokers (peers steal from each other); ignored",
     "rsh": "--rsh: p2pscoop starts remote peers with ssh only (rsh would send the run's "
            "secret in clear); using ssh",
-    "tunnel": "--tunnel: p2pscoop peers dial each other directly; ignored",
     "profile": "--profile: not supported (profile a peer with py-spy or cProfile "
                "instead); ignored",
     "backend": "--backend: p2pscoop always uses ZeroMQ; ignored",
@@ -76,7 +75,9 @@ def add_scoop_compat(parser: argparse.ArgumentParser) -> None:
                        help="SCOOP's number of brokers")
     group.add_argument("--rsh", action="store_true", default=None, help="SCOOP: use rsh")
     group.add_argument("--tunnel", action="store_true", default=None,
-                       help="SCOOP: reach the broker through an SSH tunnel")
+                       help="workers dial the origin only (through an SSH port forward "
+                            "with --hosts) and reach each other through it; implies "
+                            "--broker (docs/scoop-compat.md)")
     group.add_argument("--profile", action="store_true", default=None,
                        help="SCOOP: cProfile every worker")
     group.add_argument("--backend", metavar="{ZMQ,TCP}", default=None,

@@ -23,6 +23,11 @@ Rules:
   fails ``messages.decode``: pickled bytes never reach a loader from an unadmitted peer.
 * Sends never block: a peer that stops reading loses messages (counted), it cannot stall us.
 * A DEALER whose connection drops means the peer process is gone: ``Disconnected``.
+* Tunnel mode (``TransportConfig.tunnel``; the decisions are ``core/tunnel.py``'s): the
+  origin (rank 0, the hub) opens no connection and sends on the ROUTER, on the connection
+  each peer opened; a worker opens one DEALER, to the origin, reads the origin's frames on
+  it, and reaches every other peer in a relay envelope through the origin, which forwards
+  envelopes between admitted peers only.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from ..core.config import TransportConfig
 from ..core.deque import Work
 from ..core.errors import InternalError, ProtocolError, SecurityError
 from ..core.events import Disconnected, Received, Tick, Unshippable
+from ..core import tunnel as T
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -176,6 +182,10 @@ class Comm:
         self._logged: set[str] = set()  # fixed keys only: bounded
         self._bad_kinds: dict[str, int] = {}
         self.fd_watch: dict[int, Callable[[], None]] = {}
+        #: tunnel mode: the routing table (made by ``attach``, which knows our rank), and
+        #: the DEALERs we read from (a worker's to the hub) -> the peer at their far end
+        self.routes: T.TunnelRoutes | None = None
+        self._inbound: dict[zmq.Socket, bytes] = {}
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="p2pscoop-comm", daemon=True)
 
@@ -183,6 +193,8 @@ class Comm:
 
     def attach(self, owner: Any) -> None:
         self.peer = owner
+        if self.config.tunnel:
+            self.routes = T.TunnelRoutes(is_hub=getattr(owner, "rank", -1) == 0)
 
     def start(self) -> None:
         self._thread.start()
@@ -259,11 +271,15 @@ class Comm:
         self._owner()
         if peer in self.dealers:
             return
+        if self.routes is not None and self.routes.connect(peer) != T.DIAL:
+            return  # the hub answers on the peer's connection; a worker relays via the hub
         sock = self._dealer(address)
         mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(address)
         self.dealers[peer] = sock
         self._monitors[mon] = peer
+        if self.routes is not None:
+            self._inbound[sock] = peer  # the hub replies on this connection
 
     def admit(self, peer: bytes) -> None:
         self.admitted.add(peer)
@@ -275,9 +291,12 @@ class Comm:
             self.departed[peer] = None  # its last frames may still arrive: not an attack
             if len(self.departed) > 4096:
                 del self.departed[next(iter(self.departed))]
+        if self.routes is not None:
+            self.routes.drop(peer)
         sock = self.dealers.pop(peer, None)
         if sock is None:
             return
+        self._inbound.pop(sock, None)
         _stop_monitor(sock)  # before its reader goes: see ``_stop_monitor``
         for mon, p in list(self._monitors.items()):
             if p == peer:
@@ -288,6 +307,9 @@ class Comm:
     def send_refuse(self, peer: bytes, address: str, reason: str) -> None:
         """Tell a refused peer why, on a connection of its own (it is not admitted)."""
         self._owner()
+        if self.routes is not None:  # nobody dials in tunnel mode: on the way it came
+            self.send(peer, M.encode(M.Refuse(reason[:M.MAX_STR])))
+            return
         sock = self._dealer(address)
         try:
             sock.connect(address)
@@ -302,9 +324,28 @@ class Comm:
     def send(self, peer: bytes, frames: list) -> bool:
         sock = self.dealers.get(peer)
         if sock is None:
-            return False
+            if self.routes is None:
+                return False
+            return self._send_tunnel(peer, frames)
         try:
             sock.send_multipart(frames, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            self._log_once("hwm", "a peer is not reading its messages: dropping some")
+            return False
+
+    def _send_tunnel(self, peer: bytes, frames: list) -> bool:
+        """Tunnel mode: on the ROUTER (the hub), or in an envelope to the hub."""
+        routes = self.routes
+        how = routes.route(peer)
+        try:
+            if how == T.REPLY:
+                self.router.send_multipart([peer, *frames], zmq.NOBLOCK)
+                return True
+            sock = self.dealers.get(routes.hub) if how == T.VIA_HUB else None
+            if sock is None:
+                return False
+            sock.send_multipart(T.wrap(peer, frames), zmq.NOBLOCK)
             return True
         except zmq.Again:
             self._log_once("hwm", "a peer is not reading its messages: dropping some")
@@ -336,7 +377,11 @@ class Comm:
                     if mon not in registered:
                         poller.register(mon, zmq.POLLIN)
                         registered.add(mon)
-                for mon in registered - set(self._monitors):
+                for sock in self._inbound:
+                    if sock not in registered:
+                        poller.register(sock, zmq.POLLIN)
+                        registered.add(sock)
+                for mon in registered - set(self._monitors) - set(self._inbound):
                     poller.unregister(mon)
                     registered.discard(mon)
                 for fd in set(self.fd_watch) - fds:
@@ -353,6 +398,8 @@ class Comm:
                         self._drain_wake()
                     elif sock in self._monitors:
                         self._on_monitor(sock)
+                    elif sock in self._inbound:
+                        self._drain_dealer(sock)
                     elif sock in self.fd_watch:
                         self.fd_watch[sock]()
                 self._drain_outq()
@@ -400,8 +447,34 @@ class Comm:
                 return
             self._on_frames(frames)
 
+    def _drain_dealer(self, sock: zmq.Socket) -> None:
+        """Tunnel mode, a worker: the hub's frames arrive on our DEALER to it."""
+        for _ in range(1000):
+            peer = self._inbound.get(sock)
+            if peer is None:  # dropped while draining
+                return
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._on_frames([peer, *frames])
+
     def _on_frames(self, frames: list) -> None:
         ident, body = frames[0], frames[1:]
+        if self.routes is not None and T.is_envelope(body):
+            if self.routes.is_hub:  # forward it; nothing of it is read here
+                fwd = self.routes.forward(ident, body, self.admitted)
+                if fwd is None:
+                    self.count_bad("relay", f"relay envelope from {ident.hex()[:8]} "
+                                            f"to a peer not admitted")
+                else:
+                    self._send_tunnel(*fwd)
+                return
+            got = self.routes.receive(ident, body)
+            if got is None:
+                self.count_bad("relay", f"malformed relay envelope from {ident.hex()[:8]}")
+                return
+            ident, body = got
         try:
             msg = M.decode(body)
         except ProtocolError as exc:
