@@ -66,6 +66,10 @@ def check_bind(host: str, keys: Any) -> None:
 
 LOGGER = logging.getLogger("p2pscoop.comm")
 
+#: an admitted peer's HELLOs after which our messages are deemed not to reach it (it re-sends
+#: one each ping interval while it has not heard ours; a pruned link re-opens with one)
+REHELLO_WARN = 3
+
 #: sched_setattr(2) by machine (Linux has no libc wrapper for it)
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}
 
@@ -186,6 +190,7 @@ class Comm:
         #: the DEALERs we read from (a worker's to the hub) -> the peer at their far end
         self.routes: T.TunnelRoutes | None = None
         self._inbound: dict[zmq.Socket, bytes] = {}
+        self._hellos: dict[bytes, int] = {}  # HELLOs of admitted peers (``_greeted_again``)
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="p2pscoop-comm", daemon=True)
 
@@ -291,6 +296,7 @@ class Comm:
             self.departed[peer] = None  # its last frames may still arrive: not an attack
             if len(self.departed) > 4096:
                 del self.departed[next(iter(self.departed))]
+        self._hellos.pop(peer, None)
         if self.routes is not None:
             self.routes.drop(peer)
         sock = self.dealers.pop(peer, None)
@@ -481,6 +487,11 @@ class Comm:
             self.count_bad("malformed", f"malformed frame from {ident.hex()[:8]}: {exc}")
             return
         cls = type(msg)
+        if cls is M.Hello:
+            if ident in self.admitted and self.routes is None:
+                self._greeted_again(ident, msg)
+        elif self._hellos:
+            self._hellos.pop(ident, None)  # it heard us: it talks, not only greets
         if ident not in self.admitted and cls is not M.Hello and cls is not M.Refuse:
             if ident in self.departed:  # a departed peer's last words, on another connection
                 self.late_frames += 1
@@ -497,6 +508,18 @@ class Comm:
             works = M.read_give(msg, self.peer.loads_work,
                                 lambda owner, job, lo, hi: Work(owner, job, lo, hi, None, None))
         self.peer.handle_from_comm(Received(ident, msg, works))
+
+    def _greeted_again(self, ident: bytes, msg: M.Hello) -> None:
+        """An admitted peer greets us again and again and says nothing else: it never got
+        our answers (it re-sends its HELLO each ping interval until it hears ours), so our
+        connection to it does not work, typically a firewall that lets it reach us but
+        nobody reach it. Any other message from it resets the count."""
+        seen = self._hellos[ident] = self._hellos.get(ident, 0) + 1
+        if seen == REHELLO_WARN:
+            self._log_once("rehello", f"peer {msg.rank} at {msg.address} reaches us but our "
+                                      f"messages do not reach it: is a firewall blocking "
+                                      f"connections to it? If only this machine can be "
+                                      f"reached, run with --tunnel (docs/hosts.md)")
 
     def count_bad(self, kind: str, text: str) -> None:
         """Count a rejected frame; log the first of each kind (and later every 1000th)."""
