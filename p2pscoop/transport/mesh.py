@@ -23,11 +23,8 @@ Rules:
   fails ``messages.decode``: pickled bytes never reach a loader from an unadmitted peer.
 * Sends never block: a peer that stops reading loses messages (counted), it cannot stall us.
 * A DEALER whose connection drops means the peer process is gone: ``Disconnected``.
-* Tunnel mode (``TransportConfig.tunnel``; the decisions are ``core/tunnel.py``'s): the
-  origin (rank 0, the hub) opens no connection and sends on the ROUTER, on the connection
-  each peer opened; a worker opens one DEALER, to the origin, reads the origin's frames on
-  it, and reaches every other peer in a relay envelope through the origin, which forwards
-  envelopes between admitted peers only.
+* Tunnel mode (``TransportConfig.tunnel``): the origin dials nobody and a worker dials the
+  origin only; ``relay.py`` (a mixin of ``Comm``) carries out ``core/tunnel.py``'s routes.
 """
 
 from __future__ import annotations
@@ -47,6 +44,7 @@ from ..core.deque import Work
 from ..core.errors import InternalError, ProtocolError, SecurityError
 from ..core.events import Disconnected, Received, Tick, Unshippable
 from ..core import tunnel as T
+from .relay import RelayMixin
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -65,10 +63,6 @@ def check_bind(host: str, keys: Any) -> None:
             f"P2PSCOOP_SECRET_FILE)")
 
 LOGGER = logging.getLogger("p2pscoop.comm")
-
-#: an admitted peer's HELLOs after which our messages are deemed not to reach it (it re-sends
-#: one each ping interval while it has not heard ours; a pruned link re-opens with one)
-REHELLO_WARN = 3
 
 #: sched_setattr(2) by machine (Linux has no libc wrapper for it)
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}
@@ -120,7 +114,7 @@ def _stop_monitor(sock: zmq.Socket) -> None:
         pass
 
 
-class Comm:
+class Comm(RelayMixin):
     """The ZeroMQ mesh of one peer. Binds its ROUTER at once (``address``)."""
 
     def __init__(self, ctx: zmq.Context | None = None, config: TransportConfig | None = None,
@@ -340,23 +334,6 @@ class Comm:
             self._log_once("hwm", "a peer is not reading its messages: dropping some")
             return False
 
-    def _send_tunnel(self, peer: bytes, frames: list) -> bool:
-        """Tunnel mode: on the ROUTER (the hub), or in an envelope to the hub."""
-        routes = self.routes
-        how = routes.route(peer)
-        try:
-            if how == T.REPLY:
-                self.router.send_multipart([peer, *frames], zmq.NOBLOCK)
-                return True
-            sock = self.dealers.get(routes.hub) if how == T.VIA_HUB else None
-            if sock is None:
-                return False
-            sock.send_multipart(T.wrap(peer, frames), zmq.NOBLOCK)
-            return True
-        except zmq.Again:
-            self._log_once("hwm", "a peer is not reading its messages: dropping some")
-            return False
-
     def ship_works(self, thief: bytes, req: int, works: list) -> None:
         """Reply to a steal: pickle the works the thief does not own, send one GIVE."""
         self._owner()
@@ -453,32 +430,11 @@ class Comm:
                 return
             self._on_frames(frames)
 
-    def _drain_dealer(self, sock: zmq.Socket) -> None:
-        """Tunnel mode, a worker: the hub's frames arrive on our DEALER to it."""
-        for _ in range(1000):
-            peer = self._inbound.get(sock)
-            if peer is None:  # dropped while draining
-                return
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._on_frames([peer, *frames])
-
     def _on_frames(self, frames: list) -> None:
         ident, body = frames[0], frames[1:]
         if self.routes is not None and T.is_envelope(body):
-            if self.routes.is_hub:  # forward it; nothing of it is read here
-                fwd = self.routes.forward(ident, body, self.admitted)
-                if fwd is None:
-                    self.count_bad("relay", f"relay envelope from {ident.hex()[:8]} "
-                                            f"to a peer not admitted")
-                else:
-                    self._send_tunnel(*fwd)
-                return
-            got = self.routes.receive(ident, body)
+            got = self._relay_in(ident, body)  # forwarded (the hub), or the inner frames
             if got is None:
-                self.count_bad("relay", f"malformed relay envelope from {ident.hex()[:8]}")
                 return
             ident, body = got
         try:
@@ -508,18 +464,6 @@ class Comm:
             works = M.read_give(msg, self.peer.loads_work,
                                 lambda owner, job, lo, hi: Work(owner, job, lo, hi, None, None))
         self.peer.handle_from_comm(Received(ident, msg, works))
-
-    def _greeted_again(self, ident: bytes, msg: M.Hello) -> None:
-        """An admitted peer greets us again and again and says nothing else: it never got
-        our answers (it re-sends its HELLO each ping interval until it hears ours), so our
-        connection to it does not work, typically a firewall that lets it reach us but
-        nobody reach it. Any other message from it resets the count."""
-        seen = self._hellos[ident] = self._hellos.get(ident, 0) + 1
-        if seen == REHELLO_WARN:
-            self._log_once("rehello", f"peer {msg.rank} at {msg.address} reaches us but our "
-                                      f"messages do not reach it: is a firewall blocking "
-                                      f"connections to it? If only this machine can be "
-                                      f"reached, run with --tunnel (docs/hosts.md)")
 
     def count_bad(self, kind: str, text: str) -> None:
         """Count a rejected frame; log the first of each kind (and later every 1000th)."""

@@ -1,4 +1,4 @@
-"""A SCOOP program for ``test_tunnel.py``: nested maps owned by workers, a shared constant,
+"""A SCOOP program for ``test_tunnel_run.py``: nested maps owned by workers, a shared constant,
 and, while they run, a look at which TCP connections the run's processes hold.
 
 Prints ``total <n>`` (the sum of the tree), ``links <a> <b>``: ``a`` connections between
