@@ -250,7 +250,8 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             hosts, ssh = found
     args.broker = args.broker or bool(args.tunnel)  # --tunnel runs the star (core/tunnel.py)
     if clustered and args.broker:
-        return usage_error(parser, "--broker is for local and --hosts runs: a cluster's "
+        return usage_error(parser, f"{'--tunnel' if args.tunnel else '--broker'} is for "
+                                   "local and --hosts runs: a cluster's "
                                    "nodes always steal from each other")
     if clustered:
         from .core.errors import P2PScoopError

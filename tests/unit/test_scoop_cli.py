@@ -62,3 +62,10 @@ def test_a_scoop_command_line_runs(tmp_path, capsys):
     assert code == 0
     assert "ARGS ['-n', '5']" in out.out
     assert "note: --backend" in out.err and "note: -b" in out.err
+
+
+def test_tunnel_with_a_cluster_is_a_usage_error_naming_it(tmp_path, capsys):
+    prog = tmp_path / "p.py"
+    prog.write_text("pass\n")
+    assert cli.main(["--tunnel", "--cluster", "lab", str(prog)]) == cli.USAGE_ERROR
+    assert "--tunnel is for local and --hosts runs" in capsys.readouterr().err
