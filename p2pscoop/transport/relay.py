@@ -12,7 +12,8 @@ out the routes ``core/tunnel.py`` decides, and notices when our messages do not 
 Rules (on top of ``mesh.py``'s): only the comm thread runs these methods; an envelope is
 never decoded by the hub, and the receiver applies the usual admission checks to the peer
 the hub names (the hub names the connection it came on, never a field of the sender's); a
-rejected envelope is counted and logged like any bad frame.
+rejected envelope is counted and logged like any bad frame, except one for a peer that
+has just left (``departed``): a race, counted in ``late_frames`` as its own late words are.
 
 Outside tunnel mode one thing here still runs: ``_greeted_again``. A peer that reaches us
 but never hears our answers (a firewall lets it dial us, and nobody dial it) keeps re-sending
@@ -37,12 +38,15 @@ REHELLO_WARN = 3
 class RelayMixin:
     """Tunnel-mode sending and receiving of ``mesh.Comm`` (see the module docstring).
     ``Comm`` provides ``routes`` (None outside tunnel mode), ``router``, ``dealers``,
-    ``admitted``, ``_inbound``, ``_hellos``, ``_on_frames``, ``count_bad``, ``_log_once``."""
+    ``admitted``, ``departed``, ``late_frames``, ``_inbound``, ``_hellos``, ``_on_frames``,
+    ``count_bad``, ``_log_once``."""
 
     routes: T.TunnelRoutes | None
     router: Any
     dealers: dict
     admitted: set
+    departed: dict
+    late_frames: int
     _inbound: dict
     _hellos: dict
 
@@ -80,6 +84,10 @@ class RelayMixin:
         here); a worker gets (the peer it comes from, its frames), or None if rejected."""
         routes = self.routes
         if routes.is_hub:
+            named = T.unwrap(body)
+            if named is not None and named[0] in self.departed:  # for a peer just gone
+                self.late_frames += 1
+                return None
             fwd = routes.forward(ident, body, self.admitted)
             if fwd is None:
                 self.count_bad("relay", f"relay envelope from {ident.hex()[:8]} to a peer "

@@ -54,3 +54,17 @@ def test_tunnel_is_a_flag_not_a_note():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "ignored" not in proc.stderr
+
+
+def test_a_worker_killed_mid_run_is_noticed_over_the_tunnel(tmp_path):
+    """Nobody holds a connection to the dead worker but the one it opened: the origin and the
+    worker owning its leases notice it by silence (heartbeats), and its units run again."""
+    mark = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-m", "p2pscoop", "-n", "4", "--tunnel",
+                           str(HERE / "tunnel_die_prog.py"), str(mark)], cwd=HERE,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert mark.exists()  # a worker did die
+    assert proc.stdout.split() == [str(40 * sum(range(10)))]
+    assert "relay envelope" not in proc.stderr  # frames for the dead are no attack
