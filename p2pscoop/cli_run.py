@@ -51,6 +51,11 @@ def add_hosts(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--external-hostname", metavar="ADDR", default=None,
                        help="the address of this machine that the other hosts dial "
                             "(default: the one on the route to the first host)")
+    group.add_argument("--tunnel", action="store_true", default=None,
+                       help="for hosts behind a firewall, as SCOOP's --tunnel: the peers "
+                            "reach this machine only, through a port forward of each ssh "
+                            "connection, and nobody dials a peer; implies --broker "
+                            "(docs/hosts.md; also for local runs)")
 
 
 #: SCOOP's flags that mean nothing here: accepted, with one line that says so (flag -> note)
@@ -74,10 +79,6 @@ def add_scoop_compat(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-b", dest="brokers", metavar="N", type=int, default=None,
                        help="SCOOP's number of brokers")
     group.add_argument("--rsh", action="store_true", default=None, help="SCOOP: use rsh")
-    group.add_argument("--tunnel", action="store_true", default=None,
-                       help="workers dial the origin only (through an SSH port forward "
-                            "with --hosts) and reach each other through it; implies "
-                            "--broker (docs/scoop-compat.md)")
     group.add_argument("--profile", action="store_true", default=None,
                        help="SCOOP: cProfile every worker")
     group.add_argument("--backend", metavar="{ZMQ,TCP}", default=None,
