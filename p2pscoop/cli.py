@@ -248,8 +248,10 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             return usage_error(parser, str(exc))
         if found is not None:
             hosts, ssh = found
+    args.broker = args.broker or bool(args.tunnel)  # --tunnel runs the star (core/tunnel.py)
     if clustered and args.broker:
-        return usage_error(parser, "--broker is for local and --hosts runs: a cluster's "
+        return usage_error(parser, f"{'--tunnel' if args.tunnel else '--broker'} is for "
+                                   "local and --hosts runs: a cluster's "
                                    "nodes always steal from each other")
     if clustered:
         from .core.errors import P2PScoopError
@@ -262,7 +264,7 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args),
                        secure=secure, nodes=args.nodes, zeroconf=args.zeroconf,
                        hosts=hosts, ssh=ssh, external=args.external_hostname,
-                       broker=args.broker)
+                       broker=args.broker, tunnel=bool(args.tunnel))
 
 
 RUN = register(Command(

@@ -51,6 +51,11 @@ def add_hosts(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--external-hostname", metavar="ADDR", default=None,
                        help="the address of this machine that the other hosts dial "
                             "(default: the one on the route to the first host)")
+    group.add_argument("--tunnel", action="store_true", default=None,
+                       help="for hosts behind a firewall, as SCOOP's --tunnel: the peers "
+                            "reach this machine only, through a port forward of each ssh "
+                            "connection, and nobody dials a peer; implies --broker "
+                            "(docs/hosts.md; also for local runs)")
 
 
 #: SCOOP's flags that mean nothing here: accepted, with one line that says so (flag -> note)
@@ -58,7 +63,6 @@ SCOOP_NOTES = {
     "brokers": "-b: p2pscoop has no brokers (peers steal from each other); ignored",
     "rsh": "--rsh: p2pscoop starts remote peers with ssh only (rsh would send the run's "
            "secret in clear); using ssh",
-    "tunnel": "--tunnel: p2pscoop peers dial each other directly; ignored",
     "profile": "--profile: not supported (profile a peer with py-spy or cProfile "
                "instead); ignored",
     "backend": "--backend: p2pscoop always uses ZeroMQ; ignored",
@@ -75,8 +79,6 @@ def add_scoop_compat(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-b", dest="brokers", metavar="N", type=int, default=None,
                        help="SCOOP's number of brokers")
     group.add_argument("--rsh", action="store_true", default=None, help="SCOOP: use rsh")
-    group.add_argument("--tunnel", action="store_true", default=None,
-                       help="SCOOP: reach the broker through an SSH tunnel")
     group.add_argument("--profile", action="store_true", default=None,
                        help="SCOOP: cProfile every worker")
     group.add_argument("--backend", metavar="{ZMQ,TCP}", default=None,

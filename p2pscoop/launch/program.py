@@ -57,12 +57,13 @@ def program_error(path: str) -> str | None:
 def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
                 secure=None, nodes: list[str] | None = None, zeroconf: bool = True,
                 hosts=None, ssh=None, external: str | None = None,
-                broker: bool = False) -> int:
+                broker: bool = False, tunnel: bool = False) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
     the remote ones with ``ssh`` (``launch.ssh.SshOptions``); ``external``: the address they
-    dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``).
+    dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``);
+    ``tunnel``: over connections the workers open to the origin only (``core/tunnel.py``).
     Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
     """
     problem = program_error(path)
@@ -88,10 +89,11 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             where = None  # every host is this machine: a local run
     try:
         config = None
-        if broker:
-            from ..core.config import NodeConfig, StealConfig
+        if broker or tunnel:
+            from ..core.config import NodeConfig, StealConfig, TransportConfig
 
-            config = NodeConfig(steal=StealConfig(broker=True))
+            config = NodeConfig(steal=StealConfig(broker=True),
+                                transport=TransportConfig(tunnel=tunnel))
         cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
                                secure=secure, config=config)
         cluster.start()
