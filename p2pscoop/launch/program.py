@@ -21,6 +21,7 @@ import sys
 import traceback
 
 from .. import compat, logs
+from ..progress import start as start_bars, stop as stop_bars, with_telemetry
 from ..runtime import payload
 from .local import LocalCluster, StartupError
 
@@ -57,12 +58,13 @@ def program_error(path: str) -> str | None:
 def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
                 secure=None, nodes: list[str] | None = None, zeroconf: bool = True,
                 hosts=None, ssh=None, external: str | None = None,
-                broker: bool = False) -> int:
+                broker: bool = False, progress: str | None = None) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
     the remote ones with ``ssh`` (``launch.ssh.SshOptions``); ``external``: the address they
     dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``).
+    ``progress``: ``auto``/``always``/``never``, progress bars on stderr (``progress.py``).
     Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
     """
     problem = program_error(path)
@@ -92,6 +94,8 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             from ..core.config import NodeConfig, StealConfig
 
             config = NodeConfig(steal=StealConfig(broker=True))
+        if progress is not None:
+            config = with_telemetry(config, progress)
         cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
                                secure=secure, config=config)
         cluster.start()
@@ -123,6 +127,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
                             nodes, zeroconf)
         finder.start()
     code = 0
+    drawing = start_bars(progress, title=os.path.basename(path)) if progress else None
     try:
         runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
@@ -135,6 +140,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         code = 1
     finally:
         sys.stdout.flush()
+        stop_bars(drawing)
         LOGGER.debug("the program ended with status %d: stopping the peers", code)
         if finder is not None:
             finder.stop()
