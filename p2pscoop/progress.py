@@ -128,7 +128,10 @@ class _MapWatch:
                 total = issued_total * self.per
         else:
             finished = False
-        self.last = (min(done * self.per, total or done * self.per), issued * self.per)
+        done, issued = done * self.per, issued * self.per  # in elements: capped by total
+        if total is not None:
+            done, issued = min(done, total), min(issued, total)
+        self.last = (done, issued)
         return self.last[0], self.last[1], total, finished
 
 
