@@ -293,6 +293,8 @@ class _MapResults:
         return self
 
     def __next__(self):
+        if not self._finalizer.alive:  # closed, failed or read to its end
+            raise StopIteration
         try:
             if not self._chunked:
                 return next(self._run)
