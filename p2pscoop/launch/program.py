@@ -21,7 +21,7 @@ import sys
 import traceback
 
 from .. import compat, logs
-from ..progress import start as start_bars, stop as stop_bars, with_telemetry
+from ..progress import progress as bars, with_telemetry
 from ..runtime import payload
 from .local import LocalCluster, StartupError
 
@@ -127,9 +127,9 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
                             nodes, zeroconf)
         finder.start()
     code = 0
-    drawing = start_bars(progress, title=os.path.basename(path)) if progress else None
     try:
-        runpy.run_path(path, run_name="__main__")
+        with bars(when=progress or "never", desc=os.path.basename(path)):  # ends before a traceback
+            runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         code = _exit_code(exc)
     except KeyboardInterrupt:
@@ -140,7 +140,6 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         code = 1
     finally:
         sys.stdout.flush()
-        stop_bars(drawing)
         LOGGER.debug("the program ended with status %d: stopping the peers", code)
         if finder is not None:
             finder.stop()
