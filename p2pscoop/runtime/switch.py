@@ -22,6 +22,7 @@ from typing import Any
 import greenlet
 
 _wake_lock = threading.Lock()  # makes wake's test-and-set atomic
+_acquire, _release = _wake_lock.acquire, _wake_lock.release
 
 
 class Waiter:
@@ -47,10 +48,13 @@ def wake(waiter: Waiter, ready) -> None:
     """Queue ``waiter`` on ``ready`` unless it is already queued (any thread, atomic)."""
     if waiter.woken:  # the common case of a second wake: no lock needed to see it
         return
-    with _wake_lock:
+    _acquire()  # (bound methods, not ``with``: this is half the cost)
+    try:
         if waiter.woken:
             return
         waiter.woken = True
+    finally:
+        _release()
     ready.append(waiter)
 
 
