@@ -25,6 +25,10 @@ Where the numbers come from:
   this process's own maps (done / issued), which misses plain ``submit`` calls and the
   maps of other peers.
 
+When stdout is the same terminal as the bars, ``sys.stdout`` is wrapped while they are
+drawn (``_StdoutAbove``), so the program's lines are written above the bars, not through
+them; the real stream is put back when the bars end.
+
 Invariants: nothing is drawn from the scheduler or the comm thread: one daemon thread,
 ``p2pscoop-progress``, redraws every ``INTERVAL`` seconds and touches no peer state but
 integers and lengths it reads; ``stop()`` draws once more (the final counts), closes the
@@ -78,11 +82,7 @@ def should_draw(mode: str, stream=None) -> bool:
         return False
     if mode == "always":
         return True
-    stream = sys.stderr if stream is None else stream
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # no isatty, or closed
-        return False
+    return _is_tty(sys.stderr if stream is None else stream)
 
 
 def _input_length(iterables: tuple) -> int | None:
@@ -168,6 +168,7 @@ class Tracker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._run_bar = None
+        self._stdout: _StdoutAbove | None = None  # sys.stdout while drawing (start)
         self.own_done = 0  # elements done / issued by maps already over (fallback totals)
         self.own_known = 0
         self._thread = threading.Thread(target=self._loop, name="p2pscoop-progress",
@@ -191,6 +192,8 @@ class Tracker:
     # -- drawing (the daemon thread) -------------------------------------------------------
 
     def start(self) -> "Tracker":
+        if _is_tty(self.stream) and _is_tty(sys.stdout):  # bars and prints on one screen
+            self._stdout = sys.stdout = _StdoutAbove(sys.stdout, self._tqdm)
         self._thread.start()
         return self
 
@@ -201,6 +204,11 @@ class Tracker:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
+        wrapper, self._stdout = self._stdout, None
+        if wrapper is not None:
+            wrapper.flush()
+            if sys.stdout is wrapper:
+                sys.stdout = wrapper.real
 
     def _loop(self) -> None:
         try:
@@ -267,6 +275,51 @@ class Tracker:
         if self._run_bar is not None:
             self._run_bar.close()
             self._run_bar = None
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _StdoutAbove:
+    """``sys.stdout`` while bars are drawn on the terminal it writes to: each line the
+    program prints is written above the bars (they are cleared, the line is written, they
+    are redrawn) instead of through them. Text without a newline waits for one, or for
+    ``flush()``. Everything else is the real stream's."""
+
+    def __init__(self, real, tqdm_cls):
+        self.real = real
+        self._tqdm = tqdm_cls
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            if "\n" not in self._pending:
+                return len(text)
+            lines, _, self._pending = self._pending.rpartition("\n")
+        self._emit(lines + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            text, self._pending = self._pending, ""
+        if text:
+            self._emit(text)
+        self.real.flush()
+
+    def _emit(self, text: str) -> None:
+        # tqdm clears the bars of stderr for a write to sys.stdout (this object)
+        with self._tqdm.external_write_mode(file=self):
+            self.real.write(text)
+            self.real.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
 
 
 def _set(bar, n: int, total: int | None) -> None:

@@ -117,7 +117,9 @@ class Terminal:
 
 
 def _screens(text: str) -> list[str]:
-    """Every state a bar was drawn in (tqdm redraws in place with carriage returns)."""
+    """Every state a bar was drawn in (tqdm redraws in place with carriage returns, and
+    moves between bars with cursor escapes, dropped here)."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
     return [s for s in re.split(r"[\r\n]", text) if s.strip()]
 
 
@@ -142,6 +144,29 @@ def test_bars_on_a_terminal_reach_the_total(tmp_path):
     assert run_bars, text
     assert re.search(rf"100%.*\b{n}/{n}\b", run_bars[-1]), run_bars[-1]  # the run's total
     assert "task/s" in run_bars[-1]
+
+
+def test_the_programs_prints_go_above_the_bars(tmp_path):
+    """stdout on the same terminal: each printed line is written whole, above the bars
+    (which are cleared and redrawn), not into the middle of one."""
+    n = 200
+    gate = tmp_path / "gate"
+    term = Terminal()
+    proc = _launch(["--progress", _write(tmp_path), str(gate), str(n), "list"], term.slave,
+                   stdout=term.slave)
+    term.close_slave()
+    try:
+        term.wait_for(rf"map work:.*\b0/{n}\b")  # the map's bar is on the screen
+        gate.touch()
+        _finish(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        text = term.close()
+    assert proc.returncode == 0
+    screens = _screens(text)
+    assert f"result {n * (n - 1)}" in [s.strip() for s in screens], text
+    assert re.search(rf"100%.*\b{n}/{n}\b", [s for s in screens if s.startswith("prog.py:")][-1])
 
 
 def test_a_generator_shows_a_count_then_its_total(tmp_path):
