@@ -254,6 +254,8 @@ class Tracker:
         self.watches = keep if not final else []
         done, known = self._run_totals(live_done, live_known)
         if self._run_bar is None:
+            if not known:  # nothing counted yet (or only submits, without telemetry)
+                return
             self._run_bar = self._bar(self.title, done, known, leave=True)
         _set(self._run_bar, done, known)
 
