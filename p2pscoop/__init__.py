@@ -30,8 +30,8 @@ from .progress import progress  # noqa: E402
 from .runtime import context as _context  # noqa: E402
 from .runtime import importing as _importing  # noqa: E402
 
-__all__ = ["futures", "shared", "start", "Executor", "progress", "__version__", "IS_RUNNING", "IS_ORIGIN", "worker",
-           "SIZE"]
+__all__ = ["futures", "shared", "start", "Executor", "progress", "__version__", "IS_RUNNING",
+           "IS_ORIGIN", "worker", "SIZE"]
 
 
 def start(n: int | None = None):

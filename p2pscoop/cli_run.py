@@ -4,9 +4,9 @@ Argument parsing only, like ``cli.py``: ``add_hosts`` (``--hosts``, ``--hostfile
 options; ``host_run_options`` turns them, or a batch scheduler's allocation, into hosts and
 ``launch.ssh.SshOptions``) and ``add_scoop_compat`` (SCOOP's flags that mean nothing here,
 each answered by one note: ``scoop_notes``) and ``add_progress`` (``--progress``, in the
-"see it run" group that the dashboard and trace options share: ``see_it_run_group``). ``MULTI_VALUED`` names the options that take
-several values, which ``cli.split_program`` reads so that ``--hosts a b prog.py`` never takes
-the program for a host.
+"see it run" group that the dashboard and trace options share: ``see_it_run_group``).
+``MULTI_VALUED`` names the options that take several values, which ``cli.split_program``
+reads so that ``--hosts a b prog.py`` never takes the program for a host.
 """
 
 from __future__ import annotations

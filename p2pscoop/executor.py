@@ -288,6 +288,7 @@ class _MapResults:
         # Dropped unread: cancel from a short thread, as the collector may run this
         # anywhere, even where the peer's lock is held (the cancel takes it).
         self._finalizer = weakref.finalize(self, _abandon_later, run)
+        self._finalizer.atexit = False  # at exit the peers stop anyway: no thread then
 
     def __iter__(self) -> "_MapResults":
         return self

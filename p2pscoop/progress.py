@@ -31,7 +31,8 @@ them; the real stream is put back when the bars end.
 
 Invariants: nothing is drawn from the scheduler or the comm thread: one daemon thread,
 ``p2pscoop-progress``, redraws every ``INTERVAL`` seconds and touches no peer state but
-integers and lengths it reads; ``stop()`` draws once more (the final counts), closes the
+integers and lengths it reads (and the telemetry collector's ``snapshot()``, safe from any
+thread by its contract); ``stop()`` draws once more (the final counts), closes the
 bars and joins that thread. When off (``hook.tracker is None``) nothing is imported or
 started.
 
@@ -154,7 +155,7 @@ class _IterWatch:
 
 class Tracker:
     """Draws the bars of this process on ``stream`` from a daemon thread (see the module
-    docstring). ``peer``: the running origin peer (its collector gives the run's totals)."""
+    docstring). ``title`` names the run's bar; ``interval``: seconds between redraws."""
 
     def __init__(self, stream=None, title: str = "run", interval: float = INTERVAL):
         import tqdm  # only when drawing (see the module docstring)
