@@ -41,7 +41,7 @@ import weakref
 from typing import Callable, Iterable, Iterator
 
 from . import futures, waiting
-from .progress import hook as _progress
+from .progress import hook as _progress, watch_map
 from .runtime import context
 from .runtime.importing import stop_if_importing
 from .runtime.future import ensure_completer, join_completer
@@ -189,7 +189,7 @@ class Executor(cf.Executor):
             run = futures._MapRun(self._peer, _run_chunk, ((fn, c) for c in chunks), True,
                                   deadline)
         if _progress.tracker is not None:  # --progress / p2pscoop.progress()
-            _progress.tracker.add_map(run, iterables, fn, per=chunksize)
+            watch_map(run, iterables, fn, chunksize)
         return _MapResults(run, chunksize > 1)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

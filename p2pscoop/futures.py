@@ -34,7 +34,7 @@ from concurrent.futures import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION,
 from typing import Any, Callable, Iterable, Iterator
 
 from .core.errors import PayloadError
-from .progress import hook as _progress
+from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
 from .runtime.future import Future, completed, ensure_completer
@@ -233,7 +233,7 @@ def _map(fname: str, func: Callable, iterables: tuple, kwargs: dict, ordered: bo
         return _serial_map(func, iterables)
     run = _MapRun(peer, func, zip(*iterables), ordered, _deadline(timeout))
     if _progress.tracker is not None:  # --progress / p2pscoop.progress(): progress.py
-        _progress.tracker.add_map(run, iterables, func)
+        watch_map(run, iterables, func)
     return run
 
 

@@ -51,8 +51,8 @@ import time
 import weakref
 from typing import Any, Iterable, Iterator
 
-__all__ = ["progress", "Tracker", "hook", "should_draw", "start", "stop",
-           "MODES"]
+__all__ = ["progress", "Tracker", "hook", "watch_map", "should_draw", "start", "stop",
+           "with_telemetry", "MODES"]
 
 MODES = ("auto", "always", "never")
 INTERVAL = 0.15  # seconds between redraws (about 7 Hz)
@@ -216,8 +216,16 @@ class Tracker:
             while not self._stop.wait(self.interval):
                 self.draw()
             self.draw(final=True)
+        except Exception:  # noqa: BLE001 - a bar must never break the run: stop drawing
+            import logging
+
+            logging.getLogger("p2pscoop.progress").warning(
+                "progress bars stopped after an error", exc_info=True)
         finally:
-            self._close_all()
+            try:
+                self._close_all()
+            except Exception:  # noqa: BLE001 - e.g. the stream was closed
+                pass
 
     def _bar(self, desc: str, n: int, total: int | None, leave: bool):
         """A new bar at ``n`` (its rate counts from there, not from 0)."""
@@ -235,15 +243,13 @@ class Tracker:
         keep = []
         for w in self.watches:
             done, issued, total, finished = w.look()
-            if finished or final:
+            if finished or final:  # counted for the run, its bar closed at its count
                 self.own_done += done
                 self.own_known += max(issued, done)
                 if w.bar is not None:
                     _set(w.bar, done, total)
                     w.bar.close()
                     w.bar = None
-                if not finished:
-                    keep.append(w)
                 continue
             live_done += done
             live_known += max(issued, done)
@@ -252,7 +258,7 @@ class Tracker:
                 w.bar = self._bar(f"map {w.name}", done, total, leave=False)
             if w.bar is not None:
                 _set(w.bar, done, total)
-        self.watches = keep if not final else []
+        self.watches = keep
         done, known = self._run_totals(live_done, live_known)
         if self._run_bar is None:
             if not known:  # nothing counted yet (or only submits, without telemetry)
@@ -342,6 +348,14 @@ def _collector():
         return telemetry.collector()
     except Exception:  # noqa: BLE001
         return None
+
+
+def watch_map(run, iterables: tuple, fn: Any, per: int = 1) -> None:
+    """The hook of ``futures._map`` and ``Executor.map`` (called when ``hook.tracker`` is
+    set): watch the map window ``run`` if bars are still drawn."""
+    t = hook.tracker  # read once: another thread may stop the bars meanwhile
+    if t is not None:
+        t.add_map(run, iterables, fn, per)
 
 
 # -- the launcher's side -----------------------------------------------------------------
