@@ -267,15 +267,20 @@ class Tracker:
         _set(self._run_bar, done, known)
 
     def _run_totals(self, live_done: int, live_known: int) -> tuple[int, int]:
-        """(units done, units known) of the whole run: telemetry's, else our maps'."""
+        """(units done, units known) of the whole run: telemetry's, else our maps'. Our
+        maps' counts are exact and a lower bound of the run's, so each is also the least
+        shown: telemetry hears from the other peers only every so often, and its last
+        snapshot may lag behind a map that has just been read to its end."""
+        done, known = self.own_done + live_done, self.own_known + live_known
         collector = _collector()
         if collector is not None:
             try:
                 totals = collector.snapshot()["totals"]
-                return int(totals["units_done"]), int(totals["units_known"])
+                done = max(done, int(totals["units_done"]))
+                known = max(known, int(totals["units_known"]))
             except Exception:  # noqa: BLE001 - a bar must never break the run
                 pass
-        return self.own_done + live_done, self.own_known + live_known
+        return done, known
 
     def _close_all(self) -> None:
         for w in self.watches:
