@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import __version__
-from .cli_run import (MULTI_VALUED, add_hosts, add_scoop_compat, host_run_options,
-                      scoop_notes)
+from .cli_run import (MULTI_VALUED, add_hosts, add_progress, add_scoop_compat,
+                      host_run_options, scoop_notes)
 
 USAGE_ERROR = 2
 
@@ -157,6 +157,7 @@ def build_run(parser: argparse.ArgumentParser) -> None:
                         help="SCOOP's star topology: peers ask the origin for work instead "
                              "of stealing from each other (docs/scoop-compat.md)")
     add_hosts(parser)
+    add_progress(parser)
     add_scoop_compat(parser)
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
     # ``args`` is always empty there: ``parse_run`` adds the program's arguments verbatim.
@@ -264,7 +265,8 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args),
                        secure=secure, nodes=args.nodes, zeroconf=args.zeroconf,
                        hosts=hosts, ssh=ssh, external=args.external_hostname,
-                       broker=args.broker, tunnel=bool(args.tunnel))
+                       broker=args.broker, tunnel=bool(args.tunnel),
+                       progress=args.progress)
 
 
 RUN = register(Command(

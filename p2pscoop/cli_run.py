@@ -3,9 +3,10 @@
 Argument parsing only, like ``cli.py``: ``add_hosts`` (``--hosts``, ``--hostfile`` and the SSH
 options; ``host_run_options`` turns them, or a batch scheduler's allocation, into hosts and
 ``launch.ssh.SshOptions``) and ``add_scoop_compat`` (SCOOP's flags that mean nothing here,
-each answered by one note: ``scoop_notes``). ``MULTI_VALUED`` names the options that take
-several values, which ``cli.split_program`` reads so that ``--hosts a b prog.py`` never takes
-the program for a host.
+each answered by one note: ``scoop_notes``) and ``add_progress`` (``--progress``, in the
+"see it run" group that the dashboard and trace options share: ``see_it_run_group``).
+``MULTI_VALUED`` names the options that take several values, which ``cli.split_program``
+reads so that ``--hosts a b prog.py`` never takes the program for a host.
 """
 
 from __future__ import annotations
@@ -56,6 +57,37 @@ def add_hosts(parser: argparse.ArgumentParser) -> None:
                             "reach this machine only, through a port forward of each ssh "
                             "connection, and nobody dials a peer; implies --broker "
                             "(docs/hosts.md; also for local runs)")
+
+
+SEE_IT_RUN = "see it run"
+
+
+def see_it_run_group(parser: argparse.ArgumentParser):
+    """The "see it run" option group of ``parser`` (progress, dashboard, trace), made by
+    whichever of them comes first."""
+    for group in parser._action_groups:  # argparse's list of groups (stable since 3.2)
+        if group.title == SEE_IT_RUN:
+            return group
+    return parser.add_argument_group(
+        SEE_IT_RUN, "watch the run: progress bars, a live dashboard, a task timeline")
+
+
+class _ProgressAction(argparse.Action):
+    """``--progress`` (auto), ``--progress=always``, ``--progress=never``: one flag that
+    takes no separate value, so ``--progress prog.py`` never takes the program for it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        mode = option_string.partition("=")[2] if option_string else ""
+        setattr(namespace, self.dest, mode or "auto")
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    """``--progress[=always|never]`` (docs/progress.md)."""
+    see_it_run_group(parser).add_argument(
+        "--progress", "--progress=always", "--progress=never", dest="progress",
+        action=_ProgressAction, nargs=0, default=None,
+        help="progress bars on stderr, one per long map and one for the run (units done "
+             "/ known, rate, ETA); only when stderr is a terminal, unless =always")
 
 
 #: SCOOP's flags that mean nothing here: accepted, with one line that says so (flag -> note)

@@ -269,7 +269,7 @@ def make(name):
         return Serial()
     if name in ("scoop", "p2pscoop"):
         return Futures(name)
-    if name == "p2pscoop-broker":  # SCOOP's star topology (--broker), same API
+    if name in ("p2pscoop-broker", "p2pscoop-progress"):  # --broker / --progress=always
         return Futures("p2pscoop", name)
     if name == "multiprocessing":
         return MultiprocessingPool()
@@ -288,6 +288,8 @@ LAUNCHERS = {
     "scoop": ["-m", "scoop", "-n", str(WORKERS)],
     "p2pscoop": ["-m", "p2pscoop", "-n", str(WORKERS)],
     "p2pscoop-broker": ["-m", "p2pscoop", "--broker", "-n", str(WORKERS)],
+    # bars drawn (into the harness's stderr file) and telemetry on: the cost of --progress
+    "p2pscoop-progress": ["-m", "p2pscoop", "--progress=always", "-n", str(WORKERS)],
 }
 
 #: Import names a backend needs in the harness's interpreter; missing => "missing".
@@ -295,6 +297,7 @@ REQUIRES = {
     "serial": (),
     "p2pscoop": (),  # always attempted: a broken package is an "error", not "missing"
     "p2pscoop-broker": (),
+    "p2pscoop-progress": ("tqdm",),
     "scoop": ("scoop", "zmq", "greenlet"),
     "multiprocessing": (),
     "loky": ("loky",),
@@ -302,3 +305,6 @@ REQUIRES = {
 }
 
 ALL = ("serial", "p2pscoop", "scoop", "multiprocessing", "loky", "dask", "p2pscoop-broker")
+
+#: Backends run only when named in ``--backends`` (variants of p2pscoop to measure a cost)
+OPTIONAL = ("p2pscoop-progress",)
