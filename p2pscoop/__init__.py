@@ -26,11 +26,12 @@ __version__ = "0.1.0"
 
 from . import futures, shared  # noqa: E402
 from .executor import Executor  # noqa: E402
+from .progress import progress  # noqa: E402
 from .runtime import context as _context  # noqa: E402
 from .runtime import importing as _importing  # noqa: E402
 
-__all__ = ["futures", "shared", "start", "Executor", "__version__", "IS_RUNNING", "IS_ORIGIN", "worker",
-           "SIZE"]
+__all__ = ["futures", "shared", "start", "Executor", "progress", "__version__", "IS_RUNNING",
+           "IS_ORIGIN", "worker", "SIZE"]
 
 
 def start(n: int | None = None):

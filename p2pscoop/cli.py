@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import __version__
-from .cli_run import (MULTI_VALUED, add_dashboard, add_hosts, add_scoop_compat,
-                      host_run_options, scoop_notes)
+from .cli_run import (MULTI_VALUED, add_dashboard, add_hosts, add_progress,
+                      add_scoop_compat, host_run_options, scoop_notes)
 
 USAGE_ERROR = 2
 
@@ -157,6 +157,7 @@ def build_run(parser: argparse.ArgumentParser) -> None:
                         help="SCOOP's star topology: peers ask the origin for work instead "
                              "of stealing from each other (docs/scoop-compat.md)")
     add_hosts(parser)
+    add_progress(parser)
     add_dashboard(parser)
     add_scoop_compat(parser)
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
@@ -249,8 +250,10 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             return usage_error(parser, str(exc))
         if found is not None:
             hosts, ssh = found
+    args.broker = args.broker or bool(args.tunnel)  # --tunnel runs the star (core/tunnel.py)
     if clustered and args.broker:
-        return usage_error(parser, "--broker is for local and --hosts runs: a cluster's "
+        return usage_error(parser, f"{'--tunnel' if args.tunnel else '--broker'} is for "
+                                   "local and --hosts runs: a cluster's "
                                    "nodes always steal from each other")
     if clustered:
         from .core.errors import P2PScoopError
@@ -263,7 +266,8 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args),
                        secure=secure, nodes=args.nodes, zeroconf=args.zeroconf,
                        hosts=hosts, ssh=ssh, external=args.external_hostname,
-                       broker=args.broker, dashboard=args.dashboard)
+                       broker=args.broker, tunnel=bool(args.tunnel),
+                       progress=args.progress, dashboard=args.dashboard)
 
 
 RUN = register(Command(

@@ -3,9 +3,11 @@
 Argument parsing only, like ``cli.py``: ``add_hosts`` (``--hosts``, ``--hostfile`` and the SSH
 options; ``host_run_options`` turns them, or a batch scheduler's allocation, into hosts and
 ``launch.ssh.SshOptions``) and ``add_scoop_compat`` (SCOOP's flags that mean nothing here,
-each answered by one note: ``scoop_notes``). ``MULTI_VALUED`` names the options that take
-several values, which ``cli.split_program`` reads so that ``--hosts a b prog.py`` never takes
-the program for a host.
+each answered by one note: ``scoop_notes``), ``add_progress`` (``--progress``) and
+``add_dashboard`` (``--dashboard``, also on ``join``), in the "see it run" group that the
+trace option shares too: ``see_it_run_group``.
+``MULTI_VALUED`` names the options that take several values, which ``cli.split_program``
+reads so that ``--hosts a b prog.py`` never takes the program for a host.
 """
 
 from __future__ import annotations
@@ -51,17 +53,42 @@ def add_hosts(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--external-hostname", metavar="ADDR", default=None,
                        help="the address of this machine that the other hosts dial "
                             "(default: the one on the route to the first host)")
+    group.add_argument("--tunnel", action="store_true", default=None,
+                       help="for hosts behind a firewall, as SCOOP's --tunnel: the peers "
+                            "reach this machine only, through a port forward of each ssh "
+                            "connection, and nobody dials a peer; implies --broker "
+                            "(docs/hosts.md; also for local runs)")
 
 
-SEE_IT_RUN = "see it run"  # the option group of --dashboard (and --progress, --trace)
+SEE_IT_RUN = "see it run"
 
 
 def see_it_run_group(parser: argparse.ArgumentParser):
-    """The parser's "see it run" option group, made on first use (several options share it)."""
-    for group in parser._action_groups:  # argparse's list of groups, stable since 3.2
+    """The "see it run" option group of ``parser`` (progress, dashboard, trace), made by
+    whichever of them comes first."""
+    for group in parser._action_groups:  # argparse's list of groups (stable since 3.2)
         if group.title == SEE_IT_RUN:
             return group
-    return parser.add_argument_group(SEE_IT_RUN, "watch a run or a node while it works")
+    return parser.add_argument_group(
+        SEE_IT_RUN, "watch the run: progress bars, a live dashboard, a task timeline")
+
+
+class _ProgressAction(argparse.Action):
+    """``--progress`` (auto), ``--progress=always``, ``--progress=never``: one flag that
+    takes no separate value, so ``--progress prog.py`` never takes the program for it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        mode = option_string.partition("=")[2] if option_string else ""
+        setattr(namespace, self.dest, mode or "auto")
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    """``--progress[=always|never]`` (docs/progress.md)."""
+    see_it_run_group(parser).add_argument(
+        "--progress", "--progress=always", "--progress=never", dest="progress",
+        action=_ProgressAction, nargs=0, default=None,
+        help="progress bars on stderr, one per long map and one for the run (units done "
+             "/ known, rate, ETA); only when stderr is a terminal, unless =always")
 
 
 def _dashboard_address(text: str) -> tuple[str, int]:
@@ -89,7 +116,6 @@ SCOOP_NOTES = {
     "brokers": "-b: p2pscoop has no brokers (peers steal from each other); ignored",
     "rsh": "--rsh: p2pscoop starts remote peers with ssh only (rsh would send the run's "
            "secret in clear); using ssh",
-    "tunnel": "--tunnel: p2pscoop peers dial each other directly; ignored",
     "profile": "--profile: not supported (profile a peer with py-spy or cProfile "
                "instead); ignored",
     "backend": "--backend: p2pscoop always uses ZeroMQ; ignored",
@@ -106,8 +132,6 @@ def add_scoop_compat(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-b", dest="brokers", metavar="N", type=int, default=None,
                        help="SCOOP's number of brokers")
     group.add_argument("--rsh", action="store_true", default=None, help="SCOOP: use rsh")
-    group.add_argument("--tunnel", action="store_true", default=None,
-                       help="SCOOP: reach the broker through an SSH tunnel")
     group.add_argument("--profile", action="store_true", default=None,
                        help="SCOOP: cProfile every worker")
     group.add_argument("--backend", metavar="{ZMQ,TCP}", default=None,

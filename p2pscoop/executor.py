@@ -41,6 +41,7 @@ import weakref
 from typing import Callable, Iterable, Iterator
 
 from . import futures, waiting
+from .progress import hook as _progress, watch_map
 from .runtime import context
 from .runtime.importing import stop_if_importing
 from .runtime.future import ensure_completer, join_completer
@@ -166,7 +167,10 @@ class Executor(cf.Executor):
         larger tasks for cheap functions).
 
         Unlike the stdlib's, the input is consumed lazily, a bounded window ahead of the
-        results consumed (``futures.MAP_WINDOW``), so an endless iterable works.
+        results consumed (``futures.MAP_WINDOW``), so an endless iterable works. As with
+        the stdlib's, closing the iterator, dropping it, or its raising an exception stops
+        the map: no more input is read and the work not started is cancelled
+        (``_abandon``).
         """
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
@@ -179,11 +183,14 @@ class Executor(cf.Executor):
             raise RuntimeError("cannot schedule new futures: the p2pscoop peers stopped")
         deadline = waiting._deadline(timeout)
         if chunksize == 1:
-            return futures._MapRun(self._peer, fn, zip(*iterables), True, deadline)
-        chunks = _chunks(zip(*iterables), chunksize)
-        run = futures._MapRun(self._peer, _run_chunk, ((fn, c) for c in chunks), True,
-                              deadline)
-        return itertools.chain.from_iterable(run)
+            run = futures._MapRun(self._peer, fn, zip(*iterables), True, deadline)
+        else:
+            chunks = _chunks(zip(*iterables), chunksize)
+            run = futures._MapRun(self._peer, _run_chunk, ((fn, c) for c in chunks), True,
+                                  deadline)
+        if _progress.tracker is not None:  # --progress / p2pscoop.progress()
+            watch_map(run, iterables, fn, chunksize)
+        return _MapResults(run, chunksize > 1)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; ``cancel_futures``: cancel what has not started anywhere.
@@ -265,6 +272,73 @@ def _shutdown_all() -> None:
         with ex._lock:
             ex._shutdown = True
         ex._finish([])
+
+
+class _MapResults:
+    """The iterator ``Executor.map`` returns. Like the stdlib's, it cancels the work not
+    yet done when it is closed (``close()``), dropped, or stops on an exception (a failed
+    call, ``TimeoutError``): see ``_abandon``."""
+
+    __slots__ = ("_run", "_chunked", "_chunk", "_finalizer", "__weakref__")
+
+    def __init__(self, run, chunked: bool):
+        self._run = run
+        self._chunked = chunked
+        self._chunk: Iterator = iter(())
+        # Dropped unread: cancel from a short thread, as the collector may run this
+        # anywhere, even where the peer's lock is held (the cancel takes it).
+        self._finalizer = weakref.finalize(self, _abandon_later, run)
+        self._finalizer.atexit = False  # at exit the peers stop anyway: no thread then
+
+    def __iter__(self) -> "_MapResults":
+        return self
+
+    def __next__(self):
+        if not self._finalizer.alive:  # closed, failed or read to its end
+            raise StopIteration
+        try:
+            if not self._chunked:
+                return next(self._run)
+            while True:
+                for value in self._chunk:
+                    return value
+                self._chunk = iter(next(self._run))
+        except StopIteration:
+            self._finalizer.detach()  # everything was read: nothing to cancel
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the map: take no more input, cancel what has not started (idempotent)."""
+        if self._finalizer.detach() is not None:
+            _abandon(self._run)
+
+
+def _abandon(run) -> None:
+    """Nobody will read ``run``'s results (a ``futures._MapRun``): it takes no more input,
+    issues no more units, and its queued jobs are cancelled where the core allows it (it
+    cancels a job none of whose units started: a single-unit job; the units of a larger
+    job still run, their results are dropped). Its remaining results are discarded."""
+    run.exhausted = True  # no further window: the input is left unread
+    run.error_at = None
+    peer = run.peer
+    if peer.closed:
+        return
+    with peer.resolve_lock:
+        jobs = [job for job, target in list(peer.targets.items())
+                if type(target) is tuple and target[0] is run]
+        for job in jobs:
+            if not peer.cancel_job(job):
+                peer.targets.pop(job, None)  # its results are not wanted: dropped
+        run.slots.clear()
+        run.finished.clear()
+
+
+def _abandon_later(run) -> None:
+    threading.Thread(target=_abandon, args=(run,), name="p2pscoop-map-cancel",
+                     daemon=True).start()
 
 
 def _chunks(items: Iterator[tuple], size: int) -> Iterator[list]:

@@ -34,6 +34,7 @@ from concurrent.futures import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION,
 from typing import Any, Callable, Iterable, Iterator
 
 from .core.errors import PayloadError
+from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
 from .runtime.future import Future, completed, ensure_completer
@@ -230,7 +231,10 @@ def _map(fname: str, func: Callable, iterables: tuple, kwargs: dict, ordered: bo
     if peer is None:
         _serial_warning()
         return _serial_map(func, iterables)
-    return _MapRun(peer, func, zip(*iterables), ordered, _deadline(timeout))
+    run = _MapRun(peer, func, zip(*iterables), ordered, _deadline(timeout))
+    if _progress.tracker is not None:  # --progress / p2pscoop.progress(): progress.py
+        watch_map(run, iterables, func)
+    return run
 
 
 def _serial_map(func: Callable, iterables: tuple) -> Iterator:

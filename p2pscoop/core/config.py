@@ -70,6 +70,8 @@ class TransportConfig:
     reconnect_max_ms: int = 5000
     #: the comm thread's time slice on Linux 6.12+ (``mesh.shorten_slice``; 0: the OS's)
     comm_slice_us: int = 100
+    #: ``--tunnel``: dial the origin only, reach other peers through it (``core/tunnel.py``)
+    tunnel: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ Rules:
   with a random sample of the members we know (at most ``view_size`` rows); it dials them
   while it has fewer than ``view_target`` links: the mesh forms from any one introducer.
 * Heartbeats: every ``ping_interval`` each linked peer is sent a PING carrying ``gossip``
-  members sampled from our links (gossip keeps ``known`` fresh); any message from a peer
+  members sampled from our links (gossip keeps ``known`` fresh); PINGs go out on a grid of
+  the interval (``_beat``), so all of a peer's links beat in one tick; any message from a peer
   counts as a sign of life. Silence past ``suspect_after`` makes it SUSPECT (logged), past
   ``dead_after`` DEAD: its connection is dropped and its leases are re-dispatched by
   ``NodeState``. A lost connection or a BYE is death at once. A dead incarnation is never
@@ -294,7 +295,10 @@ class Membership:
             rows = self._sample(self.config.view_size, peer)
             if rows:
                 out.append(C.SendMsg(peer, M.Welcome(max(1, self.identity.size), rows)))
-            self.view.most_links = max(self.view.most_links, self.links())
+            links = self.links()
+            self.view.most_links = max(self.view.most_links, links)
+            if links > self.config.view_size:
+                self._soon(now)  # trim at the next tick, not the next beat
         return out
 
     def on_welcome(self, peer: bytes, msg: M.Welcome, now: float) -> list:
@@ -343,6 +347,15 @@ class Membership:
             if m.state == SUSPECT:
                 m.state = ALIVE
 
+    def _beat(self, pinged: float) -> float:
+        """When a link pinged at ``pinged`` is pinged next: the first point after it on a
+        grid of ``ping_interval`` (clock zero, the same for every link). Every link of a peer
+        thus beats in the same tick, and the peers of one host (one monotonic clock) in the
+        same instant, so a receiver reads its peers' PINGs in one wake-up, not one each; no
+        link waits longer than one interval."""
+        iv = self.config.ping_interval
+        return (pinged // iv + 1) * iv
+
     def tick(self, now: float) -> list:
         nxt = self._next
         if nxt is None or now < nxt:
@@ -381,15 +394,20 @@ class Membership:
                 if silence >= cfg.suspect_after and m.state == ALIVE:
                     m.state = SUSPECT
                     out.append(C.Suspected(m.id, m.rank, silence))
-                if now - m.pinged >= cfg.ping_interval:
+                beat = self._beat(m.pinged)
+                if now >= beat:
                     m.pinged = now
                     out.append(C.SendMsg(m.id, M.Ping(self._sample(cfg.gossip, m.id))))
-                due = min(m.pinged + cfg.ping_interval,
+                    beat = self._beat(now)
+                due = min(beat,
                           m.heard + (cfg.dead_after if m.state == SUSPECT
                                      else cfg.suspect_after))
             soonest = due if soonest is None else min(soonest, due)
         if links > cfg.view_size:
-            out += self._trim(links - cfg.view_size, now)
+            trimmed = self._trim(links - cfg.view_size, now)
+            out += trimmed
+            if len(trimmed) < links - cfg.view_size:  # the rest once they are old enough
+                soonest = min(soonest or now + cfg.ping_interval, now + cfg.ping_interval / 4)
         elif (links < cfg.view_target and self.known) or (links < cfg.view_size and
                                                            self.mates):
             out += self._refill(max(cfg.view_target - links, 1), now)

@@ -267,7 +267,7 @@ def start_for_node(node, address: tuple[str, int]) -> Running:
     return Running(start_dashboard(address, view.snapshot, "node"), view.close)
 
 
-def with_telemetry(config):
+def telemetry_on(config):
     """``config`` (a ``NodeConfig`` or None) with telemetry on, where the NodeConfig of this
     version has the field (``runtime/telemetry.py``); else ``config`` unchanged."""
     from dataclasses import fields, replace

@@ -21,6 +21,7 @@ import sys
 import traceback
 
 from .. import compat, logs
+from ..progress import progress as bars, with_telemetry
 from ..runtime import payload
 from .local import LocalCluster, StartupError
 
@@ -57,12 +58,16 @@ def program_error(path: str) -> str | None:
 def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
                 secure=None, nodes: list[str] | None = None, zeroconf: bool = True,
                 hosts=None, ssh=None, external: str | None = None,
-                broker: bool = False, dashboard: tuple[str, int] | None = None) -> int:
+                broker: bool = False, tunnel: bool = False,
+                progress: str | None = None,
+                dashboard: tuple[str, int] | None = None) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
     the remote ones with ``ssh`` (``launch.ssh.SshOptions``); ``external``: the address they
-    dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``).
+    dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``);
+    ``tunnel``: over connections the workers open to the origin only (``core/tunnel.py``).
+    ``progress``: ``auto``/``always``/``never``, progress bars on stderr (``progress.py``).
     ``dashboard``: (host, port) of a live web page of the run (``p2pscoop.dashboard``).
     Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
     """
@@ -89,14 +94,17 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             where = None  # every host is this machine: a local run
     try:
         config = None
-        if broker:
-            from ..core.config import NodeConfig, StealConfig
+        if broker or tunnel:
+            from ..core.config import NodeConfig, StealConfig, TransportConfig
 
-            config = NodeConfig(steal=StealConfig(broker=True))
+            config = NodeConfig(steal=StealConfig(broker=True),
+                                transport=TransportConfig(tunnel=tunnel))
+        if progress is not None:
+            config = with_telemetry(config, progress)
         if dashboard is not None:
-            from ..dashboard.local import with_telemetry
+            from ..dashboard.local import telemetry_on
 
-            config = with_telemetry(config)
+            config = telemetry_on(config)
         cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
                                secure=secure, config=config)
         cluster.start()
@@ -141,7 +149,8 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         finder.start()
     code = 0
     try:
-        runpy.run_path(path, run_name="__main__")
+        with bars(when=progress or "never", desc=os.path.basename(path)):  # ends before a traceback
+            runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         code = _exit_code(exc)
     except KeyboardInterrupt:

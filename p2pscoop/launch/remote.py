@@ -30,7 +30,8 @@ the origin's if it exists here, else a temporary one), ``required_path`` (path w
 explicitly: a missing one is an error), ``nice``, ``main`` (the program's path on the origin:
 imported by the workers if the same file exists here, a shared filesystem; otherwise its
 functions travel by value), ``argv``, ``verbosity``, ``config``, ``program``, ``cluster``,
-``origin_id``.
+``origin_id``, ``tunnel_port`` (``--tunnel``: the origin is reached at 127.0.0.1 on that
+port, which the ssh connection forwards to it; None otherwise).
 Exit status: 0 after a normal end, 3 for a refused order (bad version, bad path), 4 when
 no worker could start.
 """
@@ -78,6 +79,8 @@ def addresses(order: dict, env=os.environ) -> tuple[str, str]:
                          f"talk IPv4 for now: name the host by an IPv4 address or a name "
                          f"that resolves to one")
     origin_ip = origin_ip.removeprefix("::ffff:")
+    if order.get("tunnel_port"):  # ssh -R brings the origin's port to our loopback
+        return f"tcp://127.0.0.1:{order['tunnel_port']}", my_ip.removeprefix("::ffff:")
     return f"tcp://{origin_ip}:{order['origin_port']}", my_ip.removeprefix("::ffff:")
 
 

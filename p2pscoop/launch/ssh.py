@@ -20,6 +20,11 @@ Invariants:
   origin only, which shuts the run down in order), ``stop`` closes their stdin (the remote
   side's EOF: ``launch.remote``) and kills what does not exit in time; if the origin dies, the
   kernel closes that stdin for us.
+* ``--tunnel`` (``forward``): each ssh also carries the workers' connections to the origin
+  (``-R PORT:127.0.0.1:PORT``, PORT the origin's port, with ``ExitOnForwardFailure``): the
+  workers dial 127.0.0.1:PORT on their host, and nothing but the SSH connection this machine
+  opened has to pass a firewall; CurveZMQ runs inside it as on any connection. srun has no
+  forward: its workers dial the origin's address (it still never dials them).
 * A host that fails does not fail the run: it is reported, one message naming it and what to
   fix, and the others go on (``all_failed``: the launcher gives up only when no peer at all
   besides the origin could be started and the run was meant to have some).
@@ -83,8 +88,10 @@ def shell_string(opts: SshOptions) -> str:
     return command
 
 
-def launch_argv(target: str, opts: SshOptions) -> list[str]:
-    """The local argv that starts the remote side on ``target`` (user@host or host)."""
+def launch_argv(target: str, opts: SshOptions, forward: int | None = None) -> list[str]:
+    """The local argv that starts the remote side on ``target`` (user@host or host);
+    ``forward``: the origin's port, forwarded from the same port on ``target``'s loopback
+    (``--tunnel``; not with srun)."""
     if opts.srun:
         command = remote_command(opts)
         if opts.prolog:
@@ -94,7 +101,15 @@ def launch_argv(target: str, opts: SshOptions) -> list[str]:
     return [opts.ssh, "-T", "-x", "-o", "BatchMode=yes",
             "-o", f"ConnectTimeout={opts.connect_timeout}",
             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-            *opts.extra, "--", target, shell_string(opts)]
+            *forward_options(forward), *opts.extra, "--", target, shell_string(opts)]
+
+
+def forward_options(port: int | None) -> list[str]:
+    """ssh's options for ``--tunnel``: the remote loopback's ``port`` leads to ours. A port
+    already taken there fails that host at once, with ssh's own message."""
+    if port is None:
+        return []
+    return ["-o", "ExitOnForwardFailure=yes", "-R", f"127.0.0.1:{port}:127.0.0.1:{port}"]
 
 
 def explain(host: str, code: int, lines: list[str], opts: SshOptions) -> str:
@@ -111,7 +126,10 @@ def explain(host: str, code: int, lines: list[str], opts: SshOptions) -> str:
     elif code == 255 and not opts.srun:
         hint = ("check `ssh HOST true` works without a password (keys, ssh-agent, "
                 "known_hosts)")
-        if "Could not resolve" in text:
+        if "remote port forwarding failed" in text:
+            hint = ("--tunnel could not forward the origin's port there (taken on that "
+                    "host, or sshd's AllowTcpForwarding is off)")
+        elif "Could not resolve" in text:
             hint = "check the host name"
         elif "Connection refused" in text:
             hint = "is sshd running there?"
@@ -166,6 +184,8 @@ class HostLauncher:
             self.hosts.append(RemoteHost(i, name, target, count, rank))
             rank += count
         port = int(peer.address.rsplit(":", 1)[1])
+        #: ``--tunnel``: the port the workers reach the origin by, through ssh (-R)
+        self.forward = port if config.transport.tunnel and not opts.srun else None
         size = first_rank + sum(h.count for h in self.hosts)  # the run as planned
         self.order = {
             "version": __version__, "secret": secure.secret_text, "origin_port": port,
@@ -174,6 +194,7 @@ class HostLauncher:
             "nice": opts.nice, "main": main, "argv": argv, "verbosity": verbosity,
             "config": config.to_json(), "program": program, "cluster": secure.cluster,
             "log_time": bool(os.environ.get(logs.TIME_ENV)), "size": size,
+            "tunnel_port": self.forward,
         }
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -210,7 +231,7 @@ class HostLauncher:
         return bool(self.hosts) and all(h.failed for h in self.hosts)
 
     def _start(self, host: RemoteHost) -> None:
-        argv = launch_argv(host.target, self.opts)
+        argv = launch_argv(host.target, self.opts, self.forward)
         LOGGER.debug("host %s: %s", host.name, shlex.join(argv))
         if shutil.which(argv[0]) is None:
             self._fail(host, f"p2pscoop: host {host.name}: cannot run {argv[0]!r}: no such "

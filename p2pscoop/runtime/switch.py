@@ -7,13 +7,22 @@ futures is queued at most once), and the hub switches back into it with ``resume
 
 The hub never parks: blocking inside a done-callback (which runs on the hub) is refused
 with a clear error instead of deadlocking.
+
+``wake`` is atomic: two threads may wake one waiter at once (the main thread firing its
+timeout while the completer thread completes its future in ``Peer.poll_inbox``), and it is
+then queued exactly once; queued twice, the hub would resume it a second time later, in the
+middle of whatever it waits for next.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import greenlet
+
+_wake_lock = threading.Lock()  # makes wake's test-and-set atomic
+_acquire, _release = _wake_lock.acquire, _wake_lock.release
 
 
 class Waiter:
@@ -36,10 +45,17 @@ def park(hub: greenlet.greenlet, waiter: Waiter) -> Any:
 
 
 def wake(waiter: Waiter, ready) -> None:
-    """Queue ``waiter`` on ``ready`` unless it is already queued."""
-    if not waiter.woken:
+    """Queue ``waiter`` on ``ready`` unless it is already queued (any thread, atomic)."""
+    if waiter.woken:  # the common case of a second wake: no lock needed to see it
+        return
+    _acquire()  # (bound methods, not ``with``: this is half the cost)
+    try:
+        if waiter.woken:
+            return
         waiter.woken = True
-        ready.append(waiter)
+    finally:
+        _release()
+    ready.append(waiter)
 
 
 def resume(waiter: Waiter) -> Any:

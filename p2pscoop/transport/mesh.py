@@ -23,6 +23,8 @@ Rules:
   fails ``messages.decode``: pickled bytes never reach a loader from an unadmitted peer.
 * Sends never block: a peer that stops reading loses messages (counted), it cannot stall us.
 * A DEALER whose connection drops means the peer process is gone: ``Disconnected``.
+* Tunnel mode (``TransportConfig.tunnel``): the origin dials nobody and a worker dials the
+  origin only; ``relay.py`` (a mixin of ``Comm``) carries out ``core/tunnel.py``'s routes.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from ..core.config import TransportConfig
 from ..core.deque import Work
 from ..core.errors import InternalError, ProtocolError, SecurityError
 from ..core.events import Disconnected, Received, Tick, Unshippable
+from ..core import tunnel as T
+from .relay import RelayMixin
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -110,7 +114,7 @@ def _stop_monitor(sock: zmq.Socket) -> None:
         pass
 
 
-class Comm:
+class Comm(RelayMixin):
     """The ZeroMQ mesh of one peer. Binds its ROUTER at once (``address``)."""
 
     def __init__(self, ctx: zmq.Context | None = None, config: TransportConfig | None = None,
@@ -176,6 +180,11 @@ class Comm:
         self._logged: set[str] = set()  # fixed keys only: bounded
         self._bad_kinds: dict[str, int] = {}
         self.fd_watch: dict[int, Callable[[], None]] = {}
+        #: tunnel mode: the routing table (made by ``attach``, which knows our rank), and
+        #: the DEALERs we read from (a worker's to the hub) -> the peer at their far end
+        self.routes: T.TunnelRoutes | None = None
+        self._inbound: dict[zmq.Socket, bytes] = {}
+        self._hellos: dict[bytes, int] = {}  # HELLOs of admitted peers (``_greeted_again``)
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="p2pscoop-comm", daemon=True)
 
@@ -183,6 +192,8 @@ class Comm:
 
     def attach(self, owner: Any) -> None:
         self.peer = owner
+        if self.config.tunnel:
+            self.routes = T.TunnelRoutes(is_hub=getattr(owner, "rank", -1) == 0)
 
     def start(self) -> None:
         self._thread.start()
@@ -259,11 +270,15 @@ class Comm:
         self._owner()
         if peer in self.dealers:
             return
+        if self.routes is not None and self.routes.connect(peer) != T.DIAL:
+            return  # the hub answers on the peer's connection; a worker relays via the hub
         sock = self._dealer(address)
         mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(address)
         self.dealers[peer] = sock
         self._monitors[mon] = peer
+        if self.routes is not None:
+            self._inbound[sock] = peer  # the hub replies on this connection
 
     def admit(self, peer: bytes) -> None:
         self.admitted.add(peer)
@@ -275,9 +290,13 @@ class Comm:
             self.departed[peer] = None  # its last frames may still arrive: not an attack
             if len(self.departed) > 4096:
                 del self.departed[next(iter(self.departed))]
+        self._hellos.pop(peer, None)
+        if self.routes is not None:
+            self.routes.drop(peer)
         sock = self.dealers.pop(peer, None)
         if sock is None:
             return
+        self._inbound.pop(sock, None)
         _stop_monitor(sock)  # before its reader goes: see ``_stop_monitor``
         for mon, p in list(self._monitors.items()):
             if p == peer:
@@ -288,6 +307,9 @@ class Comm:
     def send_refuse(self, peer: bytes, address: str, reason: str) -> None:
         """Tell a refused peer why, on a connection of its own (it is not admitted)."""
         self._owner()
+        if self.routes is not None:  # nobody dials in tunnel mode: on the way it came
+            self.send(peer, M.encode(M.Refuse(reason[:M.MAX_STR])))
+            return
         sock = self._dealer(address)
         try:
             sock.connect(address)
@@ -302,7 +324,9 @@ class Comm:
     def send(self, peer: bytes, frames: list) -> bool:
         sock = self.dealers.get(peer)
         if sock is None:
-            return False
+            if self.routes is None:
+                return False
+            return self._send_tunnel(peer, frames)
         try:
             sock.send_multipart(frames, zmq.NOBLOCK)
             return True
@@ -336,7 +360,11 @@ class Comm:
                     if mon not in registered:
                         poller.register(mon, zmq.POLLIN)
                         registered.add(mon)
-                for mon in registered - set(self._monitors):
+                for sock in self._inbound:
+                    if sock not in registered:
+                        poller.register(sock, zmq.POLLIN)
+                        registered.add(sock)
+                for mon in registered - set(self._monitors) - set(self._inbound):
                     poller.unregister(mon)
                     registered.discard(mon)
                 for fd in set(self.fd_watch) - fds:
@@ -353,6 +381,8 @@ class Comm:
                         self._drain_wake()
                     elif sock in self._monitors:
                         self._on_monitor(sock)
+                    elif sock in self._inbound:
+                        self._drain_dealer(sock)
                     elif sock in self.fd_watch:
                         self.fd_watch[sock]()
                 self._drain_outq()
@@ -402,12 +432,22 @@ class Comm:
 
     def _on_frames(self, frames: list) -> None:
         ident, body = frames[0], frames[1:]
+        if self.routes is not None and T.is_envelope(body):
+            got = self._relay_in(ident, body)  # forwarded (the hub), or the inner frames
+            if got is None:
+                return
+            ident, body = got
         try:
             msg = M.decode(body)
         except ProtocolError as exc:
             self.count_bad("malformed", f"malformed frame from {ident.hex()[:8]}: {exc}")
             return
         cls = type(msg)
+        if cls is M.Hello:
+            if ident in self.admitted and self.routes is None:
+                self._greeted_again(ident, msg)
+        elif self._hellos:
+            self._hellos.pop(ident, None)  # it heard us: it talks, not only greets
         if ident not in self.admitted and cls is not M.Hello and cls is not M.Refuse:
             if ident in self.departed:  # a departed peer's last words, on another connection
                 self.late_frames += 1

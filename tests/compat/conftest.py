@@ -35,6 +35,8 @@ RUN_BOUND = 120.0  # seconds: a liveness bound only
 MODES: dict[str, list[str]] = {
     "local": [],
     "broker": ["--broker"],  # SCOOP's star: workers ask the origin only (core/broker.py)
+    # the star over connections the workers open to the origin only (core/tunnel.py)
+    "tunnel": ["--tunnel"],
 }
 
 

@@ -10,6 +10,8 @@ failure.
 
 import asyncio
 import concurrent.futures as cf
+import gc
+import itertools
 import json
 import os
 import subprocess
@@ -126,6 +128,76 @@ def test_tasks_use_futures_inside(ex):
 
 def _nested_sum(n):
     return sum(futures.map(square, range(n)))
+
+
+def _counting(drawn: list):
+    """An endless input that records how many elements were read."""
+    for i in itertools.count():
+        drawn.append(i)
+        yield i
+
+
+def _watched(ex, run) -> bool:
+    """Does ``ex``'s peer still route results to the map window ``run``?"""
+    return any(type(t) is tuple and t[0] is run for t in list(ex.peer.targets.values()))
+
+
+def test_map_stops_reading_when_its_iterator_is_closed(ex):
+    drawn: list = []
+    results = ex.map(identity, _counting(drawn))
+    assert next(results) == 0
+    read = len(drawn)
+    assert read <= futures.MAP_WINDOW + futures.MAP_CHUNK  # a bounded window ahead
+    results.close()
+    with pytest.raises(StopIteration):
+        next(results)
+    assert len(drawn) == read  # nothing more read, nothing more issued
+    assert ex.submit(square, 3).result(timeout=LONG) == 9  # the executor goes on
+
+
+def test_map_is_cancelled_when_its_iterator_is_dropped(ex):
+    drawn: list = []
+    results = ex.map(identity, _counting(drawn), chunksize=2)
+    assert [next(results), next(results), next(results)] == [0, 1, 2]
+    run = results._run
+    assert _watched(ex, run)
+    del results
+    gc.collect()
+    wait_until(lambda: not _watched(ex, run))  # abandoned: its results are dropped
+    read = len(drawn)
+    assert list(ex.map(square, range(5))) == [0, 1, 4, 9, 16]
+    assert len(drawn) == read
+
+
+def test_map_stops_after_a_failure(ex):
+    results = ex.map(raise_value_error, [1, 2])
+    with pytest.raises(ValueError):
+        next(results)
+    with pytest.raises(StopIteration):  # as the stdlib's generator: over after raising
+        next(results)
+
+
+def test_closing_a_map_cancels_its_queued_work(own, tmp_path):
+    ex2 = p2pscoop.Executor(n=2)
+    try:
+        gate = Gate(tmp_path)
+        marks = [str(tmp_path / f"started-{i}") for i in range(2)]
+        blockers = [ex2.submit(mark_then_block, m, gate.path) for m in marks]
+        wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
+        ran = tmp_path / "ran"
+        results = ex2.map(_touch, [str(ran)])  # queued: no peer is free to start it
+        results.close()
+        gate.open()
+        assert [b.result(timeout=LONG) for b in blockers] == ["released", "released"]
+        assert list(ex2.map(square, range(20))) == [i * i for i in range(20)]
+        assert not ran.exists()  # cancelled before any peer started it
+    finally:
+        ex2.shutdown()
+
+
+def _touch(path: str) -> str:
+    Path(path).touch()
+    return path
 
 
 # --- waiting, as libraries do -----------------------------------------------------------

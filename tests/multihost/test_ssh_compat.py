@@ -20,11 +20,15 @@ PROGRAMS = ROOT / "tests" / "compat" / "programs"
 pytestmark = pytest.mark.timeout(300)
 
 
-#: the programs also run in SCOOP's star topology over SSH (a few: each run costs seconds)
+#: the programs also run in SCOOP's star topology over SSH, and tunnelled (a few: each run
+#: costs seconds)
 BROKER = ("tree", "fib", "mapscan", "exactly_once", "objects")
 
 
-RUNS = [(*case, mode) for mode in ("p2p", "broker") for case in CASES
+#: launcher arguments per topology (tunnel: the star over SSH port forwards, core/tunnel.py)
+MODE_ARGS = {"p2p": [], "broker": ["--broker"], "tunnel": ["--tunnel"]}
+
+RUNS = [(*case, mode) for mode in MODE_ARGS for case in CASES
         if mode == "p2p" or case[0] in BROKER]
 
 
@@ -36,7 +40,7 @@ def test_scoop_program_over_ssh(sshlab3, tmp_path, name, args, expected, status,
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     argv = [sys.executable, "-m", "p2pscoop", "-n", "3", "--ssh-executable",
             ssh.ssh_wrapper(), "--hosts", "h2:1", "h3:1",
-            *(["--broker"] if mode == "broker" else []), "--",
+            *MODE_ARGS[mode], "--",
             str(PROGRAMS / f"{name}.py"), *args]
     res = ssh.lab.run(ssh.origin, argv, 120, cwd=str(PROGRAMS))
     detail = f"{argv}\nstatus {res.returncode}\n{res.stdout}\n{res.stderr}"

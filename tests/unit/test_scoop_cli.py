@@ -49,7 +49,7 @@ def test_flags_without_a_meaning_here_get_one_note_each():
     args = parse(["-b", "2", "--rsh", "--tunnel", "--profile", "--backend", "TCP", "--debug",
                   "prog.py"])
     notes = cli.scoop_notes(args)
-    assert len(notes) == 6
+    assert len(notes) == 5  # --tunnel means something: it is not one of them
     assert all(note.startswith("p2pscoop: note: ") and "\n" not in note for note in notes)
     assert not cli.scoop_notes(parse(["-n", "2", "prog.py"]))
 
@@ -62,3 +62,10 @@ def test_a_scoop_command_line_runs(tmp_path, capsys):
     assert code == 0
     assert "ARGS ['-n', '5']" in out.out
     assert "note: --backend" in out.err and "note: -b" in out.err
+
+
+def test_tunnel_with_a_cluster_is_a_usage_error_naming_it(tmp_path, capsys):
+    prog = tmp_path / "p.py"
+    prog.write_text("pass\n")
+    assert cli.main(["--tunnel", "--cluster", "lab", str(prog)]) == cli.USAGE_ERROR
+    assert "--tunnel is for local and --hosts runs" in capsys.readouterr().err

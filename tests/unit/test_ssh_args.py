@@ -62,6 +62,7 @@ def test_srun_inside_slurm_names_the_node_and_keeps_an_argv():
                  "origin runs 0.2: install the same version on every host"],
      "install the same version"),
     (9, [], "status 9"),
+    (255, ["Error: remote port forwarding failed for listen port 7000"], "--tunnel"),
 ])
 def test_a_failed_host_gets_one_message_naming_it_and_what_to_fix(code, lines, expect):
     text = explain("h2", code, lines, SshOptions(python="/opt/py/bin/python3"))
@@ -80,6 +81,20 @@ def test_addresses_come_from_ssh_connection():
         addresses(order, {"SSH_CONNECTION": "fd00::1 51000 fd00::2 22"})
     origin, _ = addresses(order, {})  # srun: no SSH_CONNECTION
     assert origin == "tcp://192.0.2.1:7000"
+
+
+def test_tunnel_forwards_the_origins_port_over_ssh_and_workers_dial_it_locally():
+    opts = SshOptions(ssh="ssh", python="python3", pythonpath=None)
+    argv = launch_argv("node1", opts, forward=7000)
+    at = argv.index("-R")
+    assert argv[at + 1] == "127.0.0.1:7000:127.0.0.1:7000"
+    assert "ExitOnForwardFailure=yes" in argv
+    assert at < argv.index("--")  # an option of ssh, not of the remote command
+    assert "-R" not in launch_argv("node1", opts)
+    assert "-R" not in launch_argv("node1", SshOptions(srun=True), forward=7000)
+    order = {"origin_port": 7000, "origin_host": "192.0.2.1", "tunnel_port": 7000}
+    env = {"SSH_CONNECTION": "10.1.0.1 51000 10.1.0.2 22"}
+    assert addresses(order, env) == ("tcp://127.0.0.1:7000", "10.1.0.2")
 
 
 @pytest.mark.parametrize("hosts, n, want_local, want_remote", [

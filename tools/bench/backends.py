@@ -269,7 +269,7 @@ def make(name):
         return Serial()
     if name in ("scoop", "p2pscoop"):
         return Futures(name)
-    if name in ("p2pscoop-broker", "p2pscoop-dashboard"):  # --broker, --dashboard: same API
+    if name in ("p2pscoop-broker", "p2pscoop-progress", "p2pscoop-dashboard"):  # same API
         return Futures("p2pscoop", name)
     if name == "multiprocessing":
         return MultiprocessingPool()
@@ -288,6 +288,8 @@ LAUNCHERS = {
     "scoop": ["-m", "scoop", "-n", str(WORKERS)],
     "p2pscoop": ["-m", "p2pscoop", "-n", str(WORKERS)],
     "p2pscoop-broker": ["-m", "p2pscoop", "--broker", "-n", str(WORKERS)],
+    # bars drawn (into the harness's stderr file) and telemetry on: the cost of --progress
+    "p2pscoop-progress": ["-m", "p2pscoop", "--progress=always", "-n", str(WORKERS)],
     # the cost of the live dashboard (docs/dashboard.md): served on a free loopback port
     "p2pscoop-dashboard": ["-m", "p2pscoop", "--dashboard", "127.0.0.1:0", "-n", str(WORKERS)],
 }
@@ -297,6 +299,7 @@ REQUIRES = {
     "serial": (),
     "p2pscoop": (),  # always attempted: a broken package is an "error", not "missing"
     "p2pscoop-broker": (),
+    "p2pscoop-progress": ("tqdm",),
     "p2pscoop-dashboard": (),
     "scoop": ("scoop", "zmq", "greenlet"),
     "multiprocessing": (),
@@ -305,6 +308,6 @@ REQUIRES = {
 }
 
 ALL = ("serial", "p2pscoop", "scoop", "multiprocessing", "loky", "dask", "p2pscoop-broker")
-#: Variants that measure the cost of an option, run only when --backends names them
-#: (``--backends p2pscoop,p2pscoop-dashboard --only noop,uts``).
-OPTIONAL = ("p2pscoop-dashboard",)
+
+#: Backends run only when named in ``--backends`` (variants of p2pscoop to measure a cost)
+OPTIONAL = ("p2pscoop-progress", "p2pscoop-dashboard")

@@ -264,8 +264,8 @@ def parse_args(argv):
         ap.error("--repeat must be >= 1")
     known = list(workloads.WORKLOADS) + [STEAL_NAME]
     args.workloads = _split(args.only, known, "workload", ap) if args.only else known
-    args.backends = _split(args.backends, backends.ALL + backends.OPTIONAL, "backend",
-                           ap) if args.backends \
+    args.backends = _split(args.backends, backends.ALL + backends.OPTIONAL, "backend", ap) \
+        if args.backends \
         else list(backends.ALL)
     args.overrides = {}
     for item in args.set:
