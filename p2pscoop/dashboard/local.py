@@ -115,14 +115,16 @@ class OriginView:
             self.known += len(items)
             return make(fn, items, kwargs)
 
-        node.new_job = counting_new_job
+        node.new_job = self._counting = counting_new_job
         if tick:
             self.ticker.start()
         return self
 
     def close(self) -> None:
         self.ticker.stop()
-        self.peer.node.__dict__.pop("new_job", None)  # the class's method again
+        node = self.peer.node
+        if node.__dict__.get("new_job") is getattr(self, "_counting", None):
+            del node.new_job  # the class's method again (unless wrapped again since)
 
     def snapshot(self) -> dict:
         peer = self.peer
