@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import __version__
-from .cli_run import (MULTI_VALUED, add_hosts, add_scoop_compat, host_run_options,
-                      scoop_notes)
+from .cli_run import (MULTI_VALUED, add_hosts, add_scoop_compat, add_see_it_run,
+                      host_run_options, scoop_notes, trace_error)
 
 USAGE_ERROR = 2
 
@@ -157,6 +157,7 @@ def build_run(parser: argparse.ArgumentParser) -> None:
                         help="SCOOP's star topology: peers ask the origin for work instead "
                              "of stealing from each other (docs/scoop-compat.md)")
     add_hosts(parser)
+    add_see_it_run(parser)
     add_scoop_compat(parser)
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
     # ``args`` is always empty there: ``parse_run`` adds the program's arguments verbatim.
@@ -233,6 +234,9 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if args.program in COMMANDS and not os.path.exists(args.program):
             problem += f" (a command comes first: p2pscoop {args.program} [options] ...)"
         return usage_error(parser, problem)
+    problem = trace_error(args.trace)
+    if problem:
+        return usage_error(parser, problem)
     secure = None
     clustered = args.cluster or args.secret_file or args.nodes or args.listen or \
         args.interface
@@ -262,7 +266,7 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return run_program(args.program, args.args, n=args.n, verbosity=verbosity(args),
                        secure=secure, nodes=args.nodes, zeroconf=args.zeroconf,
                        hosts=hosts, ssh=ssh, external=args.external_hostname,
-                       broker=args.broker)
+                       broker=args.broker, trace=args.trace)
 
 
 RUN = register(Command(

@@ -35,8 +35,8 @@ import msgpack
 
 from .errors import RemoteProtocolError, VersionError
 
-PROTOCOL_VERSION = 3  # 3: constants arbitrated by the origin; PING gossips members,
-                      # MOVED says where, PRUNE, HOLDING
+PROTOCOL_VERSION = 4  # 3: constants arbitrated by the origin; PING gossips members,
+                      # MOVED says where, PRUNE, HOLDING; 4: TELEMETRY
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 MAX_LIST = 4096  # entries in any list field
 MAX_STR = 512  # characters in any string field
@@ -369,6 +369,36 @@ class ConstVerdict(Message):
     accepted: bool = f(Bool())
 
 
+#: the most rows of a TELEMETRY's ``runs`` or ``steals`` (a report of more is split), and
+#: the longest function name in a run row: together they keep its header under MAX_HEADER
+TELEMETRY_ROWS = 256
+TELEMETRY_NAME = 96
+
+
+@dataclass
+class Telemetry(Message):
+    TYPE: ClassVar[int] = 24
+    DOC: ClassVar[str] = ("to the origin, while telemetry is on: what this peer does (counters, "
+                          "queue, running function) and, with --trace, its unit runs and the "
+                          "steals it granted since its last report (`final`: its last report)")
+    host: str = f(Str())
+    pid: int = f(Int())
+    queue: int = f(Int())  # units queued here now
+    running: str = f(Str())  # qualified name of the function running now, "" if none
+    done: int = f(Int())  # units this peer finished (any owner)
+    known: int = f(Int())  # units submitted by this peer (it owns them)
+    sent: int = f(Int())
+    granted: int = f(Int())
+    denied: int = f(Int())
+    redispatched: int = f(Int())
+    final: bool = f(Bool())
+    #: unit runs; times in microseconds since the epoch (this peer's clock)
+    runs: list = f(Rows((("job", Int()), ("owner", Id()), ("start", Int()), ("end", Int()),
+                         ("fn", Str()))))
+    #: steals this peer granted (it was the victim): thief, units, when (as above)
+    steals: list = f(Rows((("thief", Id()), ("units", Int(1)), ("at", Int()))))
+
+
 REGISTRY: dict[int, type[Message]] = {}
 
 
@@ -383,7 +413,7 @@ def _register(*classes) -> None:
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
           Bye, Holding, Prune, ConstPropose, ConstVerdict, Serve, Served, Status,
-          StatusReport)
+          StatusReport, Telemetry)
 
 
 # --- codec ----------------------------------------------------------------------------

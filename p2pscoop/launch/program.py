@@ -57,12 +57,14 @@ def program_error(path: str) -> str | None:
 def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int = 0,
                 secure=None, nodes: list[str] | None = None, zeroconf: bool = True,
                 hosts=None, ssh=None, external: str | None = None,
-                broker: bool = False) -> int:
+                broker: bool = False, trace: str | None = None) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
     the remote ones with ``ssh`` (``launch.ssh.SshOptions``); ``external``: the address they
     dial to reach this machine. ``broker``: SCOOP's star topology (``core/broker.py``).
+    ``trace``: record every unit run and steal, and write them to this file at the end (in
+    the Chrome trace format, ``runtime/trace.py``), then print a summary on stderr.
     Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
     """
     problem = program_error(path)
@@ -88,10 +90,11 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             where = None  # every host is this machine: a local run
     try:
         config = None
-        if broker:
+        if broker or trace:
             from ..core.config import NodeConfig, StealConfig
 
-            config = NodeConfig(steal=StealConfig(broker=True))
+            config = NodeConfig(steal=StealConfig(broker=broker), telemetry=bool(trace),
+                                trace=bool(trace))
         cluster = LocalCluster(n, main_path=path, argv=argv, verbosity=verbosity,
                                secure=secure, config=config)
         cluster.start()
@@ -109,6 +112,8 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             code = 1 if isinstance(exc, StartupError) else 130
             cluster.stop(code)
             return code
+    if cluster.peer.recorder is not None and cluster.peer.recorder.collector is not None:
+        cluster.peer.recorder.collector.begin(os.path.basename(path))
     LOGGER.info("%d peer(s) ready, the origin included: running %s",
                 cluster.peer.size,
                 os.path.basename(path))
@@ -141,7 +146,24 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         cluster.stop(code)
         if remote is not None:
             remote.stop()
+        if trace:
+            _write_trace(cluster, trace)
     return code
+
+
+def _write_trace(cluster: LocalCluster, path: str) -> None:
+    """The run's trace to ``path``, and its summary on stderr (after the peers stopped)."""
+    from ..runtime import trace
+
+    col = cluster.peer.recorder.collector
+    try:
+        summary = trace.write(col, path)
+    except OSError as exc:
+        print(f"p2pscoop: cannot write the trace to {path!r}: {exc}", file=sys.stderr)
+        return
+    print(trace.summary_text(summary), file=sys.stderr)
+    print(f"p2pscoop: trace written to {path} (open it in ui.perfetto.dev or "
+          f"chrome://tracing)", file=sys.stderr)
 
 
 def _start_hosts(cluster: LocalCluster, where, ssh, path: str, argv: list[str],

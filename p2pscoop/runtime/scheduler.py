@@ -174,7 +174,9 @@ class Scheduler:
         inbox = self.inbox
         monotonic = time.monotonic
         perf = time.perf_counter
+        rec = peer.recorder
         while True:
+            t0 = rec.begin(work.fn) if rec is not None else 0.0
             started = perf()
             try:
                 if work.error is not None:
@@ -193,6 +195,8 @@ class Scheduler:
                 value = exc if work.owner == me else payload.envelope(exc)
             now = monotonic()
             self._record_length(work.fn, perf() - started)
+            if rec is not None:
+                rec.end(work, t0)
             with lock:
                 cmds = node.handle(Finished(work.owner, work.job, index, status, value), now)
             if cmds:
