@@ -36,7 +36,7 @@ import msgpack
 from .errors import RemoteProtocolError, VersionError
 
 PROTOCOL_VERSION = 4  # 3: constants arbitrated by the origin; PING gossips members,
-                      # MOVED says where, PRUNE, HOLDING; 4: TELEMETRY
+                      # MOVED says where, PRUNE, HOLDING; 4: TELEMETRY, SERVE's config
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 MAX_LIST = 4096  # entries in any list field
 MAX_STR = 512  # characters in any string field
@@ -323,6 +323,9 @@ class Serve(Message):
     origin: bytes = f(Id())
     address: str = f(Str())  # the origin's address, as the node's peers should dial it
     workers: int = f(Int(0, MAX_LIST))  # 0: as many as the node offers
+    #: NodeConfig fields (JSON) the program's peers must share: telemetry and trace only
+    #: (``launch/node.py`` keeps those and ignores the rest); "" for none
+    config: str = f(Text(4096), default="")
 
 
 @dataclass

@@ -14,6 +14,7 @@ the program runs, so the program's own ``logging.basicConfig`` works as it does 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import runpy
@@ -125,7 +126,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         from .cluster import NodeFinder
 
         finder = NodeFinder(secure, cluster.program, cluster.peer.me, cluster.peer.address,
-                            nodes, zeroconf)
+                            nodes, zeroconf, config=served_config(cluster.config))
         finder.start()
     code = 0
     try:
@@ -149,6 +150,15 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         if trace:
             _write_trace(cluster, trace)
     return code
+
+
+def served_config(config) -> str:
+    """The part of ``config`` that a cluster's nodes pass to the peers they start for us
+    (``launch/node.py``: ``SERVED_FIELDS``), as JSON; "" when it is all defaults."""
+    from .node import SERVED_FIELDS
+
+    fields = {k: getattr(config, k) for k in SERVED_FIELDS if getattr(config, k)}
+    return json.dumps(fields, sort_keys=True) if fields else ""
 
 
 def _write_trace(cluster: LocalCluster, path: str) -> None:
