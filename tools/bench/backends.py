@@ -27,6 +27,7 @@ module imports none of them.
 """
 
 import importlib
+import os
 
 #: Workers per backend. The harness passes ``-n 2`` to the SCOOP-style launchers.
 WORKERS = 2
@@ -269,8 +270,8 @@ def make(name):
         return Serial()
     if name in ("scoop", "p2pscoop"):
         return Futures(name)
-    if name == "p2pscoop-broker":  # SCOOP's star topology (--broker), same API
-        return Futures("p2pscoop", name)
+    if name in ("p2pscoop-broker", "p2pscoop-telemetry", "p2pscoop-trace"):
+        return Futures("p2pscoop", name)  # --broker, telemetry, --trace: the same API
     if name == "multiprocessing":
         return MultiprocessingPool()
     if name == "loky":
@@ -288,6 +289,11 @@ LAUNCHERS = {
     "scoop": ["-m", "scoop", "-n", str(WORKERS)],
     "p2pscoop": ["-m", "p2pscoop", "-n", str(WORKERS)],
     "p2pscoop-broker": ["-m", "p2pscoop", "--broker", "-n", str(WORKERS)],
+    # what watching a run costs (docs/trace.md): every peer reports (no trace events) ...
+    "p2pscoop-telemetry": [os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "_telemetry_launch.py"), "-n", str(WORKERS)],
+    # ... and every unit run and steal recorded, written at the end (in the scratch dir)
+    "p2pscoop-trace": ["-m", "p2pscoop", "--trace", "bench.trace.json", "-n", str(WORKERS)],
 }
 
 #: Import names a backend needs in the harness's interpreter; missing => "missing".
@@ -295,6 +301,8 @@ REQUIRES = {
     "serial": (),
     "p2pscoop": (),  # always attempted: a broken package is an "error", not "missing"
     "p2pscoop-broker": (),
+    "p2pscoop-telemetry": (),
+    "p2pscoop-trace": (),
     "scoop": ("scoop", "zmq", "greenlet"),
     "multiprocessing": (),
     "loky": ("loky",),
@@ -302,3 +310,5 @@ REQUIRES = {
 }
 
 ALL = ("serial", "p2pscoop", "scoop", "multiprocessing", "loky", "dask", "p2pscoop-broker")
+#: run only when named (--backends): the cost of watching a run (docs/trace.md)
+EXTRA = ("p2pscoop-telemetry", "p2pscoop-trace")

@@ -243,8 +243,8 @@ def parse_args(argv):
                     "(default 5, or 1 with --quick)")
     ap.add_argument("--only", help="comma-separated workloads: %s, %s"
                     % (", ".join(workloads.WORKLOADS), STEAL_NAME))
-    ap.add_argument("--backends", help="comma-separated backends (default: %s)"
-                    % ",".join(backends.ALL))
+    ap.add_argument("--backends", help="comma-separated backends (default: %s; also: %s)"
+                    % (",".join(backends.ALL), ",".join(backends.EXTRA)))
     ap.add_argument("--quick", action="store_true", help="small sizes and 1 repeat (~1 min)")
     ap.add_argument("--record", action="store_true",
                     help="append the result tables to docs/benchmarks.md")
@@ -264,7 +264,8 @@ def parse_args(argv):
         ap.error("--repeat must be >= 1")
     known = list(workloads.WORKLOADS) + [STEAL_NAME]
     args.workloads = _split(args.only, known, "workload", ap) if args.only else known
-    args.backends = _split(args.backends, backends.ALL, "backend", ap) if args.backends \
+    known = backends.ALL + backends.EXTRA
+    args.backends = _split(args.backends, known, "backend", ap) if args.backends \
         else list(backends.ALL)
     args.overrides = {}
     for item in args.set:
