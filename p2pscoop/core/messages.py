@@ -394,6 +394,7 @@ class Telemetry(Message):
     granted: int = f(Int())
     denied: int = f(Int())
     redispatched: int = f(Int())
+    idle: int = f(Int())  # microseconds this peer's scheduler slept with nothing to run
     final: bool = f(Bool())
     #: unit runs; times in microseconds since the epoch (this peer's clock)
     runs: list = f(Rows((("job", Int()), ("owner", Id()), ("start", Int()), ("end", Int()),

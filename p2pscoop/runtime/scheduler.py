@@ -149,7 +149,11 @@ class Scheduler:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             if timeout == 0.0:
                 return
+            rec = peer.recorder  # telemetry: the time this peer had nothing to run
+            slept = time.monotonic() if rec is not None else 0.0
             peer.cond.wait(timeout if timeout is not None else 1.0)
+            if rec is not None:
+                rec.idle += time.monotonic() - slept
 
     def _fire_timers(self) -> None:
         now = time.monotonic()

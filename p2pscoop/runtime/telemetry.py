@@ -22,7 +22,8 @@ The origin's own recorder hands its reports to the origin's ``Collector`` withou
 wire; ``collector()`` returns it while the run goes on. The collector checks every report
 (the codec has checked types and sizes already; here: a run ends after it starts, counts
 only grow): a bad one is dropped and counted in ``bad_reports``, never raised. Memory is
-bounded: at most ``MAX_EVENTS`` trace events are kept (``dropped`` counts the rest).
+bounded: at most ``MAX_EVENTS`` trace events are kept (``dropped`` counts the rest), and a
+peer keeps at most ``MAX_PENDING`` of each kind for its next report.
 
 Thread safety: the scheduler (main thread) and the executor append to deques; the comm
 thread drains them. The collector takes its own lock; nothing here takes ``Peer.lock``.
@@ -44,8 +45,9 @@ from ..core import messages as M
 
 LOGGER = logging.getLogger("p2pscoop.telemetry")
 
-MAX_EVENTS = 2_000_000  # trace events kept by a collector (runs + steals)
-MAX_REPORT_MESSAGES = 64  # messages in one report; the rest waits for the next tick
+MAX_EVENTS = 1_000_000  # trace events kept by a collector (runs + steals)
+MAX_REPORT_MESSAGES = 64  # messages in one periodic report; the rest waits for the next
+MAX_PENDING = 200_000  # events a peer keeps for its next report (the oldest go first)
 THROUGHPUT_ROWS = 600
 
 _current: "Collector | None" = None
@@ -87,8 +89,15 @@ class Recorder:
         self.pid = os.getpid()
         self.running: str | None = None
         self.done = 0
-        self.runs: deque = deque()  # (job, owner, start µs, end µs, fn name)
-        self.steals: deque = deque()  # (thief, units, at µs)
+        #: seconds the scheduler slept with nothing to run (``Scheduler._idle``), counted
+        #: from the peer's first task (from when it found the origin until then): the wait
+        #: for the other peers and the program to start is not the run's idleness
+        self.idle = 0.0
+        self._first = True
+        #: (job, owner, start µs, end µs, fn name); bounded for a peer that cannot reach
+        #: the origin for long (drained every report otherwise)
+        self.runs: deque = deque(maxlen=MAX_PENDING)
+        self.steals: deque = deque(maxlen=MAX_PENDING)  # (thief, units, at µs)
         self.collector: Collector | None = None
         self.due = 0.0  # monotonic time of the next report
         self.finished = False  # the last report is out: nothing more
@@ -98,6 +107,9 @@ class Recorder:
 
     def begin(self, fn: Any) -> float:
         """A unit of ``fn`` starts (main thread): its start time, for ``end``."""
+        if self._first:
+            self._first = False
+            self.idle = 0.0
         self.running = fn_name(fn)
         return time.time()
 
@@ -139,18 +151,20 @@ class Recorder:
             self.finished = True
 
     def messages(self, final: bool) -> list[M.Message]:
-        """The TELEMETRY messages of one report: the counters, the events drained."""
+        """The TELEMETRY messages of one report: the counters, the events drained (all of
+        them for the last report, at most ``MAX_REPORT_MESSAGES`` messages' worth else)."""
         node = self.peer.node
         c = node.counters
         head = (self.host, self.pid, node.deque.total, self.running or "", self.done,
                 node.units_submitted, c.steals_sent, c.steals_granted, c.steals_denied,
-                c.units_redispatched)
+                c.units_redispatched, int(self.idle * 1e6))
         out = []
         while True:
             runs = _take(self.runs, M.TELEMETRY_ROWS)
             steals = _take(self.steals, M.TELEMETRY_ROWS)
             out.append(M.Telemetry(*head, False, runs, steals))
-            if not (self.runs or self.steals) or len(out) >= MAX_REPORT_MESSAGES:
+            if not (self.runs or self.steals) or (len(out) >= MAX_REPORT_MESSAGES
+                                                  and not final):
                 break
         out[-1].final = final
         return out
@@ -175,6 +189,8 @@ class Recorder:
         for m in self.peer.node.members.alive():
             if m.rank == 0:
                 self._origin = m.id
+                if self._first:
+                    self.idle = 0.0
                 return m.id
         return None
 
@@ -259,7 +275,7 @@ class Collector:
                        running=msg.running or None, units_done=msg.done,
                        steals_sent=msg.sent, steals_granted=msg.granted,
                        steals_denied=msg.denied, units_redispatched=msg.redispatched,
-                       known=msg.known, _heard=time.monotonic())
+                       known=msg.known, _idle=msg.idle / 1e6, _heard=time.monotonic())
             if msg.final:
                 row["alive"] = False
                 row["running"] = None
@@ -304,7 +320,8 @@ class Collector:
             peers = []
             for pid in self.order:
                 r = self.rows[pid]
-                peers.append({k: v for k, v in r.items() if k not in ("known", "_heard")}
+                peers.append({k: v for k, v in r.items() if k not in ("known", "_idle",
+                                                                      "_heard")}
                              | {"age": round(max(0.0, now_m - r["_heard"]), 3)})
             totals = {k: sum(p[k] for p in peers) for k in (
                 "units_done", "steals_sent", "steals_granted", "steals_denied",

@@ -15,8 +15,10 @@ chrome://tracing open (docs/trace.md):
 
 Times come from each peer's own clock (``time.time``): across hosts the tracks are as
 aligned as the hosts' clocks are. The summary counts, per peer, the units run, the time
-busy (the union of its runs: a unit that waits for its children overlaps them) and idle
-(the rest of the run's wall time).
+busy (the union of its runs: a unit that waits for its children overlaps them, and counts
+while it waits) and idle (the time its scheduler slept with nothing to run, as the peer
+measured it from its first task on: waiting for work to steal or for results), against the
+run's wall time.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def summary(col: Any) -> dict:
         busy = _busy(per.get(peer, [])) / 1e6
         peers.append({"peer": row["peer"], "host": row["host"], "tasks": len(per[peer]),
                       "units_done": row["units_done"], "busy": round(busy, 6),
-                      "idle": round(max(0.0, wall - busy), 6),
+                      "idle": round(min(wall, row["_idle"]), 6),
                       "steals_granted": row["steals_granted"],
                       "steals_denied": row["steals_denied"]})
     return {"program": col.program, "wall": round(wall, 6), "tasks": len(col.runs),

@@ -123,10 +123,10 @@ BAD_REPORTS = """
         origin = peer.recorder._origin or peer.recorder._find_origin()
         # a frame the codec refuses: a TELEMETRY with a string where the pid goes
         bad = msgpack.packb([M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", "pid", 0, "", 0, 0,
-                             0, 0, 0, 0, False, [], []], use_bin_type=True)
+                             0, 0, 0, 0, 0, False, [], []], use_bin_type=True)
         peer.comm.post(origin, [bad])
         # a report the codec accepts but that cannot be right: a run that ends first
-        wrong = M.Telemetry("h", 1, 0, "", 0, 0, 0, 0, 0, 0, False,
+        wrong = M.Telemetry("h", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, False,
                             [[0, peer.me, 2_000_000, 1_000_000, "f"]], [])
         peer.comm.post(origin, M.encode(wrong))
         return os.getpid()

@@ -22,9 +22,9 @@ T0 = 1_700_000_000_000_000  # µs since the epoch
 
 
 def report(done=0, runs=(), steals=(), final=False, host="h1", pid=10, running="",
-           queue=0, known=0):
+           queue=0, known=0, idle=0):
     """A TELEMETRY as a peer sends it, decoded by the real codec."""
-    msg = M.Telemetry(host, pid, queue, running, done, known, 1, 1, 0, 0, final,
+    msg = M.Telemetry(host, pid, queue, running, done, known, 1, 1, 0, 0, idle, final,
                       [list(r) for r in runs], [list(s) for s in steals])
     return M.decode(M.encode(msg))
 
@@ -37,14 +37,14 @@ def test_config_fields_default_off_and_travel_as_json():
 
 @pytest.mark.parametrize("bad", [
     [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1],  # too few fields
-    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", -1, 0, "", 0, 0, 0, 0, 0, 0, False, [], []],
-    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "", 0, 0, 0, 0, 0, 0, False,
+    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", -1, 0, "", 0, 0, 0, 0, 0, 0, 0, False, [], []],
+    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, False,
      [[0, b"short", 0, 1, "f"]], []],  # not a peer id
-    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "", 0, 0, 0, 0, 0, 0, False,
+    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, False,
      [], [[A, 0, 5]]],  # a steal of no units
-    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "x" * 600, 0, 0, 0, 0, 0, 0, False,
+    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "x" * 600, 0, 0, 0, 0, 0, 0, 0, False,
      [], []],  # a name too long
-    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "", 0, 0, 0, 0, 0, 0, False,
+    [M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, False,
      [[0, A, 0, 1, "f"]] * (M.MAX_LIST + 1), []],  # too many rows
 ])
 def test_a_malformed_report_is_refused_by_the_codec(bad):
@@ -139,13 +139,14 @@ def test_summary_counts_busy_time_as_the_union_of_runs():
     # a parent unit waits for its child: the two overlap, busy is 100 µs, not 130
     col.ingest(A, report(done=2, runs=[(0, A, T0, T0 + 100, "parent"),
                                        (1, A, T0 + 10, T0 + 40, "child")]))
-    col.ingest(B, report(done=0, host="h2"))
+    col.ingest(B, report(done=0, host="h2", idle=1))  # it slept 1 µs with nothing to run
     col.finish()
     s = col.summary()
     assert s["tasks"] == 2 and s["steals"] == 0
     a, b = s["peers"]
-    assert a["tasks"] == 2 and a["busy"] == pytest.approx(100e-6)
-    assert b["tasks"] == 0 and b["busy"] == 0 and b["idle"] == s["wall"]
+    assert a["tasks"] == 2 and a["busy"] == pytest.approx(100e-6) and a["idle"] == 0
+    assert b["tasks"] == 0 and b["busy"] == 0 and b["idle"] == pytest.approx(min(1e-6,
+                                                                                s["wall"]))
     text = trace.summary_text(s)
     assert "2 task(s) on 2 peer(s)" in text and a["peer"] in text
 
@@ -164,7 +165,7 @@ def test_a_report_too_large_for_one_header_is_split():
     # 256 runs of 96 four-byte characters cannot fit in one 64 KiB header
     name = "\U0001F600" * M.TELEMETRY_NAME
     runs = [[i, A, T0, T0 + 1, name] for i in range(M.TELEMETRY_ROWS)]
-    msg = M.Telemetry("h", 1, 0, "", 0, 0, 0, 0, 0, 0, True, runs, [])
+    msg = M.Telemetry("h", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, True, runs, [])
     with pytest.raises(ValueError):
         M.encode(msg)
     parts = [M.decode(frames) for frames in telemetry._encode(msg)]
