@@ -10,8 +10,8 @@ chrome://tracing open (docs/trace.md):
 * ``pid`` is a number per host, ``tid`` a number per peer, and ``"M"`` metadata events name
   them (``process_name``: the host; ``thread_name``: the peer, "(origin)" marked);
 * a steal is an ``"i"`` (instant) event on the victim's track, ``cat`` "steal", ``args``
-  thief, victim and units, with a flow arrow (``"s"`` at the victim, ``"f"`` at the thief)
-  when the thief reported too.
+  thief, victim and units, with a flow arrow (``"s"`` at the victim, in the slice it runs
+  then; ``"f"`` at the thief, bound to its next slice) when the thief reported too.
 
 Times come from each peer's own clock (``time.time``): across hosts the tracks are as
 aligned as the hosts' clocks are. The summary counts, per peer, the units run, the time
@@ -75,7 +75,8 @@ def chrome_events(col: Any) -> list[dict]:
         if thief in tids:
             events.append({"name": "steal", "cat": "steal", "ph": "s", "id": n,
                            "ts": at - base, "pid": pid, "tid": tid})
-            events.append({"name": "steal", "cat": "steal", "ph": "f", "bp": "e", "id": n,
+            # (no "bp": the arrow ends at the thief's next slice, the stolen unit's run)
+            events.append({"name": "steal", "cat": "steal", "ph": "f", "id": n,
                            "ts": at - base, "pid": hosts[host_of[thief]], "tid": tids[thief]})
     return events
 
