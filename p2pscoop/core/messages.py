@@ -43,6 +43,7 @@ MAX_STR = 512  # characters in any string field
 MAX_INT = (1 << 63) - 1
 ID_LEN = 16  # bytes of a peer incarnation id
 MAX_BLOB = 64  # bytes of a small binary field (a MAC)
+TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 
 # HELLO roles: a peer of a program (its origin or a worker), a node supervisor
 # (``p2pscoop join``), a client that only asks a node something (launcher, status).
@@ -372,34 +373,26 @@ class ConstVerdict(Message):
     accepted: bool = f(Bool())
 
 
-#: the most rows of a TELEMETRY's ``runs`` or ``steals`` (a report of more is split), and
-#: the longest function name in a run row: together they keep its header under MAX_HEADER
-TELEMETRY_ROWS = 256
-TELEMETRY_NAME = 96
-
-
 @dataclass
 class Telemetry(Message):
     TYPE: ClassVar[int] = 24
-    DOC: ClassVar[str] = ("to the origin, while telemetry is on: what this peer does (counters, "
-                          "queue, running function) and, with --trace, its unit runs and the "
-                          "steals it granted since its last report (`final`: its last report)")
+    DOC: ClassVar[str] = ("to the origin, while telemetry is on: this peer's counters, queue, "
+                          "running function, and its unit runs and granted steals (--trace)")
     host: str = f(Str())
     pid: int = f(Int())
     queue: int = f(Int())  # units queued here now
     running: str = f(Str())  # qualified name of the function running now, "" if none
     done: int = f(Int())  # units this peer finished (any owner)
     known: int = f(Int())  # units submitted by this peer (it owns them)
-    sent: int = f(Int())
+    sent: int = f(Int())  # Counters.steals_sent
     granted: int = f(Int())
     denied: int = f(Int())
-    redispatched: int = f(Int())
+    redispatched: int = f(Int())  # Counters.units_redispatched
     idle: int = f(Int())  # microseconds this peer's scheduler slept with nothing to run
-    final: bool = f(Bool())
-    #: unit runs; times in microseconds since the epoch (this peer's clock)
+    final: bool = f(Bool())  # its last report
+    #: unit runs and steals granted (as victim); times: µs since the epoch, sender's clock
     runs: list = f(Rows((("job", Int()), ("owner", Id()), ("start", Int()), ("end", Int()),
                          ("fn", Str()))))
-    #: steals this peer granted (it was the victim): thief, units, when (as above)
     steals: list = f(Rows((("thief", Id()), ("units", Int(1)), ("at", Int()))))
 
 
