@@ -1,9 +1,11 @@
-"""The run command's option groups for hosts and SCOOP habits (``cli.py`` uses them).
+"""The run command's option groups for hosts, watching a run and SCOOP habits (``cli.py``
+uses them).
 
 Argument parsing only, like ``cli.py``: ``add_hosts`` (``--hosts``, ``--hostfile`` and the SSH
 options; ``host_run_options`` turns them, or a batch scheduler's allocation, into hosts and
-``launch.ssh.SshOptions``) and ``add_scoop_compat`` (SCOOP's flags that mean nothing here,
-each answered by one note: ``scoop_notes``) and ``add_see_it_run`` (``--trace``: ``trace_error`` checks its file). ``MULTI_VALUED`` names the options that take
+``launch.ssh.SshOptions``), ``add_see_it_run`` ("see it run": ``--trace``, whose file
+``trace_error`` checks before the run) and ``add_scoop_compat`` (SCOOP's flags that mean
+nothing here, each answered by one note: ``scoop_notes``). ``MULTI_VALUED`` names the options that take
 several values, which ``cli.split_program`` reads so that ``--hosts a b prog.py`` never takes
 the program for a host.
 """
