@@ -5,9 +5,9 @@ Argument parsing only, like ``cli.py``: ``add_hosts`` (``--hosts``, ``--hostfile
 options; ``host_run_options`` turns them, or a batch scheduler's allocation, into hosts and
 ``launch.ssh.SshOptions``), ``add_see_it_run`` ("see it run": ``--trace``, whose file
 ``trace_error`` checks before the run) and ``add_scoop_compat`` (SCOOP's flags that mean
-nothing here, each answered by one note: ``scoop_notes``). ``MULTI_VALUED`` names the options that take
-several values, which ``cli.split_program`` reads so that ``--hosts a b prog.py`` never takes
-the program for a host.
+nothing here, each answered by one note: ``scoop_notes``). ``MULTI_VALUED`` names the
+options that take several values, which ``cli.split_program`` reads so that ``--hosts a b
+prog.py`` never takes the program for a host.
 """
 
 from __future__ import annotations
