@@ -185,7 +185,7 @@ class RefusedBy:
 
 COMMANDS = (Run, Resolve, PublishConst, ConstAnswer, Cancelled, SendMsg, ShipWorks,
             ShipResults, Wake, Connect, Admit, Drop, SendRefuse, Stop, Joined, Left, Suspected,
-            Refused, RefusedBy, Report)
+            Refused, RefusedBy, Unreachable, Report)
 
 #: commands that only report news (logs, launcher hooks); they change nothing
 NEWS = (Joined, Left, Suspected, Refused, RefusedBy, Unreachable)
