@@ -30,7 +30,8 @@ from typing import Callable
 
 from . import __version__
 from .cli_run import (MULTI_VALUED, add_dashboard, add_hosts, add_progress,
-                      add_scoop_compat, host_run_options, scoop_notes)
+                      add_scoop_compat, add_trace, host_run_options, scoop_notes,
+                      trace_error)
 
 USAGE_ERROR = 2
 
@@ -159,6 +160,7 @@ def build_run(parser: argparse.ArgumentParser) -> None:
     add_hosts(parser)
     add_progress(parser)
     add_dashboard(parser)
+    add_trace(parser)
     add_scoop_compat(parser)
     # ``program`` is the last argument argparse sees (``split_program`` cuts after it), and
     # ``args`` is always empty there: ``parse_run`` adds the program's arguments verbatim.
@@ -235,6 +237,9 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if args.program in COMMANDS and not os.path.exists(args.program):
             problem += f" (a command comes first: p2pscoop {args.program} [options] ...)"
         return usage_error(parser, problem)
+    problem = trace_error(args.trace)
+    if problem:
+        return usage_error(parser, problem)
     secure = None
     clustered = args.cluster or args.secret_file or args.nodes or args.listen or \
         args.interface
@@ -267,7 +272,7 @@ def run_handler(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                        secure=secure, nodes=args.nodes, zeroconf=args.zeroconf,
                        hosts=hosts, ssh=ssh, external=args.external_hostname,
                        broker=args.broker, tunnel=bool(args.tunnel),
-                       progress=args.progress, dashboard=args.dashboard)
+                       progress=args.progress, dashboard=args.dashboard, trace=args.trace)
 
 
 RUN = register(Command(

@@ -1,11 +1,12 @@
-"""The run command's option groups for hosts and SCOOP habits (``cli.py`` uses them).
+"""The run command's option groups for hosts, watching a run and SCOOP habits (``cli.py``
+uses them).
 
 Argument parsing only, like ``cli.py``: ``add_hosts`` (``--hosts``, ``--hostfile`` and the SSH
 options; ``host_run_options`` turns them, or a batch scheduler's allocation, into hosts and
 ``launch.ssh.SshOptions``) and ``add_scoop_compat`` (SCOOP's flags that mean nothing here,
-each answered by one note: ``scoop_notes``), ``add_progress`` (``--progress``) and
-``add_dashboard`` (``--dashboard``, also on ``join``), in the "see it run" group that the
-trace option shares too: ``see_it_run_group``.
+each answered by one note: ``scoop_notes``), ``add_progress`` (``--progress``),
+``add_dashboard`` (``--dashboard``, also on ``join``) and ``add_trace`` (``--trace``, whose file
+``trace_error`` checks before the run), in the "see it run" group: ``see_it_run_group``.
 ``MULTI_VALUED`` names the options that take several values, which ``cli.split_program``
 reads so that ``--hosts a b prog.py`` never takes the program for a host.
 """
@@ -137,6 +138,29 @@ def add_scoop_compat(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", metavar="{ZMQ,TCP}", default=None,
                        help="SCOOP's transport")
     group.add_argument("--debug", action="store_true", default=None, help=argparse.SUPPRESS)
+
+
+def add_trace(parser: argparse.ArgumentParser) -> None:
+    """``--trace FILE`` (docs/trace.md)."""
+    see_it_run_group(parser).add_argument(
+        "--trace", metavar="FILE", default=None,
+        help="write every task's run and every steal to FILE (Chrome trace-event JSON: open "
+             "it in ui.perfetto.dev or chrome://tracing) and print a summary at the end")
+
+
+def trace_error(path: str | None) -> str | None:
+    """Why ``--trace`` cannot write ``path`` (one line for the user), or None."""
+    if path is None:
+        return None
+    if os.path.isdir(path):
+        return f"--trace {path!r}: it is a directory (give a file name)"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"--trace {path!r}: no such directory {folder!r}"
+    if not os.access(folder, os.W_OK) or (os.path.exists(path)
+                                          and not os.access(path, os.W_OK)):
+        return f"--trace {path!r}: permission denied"
+    return None
 
 
 def scoop_notes(args: argparse.Namespace) -> list[str]:

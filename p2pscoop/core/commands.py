@@ -23,6 +23,7 @@ over the in-memory transport.
     Drop          comm                    close a peer's connection, refuse its payloads
     SendRefuse    comm                    tell a refused peer why, on a throwaway connection
     Stop          any (a hook)            the origin ended the run
+    Report        comm                    a peer's TELEMETRY, for the origin's collector
     Joined, Left, Suspected, Refused, RefusedBy, Unreachable
                   any (log + hooks)       membership news for logs and the launcher
 """
@@ -129,6 +130,13 @@ class Stop:
 
 
 @dataclass(slots=True)
+class Report:
+    """A peer's TELEMETRY report (validated by the codec), for the origin's collector."""
+    peer: bytes
+    msg: Message
+
+
+@dataclass(slots=True)
 class Joined:
     peer: bytes
     rank: int
@@ -177,7 +185,7 @@ class RefusedBy:
 
 COMMANDS = (Run, Resolve, PublishConst, ConstAnswer, Cancelled, SendMsg, ShipWorks,
             ShipResults, Wake, Connect, Admit, Drop, SendRefuse, Stop, Joined, Left, Suspected,
-            Refused, RefusedBy)
+            Refused, RefusedBy, Unreachable, Report)
 
 #: commands that only report news (logs, launcher hooks); they change nothing
 NEWS = (Joined, Left, Suspected, Refused, RefusedBy, Unreachable)

@@ -84,6 +84,11 @@ class NodeConfig:
     startup_timeout: float = 60.0  # local workers must say HELLO within this
     shutdown_grace: float = 5.0  # then the launcher kills the workers that did not leave
     exit_grace: float = 2.0  # a worker told to stop lets its task finish this long
+    #: each peer reports what it does to the program's origin (``runtime/telemetry.py``);
+    #: set by the launcher's --progress, --dashboard and --trace
+    telemetry: bool = False
+    trace: bool = False  # ... and every unit run and steal too (--trace)
+    telemetry_interval: float = 0.5  # seconds between two reports of a peer
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -35,14 +35,15 @@ import msgpack
 
 from .errors import RemoteProtocolError, VersionError
 
-PROTOCOL_VERSION = 3  # 3: constants arbitrated by the origin; PING gossips members,
-                      # MOVED says where, PRUNE, HOLDING
+PROTOCOL_VERSION = 4  # 3: constants arbitrated by the origin; PING gossips members,
+                      # MOVED says where, PRUNE, HOLDING; 4: TELEMETRY, SERVE's config
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 MAX_LIST = 4096  # entries in any list field
 MAX_STR = 512  # characters in any string field
 MAX_INT = (1 << 63) - 1
 ID_LEN = 16  # bytes of a peer incarnation id
 MAX_BLOB = 64  # bytes of a small binary field (a MAC)
+TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 
 # HELLO roles: a peer of a program (its origin or a worker), a node supervisor
 # (``p2pscoop join``), a client that only asks a node something (launcher, status).
@@ -323,6 +324,9 @@ class Serve(Message):
     origin: bytes = f(Id())
     address: str = f(Str())  # the origin's address, as the node's peers should dial it
     workers: int = f(Int(0, MAX_LIST))  # 0: as many as the node offers
+    #: NodeConfig fields (JSON) the program's peers must share: telemetry and trace only
+    #: (``launch/node.py`` keeps those and ignores the rest); "" for none
+    config: str = f(Text(4096), default="")
 
 
 @dataclass
@@ -369,6 +373,29 @@ class ConstVerdict(Message):
     accepted: bool = f(Bool())
 
 
+@dataclass
+class Telemetry(Message):
+    TYPE: ClassVar[int] = 24
+    DOC: ClassVar[str] = ("to the origin, while telemetry is on: this peer's counters, queue, "
+                          "running function, and its unit runs and granted steals (--trace)")
+    host: str = f(Str())
+    pid: int = f(Int())
+    queue: int = f(Int())  # units queued here now
+    running: str = f(Str())  # qualified name of the function running now, "" if none
+    done: int = f(Int())  # units this peer finished (any owner)
+    known: int = f(Int())  # units submitted by this peer (it owns them)
+    sent: int = f(Int())  # Counters.steals_sent
+    granted: int = f(Int())
+    denied: int = f(Int())
+    redispatched: int = f(Int())  # Counters.units_redispatched
+    idle: int = f(Int())  # microseconds this peer's scheduler slept with nothing to run
+    final: bool = f(Bool())  # its last report
+    #: unit runs and steals granted (as victim); times: µs since the epoch, sender's clock
+    runs: list = f(Rows((("job", Int()), ("owner", Id()), ("start", Int()), ("end", Int()),
+                         ("fn", Str()))))
+    steals: list = f(Rows((("thief", Id()), ("units", Int(1)), ("at", Int()))))
+
+
 REGISTRY: dict[int, type[Message]] = {}
 
 
@@ -383,7 +410,7 @@ def _register(*classes) -> None:
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
           Bye, Holding, Prune, ConstPropose, ConstVerdict, Serve, Served, Status,
-          StatusReport)
+          StatusReport, Telemetry)
 
 
 # --- codec ----------------------------------------------------------------------------

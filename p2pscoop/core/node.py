@@ -88,6 +88,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
         self.peers: list[bytes] = []
         self.counters = Counters()
         self._next_job = 0
+        self.units_submitted = 0  # units of the jobs made here (telemetry's ``known``)
         self._next_req = 0
         self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
         #: thieves we denied, in the order they asked: lifeline hints go to them (a dict,
@@ -173,6 +174,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
 
     def _on_Submit(self, ev: Submit, now: float) -> list:
         self.deque.push(ev.work)
+        self.units_submitted += ev.work.hi - ev.work.lo
         out: list = [Wake()]
         if self._hungry and self.deque.total >= 2:
             out.extend(self._hints())
@@ -406,6 +408,14 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
         """Constants before work: a thief is sent every constant it may not know yet."""
         return self.constants.for_peer(peer)
 
+    def _on_telemetry(self, peer: bytes, msg: M.Telemetry, works: list, now: float) -> list:
+        """A peer's report: only the program's origin collects them (``runtime/telemetry``),
+        which counts a report it does not want (telemetry off there) as a bad message."""
+        if self.members.identity.rank != 0:
+            self.counters.bad_messages += 1
+            return []
+        return [C.Report(peer, msg)]
+
     def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
         """Stop, and acknowledge with a BYE: the origin keeps its sockets open until then."""
         self.leaving = True
@@ -461,7 +471,7 @@ NodeState.HANDLERS = {
     M.Results: NodeState._on_results, M.Hint: NodeState._on_hint,
     M.Moved: NodeState._on_moved, M.Const: NodeState._on_const,
     M.Shutdown: NodeState._on_shutdown, M.ConstPropose: NodeState._on_const_propose,
-    M.ConstVerdict: NodeState._on_const_verdict,
+    M.ConstVerdict: NodeState._on_const_verdict, M.Telemetry: NodeState._on_telemetry,
 }
 
 

@@ -143,9 +143,11 @@ class NodeFinder:
     """Find the cluster's nodes (zeroconf and/or a static list) and ask each to serve."""
 
     def __init__(self, secure: Secure, program: str, origin: bytes, origin_address: str,
-                 nodes: list[str] | None = None, zeroconf: bool = True, workers: int = 0):
+                 nodes: list[str] | None = None, zeroconf: bool = True, workers: int = 0,
+                 config: str = ""):
+        """``config``: the NodeConfig fields the served peers must share (``M.Serve``)."""
         self.secure = secure
-        self.serve = M.Serve(program, origin, origin_address, workers)
+        self.serve = M.Serve(program, origin, origin_address, workers, config)
         self.nodes = list(nodes or [])
         self.use_zeroconf = zeroconf
         self.asked: dict[str, int] = {}  # node address -> workers it started

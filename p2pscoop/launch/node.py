@@ -47,6 +47,22 @@ LOGGER = logging.getLogger("p2pscoop.node")
 
 MAX_CLIENTS = 1024  # HELLOs remembered (a client says HELLO then asks at once)
 
+#: the NodeConfig fields a program may set for the peers a node starts for it (SERVE's
+#: ``config``): what it wants to see (--trace...), never what the node owns
+SERVED_FIELDS = ("telemetry", "trace")
+
+
+def served_config(text: str) -> str:
+    """The served peers' NodeConfig JSON from a SERVE's ``config``: the ``SERVED_FIELDS``
+    that are booleans, the rest (and anything unreadable) ignored."""
+    try:
+        asked = json.loads(text) if text else {}
+    except ValueError:
+        asked = {}
+    if not isinstance(asked, dict):
+        asked = {}
+    return json.dumps({k: asked[k] for k in SERVED_FIELDS if type(asked.get(k)) is bool})
+
 
 class Program:
     def __init__(self, name: str, workdir: str):
@@ -225,7 +241,7 @@ class Node:
             "origin": msg.address, "origin_id": msg.origin.hex(), "cluster": "",
             "size": 1, "lifeline_fd": self._lifeline_r, "main": "", "origin_pid": os.getpid(),
             "sys_path": [p for p in sys.path if p], "verbosity": self.verbosity,
-            "config": "{}", "program": msg.program, "cluster_name": self.secure.cluster,
+            "config": served_config(msg.config), "program": msg.program, "cluster_name": self.secure.cluster,
             "listen": self.secure.listen, "advertise": self.secure.advertise,
             "host": self.secure.host, "leave_with_origin": True,
         }

@@ -14,6 +14,7 @@ the program runs, so the program's own ``logging.basicConfig`` works as it does 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import runpy
@@ -60,7 +61,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
                 hosts=None, ssh=None, external: str | None = None,
                 broker: bool = False, tunnel: bool = False,
                 progress: str | None = None,
-                dashboard: tuple[str, int] | None = None) -> int:
+                dashboard: tuple[str, int] | None = None, trace: str | None = None) -> int:
     """Run ``path`` as ``__main__`` with ``sys.argv[1:] == argv`` on ``n`` local peers.
 
     ``hosts`` (``launch.hosts.Host`` list): spread the ``n`` peers over those hosts, starting
@@ -69,6 +70,8 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
     ``tunnel``: over connections the workers open to the origin only (``core/tunnel.py``).
     ``progress``: ``auto``/``always``/``never``, progress bars on stderr (``progress.py``).
     ``dashboard``: (host, port) of a live web page of the run (``p2pscoop.dashboard``).
+    ``trace``: record every unit run and steal, and write them to this file at the end (in
+    the Chrome trace format, ``runtime/trace.py``), then print a summary on stderr.
     Returns the exit status (2, with a message on stderr, if ``path`` cannot be run).
     """
     problem = program_error(path)
@@ -94,11 +97,12 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             where = None  # every host is this machine: a local run
     try:
         config = None
-        if broker or tunnel:
+        if broker or tunnel or trace:
             from ..core.config import NodeConfig, StealConfig, TransportConfig
 
-            config = NodeConfig(steal=StealConfig(broker=True),
-                                transport=TransportConfig(tunnel=tunnel))
+            config = NodeConfig(steal=StealConfig(broker=broker or tunnel),
+                                transport=TransportConfig(tunnel=tunnel),
+                                telemetry=bool(trace), trace=bool(trace))
         if progress is not None:
             config = with_telemetry(config, progress)
         if dashboard is not None:
@@ -122,12 +126,14 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
             code = 1 if isinstance(exc, StartupError) else 130
             cluster.stop(code)
             return code
+    if cluster.peer.recorder is not None and cluster.peer.recorder.collector is not None:
+        cluster.peer.recorder.collector.begin(os.path.basename(path))
     board = None
     if dashboard is not None:
         from ..dashboard.local import start_for_run
 
         try:
-            board = start_for_run(cluster, dashboard, path)
+            board = start_for_run(cluster, dashboard, path, trace_path=trace)
         except OSError as exc:
             print(exc, file=sys.stderr)
             cluster.stop(1)
@@ -145,7 +151,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         from .cluster import NodeFinder
 
         finder = NodeFinder(secure, cluster.program, cluster.peer.me, cluster.peer.address,
-                            nodes, zeroconf)
+                            nodes, zeroconf, config=served_config(cluster.config))
         finder.start()
     code = 0
     try:
@@ -169,7 +175,33 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         cluster.stop(code)
         if remote is not None:
             remote.stop()
+        if trace:
+            _write_trace(cluster, trace)
     return code
+
+
+def served_config(config) -> str:
+    """The part of ``config`` that a cluster's nodes pass to the peers they start for us
+    (``launch/node.py``: ``SERVED_FIELDS``), as JSON; "" when it is all defaults."""
+    from .node import SERVED_FIELDS
+
+    fields = {k: getattr(config, k) for k in SERVED_FIELDS if getattr(config, k)}
+    return json.dumps(fields, sort_keys=True) if fields else ""
+
+
+def _write_trace(cluster: LocalCluster, path: str) -> None:
+    """The run's trace to ``path``, and its summary on stderr (after the peers stopped)."""
+    from ..runtime import trace
+
+    col = cluster.peer.recorder.collector
+    try:
+        summary = trace.write(col, path)
+    except OSError as exc:
+        print(f"p2pscoop: cannot write the trace to {path!r}: {exc}", file=sys.stderr)
+        return
+    print(trace.summary_text(summary), file=sys.stderr)
+    print(f"p2pscoop: trace written to {path} (open it in ui.perfetto.dev or "
+          f"chrome://tracing)", file=sys.stderr)
 
 
 def _start_hosts(cluster: LocalCluster, where, ssh, path: str, argv: list[str],

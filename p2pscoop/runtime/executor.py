@@ -138,6 +138,8 @@ class PeerExecutor(C.Executor):
         if LOGGER.isEnabledFor(logging.DEBUG):
             LOGGER.debug("steal %d from %s granted: %d unit(s) in %d item(s)", cmd.req,
                          cmd.peer.hex()[:8], sum(w.units for w in cmd.works), len(cmd.works))
+        if self.peer.recorder is not None:
+            self.peer.recorder.gave(cmd.peer, sum(w.units for w in cmd.works))
         self._comm(self.comm.ship_works, cmd.peer, cmd.req, cmd.works)
 
     def on_Connect(self, cmd: C.Connect) -> None:
@@ -151,6 +153,14 @@ class PeerExecutor(C.Executor):
 
     def on_SendRefuse(self, cmd: C.SendRefuse) -> None:
         self._comm(self.comm.send_refuse, cmd.peer, cmd.address, cmd.reason)
+
+    def on_Report(self, cmd: C.Report) -> None:
+        rec = self.peer.recorder
+        if rec is None or rec.collector is None:  # telemetry is off here: not wanted
+            self.comm.count_bad("telemetry", f"TELEMETRY from {cmd.peer.hex()[:8]}, but "
+                                             f"telemetry is off here")
+        else:
+            rec.collector.ingest(cmd.peer, cmd.msg)
 
     # -- hooks and news (any thread) -----------------------------------------------------
 

@@ -52,7 +52,7 @@ from ..core.errors import InternalError
 from ..core.events import Bootstrap, Cancel, DefineConst, EndRun, Leave, Submit
 from ..core.membership import Identity
 from ..core.node import NodeState
-from . import context, payload, switch
+from . import context, payload, switch, telemetry
 from .executor import PeerExecutor
 from .future import Future
 from .scheduler import Scheduler
@@ -99,6 +99,8 @@ class Peer:
         self.resolve_lock = threading.RLock()
         self.main_thread = threading.current_thread()  # the thread that runs the hub
         self._refusals = 0
+        #: telemetry (``telemetry.py``): None when off, the scheduler's one test per unit
+        self.recorder = telemetry.attach(self) if config.telemetry else None
 
     # -- identity and handshake ----------------------------------------------------------
 
@@ -151,7 +153,8 @@ class Peer:
 
     def node_tick(self) -> float | None:
         with self.lock:
-            return self.node.next_tick(time.monotonic())
+            deadline = self.node.next_tick(time.monotonic())
+        return deadline if self.recorder is None else self.recorder.tick(deadline)
 
     def handle_from_comm(self, event: Any) -> None:
         """Feed an event from the comm thread and run the commands (comm thread)."""
@@ -413,6 +416,8 @@ class Peer:
 
     def leave(self) -> None:
         """Say goodbye to every peer, so none waits for a timeout."""
+        if self.recorder is not None:
+            self.recorder.final()  # before the BYEs
         with self.lock:
             cmds = self.node.handle(Leave(), time.monotonic())
         self.exec_main.execute(cmds)
@@ -430,6 +435,8 @@ class Peer:
                         c.units_redispatched, c.units_lost, c.duplicates,
                         c.bad_messages + self.comm.bad_frames)
         self.scheduler.stopping = True
+        if self.recorder is not None:
+            self.recorder.close()
         self.comm.stop()
         self.comm.close()
         if hasattr(self, "_old_switch"):

@@ -149,7 +149,11 @@ class Scheduler:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             if timeout == 0.0:
                 return
+            rec = peer.recorder  # telemetry: the time this peer had nothing to run
+            slept = time.monotonic() if rec is not None else 0.0
             peer.cond.wait(timeout if timeout is not None else 1.0)
+            if rec is not None:
+                rec.idle += time.monotonic() - slept
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
@@ -174,7 +178,9 @@ class Scheduler:
         inbox = self.inbox
         monotonic = time.monotonic
         perf = time.perf_counter
+        rec = peer.recorder
         while True:
+            t0 = rec.begin(work.fn) if rec is not None else 0.0
             started = perf()
             try:
                 if work.error is not None:
@@ -193,6 +199,8 @@ class Scheduler:
                 value = exc if work.owner == me else payload.envelope(exc)
             now = monotonic()
             self._record_length(work.fn, perf() - started)
+            if rec is not None:
+                rec.end(work, t0)
             with lock:
                 cmds = node.handle(Finished(work.owner, work.job, index, status, value), now)
             if cmds:

@@ -240,12 +240,13 @@ class Program:
     def __init__(self, lab: netlab.Lab, host: str, ws: Workspace, prog: pathlib.Path,
                  name: str, tasks: int, *, n: int = 1, opts: dict | None = None,
                  nodes: list[str] = (), zeroconf: bool = True,
-                 secret: pathlib.Path | None = None):
+                 secret: pathlib.Path | None = None, launcher_args: tuple = ()):
         self.name = name
         self.out_path = ws.run / f"prog-{name}.out"
         self.err_path = ws.run / f"prog-{name}.err"
         argv = [PY, "-m", "p2pscoop", "--cluster", CLUSTER,
-                "--secret-file", str(secret or ws.secret), "-n", str(n), "-v"]
+                "--secret-file", str(secret or ws.secret), "-n", str(n), "-v",
+                *map(str, launcher_args)]
         if not zeroconf:
             argv.append("--no-zeroconf")
         for node in nodes:

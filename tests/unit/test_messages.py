@@ -58,6 +58,10 @@ MESSAGES = [
     M.ConstPropose(9, "table", payloads=[b"\x80\x05N."]),
     M.ConstVerdict(9, True),
     M.ConstVerdict(0, False),
+    M.Telemetry("h1", 123, 4, "fib", 10, 12, 3, 2, 1, 0, 250_000, False,
+                [[0, ID, 1_700_000_000_000_000, 1_700_000_000_000_100, "fib"]],
+                [[ID2, 5, 1_700_000_000_000_050]]),
+    M.Telemetry("h1", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, True, [], []),
 ]
 
 

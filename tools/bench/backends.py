@@ -27,6 +27,7 @@ module imports none of them.
 """
 
 import importlib
+import os
 
 #: Workers per backend. The harness passes ``-n 2`` to the SCOOP-style launchers.
 WORKERS = 2
@@ -269,7 +270,8 @@ def make(name):
         return Serial()
     if name in ("scoop", "p2pscoop"):
         return Futures(name)
-    if name in ("p2pscoop-broker", "p2pscoop-progress", "p2pscoop-dashboard"):  # same API
+    if name in ("p2pscoop-broker", "p2pscoop-progress", "p2pscoop-dashboard",
+                "p2pscoop-telemetry", "p2pscoop-trace"):  # the same API, other launchers
         return Futures("p2pscoop", name)
     if name == "multiprocessing":
         return MultiprocessingPool()
@@ -292,6 +294,11 @@ LAUNCHERS = {
     "p2pscoop-progress": ["-m", "p2pscoop", "--progress=always", "-n", str(WORKERS)],
     # the cost of the live dashboard (docs/dashboard.md): served on a free loopback port
     "p2pscoop-dashboard": ["-m", "p2pscoop", "--dashboard", "127.0.0.1:0", "-n", str(WORKERS)],
+    # what watching a run costs (docs/trace.md): every peer reports (no trace events) ...
+    "p2pscoop-telemetry": [os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "_telemetry_launch.py"), "-n", str(WORKERS)],
+    # ... and every unit run and steal recorded, written at the end (in the scratch dir)
+    "p2pscoop-trace": ["-m", "p2pscoop", "--trace", "bench.trace.json", "-n", str(WORKERS)],
 }
 
 #: Import names a backend needs in the harness's interpreter; missing => "missing".
@@ -301,6 +308,8 @@ REQUIRES = {
     "p2pscoop-broker": (),
     "p2pscoop-progress": ("tqdm",),
     "p2pscoop-dashboard": (),
+    "p2pscoop-telemetry": (),
+    "p2pscoop-trace": (),
     "scoop": ("scoop", "zmq", "greenlet"),
     "multiprocessing": (),
     "loky": ("loky",),
@@ -309,5 +318,6 @@ REQUIRES = {
 
 ALL = ("serial", "p2pscoop", "scoop", "multiprocessing", "loky", "dask", "p2pscoop-broker")
 
-#: Backends run only when named in ``--backends`` (variants of p2pscoop to measure a cost)
-OPTIONAL = ("p2pscoop-progress", "p2pscoop-dashboard")
+#: Backends run only when named in ``--backends`` (variants of p2pscoop to measure the cost
+#: of watching a run: docs/progress.md, docs/dashboard.md, docs/trace.md)
+OPTIONAL = ("p2pscoop-progress", "p2pscoop-dashboard", "p2pscoop-telemetry", "p2pscoop-trace")
