@@ -57,6 +57,7 @@ __all__ = ["progress", "Tracker", "hook", "watch_map", "should_draw", "start", "
 MODES = ("auto", "always", "never")
 INTERVAL = 0.15  # seconds between redraws (about 7 Hz)
 SHOW_AFTER = 0.5  # a map gets its own bar once it has run this long
+SETTLE = 1.2  # seconds the last draw may wait for the peers' last reports (``_settle``)
 
 
 
@@ -260,6 +261,8 @@ class Tracker:
                 _set(w.bar, done, total)
         self.watches = keep
         done, known = self._run_totals(live_done, live_known)
+        if final and done < known and _collector() is not None:
+            done, known = self._settle(done, known)
         if self._run_bar is None:
             if not known:  # nothing counted yet (or only submits, without telemetry)
                 return
@@ -280,6 +283,17 @@ class Tracker:
                 known = max(known, int(totals["units_known"]))
             except Exception:  # noqa: BLE001 - a bar must never break the run
                 pass
+        return done, known
+
+    def _settle(self, done: int, known: int) -> tuple[int, int]:
+        """The last counts of the run bar: the other peers report only every
+        ``telemetry_interval``, so at the end of a short run the collector may not have
+        heard of their last units yet. Wait for their next reports (``SETTLE`` seconds at
+        most) rather than leave a finished run at 98%."""
+        deadline = time.monotonic() + SETTLE
+        while done < known and time.monotonic() < deadline:
+            time.sleep(0.05)
+            done, known = self._run_totals(0, 0)
         return done, known
 
     def _close_all(self) -> None:
@@ -374,10 +388,7 @@ def with_telemetry(config, mode: str):
 
     from .core.config import NodeConfig
 
-    config = config if config is not None else NodeConfig()
-    if "telemetry" in {f.name for f in dataclasses.fields(config)}:  # runtime/telemetry.py
-        config = dataclasses.replace(config, telemetry=True)
-    return config
+    return dataclasses.replace(config if config is not None else NodeConfig(), telemetry=True)
 
 
 def start(mode: str = "auto", stream=None, title: str = "run") -> Tracker | None:

@@ -1,6 +1,6 @@
 """The live dashboard (``--dashboard [HOST:]PORT``): a read-only web page of a run or a node.
 
-``server.py`` serves the page and ``/api/snapshot`` (the telemetry snapshot of schema.md) on
+``server.py`` serves the page and ``/api/snapshot`` (the telemetry snapshot: docs/dashboard.md) on
 a daemon thread; ``local.py`` builds snapshots from a peer's or a node's own state when the
 telemetry collector is not there; ``page.html`` and ``timeline.html`` are the static pages
 (no CDN, no network: everything inline). This module only parses the command line's

@@ -1,37 +1,26 @@
-"""Snapshots (schema.md) built from what one process knows of itself, without telemetry.
+"""Where the dashboard's snapshots (``docs/dashboard.md``) come from.
 
-Two sources, each read on the dashboard's server thread:
-
-* ``OriginView``: the origin of a run, from its own peer: its counters, its deque, its
-  membership (one row per member) and its jobs. Until the telemetry collector
-  (``runtime/telemetry.py``) reports every peer's numbers, the other peers' rows carry what
-  the origin knows of them (id, host, alive) and zeros otherwise; the totals of units are
-  exact for the origin's own jobs: ``units_known`` counts the units submitted here (counted
-  as jobs are made: one call per job, never per unit), ``units_done`` those no longer
-  outstanding. ``snapshot_source`` prefers the collector whenever there is one.
-* ``NodeView``: a ``p2pscoop join`` node, from ``Node.report()`` (what ``p2pscoop status``
+* A run: the telemetry collector of its origin (``runtime/telemetry.py``), which hears from
+  every peer. ``--dashboard`` turns telemetry on (``telemetry_on``), so a run's origin
+  always has one; ``snapshot_source`` says so clearly if it has not.
+* A ``p2pscoop join`` node: ``NodeView``, from ``Node.report()`` (what ``p2pscoop status``
   prints) and its worker processes: one row per worker, the programs it serves, its load.
-
-Both read the node state under the peer's lock (the state machine is not thread-safe) and
-copy what they read; neither changes anything. ``History`` keeps the throughput series:
-at most ``MAX_ROWS`` rows, about one a second, sampled by each snapshot and by a ticker
-thread so the chart has no holes when no browser is watching.
+  It reads and copies; it changes nothing. ``History`` keeps its throughput series (at
+  most ``MAX_ROWS`` rows, about one a second).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from typing import Callable
 
-from ..core.membership import ALIVE, SUSPECT
 
 LOGGER = logging.getLogger("p2pscoop.dashboard")
 
-MAX_ROWS = 600  # throughput rows kept (schema.md)
+MAX_ROWS = 600  # throughput rows kept (docs/dashboard.md)
 SAMPLE_EVERY = 1.0  # seconds between throughput rows
 COUNTERS = ("steals_sent", "steals_granted", "steals_denied", "units_redispatched")
 
@@ -57,108 +46,6 @@ class History:
     def copy(self) -> list[list]:
         with self.lock:
             return [list(r) for r in self.rows]
-
-
-class Ticker:
-    """Call ``fn`` every SAMPLE_EVERY seconds on a daemon thread until ``stop``."""
-
-    def __init__(self, fn: Callable[[], object]):
-        self.fn = fn
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="p2pscoop-dashboard-tick",
-                                        daemon=True)
-
-    def start(self) -> "Ticker":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_EVERY):
-            try:
-                self.fn()
-            except Exception:  # the page shows the error of its own request
-                LOGGER.debug("a dashboard snapshot failed", exc_info=True)
-
-
-def _short(peer_id: bytes) -> str:
-    return peer_id.hex()[:8]
-
-
-class OriginView:
-    """Snapshots of a run from its origin's own state (see the module docstring)."""
-
-    def __init__(self, peer, program: str = "", pids: Callable[[], dict] | None = None):
-        """``peer``: the origin's ``runtime.peer.Peer``; ``program``: the name shown;
-        ``pids``: returns {rank: pid} of the peers this process started (optional)."""
-        self.peer = peer
-        self.program = program or peer.program
-        self.pids = pids or dict
-        self.started = time.time()
-        self.history = History(self.started)
-        self.known = 0  # units submitted here since ``start`` (its counting ``new_job``)
-        self.localhost = socket.gethostname()
-        self.ticker = Ticker(self.snapshot)
-
-    def start(self, tick: bool = True) -> "OriginView":
-        """Count the units of the jobs made from now on (one call per job, never per unit:
-        the node's ``new_job`` is wrapped until ``close``); ``tick``: also sample the
-        throughput every second on a thread of its own (else at each snapshot only)."""
-        node = self.peer.node
-        make = node.new_job
-
-        def counting_new_job(fn, items, kwargs=None):
-            self.known += len(items)
-            return make(fn, items, kwargs)
-
-        node.new_job = self._counting = counting_new_job
-        if tick:
-            self.ticker.start()
-        return self
-
-    def close(self) -> None:
-        self.ticker.stop()
-        node = self.peer.node
-        if node.__dict__.get("new_job") is getattr(self, "_counting", None):
-            del node.new_job  # the class's method again (unless wrapped again since)
-
-    def snapshot(self) -> dict:
-        peer = self.peer
-        node = peer.node
-        with peer.lock:
-            c = node.counters
-            mine = {k: getattr(c, k) for k in COUNTERS}
-            queued = node.deque.total
-            outstanding = sum(len(job.states) for job in node.jobs.values())
-            members = [(m.id, m.host, m.rank, m.state, m.heard)
-                       for m in node.members.members.values()]
-            me = node.members.identity
-        now, mono = time.time(), time.monotonic()
-        pids = self.pids()
-        known = self.known
-        done = max(0, known - outstanding)
-        self.history.add(now, done)
-        rows = [dict(peer=_short(me.me), host=me.host or self.localhost, pid=os.getpid(),
-                     alive=not peer.closed, queue=queued, running=None,
-                     units_done=peer.scheduler.units_run, age=0.0, **mine)]
-        for pid_, host, rank, state, heard in members:
-            rows.append(dict(peer=_short(pid_), host=host or self.localhost,
-                             pid=pids.get(rank, 0), alive=state in (ALIVE, SUSPECT),
-                             queue=0, running=None, units_done=0,
-                             age=round(max(0.0, mono - heard), 3),
-                             **dict.fromkeys(COUNTERS, 0)))
-        totals = {"units_done": done, "units_known": known, **mine}
-        alive = sum(1 for r in rows if r["alive"])
-        return {
-            "program": self.program, "origin": _short(me.me), "started": self.started,
-            "now": now, "peers": rows, "hosts": sorted({r["host"] for r in rows}),
-            "totals": totals, "throughput": self.history.copy(),
-            "programs": [{"program": self.program, "peers": alive}],
-        }
 
 
 class NodeView:
@@ -197,35 +84,23 @@ class NodeView:
             "throughput": self.history.copy(),
             "programs": [{"program": p["program"], "peers": p["peers"]}
                          for p in report["programs"]],
-            # not in schema.md: what only a node has (the page shows it when present)
+            # not in the run schema: what only a node has (the page shows it when present)
             "node": {"address": report["address"], "cluster": report["cluster"],
                      "load": report["load"], "peers_per_program": report["peers_per_program"]},
         }
 
 
-def origin_snapshot(peer) -> dict:
-    """The snapshot of the run whose origin is ``peer``, from its own state. The first call
-    makes the peer's view (kept on the peer, no thread: the throughput is sampled at each
-    call), so units are counted from that call on; ``snapshot_source`` is the launcher's."""
-    view = peer.__dict__.get("_dashboard_view")
-    if view is None:
-        view = peer._dashboard_view = OriginView(peer).start(tick=False)
-    return view.snapshot()
+def snapshot_source(peer, program: str = ""):
+    """(snapshot callable, close callable) for the run whose origin is ``peer``: its
+    telemetry collector's. InternalError if it has none (``telemetry_on`` was skipped)."""
+    from ..core.errors import InternalError
+    from ..runtime import telemetry
 
-
-def snapshot_source(peer, program: str, pids: Callable[[], dict] | None = None):
-    """(snapshot callable, close callable) for the run whose origin is ``peer``: the
-    telemetry collector's snapshot whenever one runs, else ``OriginView``'s."""
-    try:
-        from ..runtime import telemetry
-    except ImportError:
-        telemetry = None
-    if telemetry is not None:
-        collector = telemetry.collector()
-        if collector is not None:
-            return collector.snapshot, lambda: None
-    view = OriginView(peer, program, pids).start()
-    return view.snapshot, view.close
+    collector = telemetry.collector()
+    if collector is None:
+        raise InternalError("the dashboard of a run needs telemetry on its origin: "
+                            "please file a bug")
+    return collector.snapshot, lambda: None
 
 
 class Running:
@@ -250,10 +125,7 @@ def start_for_run(cluster, address: tuple[str, int], main_path: str,
     .LocalCluster``, started). Raises OSError with a message if it cannot listen."""
     from .server import start_dashboard
 
-    def pids() -> dict:
-        return {rank: p.pid for rank, p in enumerate(list(cluster.procs), 1)}
-
-    snapshot, close = snapshot_source(cluster.peer, os.path.basename(main_path), pids)
+    snapshot, close = snapshot_source(cluster.peer, os.path.basename(main_path))
     try:
         return Running(start_dashboard(address, snapshot, "run", trace_path), close)
     except BaseException:
@@ -270,12 +142,9 @@ def start_for_node(node, address: tuple[str, int]) -> Running:
 
 
 def telemetry_on(config):
-    """``config`` (a ``NodeConfig`` or None) with telemetry on, where the NodeConfig of this
-    version has the field (``runtime/telemetry.py``); else ``config`` unchanged."""
-    from dataclasses import fields, replace
+    """``config`` (a ``NodeConfig`` or None: the default one) with telemetry on."""
+    from dataclasses import replace
 
     from ..core.config import NodeConfig
 
-    if "telemetry" not in {f.name for f in fields(NodeConfig)}:
-        return config
     return replace(config or NodeConfig(), telemetry=True)

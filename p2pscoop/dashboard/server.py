@@ -4,7 +4,7 @@ The standard library's ``http.server.ThreadingHTTPServer`` is enough: a handful 
 browsers poll one small JSON document about once a second, so there is no need for an
 asynchronous framework or another dependency. The server runs on a daemon thread of the
 process it describes (the origin of a run, or a ``p2pscoop join`` node) and is given a
-``snapshot: Callable[[], dict]`` (the telemetry snapshot of schema.md); it never touches the
+``snapshot: Callable[[], dict]`` (the telemetry snapshot: docs/dashboard.md); it never touches the
 runtime itself.
 
 Routes (GET and HEAD only; any other method is answered 405 with ``Allow: GET, HEAD``):
@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 class Dashboard:
     """The dashboard of one run or node: ``start()`` serves it, ``stop()`` ends it.
 
-    ``snapshot``: returns the telemetry snapshot (schema.md); called on a server thread,
+    ``snapshot``: returns the telemetry snapshot (docs/dashboard.md); called on a server thread,
     once per request of ``/api/snapshot``. ``trace_path``: a Chrome trace file served at
     ``/api/trace`` (the viewer at ``/timeline?trace=/api/trace`` opens it).
     """

@@ -27,7 +27,7 @@ peer keeps at most ``MAX_PENDING`` of each kind for its next report.
 
 Thread safety: the scheduler (main thread) and the executor append to deques; the comm
 thread drains them. The collector takes its own lock; nothing here takes ``Peer.lock``.
-``snapshot()`` follows docs/telemetry schema (``_brief/schema.md``): other code reads only it.
+``snapshot()`` follows the schema in docs/dashboard.md ("The snapshot API"): other code reads only it.
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ class Collector:
     # -- what others read ----------------------------------------------------------------
 
     def snapshot(self) -> dict:
-        """The program's state, as ``_brief/schema.md`` says (JSON-able, a fresh copy)."""
+        """The program's state, as docs/dashboard.md ("The snapshot API") says (JSON-able, a fresh copy)."""
         now_m, now = time.monotonic(), time.time()
         with self.lock:
             peers = []

@@ -269,37 +269,42 @@ TOTAL_KEYS = {"units_done", "units_known", "steals_sent", "steals_granted", "ste
               "units_redispatched"}
 
 
-def test_the_origins_own_snapshot_follows_the_schema(tmp_path):
+def test_a_runs_snapshot_follows_the_schema(tmp_path):
+    """The snapshot the page reads (the origin's telemetry collector), once every peer's
+    last report is in: every key of docs/dashboard.md, and the counts of the run."""
     prog = write_program(tmp_path, """
         if __name__ == "__main__":
-            from p2pscoop.dashboard.local import origin_snapshot
+            import time
+            from p2pscoop.runtime import telemetry
 
-            peer = context.current()
-            report("BEFORE", origin_snapshot(peer))
             assert list(futures.map(abs, range(-30, 0))) == list(range(30, 0, -1))
             assert futures.submit(abs, -1).result() == 1
-            report("AFTER", origin_snapshot(peer))
+            snap = telemetry.collector().snapshot()
+            deadline = time.monotonic() + 30  # the peers report every half second
+            while snap["totals"]["units_done"] < 31 and time.monotonic() < deadline:
+                time.sleep(0.1)
+                snap = telemetry.collector().snapshot()
+            report("AFTER", snap)
+            report_peers()
     """)
-    run = Launched(launcher(prog, n=3), tmp_path)
+    run = Launched(launcher("--dashboard", "127.0.0.1:0", prog, n=3), tmp_path)
     try:
-        before, after = run.wait_report("BEFORE"), run.wait_report("AFTER")
+        after, pids = run.wait_report("AFTER"), run.wait_report("PEERS")
         assert run.wait() == 0, run.describe()
     finally:
         run.cleanup()
     assert set(after) == {"program", "origin", "started", "now", "peers", "hosts", "totals",
                           "throughput", "programs"}
-    assert before["totals"]["units_known"] == 0
     assert after["totals"]["units_known"] == after["totals"]["units_done"] == 31
     assert set(after["totals"]) == TOTAL_KEYS
     assert len(after["peers"]) == 3 and all(set(r) == PEER_KEYS for r in after["peers"])
-    origin = after["peers"][0]
-    assert origin["peer"] == after["origin"] and origin["pid"] == run.pid
-    assert all(r["alive"] for r in after["peers"])
-    assert [r["pid"] for r in after["peers"][1:]] == [0, 0]  # unknown here (the launcher's are)
-    assert after["hosts"] == [origin["host"]]
-    assert after["programs"] == [{"program": after["program"], "peers": 3}]
+    assert sum(r["units_done"] for r in after["peers"]) == 31
+    assert sorted(r["pid"] for r in after["peers"]) == pids
+    assert run.pid in pids and all(r["alive"] for r in after["peers"])
+    assert after["hosts"] == sorted({r["host"] for r in after["peers"]})
+    assert after["programs"][0]["peers"] == 3
     assert after["started"] <= after["now"]
-    assert after["throughput"][-1][1] <= 31 and len(after["throughput"]) <= 600
+    assert len(after["throughput"]) <= 600
 
 
 # --- a run, in the browser ---------------------------------------------------------------
@@ -438,6 +443,39 @@ def test_the_timeline_draws_a_trace_file_as_lanes(browser, tmp_path):
     ActionChains(browser).move_to_element(box).perform()
     wait_for(browser, lambda d: '"unit":3' in text_of(d, "#detail"), "a unit's details")
     assert text_of(browser, "#detail").startswith("prog.explore\nstart ")
+
+
+def test_the_timeline_opens_the_trace_of_a_real_run(browser, tmp_path):
+    """``--trace`` of a nested run, opened in the viewer: a lane per peer, a box per unit."""
+    prog = write_program(tmp_path, """
+        def fib(n):
+            if n < 10:
+                return n if n < 2 else fib(n - 1) + fib(n - 2)
+            a, b = futures.submit(fib, n - 1), futures.submit(fib, n - 2)
+            return a.result() + b.result()
+
+        if __name__ == "__main__":
+            print(fib(17))
+    """)
+    trace_path = tmp_path / "fib.trace.json"
+    run = Launched(launcher("--trace", trace_path, prog, n=3), tmp_path)
+    try:
+        assert run.wait() == 0, run.describe()
+    finally:
+        run.cleanup()
+    trace = json.loads(trace_path.read_text())
+    units = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    threads = {(e["pid"], e["tid"]) for e in trace["traceEvents"]
+               if e["ph"] == "M" and e["name"] == "thread_name"}
+    browser.get(TIMELINE.as_uri())
+    browser.find_element("css selector", "#file").send_keys(str(trace_path))
+    wait_for(browser, lambda d: d.find_element("tag name", "body")
+             .get_attribute("data-loaded") == "yes", "the loaded trace")
+    lanes = {(int(e.get_attribute("data-pid")), int(e.get_attribute("data-tid")))
+             for e in browser.find_elements("css selector", "g.lane")}
+    assert lanes >= {(e["pid"], e["tid"]) for e in units}  # a lane for every peer with units
+    assert lanes <= threads  # and only the trace's own
+    assert len(browser.find_elements("css selector", "rect.ev")) == len(units)
     browser.set_window_size(1280, 480)
     try:
         screenshot(browser, "timeline.png")

@@ -1,5 +1,5 @@
 """Telemetry's pure parts: the TELEMETRY message through the real codec, the node's routing
-of it, the origin's collector (snapshot as _brief/schema.md says, bad reports dropped and
+of it, the origin's collector (snapshot as docs/dashboard.md says, bad reports dropped and
 counted) and the Chrome trace built from it. Real runs are in tests/integration/test_trace.py.
 """
 
