@@ -120,17 +120,30 @@ class Running:
 
 
 def start_for_run(cluster, address: tuple[str, int], main_path: str,
-                  trace_path: str | None = None) -> Running:
+                  trace: bool = False) -> Running:
     """The dashboard of a run whose origin is ``cluster.peer`` (a ``launch.local
     .LocalCluster``, started). Raises OSError with a message if it cannot listen."""
     from .server import start_dashboard
 
     snapshot, close = snapshot_source(cluster.peer, os.path.basename(main_path))
     try:
-        return Running(start_dashboard(address, snapshot, "run", trace_path), close)
+        return Running(start_dashboard(address, snapshot, "run",
+                                       _trace_of(cluster.peer) if trace else None), close)
     except BaseException:
         close()
         raise
+
+
+def _trace_of(peer) -> Callable[[], dict]:
+    """The run's trace so far, as ``--trace`` writes it at the end (``runtime/trace.py``)."""
+    from ..runtime import telemetry
+
+    collector = telemetry.collector()
+
+    def trace() -> dict:
+        return {"traceEvents": collector.trace_events(), "displayTimeUnit": "ms"}
+
+    return trace
 
 
 def start_for_node(node, address: tuple[str, int]) -> Running:

@@ -12,7 +12,7 @@ Routes (GET and HEAD only; any other method is answered 405 with ``Allow: GET, H
     /                 page.html: the live dashboard (polls /api/snapshot about once a second)
     /api/snapshot     snapshot() as JSON (500 with {"error": ...} if it raised)
     /timeline         timeline.html: a viewer of Chrome trace-event files (a file picker)
-    /api/trace        the ``--trace`` file of this run, when one was given (404 otherwise)
+    /api/trace        this run's trace so far, under ``--trace`` (404 otherwise)
 
 Invariants:
 
@@ -109,10 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
                 data = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
                 status = HTTPStatus.INTERNAL_SERVER_ERROR
             self._send(status, data, "application/json", body=body)
-        elif path == "/api/trace" and board.trace_path and os.path.isfile(board.trace_path):
-            with open(board.trace_path, "rb") as f:
-                data = f.read()
-            self._send(HTTPStatus.OK, data, "application/json", body=body)
+        elif path == "/api/trace" and board.trace is not None:
+            self._send(HTTPStatus.OK, json.dumps(board.trace()).encode(), "application/json",
+                       body=body)
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8",
                        body=body)
@@ -137,16 +136,17 @@ class Dashboard:
     """The dashboard of one run or node: ``start()`` serves it, ``stop()`` ends it.
 
     ``snapshot``: returns the telemetry snapshot (docs/dashboard.md); called on a server thread,
-    once per request of ``/api/snapshot``. ``trace_path``: a Chrome trace file served at
-    ``/api/trace`` (the viewer at ``/timeline?trace=/api/trace`` opens it).
+    once per request of ``/api/snapshot``. ``trace``: returns the run's trace so far (a
+    Chrome trace-event document), served at ``/api/trace``: the viewer at
+    ``/timeline?trace=/api/trace`` opens it, live.
     """
 
     def __init__(self, snapshot: Callable[[], dict], host: str = LOOPBACK, port: int = 0,
-                 trace_path: str | None = None):
+                 trace: Callable[[], dict] | None = None):
         self.snapshot = snapshot
         self.host = host
         self.port = port
-        self.trace_path = trace_path
+        self.trace = trace
         self.loopback = is_loopback(host)
         self._pages: dict[str, bytes] = {}
         self._server: _Server | None = None
@@ -202,11 +202,11 @@ class Dashboard:
 
 
 def start_dashboard(address: tuple[str, int], snapshot: Callable[[], dict], what: str,
-                    trace_path: str | None = None) -> Dashboard:
+                    trace: Callable[[], dict] | None = None) -> Dashboard:
     """Start the dashboard of a ``what`` ("run", "node") at ``address`` (``parse_address``)
     and print its URL on stderr (with a note when it is reachable from other machines)."""
     host, port = address
-    board = Dashboard(snapshot, host, port, trace_path)
+    board = Dashboard(snapshot, host, port, trace)
     try:
         url = board.start()
     except OSError as exc:

@@ -133,7 +133,7 @@ def run_program(path: str, argv: list[str], n: int | None = None, verbosity: int
         from ..dashboard.local import start_for_run
 
         try:
-            board = start_for_run(cluster, dashboard, path, trace_path=trace)
+            board = start_for_run(cluster, dashboard, path, trace=bool(trace))
         except OSError as exc:
             print(exc, file=sys.stderr)
             cluster.stop(1)

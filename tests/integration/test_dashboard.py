@@ -217,9 +217,7 @@ def test_the_server_is_read_only_and_answers_loopback_names_only():
 
 
 def test_the_trace_of_the_run_is_served_when_given(tmp_path):
-    trace = tmp_path / "t.json"
-    trace.write_text('{"traceEvents": []}')
-    board = Dashboard(lambda: SNAPSHOT, trace_path=str(trace))
+    board = Dashboard(lambda: SNAPSHOT, trace=lambda: {"traceEvents": []})
     url = board.start()
     try:
         status, _, body = request(url + "api/trace")
