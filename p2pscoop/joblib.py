@@ -19,7 +19,9 @@ Where the work runs:
 
 Invariants:
 
-* Each joblib batch is one p2pscoop task (joblib's auto-batching sizes batches). Results
+* Each joblib batch is one p2pscoop task (joblib's auto-batching sizes batches), pickled
+  inside the task and unpickled by it (``payload.dumps_deferred``), so the peer's comm
+  thread never imports the batch's libraries (heartbeats would stop meanwhile). Results
   are waited for through p2pscoop (``Future.result``), never by polling: on a peer's main
   thread the wait parks and the peer runs tasks meanwhile, so the origin computes too and a
   ``Parallel`` call inside a task (nested, at any depth) waits without blocking its peer,
@@ -50,7 +52,8 @@ except ImportError as _exc:  # pragma: no cover - depends on the installation
     raise ImportError("p2pscoop.joblib needs joblib: pip install 'p2pscoop[joblib]'") from _exc
 
 from . import futures
-from .runtime import context, importing
+from .core.errors import PayloadError
+from .runtime import context, importing, payload
 
 __all__ = ["P2pscoopBackend", "register", "shutdown", "BACKEND_NAME"]
 
@@ -156,8 +159,16 @@ class P2pscoopBackend(AutoBatchingMixin, ParallelBackendBase):
     # -- running --------------------------------------------------------------------------
 
     def submit(self, func, callback=None):
-        """One joblib batch (``BatchedCalls``) as one p2pscoop task."""
-        fut = futures.submit(func)
+        """One joblib batch (``BatchedCalls``) as one p2pscoop task. The batch travels
+        pickled inside the task (``payload.dumps_deferred``): unpickling it imports the
+        batch's libraries (scikit-learn...), which must happen in the task, on the peer's
+        main thread, not on the comm thread that receives stolen work."""
+        try:
+            blob = payload.dumps_deferred(func)
+        except Exception as exc:
+            raise PayloadError(f"a joblib batch cannot be pickled: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+        fut = futures.submit(payload.call_deferred, blob)
         with self._pending_lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget)
