@@ -12,7 +12,7 @@ pays nothing.
 
 Invariants: a library already imported when ``install()`` runs is integrated at once; one
 imported later is integrated right after its module finished executing, before its importer
-gets it back. An integration that fails never breaks the library's import: it becomes a
+gets it back, once (a ``find_spec`` look-up without an import changes nothing). An integration that fails never breaks the library's import: it becomes a
 ``RuntimeWarning`` naming the cause. The finder only wraps the loader of the named modules;
 it finds nothing itself (the other finders do), and leaves ``sys.meta_path`` once every
 library of the table was seen.
@@ -56,6 +56,12 @@ class _LoaderThenIntegrate(importlib.abc.Loader):
 
     def exec_module(self, module) -> None:
         self._loader.exec_module(module)
+        with _lock:
+            if self._library not in _waiting:
+                return  # integrated already (the module was executed twice: a reload)
+            _waiting.discard(self._library)
+            if not _waiting and _finder in sys.meta_path:
+                sys.meta_path.remove(_finder)
         _integrate(self._library)
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ...: the library's
@@ -66,14 +72,10 @@ class _Finder(importlib.abc.MetaPathFinder):
     """Watches the first import of each library of ``_waiting``."""
 
     def find_spec(self, fullname, path, target=None):
+        # A spec found without an import (importlib.util.find_spec) is never executed: the
+        # library stays watched until its module actually runs (_LoaderThenIntegrate).
         if fullname not in _waiting:
             return None
-        with _lock:
-            if fullname not in _waiting:
-                return None
-            _waiting.discard(fullname)
-            if not _waiting and self in sys.meta_path:
-                sys.meta_path.remove(self)
         for finder in list(sys.meta_path):
             if finder is self or not hasattr(finder, "find_spec"):
                 continue

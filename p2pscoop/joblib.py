@@ -147,9 +147,10 @@ class P2pscoopBackend(AutoBatchingMixin, ParallelBackendBase):
     def configure(self, n_jobs=1, parallel=None, prefer=None, require=None, **kwargs) -> int:
         importing.stop_if_importing("joblib.Parallel")  # a worker importing the program
         n_jobs = self.effective_n_jobs(n_jobs)
-        start_n = self.n if self.n is not None else (n_jobs if n_jobs > 1 else None)
-        _own_runtime(start_n)
         self.parallel = parallel
+        if n_jobs == 1:
+            return 1  # joblib runs the calls itself, in order: no peers needed
+        _own_runtime(self.n if self.n is not None else (n_jobs if n_jobs > 1 else None))
         # Instance attribute: joblib reads it per call. Unordered results need joblib's
         # callback mode (its caller then polls and the done-callbacks take results in).
         self.supports_retrieve_callback = (parallel is not None
