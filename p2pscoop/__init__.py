@@ -16,6 +16,9 @@ Module attributes like SCOOP's: ``IS_RUNNING``, ``IS_ORIGIN``, ``worker``, ``SIZ
 from the running peer; while a worker imports the program (before its peer runs) they already
 describe the run (``runtime/importing.py``). Without a runtime: False, False, None, 1.
 
+Optional libraries: importing joblib (before or after p2pscoop) registers its ``"p2pscoop"``
+backend (``joblib.py``, hooked in by ``integrations.py``).
+
 SCOOP programs (``from scoop import futures, shared``) run unchanged under
 ``python -m p2pscoop``: ``compat/`` makes ``import scoop`` resolve to this package there.
 """
@@ -29,6 +32,9 @@ from .executor import Executor  # noqa: E402
 from .progress import progress  # noqa: E402
 from .runtime import context as _context  # noqa: E402
 from .runtime import importing as _importing  # noqa: E402
+from . import integrations as _integrations  # noqa: E402
+
+_integrations.install()  # joblib's "p2pscoop" backend once joblib is imported (integrations.py)
 
 __all__ = ["futures", "shared", "start", "Executor", "progress", "__version__", "IS_RUNNING",
            "IS_ORIGIN", "worker", "SIZE"]

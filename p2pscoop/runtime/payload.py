@@ -235,6 +235,22 @@ def loads_work(owner: bytes, job: int, lo: int, hi: int, payload: bytes) -> Work
         return Work(owner, job, lo, hi, None, None, lo, None, err)
 
 
+def dumps_deferred(fn: Any) -> bytes:
+    """A callable pickled now, to travel as plain bytes inside a task (``call_deferred``):
+    the comm thread that receives the task then unpickles bytes only, and the callable is
+    unpickled by the task itself, on the peer's main thread. For payloads whose unpickling
+    imports heavy modules (a joblib batch imports scikit-learn: seconds on a loaded host,
+    during which a comm thread would send no heartbeat)."""
+    if _by_value_roots:
+        _register_local_modules()
+    return dumps(fn)
+
+
+def call_deferred(data: bytes) -> Any:
+    """The task of ``dumps_deferred``: unpickle the callable here, then call it."""
+    return _safe_loads(data)()
+
+
 def envelope(exc: BaseException) -> tuple:
     """What a raised exception becomes before it travels to the owner: its type name,
     message and traceback text, which always travel, and the exception itself."""
