@@ -37,7 +37,8 @@ class Counters:
     bad_messages: int = 0
     steals_sent: int = 0
     steals_granted: int = 0
-    steals_denied: int = 0
+    steals_denied: int = 0  # requests of others answered without work
+    steals_failed: int = 0  # our own requests answered without work
     steals_early: int = 0  # requests sent while the last queued unit still ran (``Pop``)
     units_given: int = 0
     units_received: int = 0

@@ -143,7 +143,7 @@ class LifelineMixin:
             self.steal_rtts.append(now - self._steal[2])
             self._steal = None
         if not msg.works:
-            self.counters.steals_denied += 1
+            self.counters.steals_failed += 1
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
         self.policy.on_success(victim)

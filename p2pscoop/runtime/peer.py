@@ -428,10 +428,10 @@ class Peer:
         self.closed = True
         if LOGGER.isEnabledFor(logging.INFO):
             c = self.node.counters
-            LOGGER.info("ran %d unit(s); steals sent %d, granted %d, denied %d; units given "
-                        "%d, received %d, re-dispatched %d, lost %d; duplicates %d; bad "
-                        "messages %d", self.scheduler.units_run, c.steals_sent,
-                        c.steals_granted, c.steals_denied, c.units_given, c.units_received,
+            LOGGER.info("ran %d unit(s); steals sent %d (%d got nothing), granted %d, denied "
+                        "%d; units given %d, received %d, re-dispatched %d, lost %d; "
+                        "duplicates %d; bad messages %d", self.scheduler.units_run,
+                        c.steals_sent, c.steals_failed, c.steals_granted, c.steals_denied, c.units_given, c.units_received,
                         c.units_redispatched, c.units_lost, c.duplicates,
                         c.bad_messages + self.comm.bad_frames)
         self.scheduler.stopping = True
