@@ -73,3 +73,11 @@ class SecurityError(P2PScoopError):
 
 class InternalError(P2PScoopError):
     """An impossible state was reached. This is a bug in p2pscoop: please file a bug."""
+
+
+class NeedsImport(Exception):
+    """Not an error: unpickling a payload would import ``module`` first (the runtime's
+    ``payload.loads_work`` with ``importing=False``). The comm thread must not import: an
+    import may take seconds (a scientific library on a loaded host), during which the peer
+    would send no heartbeat and be declared dead; ``transport/decoding.py`` unpickles such a
+    payload on a thread of its own."""

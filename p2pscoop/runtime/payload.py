@@ -49,7 +49,7 @@ from typing import Any
 import cloudpickle
 
 from ..core.deque import Work
-from ..core.errors import PayloadError, RemoteError
+from ..core.errors import NeedsImport, PayloadError, RemoteError
 from ..core.messages import FAILED, OK, RAISED
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -213,22 +213,44 @@ def dumps_work(work: Work) -> bytes:
     return dumps((work.fn, items, work.kwargs, work.error))
 
 
-def _safe_loads(data: bytes) -> Any:
+class _ImportedOnly(pickle.Unpickler):
+    """An unpickler that resolves globals of modules imported already, and raises
+    ``NeedsImport`` for any other (a few microseconds more than ``pickle.loads``). A module
+    still being imported (by another thread) counts as not imported: resolving a name in it
+    would wait for that import to end."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        mod = sys.modules.get(module)
+        if mod is None or getattr(getattr(mod, "__spec__", None), "_initializing", False):
+            raise NeedsImport(module)
+        return super().find_class(module, name)
+
+
+def _safe_loads(data: bytes, importing: bool = True) -> Any:
     """``pickle.loads`` that turns *any* failure, even ``SystemExit`` or
-    ``KeyboardInterrupt`` raised by a hostile ``__reduce__``, into ``PayloadError``."""
+    ``KeyboardInterrupt`` raised by a hostile ``__reduce__``, into ``PayloadError``;
+    ``importing=False``: ``NeedsImport`` (not a failure) if a module must be imported."""
     try:
-        return pickle.loads(data)
+        if importing:
+            return pickle.loads(data)
+        return _ImportedOnly(io.BytesIO(data)).load()
+    except NeedsImport:
+        raise
     except BaseException as exc:
         raise PayloadError(f"{type(exc).__name__}: {exc}") from None
 
 
-def loads_work(owner: bytes, job: int, lo: int, hi: int, payload: bytes) -> Work:
-    """Rebuild a stolen work item; a payload that cannot be decoded fails its units."""
+def loads_work(owner: bytes, job: int, lo: int, hi: int, payload: bytes,
+               importing: bool = True) -> Work:
+    """Rebuild a stolen work item; a payload that cannot be decoded fails its units.
+    ``importing=False`` (the comm thread): ``NeedsImport`` if a module must be imported."""
     try:
-        fn, items, kwargs, error = _safe_loads(payload)
+        fn, items, kwargs, error = _safe_loads(payload, importing)
         if len(items) != hi - lo:
             raise PayloadError(f"{len(items)} argument tuples for {hi - lo} units")
         return Work(owner, job, lo, hi, fn, items, lo, kwargs, error)
+    except NeedsImport:
+        raise
     except Exception as exc:
         err = PayloadError(f"the task could not be unpickled on host "
                            f"{socket.gethostname()} (pid {os.getpid()}): {exc}")

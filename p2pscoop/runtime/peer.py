@@ -213,8 +213,9 @@ class Peer:
     def dumps_work(self, work) -> bytes:
         return payload.dumps_work(work)
 
-    def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int):
-        return payload.loads_work(owner, job, lo, hi, data)
+    def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int,
+                   importing: bool = True):
+        return payload.loads_work(owner, job, lo, hi, data, importing)
 
     # -- services for the API ------------------------------------------------------------
 

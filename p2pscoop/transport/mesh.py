@@ -12,7 +12,7 @@ that it is not left waiting behind busy threads once woken (``shorten_slice``).
 
 The owner (``runtime.peer.Peer``) is attached after construction; this module imports
 nothing of the runtime: it calls the owner's ``handle_from_comm(event)``, ``node_tick()``,
-``dumps_work(work)``, ``loads_work(data, owner, job, lo, hi)`` and ``fatal(error)``.
+``dumps_work(work)``, ``loads_work(data, owner, job, lo, hi, importing)`` and ``fatal(error)``.
 
 Rules:
 * Only this thread touches the ROUTER, the DEALERs, the monitor sockets and ``admitted``.
@@ -22,6 +22,8 @@ Rules:
   counted unless it is a HELLO or a REFUSE (which carry no pickle), and so is any frame that
   fails ``messages.decode``: pickled bytes never reach a loader from an unadmitted peer.
 * Sends never block: a peer that stops reading loses messages (counted), it cannot stall us.
+* Nor do imports: a GIVE whose unpickling needs a module not imported yet is decoded by
+  ``decoding.Decoder`` on a thread of its own, so heartbeats go on (``decoding.py``).
 * A DEALER whose connection drops means the peer process is gone: ``Disconnected``.
 * Tunnel mode (``TransportConfig.tunnel``): the origin dials nobody and a worker dials the
   origin only; ``relay.py`` (a mixin of ``Comm``) carries out ``core/tunnel.py``'s routes.
@@ -40,10 +42,10 @@ import zmq
 
 from ..core import messages as M
 from ..core.config import TransportConfig
-from ..core.deque import Work
-from ..core.errors import InternalError, ProtocolError, SecurityError
+from ..core.errors import InternalError, NeedsImport, ProtocolError, SecurityError
 from ..core.events import Disconnected, Received, Tick, Unshippable
 from ..core import tunnel as T
+from .decoding import Decoder, placeholder
 from .relay import RelayMixin
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -176,6 +178,7 @@ class Comm(RelayMixin):
         self.admitted: set[bytes] = set()
         self.departed: dict[bytes, None] = {}  # dropped after admission (bounded, ordered)
         self.late_frames = 0  # frames from departed peers, dropped quietly
+        self.decoder = Decoder(self)  # GIVEs that need an import (``decoding.py``)
         self.bad_frames = 0
         self._logged: set[str] = set()  # fixed keys only: bounded
         self._bad_kinds: dict[str, int] = {}
@@ -200,6 +203,7 @@ class Comm(RelayMixin):
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop = True
+        self.decoder.stop()
         self.poke()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -461,9 +465,15 @@ class Comm(RelayMixin):
             if LOGGER.isEnabledFor(logging.DEBUG):
                 LOGGER.debug("steal %d answered by %s: %d unit(s)", msg.req, ident.hex()[:8],
                              sum(hi - lo for _, _, lo, hi, _ in msg.works))
-            works = M.read_give(msg, self.peer.loads_work,
-                                lambda owner, job, lo, hi: Work(owner, job, lo, hi, None, None))
+            try:
+                works = M.read_give(msg, self._loads_imported, placeholder)
+            except NeedsImport as exc:  # an import may take seconds: not on this thread
+                self.decoder.defer(ident, msg, str(exc))
+                return
         self.peer.handle_from_comm(Received(ident, msg, works))
+
+    def _loads_imported(self, data: bytes, owner: bytes, job: int, lo: int, hi: int):
+        return self.peer.loads_work(data, owner, job, lo, hi, importing=False)
 
     def count_bad(self, kind: str, text: str) -> None:
         """Count a rejected frame; log the first of each kind (and later every 1000th)."""

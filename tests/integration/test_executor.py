@@ -275,9 +275,15 @@ def test_shutdown_cancel_futures_cancels_what_has_not_started(own, tmp_path):
     wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
     queued = [ex2.submit(identity, i) for i in range(5)]
     ex2.shutdown(wait=False, cancel_futures=True)
-    assert all(f.cancelled() for f in queued)
+    # What is queued here is cancelled. The worker asked for work as it started its blocker
+    # (before running dry) and may have been given a share of these: leased, they may run
+    # there, so they are not cancelled (cancel() is True only for a call that will not run)
+    # and they complete. The pushed share is at most half: most stay and are cancelled.
+    cancelled = [f for f in queued if f.cancelled()]
+    assert len(cancelled) >= 3
     gate.open()
     assert [b.result(timeout=LONG) for b in blockers] == ["released", "released"]
+    assert all(f.result(timeout=LONG) == i for i, f in enumerate(queued) if f not in cancelled)
     ex2.shutdown(wait=True)
     assert ex2.peer.closed
 
