@@ -10,6 +10,9 @@ Each runs serially (``python prog.py``: ``futures.map`` falls back to the builti
 of fame, logbook), since the fitnesses are deterministic and all randomness is the origin's
 or seeded per task.
 
+DEAP's own ``onemax_island_scoop.py`` (``deap/upstream/``, byte for byte) runs too, in every
+topology.
+
 Under ``python -m p2pscoop``, ``import scoop`` is p2pscoop's own (``p2pscoop.compat``). The
 serial reference run needs some ``scoop`` outside any launcher, where ``futures.map`` is the
 builtin: a stand-in package written to a scratch directory (``scoop_stand_in``), so the tests
@@ -154,3 +157,25 @@ def test_island_with_nested_maps_as_in_deaps_example(tmp_path):
     assert len(got["hof"]) == 3
     first_epoch_max = float(got["logbook"].splitlines()[1].split()[-1])
     assert got["best"][0] >= first_epoch_max
+
+
+UPSTREAM = PROGRAMS / "upstream" / "onemax_island_scoop.py"  # DEAP's file, byte for byte
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("mode", ["local", "broker", "tunnel"])
+def test_deaps_own_island_example_runs_unmodified(mode, tmp_path):
+    """DEAP's ``examples/ga/onemax_island_scoop.py`` as DEAP ships it (5 islands of 300,
+    40 generations, ``futures.map`` of ``eaSimple`` whose own map is ``futures.map`` too):
+    it prints nothing, so the run must end with status 0, no traceback, and the worker
+    must have run a share of the units (its closing log line)."""
+    from conftest import MODES
+
+    argv = [sys.executable, "-m", "p2pscoop", "-n", "2", "-v", *MODES[mode], str(UPSTREAM)]
+    status, out, err = run(argv, tmp_path, [])
+    assert status == 0 and "Traceback" not in err, f"stdout:\n{out}\nstderr:\n{err}"
+    ran = [int(line.split(" ran ")[1].split()[0]) for line in err.splitlines()
+           if line.startswith("p2pscoop[w1]") and " ran " in line]
+    assert ran and ran[0] > 0, err
+
