@@ -329,7 +329,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def pid_of(_):
+def pid_meeting_another(i, where):
+    """Record this process, then wait (bounded) until another process recorded itself: so a
+    map of these cannot all run on one peer, whatever the timing."""
+    import time
+
+    Path(where, str(os.getpid())).touch()
+    deadline = time.monotonic() + LONG
+    while len(os.listdir(where)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     return os.getpid()
 
 
@@ -352,7 +360,9 @@ def test_an_executor_serves_a_clusters_node(own, tmp_path):
                                nodes=[address], listen="127.0.0.1", zeroconf=False,
                                by_value=[str(HERE)]) as ex3:
             wait_until(lambda: ex3.peer.size == 3)
-            pids = set(ex3.map(pid_of, range(400)))
+            meeting = tmp_path / "pids"
+            meeting.mkdir()
+            pids = set(ex3.map(pid_meeting_another, range(40), [str(meeting)] * 40))
             assert ex3.submit(lambda: "by value").result(timeout=LONG) == "by value"
         assert len(pids) > 1  # the node's peers ran some
     finally:
