@@ -165,6 +165,22 @@ class _MapRun:
             with cond:
                 cond.notify_all()
 
+    def fill_many(self, start: int, outcomes: list) -> None:
+        """The results of ``start, start + 1, ...`` arrived together (a range run here,
+        ``Peer.resolve_range``, under ``resolve_lock``)."""
+        end = start + len(outcomes)
+        self.slots.update(zip(range(start, end), outcomes))
+        if not self.ordered:
+            self.finished.extend(range(start, end))
+        waiter = self.waiter
+        if waiter is not None and (start <= self.want < end or self.want == -1):
+            self.waiter = None
+            wake(waiter, self.peer.scheduler.ready)
+        cond = self.cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
     def _have(self, index: int) -> bool:
         return (index in self.slots) if index >= 0 else bool(self.finished)
 
@@ -209,13 +225,16 @@ class _MapRun:
             raise StopIteration
         if self.ordered:
             index = self.consumed
-            self._wait(index)
+            if index not in self.slots:  # (only the consumer takes from slots)
+                self._wait(index)
         else:
-            self._wait(-1)
+            if not self.finished:
+                self._wait(-1)
             index = self.finished.popleft()
         ok, value = self.slots.pop(index)
         self.consumed += 1
-        self._top_up()
+        if not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
+            self._top_up()
         if not ok:
             raise value
         return value

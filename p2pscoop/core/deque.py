@@ -127,6 +127,20 @@ class WorkDeque:
             return work, index
         return None
 
+    def take_next(self, work: Work, n: int) -> int:
+        """Take up to ``n`` more units of ``work``, right after the unit ``pop_unit`` just
+        took, if ``work`` is still the newest item: the lowest ones, as ``n`` pops would.
+        Returns how many were taken (0 if ``work`` is no longer the newest item)."""
+        items = self._items
+        if n <= 0 or not items or items[-1] is not work or work.cancelled:
+            return 0
+        n = min(n, work.hi - work.lo)
+        work.lo += n
+        self.total -= n
+        if work.lo >= work.hi:
+            items.pop()
+        return n
+
     def steal(self, eligible: Callable[[Work], bool], max_items: int,
               max_units: int | None = None) -> list[Work]:
         """Take about half of the eligible units from the oldest end.

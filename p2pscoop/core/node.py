@@ -191,19 +191,101 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
             if state != T.PENDING:
                 continue  # resolved meanwhile (late result after a re-dispatch)
             rec.states[index] = T.RUNNING
-            if self.deque.total or self._steal is not None or not self.peers or (
-                    self.policy.failures or self.policy.denied):
-                return [Run(work, index)]
-            # Ask before running dry: our last queued unit starts, so request more now and
-            # the reply arrives while it runs. Bounded: one request at a time, and only
-            # while the last answer was not a denial (a busy peer never polls the idle).
-            # Never while running another owner's unit: it may be a suspect (its holder
-            # died), which must run on a peer holding nothing else, so that a second
-            # death is blamed on it alone (``leases.py``).
-            out = self._ask(now)
-            self.counters.steals_early += len(out)
+            out = self._ask_early(now)
             out.append(Run(work, index))
             return out
+
+    def _ask_early(self, now: float) -> list:
+        """Ask before running dry: our last queued unit starts, so request more now and
+        the reply arrives while it runs. Bounded: one request at a time, and only while
+        the last answer was not a denial (a busy peer never polls the idle). Never while
+        running another owner's unit (the caller checks): it may be a suspect (its holder
+        died), which must run on a peer holding nothing else, so that a second death is
+        blamed on it alone (``leases.py``)."""
+        if self.deque.total or self._steal is not None or not self.peers or (
+                self.policy.failures or self.policy.denied):
+            return []
+        out = self._ask(now)
+        self.counters.steals_early += len(out)
+        return out
+
+    # -- the local fast paths (called by the scheduler, like ``handle``, under its lock) --
+
+    def pop_job(self, job: int, now: float) -> tuple[Work, list] | None:
+        """Work-first: if the newest queued unit is the only unit of ``job`` (owned here and
+        still PENDING), start it as ``Pop`` would: return its ``Work`` and the commands
+        ``Pop`` would send before its ``Run`` (an early steal request). Otherwise change
+        nothing and return None. A caller about to wait for that job's future runs it in
+        place instead of parking, and reports it with ``finish_range``."""
+        work = self.deque.peek()
+        if (work is None or work.job != job or work.owner != self.me
+                or work.hi - work.lo != 1 or work.error is not None):
+            return None
+        rec = self.jobs.get(job)
+        if rec is None or rec.states.get(work.lo) != T.PENDING:
+            return None
+        rec.states[work.lo] = T.RUNNING
+        self.deque.pop_unit()  # that very unit: ``peek`` and ``pop_unit`` agree
+        out = self._ask_early(now)
+        if self.leaving:
+            out = [c for c in out if type(c) not in _SENDS]
+        return work, out
+
+    def claim_next(self, work: Work, start: int, limit: int, now: float) -> tuple[int, list]:
+        """Run a range: ``Pop`` just returned unit ``start - 1`` of ``work`` (owned here);
+        claim up to ``limit`` more of its units ``[start, end)``, as that many ``Pop`` calls
+        would, while they are consecutive and PENDING and ``work`` is the newest item.
+        They become RUNNING (one transition each, no command each). Returns ``(end,
+        commands)``: an early steal request if the claim emptied the deque (as ``Pop``).
+        The units claimed are no longer stealable: the caller keeps ``limit`` small enough
+        that running them takes a fraction of a millisecond."""
+        if work.owner != self.me or work.lo != start or work.error is not None:
+            return start, []
+        rec = self.jobs.get(work.job)
+        if rec is None:
+            return start, []
+        states = rec.states
+        end = start
+        hi = min(work.hi, start + limit)
+        while end < hi and states.get(end) == T.PENDING:
+            end += 1
+        end = start + self.deque.take_next(work, end - start)
+        for i in range(start, end):
+            states[i] = T.RUNNING
+        if end == start:
+            return start, []
+        out = self._ask_early(now)
+        if self.leaving:
+            out = [c for c in out if type(c) not in _SENDS]
+        return end, out
+
+    def finish_range(self, job: int, lo: int, hi: int) -> list[int] | None:
+        """The local runs of units ``[lo, hi)`` of a job owned here ended (a range taken by
+        ``Pop`` and ``claim_next``): each RUNNING unit is DONE, as ``Finished`` would make
+        it, without a ``Resolve`` each. Returns ``None`` if every unit is resolved by this
+        (the caller delivers all the outcomes), else the list of those that are; the others
+        had a result from another peer already (a re-dispatch): duplicates, counted."""
+        rec = self.jobs.get(job)
+        if rec is None:
+            self.counters.duplicates += hi - lo
+            return []
+        states = rec.states
+        holders = rec.holders
+        won: list[int] | None = None
+        for i in range(lo, hi):
+            if states.get(i) == T.RUNNING:  # (RUNNING, FINISH) -> DONE
+                del states[i]
+                if holders:
+                    holders.pop(i, None)
+                if won is not None:
+                    won.append(i)
+            else:  # resolved by a result meanwhile: (DONE, FINISH) is a duplicate
+                self.counters.duplicates += 1
+                if won is None:
+                    won = list(range(lo, i))
+        if not states:
+            del self.jobs[job]
+        return won
 
     def _on_Finished(self, ev: Finished, now: float) -> list:
         if ev.owner == self.me:
