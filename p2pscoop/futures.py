@@ -88,8 +88,11 @@ def _take_timeout(fname: str, kwargs: dict, stacklevel: int = 3) -> float | None
 def submit(func: Callable, *args, **kwargs) -> Future:
     """Run ``func(*args, **kwargs)`` on some peer; return its ``Future`` at once.
 
-    Raises ``PayloadError`` now, and sends nothing, if the function or an argument could
-    not be pickled (another peer might have to run it).
+    Raises ``PayloadError`` now, and sends nothing, if the function could not be pickled
+    (another peer might have to run it). The arguments are pickled only if the task
+    leaves this peer: if they cannot be, its future fails with ``PayloadError`` naming the
+    argument; a task that runs here is never pickled. Without a runtime (serial mode),
+    arguments are checked at once, so a serial run fails where a parallel one could.
     """
     stop_if_importing("futures.submit")
     peer = context.current()

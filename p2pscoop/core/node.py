@@ -211,21 +211,22 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
 
     # -- the local fast paths (called by the scheduler, like ``handle``, under its lock) --
 
-    def pop_job(self, job: int, now: float) -> tuple[Work, list] | None:
-        """Work-first: if the newest queued unit is the only unit of ``job`` (owned here and
-        still PENDING), start it as ``Pop`` would: return its ``Work`` and the commands
-        ``Pop`` would send before its ``Run`` (an early steal request). Otherwise change
-        nothing and return None. A caller about to wait for that job's future runs it in
-        place instead of parking, and reports it with ``finish_range``."""
-        work = self.deque.peek()
-        if (work is None or work.job != job or work.owner != self.me
-                or work.hi - work.lo != 1 or work.error is not None):
-            return None
+    def pop_job(self, job: int, now: float, depth: int = 8) -> tuple[Work, list] | None:
+        """Work-first: if the only unit of ``job`` (owned here, still PENDING) is queued
+        among the ``depth`` newest items, start it as ``Pop`` would: return its ``Work`` and
+        the commands ``Pop`` would send before its ``Run`` (an early steal request).
+        Otherwise change nothing and return None. A caller about to wait for that job's
+        future runs it in place instead of parking, and reports it with ``finish_range``.
+        Taking it ahead of newer items changes no outcome: its caller waits for it first,
+        and the newer ones stay queued (stealable, or run next)."""
         rec = self.jobs.get(job)
-        if rec is None or rec.states.get(work.lo) != T.PENDING:
+        if rec is None or rec.states.get(0) != T.PENDING or len(rec.states) != 1:
             return None
-        rec.states[work.lo] = T.RUNNING
-        self.deque.pop_unit()  # that very unit: ``peek`` and ``pop_unit`` agree
+        work = self.deque.take_job(self.me, job, depth)
+        if work is None:  # (work of ours never carries a decoding ``error``)
+            return None
+        work.lo = work.hi  # taken: the unit is no longer in the deque
+        rec.states[0] = T.RUNNING
         out = self._ask_early(now)
         if self.leaving:
             out = [c for c in out if type(c) not in _SENDS]
@@ -363,6 +364,14 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
     def _on_Unshippable(self, ev: Unshippable, now: float) -> list:
         out: list = [Wake()]
         for work in ev.works:
+            if work.owner == self.me and work.error is not None:
+                # Ours, and it cannot travel (the shell says why in ``error``: arguments
+                # are checked only when they leave, ``payload.ship_error``): its units
+                # fail with that error, as a result would resolve them.
+                for i in range(work.lo, work.hi):
+                    out.extend(self._resolve_local(work.job, i, T.RESULT, M.FAILED,
+                                                   work.error, False))
+                continue
             work.stealable = False
             if work.owner == self.me:
                 self._set_range(work, T.RECLAIM)

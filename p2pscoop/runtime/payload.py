@@ -9,7 +9,11 @@ get here).
 
 Failures never escape as crashes:
 
-* ``check_submittable`` raises ``PayloadError`` at ``submit`` time, before anything is sent;
+* ``check_callable`` raises ``PayloadError`` at ``submit`` time if the function cannot
+  travel, and ``check_args`` at ``map`` time for an element; a submitted unit's arguments
+  are pickled only if it leaves its peer: if they cannot be, ``ship_error`` is the
+  ``PayloadError`` its future fails with (a unit that runs where it was submitted is
+  never pickled at all);
 * a work that cannot be decoded becomes a work whose units all fail with ``PayloadError``;
 * a result that cannot be pickled becomes a ``PayloadError`` result, and one that cannot be
   unpickled becomes a ``PayloadError`` on the owner's future.
@@ -141,6 +145,13 @@ def _try_pickle(obj: Any) -> None:
 
 def check_submittable(fn: Any, args: tuple, kwargs: dict) -> None:
     """Raise ``PayloadError`` if ``fn``, ``args`` or ``kwargs`` could not travel to a peer."""
+    check_callable(fn)
+    check_args(args, kwargs)
+
+
+def check_callable(fn: Any) -> None:
+    """Raise ``TypeError`` if ``fn`` is not callable, ``PayloadError`` if it could not
+    travel to a peer (checked once per function object: the answer is cached)."""
     if not callable(fn):
         raise TypeError(f"submit() needs a callable, got {_describe(fn)}")
     key = id(fn)
@@ -153,7 +164,6 @@ def check_submittable(fn: Any, args: tuple, kwargs: dict) -> None:
         if len(_checked_callables) > 4096:
             _checked_callables.clear()
         _checked_callables[key] = fn
-    check_args(args, kwargs)
 
 
 def check_args(args: tuple, kwargs: dict | None = None) -> None:
@@ -211,6 +221,20 @@ def dumps_work(work: Work) -> bytes:
         _register_local_modules()
     items = work.items[work.lo - work.base:work.hi - work.base]
     return dumps((work.fn, items, work.kwargs, work.error))
+
+
+def ship_error(work: Work, exc: BaseException) -> PayloadError:
+    """The error for the units of ``work`` (owned here) when ``dumps_work`` failed with
+    ``exc``: the message of ``check_args`` for the first argument that cannot be pickled
+    (submit checks arguments only when a unit leaves its peer), else ``exc``'s."""
+    try:
+        check_callable(work.fn)
+        for args in work.items[work.lo - work.base:work.hi - work.base]:
+            check_args(args, work.kwargs)
+    except PayloadError as err:
+        return err
+    return PayloadError(f"the task cannot be pickled, so no peer could run it: "
+                        f"{type(exc).__name__}: {exc}")
 
 
 def _safe_loads(data: bytes) -> Any:

@@ -237,7 +237,14 @@ class Peer:
                 del self.targets[job]
 
     def dumps_work(self, work) -> bytes:
-        return payload.dumps_work(work)
+        """Pickle a work item for a thief (comm thread). If one of ours cannot be, its
+        ``error`` says why: ``NodeState`` (``Unshippable``) fails its units with it."""
+        try:
+            return payload.dumps_work(work)
+        except Exception as exc:
+            if work.owner == self.me and work.error is None:
+                work.error = payload.ship_error(work, exc)
+            raise
 
     def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int):
         return payload.loads_work(owner, job, lo, hi, data)
@@ -245,7 +252,9 @@ class Peer:
     # -- services for the API ------------------------------------------------------------
 
     def submit(self, fn, args: tuple, kwargs: dict) -> Future:
-        payload.check_submittable(fn, args, kwargs)
+        """Submit one unit. The function is checked now; its arguments only if the unit
+        leaves this peer (``dumps_work``): a unit run here is never pickled."""
+        payload.check_callable(fn)
         node = self.node
         with self.lock:
             work = node.new_job(fn, [args], kwargs)

@@ -227,11 +227,13 @@ class Scheduler:
         if cmds:  # a steal request sent before the unit runs
             peer.execute_all(cmds)
         self.units_run += 1
-        index = work.hi - 1
+        index = work.hi - 1  # (the job's only unit: 0)
         fn = work.fn
         glet.p2pscoop_inline = depth + 1
         started = time.perf_counter()
         try:
+            if work.error is not None:
+                raise work.error
             value = fn(*work.items[index - work.base], **work.kwargs)
             ok = True
         except BaseException as exc:  # as in _run_one
