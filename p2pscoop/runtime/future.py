@@ -73,7 +73,8 @@ _CANCELLED = "CANCELLED"
 _NOTIFIED = "CANCELLED_AND_NOTIFIED"
 DONE_STATES = (_FINISHED, _NOTIFIED)  # "done" for wait() and as_completed(), as the stdlib's
 _OVER = (_FINISHED, _CANCELLED, _NOTIFIED)  # result() returns or raises at once
-_SHARED_CONDITION = threading.Condition()
+_SHARED_LOCK = threading.RLock()
+_SHARED_CONDITION = threading.Condition(_SHARED_LOCK)
 
 
 class _Waiters(list):
@@ -221,7 +222,7 @@ class Future(cf.Future):
     def _complete(self, ok: bool, value: Any) -> None:
         """The task's outcome arrived: ``set_result``/``set_exception`` as the stdlib's (its
         waiters, condition and callbacks), in one step; first outcome wins."""
-        with self._condition:
+        with _SHARED_LOCK:  # (the lock of ``self._condition``, taken without its wrapper)
             if self._state != _PENDING:
                 return  # cancelled meanwhile
             if ok:
@@ -235,8 +236,8 @@ class Future(cf.Future):
                         waiter.add_result(self)
                     else:
                         waiter.add_exception(self)
-            if self._condition._waiters:  # a thread blocked in _block or the stdlib's
-                self._condition.notify_all()
+            if _SHARED_CONDITION._waiters:  # a thread blocked in ``_block``
+                _SHARED_CONDITION.notify_all()
         if self._done_callbacks:
             self._invoke_callbacks()
         self._wake()
