@@ -233,15 +233,18 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
         return work, out
 
     def claim_next(self, work: Work, start: int, limit: int, now: float) -> tuple[int, list]:
-        """Run a range: ``Pop`` just returned unit ``start - 1`` of ``work`` (owned here);
-        claim up to ``limit`` more of its units ``[start, end)``, as that many ``Pop`` calls
-        would, while they are consecutive and PENDING and ``work`` is the newest item.
-        They become RUNNING (one transition each, no command each). Returns ``(end,
+        """Run a range: ``Pop`` just returned unit ``start - 1`` of ``work``; claim up to
+        ``limit`` more of its units ``[start, end)``, as that many ``Pop`` calls would,
+        while ``work`` is the newest item and, if it is owned here, they are consecutive and
+        PENDING: they become RUNNING (one transition each, no command each; another
+        owner's units are reported one by one with ``Finished``). Returns ``(end,
         commands)``: an early steal request if the claim emptied the deque (as ``Pop``).
         The units claimed are no longer stealable: the caller keeps ``limit`` small enough
         that running them takes a fraction of a millisecond."""
-        if work.owner != self.me or work.lo != start or work.error is not None:
+        if work.lo != start or work.error is not None:
             return start, []
+        if work.owner != self.me:  # another owner's: it tracks the states (``Finished``)
+            return start + self.deque.take_next(work, min(limit, work.hi - start)), []
         rec = self.jobs.get(work.job)
         if rec is None:
             return start, []

@@ -184,7 +184,7 @@ class Scheduler:
         inbox = self.inbox
         monotonic = time.monotonic
         while True:
-            if work.hi > index + 1 and work.owner == me and not self._timers:
+            if work.hi > index + 1 and not self._timers:
                 self._run_range(work, index)
             else:
                 self._run_one(work, index)
@@ -277,10 +277,11 @@ class Scheduler:
             peer.execute_all(cmds)
 
     def _run_range(self, work, index: int) -> None:
-        """Run unit ``index`` of a map owned here and, if the function is known to be
-        quick, the next units of its range with it, in a tight loop: claimed together
-        (``NodeState.claim_next``), resolved together (``Peer.resolve_range``), each with
-        its own outcome. At most ``RANGE_BUDGET`` seconds of work (by the function's
+        """Run unit ``index`` of a map and, if the function is known to be quick, the next
+        units of its range with it, in a tight loop: claimed together
+        (``NodeState.claim_next``) and, if the map is ours, resolved together
+        (``Peer.resolve_range``), each with its own outcome (another owner's: one
+        ``Finished`` each, under one lock). At most ``RANGE_BUDGET`` seconds of work (by the function's
         recent longest run here) is claimed at once, so thieves still find work."""
         length = self._lengths.get(id(work.fn))
         if length is None or length * 2 > RANGE_BUDGET:
@@ -297,6 +298,7 @@ class Scheduler:
             return
         self.units_run += end - index - 1
         fn, kwargs, items, base = work.fn, work.kwargs, work.items, work.base
+        mine = work.owner == peer.me
         outcomes: list = []
         add = outcomes.append
         started = time.perf_counter()
@@ -307,8 +309,18 @@ class Scheduler:
                 if isinstance(exc, greenlet.GreenletExit) or (
                         isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
                     raise
-                add((False, exc))
+                add((False, exc if mine else payload.envelope(exc)))
+        now = time.monotonic()
         self._record_length(fn, (time.perf_counter() - started) / (end - index))
-        with peer.lock:
-            won = peer.node.finish_range(work.job, index, end)
-        peer.resolve_range(work.job, index, outcomes, won)
+        if mine:
+            with peer.lock:
+                won = peer.node.finish_range(work.job, index, end)
+            peer.resolve_range(work.job, index, outcomes, won)
+            return
+        cmds: list = []
+        owner, job, handle = work.owner, work.job, peer.node.handle
+        with peer.lock:  # another owner's units: each result goes to it (batched there)
+            for i, (ok, value) in enumerate(outcomes, index):
+                cmds += handle(Finished(owner, job, i, OK if ok else RAISED, value), now)
+        if cmds:
+            peer.execute_all(cmds)

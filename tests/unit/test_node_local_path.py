@@ -8,7 +8,7 @@ Same shape as ``test_node.py``: a node, events with an explicit ``now``, the exa
 import random
 
 from p2pscoop.core import task as T
-from p2pscoop.core.deque import WorkDeque
+from p2pscoop.core.deque import Work, WorkDeque
 from p2pscoop.core.errors import PayloadError
 from p2pscoop.core.messages import FAILED, Give, Steal
 from p2pscoop.core.node import (Finished, NodeState, PeerUp, Pop, Received, Resolve, Run,
@@ -155,3 +155,13 @@ def test_unshippable_work_of_ours_with_an_error_fails_its_units():
     assert w.job not in n.jobs and n.deque.total == 0
     assert n.handle(Finished(ME, w.job, 0, FAILED, err), 0.0) == []  # nothing left
     assert n.handle(Received(P1, Steal(2)), 0.0) == [SendMsg(P1, Give(2, []))]
+
+
+def test_claim_next_of_another_owners_range_takes_units_without_states():
+    n = make_node(P1)
+    w = Work(P1, 7, 0, 6, abs, [(i,) for i in range(6)])
+    n.deque.push(w)  # (as a GIVE leaves it)
+    assert n.handle(Pop(), 0.0) == [Run(w, 0)]
+    assert n.claim_next(w, 1, 3, 0.0) == (4, [])  # no early request for another's work
+    assert n.deque.total == 2 and spans(n.deque) == [(7, 4, 6)]
+    assert n.jobs == {}
