@@ -25,7 +25,8 @@ Who is a peer is decided by ``membership.py`` (handshake, heartbeats, deaths), w
 class owns and turns into ``PeerUp``/``PeerDown`` for the scheduling half; what happens to
 the units of a peer that dies, leaves or never confirms a MOVED is in ``leases.py`` (a
 mixin of this class); whom surplus work goes to unasked is in ``lifelines.py`` (another
-mixin). Constants travel before work: a thief is sent every constant it may
+mixin); the scheduler's fast paths for work that stays here (a map range claimed at once,
+work-first ``result()``) are in ``local.py`` (a third). Constants travel before work: a thief is sent every constant it may
 not know before the GIVE (``_consts_for``).
 
 Latency: a peer asks for work when it goes idle (``Idle``) and also, bounded to one
@@ -64,12 +65,13 @@ from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finis
 from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
+from .local import LocalPathMixin
 from .membership import Identity, Membership, pins_of
 from .messages import OK, Hint, Moved, Results, Steal
 from .policy import StealPolicy
 
 
-class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
+class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -208,88 +210,6 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
         out = self._ask(now)
         self.counters.steals_early += len(out)
         return out
-
-    # -- the local fast paths (called by the scheduler, like ``handle``, under its lock) --
-
-    def pop_job(self, job: int, now: float, depth: int = 8) -> tuple[Work, list] | None:
-        """Work-first: if the only unit of ``job`` (owned here, still PENDING) is queued
-        among the ``depth`` newest items, start it as ``Pop`` would: return its ``Work`` and
-        the commands ``Pop`` would send before its ``Run`` (an early steal request).
-        Otherwise change nothing and return None. A caller about to wait for that job's
-        future runs it in place instead of parking, and reports it with ``finish_range``.
-        Taking it ahead of newer items changes no outcome: its caller waits for it first,
-        and the newer ones stay queued (stealable, or run next)."""
-        rec = self.jobs.get(job)
-        if rec is None or rec.states.get(0) != T.PENDING or len(rec.states) != 1:
-            return None
-        work = self.deque.take_job(self.me, job, depth)
-        if work is None:  # (work of ours never carries a decoding ``error``)
-            return None
-        work.lo = work.hi  # taken: the unit is no longer in the deque
-        rec.states[0] = T.RUNNING
-        out = self._ask_early(now)
-        if self.leaving:
-            out = [c for c in out if type(c) not in _SENDS]
-        return work, out
-
-    def claim_next(self, work: Work, start: int, limit: int, now: float) -> tuple[int, list]:
-        """Run a range: ``Pop`` just returned unit ``start - 1`` of ``work``; claim up to
-        ``limit`` more of its units ``[start, end)``, as that many ``Pop`` calls would,
-        while ``work`` is the newest item and, if it is owned here, they are consecutive and
-        PENDING: they become RUNNING (one transition each, no command each; another
-        owner's units are reported one by one with ``Finished``). Returns ``(end,
-        commands)``: an early steal request if the claim emptied the deque (as ``Pop``).
-        The units claimed are no longer stealable: the caller keeps ``limit`` small enough
-        that running them takes a fraction of a millisecond."""
-        if work.lo != start or work.error is not None:
-            return start, []
-        if work.owner != self.me:  # another owner's: it tracks the states (``Finished``)
-            return start + self.deque.take_next(work, min(limit, work.hi - start)), []
-        rec = self.jobs.get(work.job)
-        if rec is None:
-            return start, []
-        states = rec.states
-        end = start
-        hi = min(work.hi, start + limit)
-        while end < hi and states.get(end) == T.PENDING:
-            end += 1
-        end = start + self.deque.take_next(work, end - start)
-        for i in range(start, end):
-            states[i] = T.RUNNING
-        if end == start:
-            return start, []
-        out = self._ask_early(now)
-        if self.leaving:
-            out = [c for c in out if type(c) not in _SENDS]
-        return end, out
-
-    def finish_range(self, job: int, lo: int, hi: int) -> list[int] | None:
-        """The local runs of units ``[lo, hi)`` of a job owned here ended (a range taken by
-        ``Pop`` and ``claim_next``): each RUNNING unit is DONE, as ``Finished`` would make
-        it, without a ``Resolve`` each. Returns ``None`` if every unit is resolved by this
-        (the caller delivers all the outcomes), else the list of those that are; the others
-        had a result from another peer already (a re-dispatch): duplicates, counted."""
-        rec = self.jobs.get(job)
-        if rec is None:
-            self.counters.duplicates += hi - lo
-            return []
-        states = rec.states
-        holders = rec.holders
-        won: list[int] | None = None
-        for i in range(lo, hi):
-            if states.get(i) == T.RUNNING:  # (RUNNING, FINISH) -> DONE
-                del states[i]
-                if holders:
-                    holders.pop(i, None)
-                if won is not None:
-                    won.append(i)
-            else:  # resolved by a result meanwhile: (DONE, FINISH) is a duplicate
-                self.counters.duplicates += 1
-                if won is None:
-                    won = list(range(lo, i))
-        if not states:
-            del self.jobs[job]
-        return won
 
     def _on_Finished(self, ev: Finished, now: float) -> list:
         if ev.owner == self.me:

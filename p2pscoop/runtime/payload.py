@@ -223,18 +223,18 @@ def dumps_work(work: Work) -> bytes:
     return dumps((work.fn, items, work.kwargs, work.error))
 
 
-def ship_error(work: Work, exc: BaseException) -> PayloadError:
-    """The error for the units of ``work`` (owned here) when ``dumps_work`` failed with
-    ``exc``: the message of ``check_args`` for the first argument that cannot be pickled
-    (submit checks arguments only when a unit leaves its peer), else ``exc``'s."""
+def ship_error(work: Work) -> PayloadError | None:
+    """Why the units of ``work`` (owned here) cannot travel, when ``dumps_work`` failed:
+    ``check_args``'s error for the first argument that cannot be pickled (``submit``
+    checks arguments only when a unit leaves its peer), or None if each one pickles
+    alone (the work then stays here and runs here, as any work that cannot travel)."""
     try:
         check_callable(work.fn)
         for args in work.items[work.lo - work.base:work.hi - work.base]:
             check_args(args, work.kwargs)
     except PayloadError as err:
         return err
-    return PayloadError(f"the task cannot be pickled, so no peer could run it: "
-                        f"{type(exc).__name__}: {exc}")
+    return None
 
 
 def _safe_loads(data: bytes) -> Any:

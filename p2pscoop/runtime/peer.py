@@ -237,13 +237,14 @@ class Peer:
                 del self.targets[job]
 
     def dumps_work(self, work) -> bytes:
-        """Pickle a work item for a thief (comm thread). If one of ours cannot be, its
-        ``error`` says why: ``NodeState`` (``Unshippable``) fails its units with it."""
+        """Pickle a work item for a thief (comm thread). If one of ours cannot be because
+        of an argument, its ``error`` says which: ``NodeState`` (``Unshippable``) fails its
+        units with it; otherwise it stays here, pinned, and runs here."""
         try:
             return payload.dumps_work(work)
-        except Exception as exc:
+        except Exception:
             if work.owner == self.me and work.error is None:
-                work.error = payload.ship_error(work, exc)
+                work.error = payload.ship_error(work)
             raise
 
     def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int):

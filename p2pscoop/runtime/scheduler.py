@@ -16,6 +16,13 @@ processes, and nesting depth is unbounded (a parked task costs its greenlet's st
 
 On the origin the user's program runs in the root greenlet; it reaches the hub only when it
 waits for a future, and the hub switches back when that future is done.
+
+Two shortcuts keep a task that stays here cheap (``core/local.py`` holds their node side):
+a unit of a quick function takes the following units of its map range along, run in one
+loop (``_run_range``, at most ``RANGE_BUDGET`` seconds of work claimed at once); and a task
+about to park for a future whose unit is still queued runs that unit in place, in its own
+greenlet (``run_inline``, "work-first"), so a fork-join tree that stays on one peer needs no
+greenlet and no switch per future.
 """
 
 from __future__ import annotations
