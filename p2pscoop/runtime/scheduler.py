@@ -180,13 +180,12 @@ class Scheduler:
         a small task. If a unit parks, the hub takes over and this greenlet continues with
         more units only after that unit has resumed and finished.
 
-        A unit of a map owned here may take the following units of its range along
-        (``_run_range``): one claim and one resolution for the lot.
+        A unit of a map may take the following units of its range along (``_run_range``):
+        one claim and, if the map is ours, one resolution for the lot.
         """
         peer = self.peer
         node = peer.node
         lock = peer.lock
-        me = peer.me
         ready = self.ready
         inbox = self.inbox
         monotonic = time.monotonic
