@@ -89,8 +89,11 @@ def _take_timeout(fname: str, kwargs: dict, stacklevel: int = 3) -> float | None
 def submit(func: Callable, *args, **kwargs) -> Future:
     """Run ``func(*args, **kwargs)`` on some peer; return its ``Future`` at once.
 
-    Raises ``PayloadError`` now, and sends nothing, if the function or an argument could
-    not be pickled (another peer might have to run it).
+    Raises ``PayloadError`` now, and sends nothing, if the function could not be pickled
+    (another peer might have to run it). The arguments are pickled only if the task
+    leaves this peer: if they cannot be, its future fails with ``PayloadError`` naming the
+    argument; a task that runs here is never pickled. Without a runtime (serial mode),
+    arguments are checked at once, so a serial run fails where a parallel one could.
     """
     stop_if_importing("futures.submit")
     peer = context.current()
@@ -166,6 +169,22 @@ class _MapRun:
             with cond:
                 cond.notify_all()
 
+    def fill_many(self, start: int, outcomes: list) -> None:
+        """The results of ``start, start + 1, ...`` arrived together (a range run here,
+        ``Peer.resolve_range``, under ``resolve_lock``)."""
+        end = start + len(outcomes)
+        self.slots.update(zip(range(start, end), outcomes))
+        if not self.ordered:
+            self.finished.extend(range(start, end))
+        waiter = self.waiter
+        if waiter is not None and (start <= self.want < end or self.want == -1):
+            self.waiter = None
+            wake(waiter, self.peer.scheduler.ready)
+        cond = self.cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
     def _have(self, index: int) -> bool:
         return (index in self.slots) if index >= 0 else bool(self.finished)
 
@@ -210,13 +229,16 @@ class _MapRun:
             raise StopIteration
         if self.ordered:
             index = self.consumed
-            self._wait(index)
+            if index not in self.slots:  # (only the consumer takes from slots)
+                self._wait(index)
         else:
-            self._wait(-1)
+            if not self.finished:
+                self._wait(-1)
             index = self.finished.popleft()
         ok, value = self.slots.pop(index)
         self.consumed += 1
-        self._top_up()
+        if not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
+            self._top_up()
         if not ok:
             raise value
         return value

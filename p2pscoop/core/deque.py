@@ -127,6 +127,40 @@ class WorkDeque:
             return work, index
         return None
 
+    def take_job(self, owner: bytes, job: int, depth: int) -> Work | None:
+        """Take the item of a one-unit job if it is among the ``depth`` newest live items
+        (work-first: its owner waits for it right now), or return None."""
+        items = self._items
+        seen = 0
+        for pos in range(len(items) - 1, -1, -1):
+            work = items[pos]
+            if work.cancelled or work.lo >= work.hi:
+                continue
+            if work.job == job and work.owner == owner:
+                if work.hi - work.lo != 1:
+                    return None
+                del items[pos]
+                self.total -= 1
+                return work
+            seen += 1
+            if seen >= depth:
+                return None
+        return None
+
+    def take_next(self, work: Work, n: int) -> int:
+        """Take up to ``n`` more units of ``work``, right after the unit ``pop_unit`` just
+        took, if ``work`` is still the newest item: the lowest ones, as ``n`` pops would.
+        Returns how many were taken (0 if ``work`` is no longer the newest item)."""
+        items = self._items
+        if n <= 0 or not items or items[-1] is not work or work.cancelled:
+            return 0
+        n = min(n, work.hi - work.lo)
+        work.lo += n
+        self.total -= n
+        if work.lo >= work.hi:
+            items.pop()
+        return n
+
     def steal(self, eligible: Callable[[Work], bool], max_items: int,
               max_units: int | None = None) -> list[Work]:
         """Take about half of the eligible units from the oldest end.

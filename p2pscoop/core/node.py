@@ -25,7 +25,8 @@ Who is a peer is decided by ``membership.py`` (handshake, heartbeats, deaths), w
 class owns and turns into ``PeerUp``/``PeerDown`` for the scheduling half; what happens to
 the units of a peer that dies, leaves or never confirms a MOVED is in ``leases.py`` (a
 mixin of this class); whom surplus work goes to unasked is in ``lifelines.py`` (another
-mixin). Constants travel before work: a thief is sent every constant it may
+mixin); the scheduler's fast paths for work that stays here (a map range claimed at once,
+work-first ``result()``) are in ``local.py`` (a third). Constants travel before work: a thief is sent every constant it may
 not know before the GIVE (``_consts_for``).
 
 Latency: a peer asks for work when it goes idle (``Idle``) and also, bounded to one
@@ -64,12 +65,13 @@ from .events import (Bootstrap, Cancel, DefineConst, Disconnected, EndRun, Finis
 from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
+from .local import LocalPathMixin
 from .membership import Identity, Membership, pins_of
 from .messages import OK, Hint, Moved, Results, Steal
 from .policy import StealPolicy
 
 
-class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
+class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -193,19 +195,23 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
             if state != T.PENDING:
                 continue  # resolved meanwhile (late result after a re-dispatch)
             rec.states[index] = T.RUNNING
-            if self.deque.total or self._steal is not None or not self.peers or (
-                    self.policy.failures or self.policy.denied):
-                return [Run(work, index)]
-            # Ask before running dry: our last queued unit starts, so request more now and
-            # the reply arrives while it runs. Bounded: one request at a time, and only
-            # while the last answer was not a denial (a busy peer never polls the idle).
-            # Never while running another owner's unit: it may be a suspect (its holder
-            # died), which must run on a peer holding nothing else, so that a second
-            # death is blamed on it alone (``leases.py``).
-            out = self._ask(now)
-            self.counters.steals_early += len(out)
+            out = self._ask_early(now)
             out.append(Run(work, index))
             return out
+
+    def _ask_early(self, now: float) -> list:
+        """Ask before running dry: our last queued unit starts, so request more now and
+        the reply arrives while it runs. Bounded: one request at a time, and only while
+        the last answer was not a denial (a busy peer never polls the idle). Never while
+        running another owner's unit (the caller checks): it may be a suspect (its holder
+        died), which must run on a peer holding nothing else, so that a second death is
+        blamed on it alone (``leases.py``)."""
+        if self.deque.total or self._steal is not None or not self.peers or (
+                self.policy.failures or self.policy.denied):
+            return []
+        out = self._ask(now)
+        self.counters.steals_early += len(out)
+        return out
 
     def _on_Finished(self, ev: Finished, now: float) -> list:
         if ev.owner == self.me:
@@ -283,6 +289,14 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin):
     def _on_Unshippable(self, ev: Unshippable, now: float) -> list:
         out: list = [Wake()]
         for work in ev.works:
+            if work.owner == self.me and work.error is not None:
+                # Ours, and it cannot travel (the shell says why in ``error``: arguments
+                # are checked only when they leave, ``payload.ship_error``): its units
+                # fail with that error, as a result would resolve them.
+                for i in range(work.lo, work.hi):
+                    out.extend(self._resolve_local(work.job, i, T.RESULT, M.FAILED,
+                                                   work.error, False))
+                continue
             work.stealable = False
             if work.owner == self.me:
                 self._set_range(work, T.RECLAIM)

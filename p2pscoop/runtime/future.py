@@ -73,7 +73,8 @@ _CANCELLED = "CANCELLED"
 _NOTIFIED = "CANCELLED_AND_NOTIFIED"
 DONE_STATES = (_FINISHED, _NOTIFIED)  # "done" for wait() and as_completed(), as the stdlib's
 _OVER = (_FINISHED, _CANCELLED, _NOTIFIED)  # result() returns or raises at once
-_SHARED_CONDITION = threading.Condition()
+_SHARED_LOCK = threading.RLock()
+_SHARED_CONDITION = threading.Condition(_SHARED_LOCK)
 
 
 class _Waiters(list):
@@ -114,7 +115,7 @@ class Future(cf.Future):
             timeout = None  # SCOOP's spelling of "no limit"
         deadline = None if timeout is None else time.monotonic() + timeout
         peer = self._peer or context.current()
-        if peer is None or peer.closed or threading.current_thread() is not peer.main_thread:
+        if peer is None or peer.closed or threading.get_ident() != peer.main_ident:
             ensure_completer(peer)
             self._block(deadline)
             return
@@ -123,6 +124,9 @@ class Future(cf.Future):
 
             raise InternalError(f"p2pscoop's comm thread failed ({peer.fatal_error}); "
                                 f"please file a bug") from peer.fatal_error
+        if deadline is None and self._job is not None and (
+                peer.scheduler.run_inline(self._job) and self._state in _OVER):
+            return  # work-first: its unit was next, it ran here (scheduler.run_inline)
         with peer.resolve_lock:
             peer.poll_inbox()
             if self._state in _OVER or (deadline is not None
@@ -145,7 +149,11 @@ class Future(cf.Future):
                 self._condition.wait(left)
 
     def result(self, timeout: float | None = None) -> Any:
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # the fast path of a value (set before the state)
         self._await(timeout)
+        if self._state == _FINISHED and self._exception is None:
+            return self._result
         if not self.done():
             raise cf.TimeoutError(f"the task did not finish within {timeout} s")
         return super().result(timeout=0)
@@ -212,12 +220,27 @@ class Future(cf.Future):
         return running
 
     def _complete(self, ok: bool, value: Any) -> None:
-        if self._state != _PENDING:
-            return  # cancelled meanwhile: first outcome wins
-        if ok:
-            self.set_result(value)
-        else:
-            self.set_exception(value)
+        """The task's outcome arrived: ``set_result``/``set_exception`` as the stdlib's (its
+        waiters, condition and callbacks), in one step; first outcome wins."""
+        with _SHARED_LOCK:  # (the lock of ``self._condition``, taken without its wrapper)
+            if self._state != _PENDING:
+                return  # cancelled meanwhile
+            if ok:
+                self._result = value
+            else:
+                self._exception = value
+            self._state = _FINISHED
+            if self._waiters:
+                for waiter in self._waiters:
+                    if ok:
+                        waiter.add_result(self)
+                    else:
+                        waiter.add_exception(self)
+            if _SHARED_CONDITION._waiters:  # a thread blocked in ``_block``
+                _SHARED_CONDITION.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()
+        self._wake()
 
     def _wake(self) -> None:
         """Wake what is parked on this future, from whichever thread completed it."""
@@ -226,7 +249,7 @@ class Future(cf.Future):
         peer = self._peer or context.current()
         if peer is None:
             return
-        if threading.current_thread() is peer.main_thread:
+        if threading.get_ident() == peer.main_ident:
             self._notify(peer.scheduler.ready)
         else:  # another thread: through the inbox, so only the main thread wakes tasks
             peer.post_main(functools.partial(self._notify, peer.scheduler.ready))

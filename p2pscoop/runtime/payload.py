@@ -9,7 +9,11 @@ get here).
 
 Failures never escape as crashes:
 
-* ``check_submittable`` raises ``PayloadError`` at ``submit`` time, before anything is sent;
+* ``check_callable`` raises ``PayloadError`` at ``submit`` time if the function cannot
+  travel, and ``check_args`` at ``map`` time for an element; a submitted unit's arguments
+  are pickled only if it leaves its peer: if they cannot be, ``ship_error`` is the
+  ``PayloadError`` its future fails with (a unit that runs where it was submitted is
+  never pickled at all);
 * a work that cannot be decoded becomes a work whose units all fail with ``PayloadError``;
 * a result that cannot be pickled becomes a ``PayloadError`` result, and one that cannot be
   unpickled becomes a ``PayloadError`` on the owner's future.
@@ -141,6 +145,13 @@ def _try_pickle(obj: Any) -> None:
 
 def check_submittable(fn: Any, args: tuple, kwargs: dict) -> None:
     """Raise ``PayloadError`` if ``fn``, ``args`` or ``kwargs`` could not travel to a peer."""
+    check_callable(fn)
+    check_args(args, kwargs)
+
+
+def check_callable(fn: Any) -> None:
+    """Raise ``TypeError`` if ``fn`` is not callable, ``PayloadError`` if it could not
+    travel to a peer (checked once per function object: the answer is cached)."""
     if not callable(fn):
         raise TypeError(f"submit() needs a callable, got {_describe(fn)}")
     key = id(fn)
@@ -153,7 +164,6 @@ def check_submittable(fn: Any, args: tuple, kwargs: dict) -> None:
         if len(_checked_callables) > 4096:
             _checked_callables.clear()
         _checked_callables[key] = fn
-    check_args(args, kwargs)
 
 
 def check_args(args: tuple, kwargs: dict | None = None) -> None:
@@ -211,6 +221,20 @@ def dumps_work(work: Work) -> bytes:
         _register_local_modules()
     items = work.items[work.lo - work.base:work.hi - work.base]
     return dumps((work.fn, items, work.kwargs, work.error))
+
+
+def ship_error(work: Work) -> PayloadError | None:
+    """Why the units of ``work`` (owned here) cannot travel, when ``dumps_work`` failed:
+    ``check_args``'s error for the first argument that cannot be pickled (``submit``
+    checks arguments only when a unit leaves its peer), or None if each one pickles
+    alone (the work then stays here and runs here, as any work that cannot travel)."""
+    try:
+        check_callable(work.fn)
+        for args in work.items[work.lo - work.base:work.hi - work.base]:
+            check_args(args, work.kwargs)
+    except PayloadError as err:
+        return err
+    return None
 
 
 class _ImportedOnly(pickle.Unpickler):
@@ -296,6 +320,8 @@ def dumps_result(status: int, value: Any) -> tuple[int, bytes]:
             except Exception:
                 inner = None
             return status, pickle.dumps((inner, type_name, message, tb), protocol=PROTOCOL)
+        if type(value) in _ATOMIC:  # plain pickle makes the same bytes, many times faster
+            return status, pickle.dumps(value, protocol=PROTOCOL)
         return status, dumps(value)
     except Exception as exc:
         err = PayloadError(f"the task's result {_describe(value)} cannot be pickled to "

@@ -88,7 +88,7 @@ class Peer:
         comm.attach(self)
         self.exec_main = PeerExecutor(self, on_comm=False)
         self.exec_comm = PeerExecutor(self, on_comm=True)
-        self.targets: dict[int, Any] = {}  # job -> Future, or (MapWindow, offset)
+        self.targets: dict[int, Any] = {}  # job -> Future, or [map, offset, units to come]
         self.consts: dict[str, Any] = {}
         self._const_futures: dict[str, Future] = {}
         self._const_answers: dict[int, Future] = {}  # DefineConst req -> its verdict
@@ -98,6 +98,7 @@ class Peer:
         self.fatal_error: BaseException | None = None
         self.resolve_lock = threading.RLock()
         self.main_thread = threading.current_thread()  # the thread that runs the hub
+        self.main_ident = self.main_thread.ident  # (kept with it: cheaper to compare)
         self._refusals = 0
         #: telemetry (``telemetry.py``): None when off, the scheduler's one test per unit
         self.recorder = telemetry.attach(self) if config.telemetry else None
@@ -207,11 +208,47 @@ class Peer:
             target._complete(ok, value)
             target._notify(self.scheduler.ready)
         else:
-            window, offset = target
-            window.fill(offset + cmd.index, ok, value)
+            target[0].fill(target[1] + cmd.index, ok, value)
+            target[2] -= 1
+            if not target[2]:  # the job's last unit: forget it
+                del self.targets[cmd.job]
+
+    def resolve_unit(self, job: int, ok: bool, value: Any) -> None:
+        """Deliver the outcome of a submitted unit run here (``Scheduler.run_inline``)."""
+        with self.resolve_lock:
+            fut = self.targets.pop(job, None)
+        if fut is not None:
+            fut._complete(ok, value)  # on the main thread: wakes what is parked on it
+
+    def resolve_range(self, job: int, lo: int, outcomes: list, won: list | None) -> None:
+        """Deliver the outcomes ``(ok, value)`` of units ``lo, lo + 1, ...`` of a map job
+        run here (``Scheduler._run_range``); ``won`` as ``NodeState.finish_range``
+        returns it: ``None`` for all of them, else the units to deliver."""
+        with self.resolve_lock:
+            target = self.targets.get(job)
+            if target is None:
+                return
+            window, offset = target[0], target[1]
+            if won is None:
+                window.fill_many(offset + lo, outcomes)
+                target[2] -= len(outcomes)
+            else:
+                for i in won:
+                    window.fill(offset + i, *outcomes[i - lo])
+                target[2] -= len(won)
+            if not target[2]:  # the job's last unit: forget it
+                del self.targets[job]
 
     def dumps_work(self, work) -> bytes:
-        return payload.dumps_work(work)
+        """Pickle a work item for a thief (comm thread). If one of ours cannot be because
+        of an argument, its ``error`` says which: ``NodeState`` (``Unshippable``) fails its
+        units with it; otherwise it stays here, pinned, and runs here."""
+        try:
+            return payload.dumps_work(work)
+        except Exception:
+            if work.owner == self.me and work.error is None:
+                work.error = payload.ship_error(work)
+            raise
 
     def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int,
                    importing: bool = True):
@@ -220,22 +257,26 @@ class Peer:
     # -- services for the API ------------------------------------------------------------
 
     def submit(self, fn, args: tuple, kwargs: dict) -> Future:
-        payload.check_submittable(fn, args, kwargs)
+        """Submit one unit. The function is checked now; its arguments only if the unit
+        leaves this peer (``dumps_work``): a unit run here is never pickled."""
+        payload.check_callable(fn)
+        node = self.node
         with self.lock:
-            work = self.node.new_job(fn, [args], kwargs)
+            work = node.new_job(fn, [args], kwargs)
             fut = Future(self, work.job)
             self.targets[work.job] = fut
-            cmds = self.node.handle(Submit(work), time.monotonic())
+            cmds = node.handle(Submit(work), time.monotonic())
         if len(cmds) > 1:
             self.execute_all(cmds)
-        self._wake_scheduler()
+        if threading.get_ident() != self.main_ident:
+            self._wake_scheduler()
         return fut
 
     def submit_many(self, fn, items: list, target: Any, offset: int) -> None:
         """Submit one job of many units (a map window); results go to ``target.fill``."""
         with self.lock:
             work = self.node.new_job(fn, items)
-            self.targets[work.job] = (target, offset)
+            self.targets[work.job] = [target, offset, len(items)]  # units to come
             cmds = self.node.handle(Submit(work), time.monotonic())
         if len(cmds) > 1:
             self.execute_all(cmds)
@@ -374,6 +415,7 @@ class Peer:
     def start(self) -> None:
         context.set_current(self)
         self.main_thread = threading.current_thread()
+        self.main_ident = self.main_thread.ident
         # The comm thread must get the GIL quickly while a task computes: CPython hands the
         # GIL to a waiting thread after the switch interval (5 ms by default), and a steal
         # request costs the victim's comm thread at least one such wait (steal_latency.py,

@@ -16,6 +16,13 @@ processes, and nesting depth is unbounded (a parked task costs its greenlet's st
 
 On the origin the user's program runs in the root greenlet; it reaches the hub only when it
 waits for a future, and the hub switches back when that future is done.
+
+Two shortcuts keep a task that stays here cheap (``core/local.py`` holds their node side):
+a unit of a quick function takes the following units of its map range along, run in one
+loop (``_run_range``, at most ``RANGE_BUDGET`` seconds of work claimed at once); and a task
+about to park for a future whose unit is still queued runs that unit in place, in its own
+greenlet (``run_inline``, "work-first"), so a fork-join tree that stays on one peer needs no
+greenlet and no switch per future.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ from ..core.node import Finished, Idle, Pop, Run
 from . import payload, switch
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
+
+#: a range of a map run in one go (``Scheduler._run_range``): at most this many seconds of
+#: work by the function's recent longest run here, and at most this many units
+RANGE_BUDGET = 0.0002
+RANGE_MAX = 256
+#: how deep work-first runs (``Scheduler.run_inline``) may nest in one greenlet
+INLINE_DEPTH = 24
 
 
 class Scheduler:
@@ -169,44 +183,23 @@ class Scheduler:
         is waiting: creating a greenlet and switching twice per unit is the largest cost of
         a small task. If a unit parks, the hub takes over and this greenlet continues with
         more units only after that unit has resumed and finished.
+
+        A unit of a map may take the following units of its range along (``_run_range``):
+        one claim and, if the map is ours, one resolution for the lot.
         """
         peer = self.peer
         node = peer.node
         lock = peer.lock
-        me = peer.me
         ready = self.ready
         inbox = self.inbox
         monotonic = time.monotonic
-        perf = time.perf_counter
-        rec = peer.recorder
         while True:
-            t0 = rec.begin(work.fn) if rec is not None else 0.0
-            started = perf()
-            try:
-                if work.error is not None:
-                    status, value = FAILED, work.error
-                else:
-                    value = work.fn(*work.args_of(index), **work.kwargs)
-                    status = OK
-            except BaseException as exc:
-                # Everything a task raises is its outcome, SystemExit and KeyboardInterrupt
-                # included, except a greenlet being killed and, on the origin, Ctrl-C
-                # (workers ignore SIGINT, so a KeyboardInterrupt there is the task's own).
-                if isinstance(exc, greenlet.GreenletExit) or (
-                        isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
-                    raise
-                status = RAISED
-                value = exc if work.owner == me else payload.envelope(exc)
-            now = monotonic()
-            self._record_length(work.fn, perf() - started)
-            if rec is not None:
-                rec.end(work, t0)
-            with lock:
-                cmds = node.handle(Finished(work.owner, work.job, index, status, value), now)
-            if cmds:
-                peer.execute_all(cmds)
+            if work.hi > index + 1 and not self._timers:
+                self._run_range(work, index)
+            else:
+                self._run_one(work, index)
             if ready or inbox or self.stopping or (self._timers and
-                                                   not self._may_start_next(now)):
+                                                   not self._may_start_next(monotonic())):
                 return
             with lock:
                 cmds = node.handle(Pop(), monotonic())
@@ -217,3 +210,139 @@ class Scheduler:
                 peer.execute_all(cmds[:-1])
             self.units_run += 1
             work, index = cmds[-1].work, cmds[-1].index
+
+    def run_inline(self, job: int) -> bool:
+        """Work-first ``result()``: the caller is about to park for the future of ``job``;
+        if that job's one unit is the newest queued unit here, run it right now in the
+        caller's greenlet (no park, no new greenlet, no switch) and return True.
+
+        What would run next is the same (the hub would pop that unit first too), except
+        that a woken task waits behind it, so nothing is run inline while one is ready, nor
+        while a timed wait is pending (``may_start``). A unit that parks parks its caller
+        with it, which changes nothing either: the caller waits for that very unit. Runs
+        nest at most ``INLINE_DEPTH`` deep in one greenlet, so recursion keeps the room
+        it has with a greenlet per unit."""
+        if self.ready or self._timers or self.stopping:
+            return False
+        glet = greenlet.getcurrent()
+        depth = getattr(glet, "p2pscoop_inline", 0)
+        if depth >= INLINE_DEPTH or glet is self._hub:
+            return False
+        peer = self.peer
+        with peer.lock:
+            got = peer.node.pop_job(job, time.monotonic())
+        if got is None:
+            return False
+        work, cmds = got
+        if cmds:  # a steal request sent before the unit runs
+            peer.execute_all(cmds)
+        self.units_run += 1
+        index = work.hi - 1  # (the job's only unit: 0)
+        fn = work.fn
+        glet.p2pscoop_inline = depth + 1
+        rec = peer.recorder
+        t0 = rec.begin(fn) if rec is not None else 0.0
+        started = time.perf_counter()
+        try:
+            if work.error is not None:
+                raise work.error
+            value = fn(*work.items[index - work.base], **work.kwargs)
+            ok = True
+        except BaseException as exc:  # as in _run_one
+            if isinstance(exc, greenlet.GreenletExit) or (
+                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                raise
+            ok, value = False, exc
+        finally:
+            glet.p2pscoop_inline = depth
+        self._record_length(fn, time.perf_counter() - started)
+        if rec is not None:
+            rec.end(work, t0)
+        with peer.lock:
+            won = peer.node.finish_range(job, index, index + 1)
+        if won is None:
+            peer.resolve_unit(job, ok, value)
+        return True
+
+    def _run_one(self, work, index: int) -> None:
+        """Run one unit and report it to the node (``Finished``)."""
+        peer = self.peer
+        rec = peer.recorder
+        t0 = rec.begin(work.fn) if rec is not None else 0.0
+        started = time.perf_counter()
+        try:
+            if work.error is not None:
+                status, value = FAILED, work.error
+            else:
+                value = work.fn(*work.args_of(index), **work.kwargs)
+                status = OK
+        except BaseException as exc:
+            # Everything a task raises is its outcome, SystemExit and KeyboardInterrupt
+            # included, except a greenlet being killed and, on the origin, Ctrl-C
+            # (workers ignore SIGINT, so a KeyboardInterrupt there is the task's own).
+            if isinstance(exc, greenlet.GreenletExit) or (
+                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                raise
+            status = RAISED
+            value = exc if work.owner == peer.me else payload.envelope(exc)
+        now = time.monotonic()
+        self._record_length(work.fn, time.perf_counter() - started)
+        if rec is not None:
+            rec.end(work, t0)
+        with peer.lock:
+            cmds = peer.node.handle(Finished(work.owner, work.job, index, status, value), now)
+        if cmds:
+            peer.execute_all(cmds)
+
+    def _run_range(self, work, index: int) -> None:
+        """Run unit ``index`` of a map and, if the function is known to be quick, the next
+        units of its range with it, in a tight loop: claimed together
+        (``NodeState.claim_next``) and, if the map is ours, resolved together
+        (``Peer.resolve_range``), each with its own outcome (another owner's: one
+        ``Finished`` each, under one lock). At most ``RANGE_BUDGET`` seconds of work (by the function's
+        recent longest run here) is claimed at once, so thieves still find work."""
+        length = self._lengths.get(id(work.fn))
+        if length is None or length * 2 > RANGE_BUDGET:
+            self._run_one(work, index)
+            return
+        limit = min(RANGE_MAX, int(RANGE_BUDGET / max(length, 1e-7))) - 1
+        peer = self.peer
+        with peer.lock:
+            end, cmds = peer.node.claim_next(work, index + 1, limit, time.monotonic())
+        if cmds:
+            peer.execute_all(cmds)
+        if end == index + 1:
+            self._run_one(work, index)
+            return
+        self.units_run += end - index - 1
+        fn, kwargs, items, base = work.fn, work.kwargs, work.items, work.base
+        mine = work.owner == peer.me
+        outcomes: list = []
+        add = outcomes.append
+        rec = peer.recorder
+        started = time.perf_counter()
+        for args in items[index - base:end - base]:
+            t0 = rec.begin(fn) if rec is not None else 0.0  # (telemetry: one test per unit)
+            try:
+                add((True, fn(*args, **kwargs)))
+            except BaseException as exc:  # as in _run_one
+                if isinstance(exc, greenlet.GreenletExit) or (
+                        isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                    raise
+                add((False, exc if mine else payload.envelope(exc)))
+            if rec is not None:
+                rec.end(work, t0)
+        now = time.monotonic()
+        self._record_length(fn, (time.perf_counter() - started) / (end - index))
+        if mine:
+            with peer.lock:
+                won = peer.node.finish_range(work.job, index, end)
+            peer.resolve_range(work.job, index, outcomes, won)
+            return
+        cmds: list = []
+        owner, job, handle = work.owner, work.job, peer.node.handle
+        with peer.lock:  # another owner's units: each result goes to it (batched there)
+            for i, (ok, value) in enumerate(outcomes, index):
+                cmds += handle(Finished(owner, job, i, OK if ok else RAISED, value), now)
+        if cmds:
+            peer.execute_all(cmds)

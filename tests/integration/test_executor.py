@@ -10,6 +10,7 @@ failure.
 
 import asyncio
 import concurrent.futures as cf
+import functools
 import gc
 import itertools
 import json
@@ -85,7 +86,14 @@ def test_submit_returns_the_result_and_the_exception(ex):
 
 def test_submit_refuses_what_cannot_travel(ex):
     with pytest.raises(PayloadError):
-        ex.submit(identity, threading.Lock())
+        ex.submit(functools.partial(identity, threading.Lock()))  # refused at once
+    lock = threading.Lock()
+    fut = ex.submit(identity, lock)  # arguments are pickled only if the task travels
+    exc = fut.exception(timeout=LONG)
+    if exc is None:
+        assert fut.result() is lock  # it ran on its submitter: never pickled
+    else:
+        assert type(exc) is PayloadError and "pickle" in str(exc)
 
 
 @pytest.mark.parametrize("chunksize", [1, 3, 100])
