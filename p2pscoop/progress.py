@@ -48,7 +48,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from typing import Any, Iterable, Iterator
 
 __all__ = ["progress", "Tracker", "hook", "watch_map", "should_draw", "start", "stop",
@@ -102,10 +101,13 @@ def _name_of(fn: Any) -> str:
 class _MapWatch:
     """What the drawing thread knows of one map: counts read from its window."""
 
-    __slots__ = ("ref", "total", "name", "since", "bar", "last", "per")
+    __slots__ = ("run", "total", "name", "since", "bar", "last", "per")
 
     def __init__(self, run, total: int | None, name: str, per: int = 1):
-        self.ref = weakref.ref(run)
+        #: held until the map is over (or its consumer dropped it: ours is the last
+        #: reference), so the last look still reads its final counts: a fast map may end and
+        #: be dropped between two looks, and the bar must not close at its previous count
+        self.run = run
         self.total = total  # in input elements (per: elements per unit, Executor chunks)
         self.name = name
         self.since = time.monotonic()
@@ -115,8 +117,8 @@ class _MapWatch:
 
     def look(self) -> tuple[int, int, int | None, bool]:
         """(done, issued, total, finished) in input elements."""
-        run = self.ref()
-        if run is None:  # the consumer dropped the map: it is over
+        run = self.run
+        if run is None:  # over: the counts of the last look
             done, issued = self.last
             return done, issued, self.total, True
         done = run.consumed + len(run.slots)
@@ -130,6 +132,8 @@ class _MapWatch:
                 total = issued_total * self.per
         else:
             finished = False
+        if finished or sys.getrefcount(run) <= 3:  # (self.run, ``run`` and the argument)
+            finished, self.run = True, None  # over, or dropped by its consumer
         done, issued = done * self.per, issued * self.per  # in elements: capped by total
         if total is not None:
             done, issued = min(done, total), min(issued, total)
