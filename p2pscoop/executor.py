@@ -318,9 +318,9 @@ class _MapResults:
 
 def _abandon(run) -> None:
     """Nobody will read ``run``'s results (a ``futures._MapRun``): it takes no more input,
-    issues no more units, and its queued jobs are cancelled where the core allows it (it
-    cancels a job none of whose units started: a single-unit job; the units of a larger
-    job still run, their results are dropped). Its remaining results are discarded."""
+    issues no more units, and the units of its jobs still queued on this peer are
+    cancelled (those that started, or were leased to another peer, run: their results are
+    dropped). Its remaining results are discarded."""
     run.exhausted = True  # no further window: the input is left unread
     run.error_at = None
     peer = run.peer
@@ -328,7 +328,7 @@ def _abandon(run) -> None:
         return
     with peer.resolve_lock:
         jobs = [job for job, target in list(peer.targets.items())
-                if type(target) is tuple and target[0] is run]
+                if type(target) is list and target[0] is run]  # (Peer.submit_many)
         for job in jobs:
             if not peer.cancel_job(job):
                 peer.targets.pop(job, None)  # its results are not wanted: dropped

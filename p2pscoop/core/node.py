@@ -278,25 +278,28 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         return out
 
     def _on_Cancel(self, ev: Cancel, now: float) -> list:
+        """Cancel the units of job ``ev.job`` (ours) still queued here: they leave the deque
+        and are forgotten. ``Cancelled(job, True)`` if none of its units is left (none had
+        started, been leased or finished); else ``False``, and the units left (running,
+        leased) end as usual: the caller drops their results if it wants none (an
+        abandoned map)."""
         rec = self.jobs.get(ev.job)
-        if rec is None or len(rec.states) != 1 or rec.states.get(0) != T.PENDING:
-            return [Cancelled(ev.job, False)]  # started, leased, done or unknown
-        rec.states[0] = T.next_state(T.PENDING, T.CANCEL)
-        self.deque.remove_job(self.me, ev.job)
+        if rec is None:
+            return [Cancelled(ev.job, False)]  # done or unknown
+        states = rec.states
+        for work in self.deque.remove_job(self.me, ev.job):
+            for i in range(work.lo, work.hi):  # what a queued item holds is PENDING
+                if states.get(i) == T.PENDING:
+                    T.next_state(T.PENDING, T.CANCEL)
+                    del states[i]
+        if states:
+            return [Cancelled(ev.job, False)]  # started, leased or done: they go on
         del self.jobs[ev.job]
         return [Cancelled(ev.job, True)]
 
     def _on_Unshippable(self, ev: Unshippable, now: float) -> list:
         out: list = [Wake()]
         for work in ev.works:
-            if work.owner == self.me and work.error is not None:
-                # Ours, and it cannot travel (the shell says why in ``error``: arguments
-                # are checked only when they leave, ``payload.ship_error``): its units
-                # fail with that error, as a result would resolve them.
-                for i in range(work.lo, work.hi):
-                    out.extend(self._resolve_local(work.job, i, T.RESULT, M.FAILED,
-                                                   work.error, False))
-                continue
             work.stealable = False
             if work.owner == self.me:
                 self._set_range(work, T.RECLAIM)

@@ -9,11 +9,10 @@ get here).
 
 Failures never escape as crashes:
 
-* ``check_callable`` raises ``PayloadError`` at ``submit`` time if the function cannot
-  travel, and ``check_args`` at ``map`` time for an element; a submitted unit's arguments
-  are pickled only if it leaves its peer: if they cannot be, ``ship_error`` is the
-  ``PayloadError`` its future fails with (a unit that runs where it was submitted is
-  never pickled at all);
+* ``check_submittable`` raises ``PayloadError`` at ``submit`` time if the function or an
+  argument cannot travel (an argument of an atomic type costs a type test, no pickling),
+  and ``check_args`` at ``map`` time for an element; a unit that then fails to pickle
+  anyway (an argument changed since) stays on its peer and runs there;
 * a work that cannot be decoded becomes a work whose units all fail with ``PayloadError``;
 * a result that cannot be pickled becomes a ``PayloadError`` result, and one that cannot be
   unpickled becomes a ``PayloadError`` on the owner's future.
@@ -221,20 +220,6 @@ def dumps_work(work: Work) -> bytes:
         _register_local_modules()
     items = work.items[work.lo - work.base:work.hi - work.base]
     return dumps((work.fn, items, work.kwargs, work.error))
-
-
-def ship_error(work: Work) -> PayloadError | None:
-    """Why the units of ``work`` (owned here) cannot travel, when ``dumps_work`` failed:
-    ``check_args``'s error for the first argument that cannot be pickled (``submit``
-    checks arguments only when a unit leaves its peer), or None if each one pickles
-    alone (the work then stays here and runs here, as any work that cannot travel)."""
-    try:
-        check_callable(work.fn)
-        for args in work.items[work.lo - work.base:work.hi - work.base]:
-            check_args(args, work.kwargs)
-    except PayloadError as err:
-        return err
-    return None
 
 
 class _ImportedOnly(pickle.Unpickler):

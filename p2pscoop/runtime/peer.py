@@ -240,15 +240,10 @@ class Peer:
                 del self.targets[job]
 
     def dumps_work(self, work) -> bytes:
-        """Pickle a work item for a thief (comm thread). If one of ours cannot be because
-        of an argument, its ``error`` says which: ``NodeState`` (``Unshippable``) fails its
-        units with it; otherwise it stays here, pinned, and runs here."""
-        try:
-            return payload.dumps_work(work)
-        except Exception:
-            if work.owner == self.me and work.error is None:
-                work.error = payload.ship_error(work)
-            raise
+        """Pickle a work item for a thief (comm thread). Its arguments pickled at submit,
+        so this fails only for one changed since (or a function that pickles only
+        sometimes): such work stays here, pinned, and runs here (``Unshippable``)."""
+        return payload.dumps_work(work)
 
     def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int,
                    importing: bool = True):
@@ -257,9 +252,10 @@ class Peer:
     # -- services for the API ------------------------------------------------------------
 
     def submit(self, fn, args: tuple, kwargs: dict) -> Future:
-        """Submit one unit. The function is checked now; its arguments only if the unit
-        leaves this peer (``dumps_work``): a unit run here is never pickled."""
-        payload.check_callable(fn)
+        """Submit one unit. The function and the arguments are checked now (an argument of
+        an atomic type costs a type test), so an argument that could not travel fails here,
+        every time, not only on the runs where another peer happens to take the task."""
+        payload.check_submittable(fn, args, kwargs)
         node = self.node
         with self.lock:
             work = node.new_job(fn, [args], kwargs)

@@ -81,7 +81,6 @@ CASES = [
     ("exactly_once", ["{tmp}/log"], "returned 480\nrecorded 480 distinct 480\ntwice []\n", 0),
     ("unpicklable", [], lines("""
         submit refused PayloadError
-        unpicklable argument PayloadError
         unpicklable result PayloadError
         map [2] PayloadError
         still running 5050

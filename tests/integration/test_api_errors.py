@@ -6,12 +6,8 @@
   ``ProcessPoolExecutor`` does.
 * An exception that cannot travel as itself becomes ``p2pscoop.errors.RemoteError`` carrying
   the type name, the message and the traceback text.
-* A function that cannot be pickled is a ``PayloadError`` raised by ``submit`` itself,
-  before anything is sent (a ``map`` element: when ``map`` reaches it). An argument of
-  ``submit`` is pickled only if its task leaves the peer: a task run where it was submitted
-  returns as usual, one that another peer would run fails its future with a
-  ``PayloadError`` (serial mode checks at ``submit``). A result that cannot be pickled
-  fails the future with one.
+* A function or argument that cannot be pickled is a ``PayloadError`` raised by ``submit``
+  itself, before anything is sent; a result that cannot be pickled fails the future with one.
 
 To be sure a task ran on another peer (local2), ``remote_exception`` polls the future
 without parking, so the origin never runs the task itself.
@@ -248,39 +244,18 @@ def test_unpicklable_result_fails_the_future(rt):
 
 # --- what cannot be sent at all -------------------------------------------------------------
 
-def test_unpicklable_function_is_a_payload_error_at_submit(rt):
+@pytest.mark.parametrize("how", ["argument", "keyword", "function"])
+def test_unpicklable_payload_is_a_payload_error_at_submit(rt, request, how):
+    lock = threading.Lock()
     with pytest.raises(errors.PayloadError) as info:
-        futures.submit(LockedCallable())
+        if how == "argument":
+            futures.submit(identity, lock)
+        elif how == "keyword":
+            futures.submit(identity, x=lock)
+        else:
+            futures.submit(LockedCallable())
     assert "pickle" in str(info.value)
     assert isinstance(info.value, errors.P2PScoopError)
-    assert futures.submit(identity, "still works").result() == "still works"
-
-
-@pytest.mark.parametrize("how", ["argument", "keyword"])
-def test_unpicklable_argument_fails_the_future_if_the_task_travels(rt, runtime_mode, how):
-    """Arguments are pickled only when the task leaves its peer (serial mode checks at
-    ``submit``, so a serial run fails where a parallel one could)."""
-    lock = threading.Lock()
-
-    def call():
-        if how == "argument":
-            return futures.submit(identity, lock)
-        return futures.submit(identity, x=lock)
-
-    if runtime_mode == "serial":
-        with pytest.raises(errors.PayloadError) as info:
-            call()
-        assert "pickle" in str(info.value)
-        return
-    fut = call()
-    exc = fut.exception(timeout=60)
-    if exc is None:  # it ran here: never pickled
-        assert fut.result() is lock
-    else:  # another peer took it: the error names what could not travel
-        assert type(exc) is errors.PayloadError
-        assert "pickle" in str(exc)
-        if how == "keyword":
-            assert "'x'" in str(exc)
     assert futures.submit(identity, "still works").result() == "still works"
 
 

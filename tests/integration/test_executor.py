@@ -86,14 +86,9 @@ def test_submit_returns_the_result_and_the_exception(ex):
 
 def test_submit_refuses_what_cannot_travel(ex):
     with pytest.raises(PayloadError):
-        ex.submit(functools.partial(identity, threading.Lock()))  # refused at once
-    lock = threading.Lock()
-    fut = ex.submit(identity, lock)  # arguments are pickled only if the task travels
-    exc = fut.exception(timeout=LONG)
-    if exc is None:
-        assert fut.result() is lock  # it ran on its submitter: never pickled
-    else:
-        assert type(exc) is PayloadError and "pickle" in str(exc)
+        ex.submit(functools.partial(identity, threading.Lock()))  # the function
+    with pytest.raises(PayloadError):
+        ex.submit(identity, threading.Lock())  # an argument: refused at once, every time
 
 
 @pytest.mark.parametrize("chunksize", [1, 3, 100])
@@ -147,7 +142,7 @@ def _counting(drawn: list):
 
 def _watched(ex, run) -> bool:
     """Does ``ex``'s peer still route results to the map window ``run``?"""
-    return any(type(t) is tuple and t[0] is run for t in list(ex.peer.targets.values()))
+    return any(type(t) in (tuple, list) and t[0] is run for t in list(ex.peer.targets.values()))
 
 
 def test_map_stops_reading_when_its_iterator_is_closed(ex):
@@ -192,13 +187,16 @@ def test_closing_a_map_cancels_its_queued_work(own, tmp_path):
         marks = [str(tmp_path / f"started-{i}") for i in range(2)]
         blockers = [ex2.submit(mark_then_block, m, gate.path) for m in marks]
         wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
-        ran = tmp_path / "ran"
-        results = ex2.map(_touch, [str(ran)])  # queued: no peer is free to start it
+        ran = [tmp_path / f"ran-{i}" for i in range(6)]
+        results = ex2.map(_touch, map(str, ran))  # queued: no peer is free to start them
         results.close()
         gate.open()
         assert [b.result(timeout=LONG) for b in blockers] == ["released", "released"]
         assert list(ex2.map(square, range(20))) == [i * i for i in range(20)]
-        assert not ran.exists()  # cancelled before any peer started it
+        # Cancelled before any peer started them, but for what the worker may have been
+        # leased already: it asked for work as it started its blocker (before running
+        # dry), and a steal takes at most half of what is queued
+        assert sum(p.exists() for p in ran) <= 3
     finally:
         ex2.shutdown()
 

@@ -763,10 +763,33 @@ def test_cancel_a_pending_submit():
     assert w.job not in n.jobs
 
 
-@pytest.mark.parametrize("setup", ["running", "leased", "done", "map", "unknown"])
+def test_cancel_a_queued_job_of_many_units():
+    n = make_node()
+    w = submit(n, 3)
+    assert n.handle(Cancel(w.job), 0.0) == [Cancelled(w.job, True)]
+    assert n.deque.total == 0 and n.handle(Pop(), 0.0) == [] and w.job not in n.jobs
+
+
+def test_cancel_of_a_job_partly_started_cancels_what_is_queued_only():
+    """An abandoned map: its queued units go; one running and one leased end as usual."""
+    n = make_node(P1)
+    w = submit(n, 6)
+    lent = n.handle(Received(P1, Steal(1)), 0.0)[0].works  # the oldest half, leased
+    ran = n.handle(Pop(), 0.0)[-1].index  # one running here
+    assert n.handle(Cancel(w.job), 0.0) == [Cancelled(w.job, False)]
+    assert n.deque.total == 0 and n.handle(Pop(), 0.0) == []
+    leased = [i for work in lent for i in range(work.lo, work.hi)]
+    assert sorted(n.jobs[w.job].states) == sorted([ran, *leased])
+    n.handle(Finished(ME, w.job, ran, OK, 0), 0.0)
+    for i in leased:
+        n.handle(Received(P1, Results([[w.job, i, OK]], payloads=[b"x"])), 0.0)
+    assert w.job not in n.jobs
+
+
+@pytest.mark.parametrize("setup", ["running", "leased", "done", "unknown"])
 def test_cancel_refused(setup):
     n = make_node(P1)
-    w = submit(n, 3 if setup == "map" else 1)
+    w = submit(n, 1)
     if setup == "running":
         n.handle(Pop(), 0.0)
     elif setup == "leased":

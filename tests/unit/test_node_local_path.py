@@ -1,6 +1,5 @@
 """The node's local fast paths (core/node.py): a map range claimed and resolved as one
-(``claim_next``, ``finish_range``), work-first ``pop_job``, and a submitted unit whose
-arguments cannot travel failing its future (``Unshippable`` with an ``error``).
+(``claim_next``, ``finish_range``) and work-first ``pop_job``.
 
 Same shape as ``test_node.py``: a node, events with an explicit ``now``, the exact commands.
 """
@@ -9,10 +8,8 @@ import random
 
 from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work, WorkDeque
-from p2pscoop.core.errors import PayloadError
-from p2pscoop.core.messages import FAILED, Give, Steal
-from p2pscoop.core.node import (Finished, NodeState, PeerUp, Pop, Received, Resolve, Run,
-                                SendMsg, Submit, Unshippable, Wake)
+from p2pscoop.core.messages import Steal
+from p2pscoop.core.node import NodeState, PeerUp, Pop, Received, Resolve, Run, SendMsg, Submit
 from p2pscoop.core.policy import StealConfig
 
 ME = b"M" * 16
@@ -138,23 +135,6 @@ def test_pop_job_of_the_last_unit_asks_for_work_early():
     n = make_node(P1)
     a = submit(n, 1)
     assert n.pop_job(a.job, 0.0) == (a, [SendMsg(P1, Steal(1))])
-
-
-# -- arguments checked when they travel ------------------------------------------------
-
-def test_unshippable_work_of_ours_with_an_error_fails_its_units():
-    n = make_node(P1)
-    w = submit(n, 1)
-    shipped = n.handle(Received(P1, Steal(1)), 0.0)[0].works
-    assert spans(shipped) == [(w.job, 0, 1)]
-    assert n.jobs[w.job].states == {0: T.LEASED}
-    err = PayloadError("the argument <lock> cannot be pickled")
-    shipped[0].error = err  # what Peer.dumps_work sets when pickling failed
-    assert n.handle(Unshippable(P1, shipped), 0.0) == [Wake(), Resolve(w.job, 0, FAILED, err,
-                                                                        False)]
-    assert w.job not in n.jobs and n.deque.total == 0
-    assert n.handle(Finished(ME, w.job, 0, FAILED, err), 0.0) == []  # nothing left
-    assert n.handle(Received(P1, Steal(2)), 0.0) == [SendMsg(P1, Give(2, []))]
 
 
 def test_claim_next_of_another_owners_range_takes_units_without_states():
