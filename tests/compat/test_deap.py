@@ -164,15 +164,14 @@ UPSTREAM = PROGRAMS / "upstream" / "onemax_island_scoop.py"  # DEAP's file, byte
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("mode", ["local", "broker", "tunnel"])
+@pytest.mark.parametrize("mode", [[], ["--broker"], ["--tunnel"]],
+                         ids=["local", "broker", "tunnel"])  # conftest.MODES' topologies
 def test_deaps_own_island_example_runs_unmodified(mode, tmp_path):
     """DEAP's ``examples/ga/onemax_island_scoop.py`` as DEAP ships it (5 islands of 300,
     40 generations, ``futures.map`` of ``eaSimple`` whose own map is ``futures.map`` too):
     it prints nothing, so the run must end with status 0, no traceback, and the worker
     must have run a share of the units (its closing log line)."""
-    from conftest import MODES
-
-    argv = [sys.executable, "-m", "p2pscoop", "-n", "2", "-v", *MODES[mode], str(UPSTREAM)]
+    argv = [sys.executable, "-m", "p2pscoop", "-n", "2", "-v", *mode, str(UPSTREAM)]
     status, out, err = run(argv, tmp_path, [])
     assert status == 0 and "Traceback" not in err, f"stdout:\n{out}\nstderr:\n{err}"
     ran = [int(line.split(" ran ")[1].split()[0]) for line in err.splitlines()
