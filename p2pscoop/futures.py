@@ -89,11 +89,9 @@ def _take_timeout(fname: str, kwargs: dict, stacklevel: int = 3) -> float | None
 def submit(func: Callable, *args, **kwargs) -> Future:
     """Run ``func(*args, **kwargs)`` on some peer; return its ``Future`` at once.
 
-    Raises ``PayloadError`` now, and sends nothing, if the function could not be pickled
-    (another peer might have to run it). The arguments are pickled only if the task
-    leaves this peer: if they cannot be, its future fails with ``PayloadError`` naming the
-    argument; a task that runs here is never pickled. Without a runtime (serial mode),
-    arguments are checked at once, so a serial run fails where a parallel one could.
+    Raises ``PayloadError`` now, and sends nothing, if the function or an argument could
+    not be pickled (another peer might have to run it), every time, wherever it would
+    run; an argument of an atomic type (int, str...) costs a type test, not a pickle.
     """
     stop_if_importing("futures.submit")
     peer = context.current()
@@ -160,14 +158,7 @@ class _MapRun:
         self.slots[index] = (ok, value)
         if not self.ordered:
             self.finished.append(index)
-        waiter = self.waiter
-        if waiter is not None and (self.want == index or self.want == -1):
-            self.waiter = None
-            wake(waiter, self.peer.scheduler.ready)
-        cond = self.cond
-        if cond is not None:
-            with cond:
-                cond.notify_all()
+        self._wake_consumer(self.want == index or self.want == -1)
 
     def fill_many(self, start: int, outcomes: list) -> None:
         """The results of ``start, start + 1, ...`` arrived together (a range run here,
@@ -176,8 +167,13 @@ class _MapRun:
         self.slots.update(zip(range(start, end), outcomes))
         if not self.ordered:
             self.finished.extend(range(start, end))
+        self._wake_consumer(start <= self.want < end or self.want == -1)
+
+    def _wake_consumer(self, wanted: bool) -> None:
+        """Wake the consumer parked on this map if what arrived is what it waits for
+        (``wanted``), and any thread waiting on ``cond`` (an Executor's caller)."""
         waiter = self.waiter
-        if waiter is not None and (start <= self.want < end or self.want == -1):
+        if waiter is not None and wanted:
             self.waiter = None
             wake(waiter, self.peer.scheduler.ready)
         cond = self.cond
