@@ -297,7 +297,7 @@ class Membership:
                 out.append(C.SendMsg(peer, M.Welcome(max(1, self.identity.size), rows)))
             links = self.links()
             self.view.most_links = max(self.view.most_links, links)
-            if links > self.config.view_size:
+            if links > self.config.view_size and self.identity.rank != 0:
                 self._soon(now)  # trim at the next tick, not the next beat
         return out
 
@@ -406,7 +406,8 @@ class Membership:
         if links > cfg.view_size:
             trimmed = self._trim(links - cfg.view_size, now)
             out += trimmed
-            if len(trimmed) < links - cfg.view_size:  # the rest once they are old enough
+            if self.identity.rank != 0 and len(trimmed) < links - cfg.view_size:
+                # the rest once they are old enough (the origin trims none: ``_trim``)
                 soonest = min(soonest or now + cfg.ping_interval, now + cfg.ping_interval / 4)
         elif (links < cfg.view_target and self.known) or (links < cfg.view_size and
                                                            self.mates):
