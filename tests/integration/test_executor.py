@@ -15,6 +15,7 @@ import gc
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -309,11 +310,19 @@ def test_standard_interfaces_on_the_origins_main_thread(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(HERE),
                                                       env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "p2pscoop", "-n", "2",
-                           str(HERE / "executor_prog.py"), str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=100, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    checks = json.loads(proc.stdout.strip().splitlines()[-1])
+    env["PYTHONFAULTHANDLER"] = "1"  # a hang below is reported with every thread's stack
+    proc = subprocess.Popen([sys.executable, "-m", "p2pscoop", "-n", "2",
+                             str(HERE / "executor_prog.py"), str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path)
+    try:
+        out, err = proc.communicate(timeout=100)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
+        out, err = proc.communicate()
+        pytest.fail(f"executor_prog.py hung; its threads:\n{err[-6000:]}\nstdout:\n{out}")
+    assert proc.returncode == 0, err[-3000:]
+    checks = json.loads(out.strip().splitlines()[-1])
     assert checks == {
         "asyncio_wrap_future": 49,
         "await_future": [0, 1, 4, 9],
