@@ -243,16 +243,22 @@ class Future(cf.Future):
         self._wake()
 
     def _wake(self) -> None:
-        """Wake what is parked on this future, from whichever thread completed it."""
-        if not self._parked:
-            return
+        """Wake what is parked on this future, from whichever thread completed it.
+
+        Another thread looks at ``_parked`` under ``resolve_lock``, which the main thread
+        holds while it checks the state and parks (``_await``): else a thread completing
+        a bare future between the main thread's check and its registration would see
+        nobody parked, and the main thread would park for ever (a lost wake-up)."""
         peer = self._peer or context.current()
         if peer is None:
             return
         if threading.get_ident() == peer.main_ident:
-            self._notify(peer.scheduler.ready)
-        else:  # another thread: through the inbox, so only the main thread wakes tasks
-            peer.post_main(functools.partial(self._notify, peer.scheduler.ready))
+            if self._parked:
+                self._notify(peer.scheduler.ready)
+            return
+        with peer.resolve_lock:  # another thread: through the inbox, so only the main
+            if self._parked:     # thread wakes tasks
+                peer.post_main(functools.partial(self._notify, peer.scheduler.ready))
 
     def _notify(self, ready) -> None:
         """Wake the tasks parked on this future and call internal watchers."""

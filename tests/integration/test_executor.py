@@ -334,6 +334,38 @@ def test_standard_interfaces_on_the_origins_main_thread(tmp_path):
     }
 
 
+BARE_FUTURES = """
+import threading
+from p2pscoop import futures
+
+if __name__ == "__main__":
+    for i in range(3000):
+        fut = futures.Future()
+        threading.Thread(target=fut.set_result, args=(i,)).start()
+        assert fut.result() == i
+    print("all", i + 1)
+"""
+
+
+def test_a_bare_future_set_by_a_thread_always_wakes_the_origin(tmp_path):
+    """The thread may complete the future between the origin's check and its parking:
+    the wake-up must not be lost (it was, about once in a few thousand: the run hung)."""
+    prog = tmp_path / "bare.py"
+    prog.write_text(BARE_FUTURES)
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "p2pscoop", "-n", "1", str(prog)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path)
+    try:
+        out, err = proc.communicate(timeout=100)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate()
+        pytest.fail(f"a wake-up was lost: the origin parked for ever\n{err[-4000:]}")
+    assert proc.returncode == 0 and out.strip() == "all 3000", err[-3000:]
+
+
 # --- a cluster --------------------------------------------------------------------------
 
 def _free_port() -> int:
