@@ -50,6 +50,8 @@ import threading
 import time
 from typing import Any, Iterable, Iterator
 
+from .runtime.telemetry import fn_name
+
 __all__ = ["progress", "Tracker", "hook", "watch_map", "should_draw", "start", "stop",
            "with_telemetry", "MODES"]
 
@@ -92,10 +94,6 @@ def _input_length(iterables: tuple) -> int | None:
         return min(len(it) for it in iterables) if iterables else None
     except TypeError:  # one of them has no len(): a generator, an iterator
         return None
-
-
-def _name_of(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
 class _MapWatch:
@@ -189,7 +187,7 @@ class Tracker:
         if total is None:
             total = _input_length(iterables)
         with self._lock:
-            self._new.append(_MapWatch(run, total, _name_of(fn), per))
+            self._new.append(_MapWatch(run, total, fn_name(fn), per))
 
     def add_iter(self, watch: _IterWatch) -> None:
         with self._lock:
@@ -470,7 +468,7 @@ class progress:
                 t.add_map(it, (), it.fn, total=total)
                 yield from it
                 return
-            watch = _IterWatch(total, self.desc or _name_of(type(it)))
+            watch = _IterWatch(total, self.desc or fn_name(type(it)))
             t.add_iter(watch)
             try:
                 for item in it:

@@ -288,9 +288,8 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
             return [Cancelled(ev.job, False)]  # done or unknown
         states = rec.states
         for work in self.deque.remove_job(self.me, ev.job):
-            for i in range(work.lo, work.hi):  # what a queued item holds is PENDING
-                if states.get(i) == T.PENDING:
-                    T.next_state(T.PENDING, T.CANCEL)
+            for i in range(work.lo, work.hi):  # what a queued item holds is PENDING:
+                if states.get(i) == T.PENDING:  # (PENDING, CANCEL) -> CANCELLED, forgotten
                     del states[i]
         if states:
             return [Cancelled(ev.job, False)]  # started, leased or done: they go on

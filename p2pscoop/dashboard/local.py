@@ -5,47 +5,21 @@
   always has one; ``snapshot_source`` says so clearly if it has not.
 * A ``p2pscoop join`` node: ``NodeView``, from ``Node.report()`` (what ``p2pscoop status``
   prints) and its worker processes: one row per worker, the programs it serves, its load.
-  It reads and copies; it changes nothing. ``History`` keeps its throughput series (at
-  most ``MAX_ROWS`` rows, about one a second).
+  It reads and copies; it changes nothing. A node runs no units itself: its throughput
+  series is empty (the runs' own dashboards chart theirs).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from typing import Callable
 
 
 LOGGER = logging.getLogger("p2pscoop.dashboard")
 
-MAX_ROWS = 600  # throughput rows kept (docs/dashboard.md)
-SAMPLE_EVERY = 1.0  # seconds between throughput rows
 COUNTERS = ("steals_sent", "steals_granted", "steals_denied", "units_redispatched")
-
-
-class History:
-    """The throughput series: (seconds since start, units done), one row a second at most,
-    thinned to MAX_ROWS (every other row goes, the first stays: the chart keeps its span)."""
-
-    def __init__(self, started: float):
-        self.started = started
-        self.rows: list[list] = []
-        self.lock = threading.Lock()
-
-    def add(self, now: float, done: int) -> None:
-        with self.lock:
-            t = round(now - self.started, 3)
-            if self.rows and t - self.rows[-1][0] < SAMPLE_EVERY * 0.9:
-                return  # too soon for a new row (the ticker adds one every second)
-            self.rows.append([t, done])
-            if len(self.rows) > MAX_ROWS:  # keep the first row, halve the density
-                self.rows = self.rows[:1] + self.rows[2::2]
-
-    def copy(self) -> list[list]:
-        with self.lock:
-            return [list(r) for r in self.rows]
 
 
 class NodeView:
@@ -54,7 +28,6 @@ class NodeView:
     def __init__(self, node):
         self.node = node
         self.started = time.time()
-        self.history = History(self.started)  # stays empty: a node runs no units itself
 
     def close(self) -> None:
         pass
@@ -81,7 +54,7 @@ class NodeView:
             "program": f"node {report['node']}", "origin": report["node"],
             "started": self.started, "now": now, "peers": rows, "hosts": [report["host"]],
             "totals": {"units_done": 0, "units_known": 0, **dict.fromkeys(COUNTERS, 0)},
-            "throughput": self.history.copy(),
+            "throughput": [],  # a node runs no units itself
             "programs": [{"program": p["program"], "peers": p["peers"]}
                          for p in report["programs"]],
             # not in the run schema: what only a node has (the page shows it when present)

@@ -306,22 +306,28 @@ def test_an_executor_inside_a_running_runtime_uses_it(own):
 
 # --- under the launcher -----------------------------------------------------------------
 
-def test_standard_interfaces_on_the_origins_main_thread(tmp_path):
-    env = dict(os.environ)
+def run_launched(argv: list[str], cwd: Path, what: str) -> tuple[str, str]:
+    """``python -m p2pscoop ARGV`` (stdout, stderr); status 0 required. A run that has not
+    ended in 100 s is a hang: it fails the test with every thread's stack (faulthandler,
+    on SIGABRT), so a lost wake-up shows where it happened."""
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(HERE),
                                                       env.get("PYTHONPATH")]))
-    env["PYTHONFAULTHANDLER"] = "1"  # a hang below is reported with every thread's stack
-    proc = subprocess.Popen([sys.executable, "-m", "p2pscoop", "-n", "2",
-                             str(HERE / "executor_prog.py"), str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "p2pscoop", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     try:
         out, err = proc.communicate(timeout=100)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
+        proc.send_signal(signal.SIGABRT)
         out, err = proc.communicate()
-        pytest.fail(f"executor_prog.py hung; its threads:\n{err[-6000:]}\nstdout:\n{out}")
+        pytest.fail(f"{what} hung; its threads:\n{err[-6000:]}\nstdout:\n{out}")
     assert proc.returncode == 0, err[-3000:]
+    return out, err
+
+
+def test_standard_interfaces_on_the_origins_main_thread(tmp_path):
+    out, _ = run_launched(["-n", "2", str(HERE / "executor_prog.py"), str(tmp_path)], tmp_path,
+                          "executor_prog.py")
     checks = json.loads(out.strip().splitlines()[-1])
     assert checks == {
         "asyncio_wrap_future": 49,
@@ -352,18 +358,8 @@ def test_a_bare_future_set_by_a_thread_always_wakes_the_origin(tmp_path):
     the wake-up must not be lost (it was, about once in a few thousand: the run hung)."""
     prog = tmp_path / "bare.py"
     prog.write_text(BARE_FUTURES)
-    env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen([sys.executable, "-m", "p2pscoop", "-n", "1", str(prog)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=tmp_path)
-    try:
-        out, err = proc.communicate(timeout=100)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGABRT)
-        out, err = proc.communicate()
-        pytest.fail(f"a wake-up was lost: the origin parked for ever\n{err[-4000:]}")
-    assert proc.returncode == 0 and out.strip() == "all 3000", err[-3000:]
+    out, _ = run_launched(["-n", "1", str(prog)], tmp_path, "a wake-up was lost: the origin")
+    assert out.strip() == "all 3000"
 
 
 # --- a cluster --------------------------------------------------------------------------
