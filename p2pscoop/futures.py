@@ -105,7 +105,7 @@ def submit(func: Callable, *args, **kwargs) -> Future:
             raise
         except BaseException as exc:  # stored, as a runtime peer stores it
             return completed(False, exc)
-    return peer.submit(func, args, kwargs)
+    return peer.scheduler.submit(func, args, kwargs)
 
 
 # --- map ------------------------------------------------------------------------------

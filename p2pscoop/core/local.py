@@ -8,7 +8,11 @@ place, called by the scheduler under the peer's lock exactly as ``handle`` is:
   following units of the same item at once (RUNNING, one transition each, no command each);
 * ``finish_range``: those units ended: each RUNNING one is DONE (a unit a result resolved
   meanwhile is a counted duplicate, as with ``Finished``);
-* ``pop_job``: work-first ``result()``: start the awaited unit in its caller.
+* ``submit_lazy``, ``publish``, ``take_lazy``: a ``submit`` on this peer's own thread
+  holds its unit in ``lazy`` until the next ``handle`` call queues it (``publish``);
+  awaited before that, it runs in its caller and never becomes a ``Job`` nor a ``Work``;
+* ``pop_job``: work-first ``result()``: start the awaited unit in its caller;
+* ``finish_one``: that unit ended (``finish_range`` of one unit).
 
 Invariants: they change states only along ``task.TRANSITIONS`` (PENDING -> RUNNING -> DONE,
 the moves ``Pop`` and ``Finished`` make); units they take leave the deque exactly as ``Pop``
@@ -16,16 +20,66 @@ takes them (``WorkDeque.take_next``/``take_job``), so a unit is still in one pla
 time and thieves see only what is queued; a claim that empties the deque asks for work
 early, as ``Pop`` does (``NodeState._ask_early``). The scheduler bounds how much it claims
 (``runtime/scheduler.py``, ``RANGE_BUDGET``), so claimed units are never many ms of work.
+
+A unit ``submit_lazy`` holds is in one place too: in ``lazy`` (guarded by the peer's lock,
+as the rest of the node) until ``publish`` queues it or ``take_lazy`` starts it. ``handle``
+publishes before it looks at any event, and so do ``pop_job`` and ``claim_next``: no
+decision (a thief's STEAL, a ``Cancel``, a peer's death, ``Pop``, an early steal request)
+is ever taken on a deque that lacks held units. Only submits on a node without hungry
+thieves and not leaving are held (``Submit`` may push work to hungry thieves at once).
 """
 
 from __future__ import annotations
 
 from . import task as T
 from .deque import Work
+from .jobs import Job
+
+_PENDING, _RUNNING = T.PENDING, T.RUNNING
 
 
 class LocalPathMixin:
     """``NodeState``'s local fast paths; see the module docstring."""
+
+    def submit_lazy(self, fn, args: tuple, kwargs: dict) -> int | None:
+        """Submit one unit of ``fn(*args, **kwargs)`` without queueing it yet: its job id
+        is taken and it waits in ``lazy`` (the newest end of the deque, in effect) until
+        ``publish`` queues it (the next ``handle`` call, whoever makes it: a thief's STEAL,
+        a ``Pop``, a tick...) or ``take_lazy`` starts it in its caller. Returns the job
+        id, or None if this node has hungry thieves (the unit must be queued now, hints
+        may follow: ``Submit``) or is leaving; then the caller uses ``Submit``."""
+        if self._hungry or self.leaving:
+            return None
+        job = self._next_job
+        self._next_job = job + 1
+        self.lazy.append((job, fn, args, kwargs))
+        self.units_submitted += 1
+        return job
+
+    def publish(self) -> None:
+        """Queue the units ``submit_lazy`` holds, oldest first, each as ``new_job`` and
+        ``Submit`` would have (``handle`` calls this first, whatever the event)."""
+        lazy, self.lazy = self.lazy, []
+        me, jobs, push = self.me, self.jobs, self.deque.push
+        for job, fn, args, kwargs in lazy:
+            items = [args]
+            kwargs = kwargs or {}
+            jobs[job] = Job(job, fn, items, kwargs)
+            push(Work(me, job, 0, 1, fn, items, 0, kwargs))
+
+    def take_lazy(self, job: int, depth: int = 8) -> tuple | None:
+        """Work-first on a unit ``submit_lazy`` holds: if ``job`` is among the ``depth``
+        newest held, take it out and return ``(job, fn, args, kwargs)``: it was never
+        queued, so no record of it remains (its caller runs it and completes its future).
+        None if it is not held (queued since: ``pop_job``)."""
+        lazy = self.lazy
+        n = len(lazy)
+        if n and lazy[-1][0] == job:
+            return lazy.pop()
+        for pos in range(n - 2, max(-1, n - 1 - depth), -1):
+            if lazy[pos][0] == job:
+                return lazy.pop(pos)
+        return None
 
     def pop_job(self, job: int, now: float, depth: int = 8) -> tuple[Work, list] | None:
         """Work-first: if the only unit of ``job`` (owned here, still PENDING) is queued
@@ -35,15 +89,32 @@ class LocalPathMixin:
         future runs it in place instead of parking, and reports it with ``finish_range``.
         Taking it ahead of newer items changes no outcome: its caller waits for it first,
         and the newer ones stay queued (stealable, or run next)."""
+        if self.lazy:
+            self.publish()
         rec = self.jobs.get(job)
-        if rec is None or rec.states.get(0) != T.PENDING or len(rec.states) != 1:
+        if rec is None or rec.states.get(0) != _PENDING or len(rec.states) != 1:
             return None
         work = self.deque.take_job(self.me, job, depth)
         if work is None:  # (work of ours never carries a decoding ``error``)
             return None
         work.lo = work.hi  # taken: the unit is no longer in the deque
-        rec.states[0] = T.RUNNING
+        rec.states[0] = _RUNNING
         return work, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
+
+    def finish_one(self, job: int) -> bool:
+        """The unit ``pop_job`` started ended: ``finish_range(job, 0, 1)``. True if this
+        resolved it (the caller delivers the outcome); False if a result from another
+        peer resolved it meanwhile (a duplicate, counted)."""
+        rec = self.jobs.get(job)
+        if rec is not None and rec.states.get(0) == _RUNNING:
+            states = rec.states
+            del states[0]
+            if rec.holders:
+                rec.holders.pop(0, None)
+            if not states:
+                del self.jobs[job]
+            return True
+        return self.finish_range(job, 0, 1) is None
 
     def claim_next(self, work: Work, start: int, limit: int, now: float) -> tuple[int, list]:
         """Run a range: ``Pop`` just returned unit ``start - 1`` of ``work``; claim up to
@@ -54,6 +125,8 @@ class LocalPathMixin:
         commands)``: an early steal request if the claim emptied the deque (as ``Pop``).
         The units claimed are no longer stealable: the caller keeps ``limit`` small enough
         that running them takes a fraction of a millisecond."""
+        if self.lazy:
+            self.publish()
         if work.lo != start or work.error is not None:
             return start, []
         if work.owner != self.me:  # another owner's: it tracks the states (``Finished``)

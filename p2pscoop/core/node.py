@@ -83,6 +83,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         self.constants = Constants(me, self.members.identity.rank == 0)
         self.consts: dict[str, bytes] = self.constants.values
         self._dispatch: dict = {}  # event type -> bound handler (the ``handle`` fast path)
+        self.lazy: list = []  # units submitted here, not queued yet (``local.py``)
         self.config = config or StealConfig()
         self.policy = StealPolicy(self.config, rng or random.Random(0))
         self.deque = WorkDeque()
@@ -168,6 +169,8 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
             meth = self._dispatch[type(event)]
         except KeyError:
             meth = self._dispatch[type(event)] = getattr(self, "_on_" + type(event).__name__)
+        if self.lazy:  # units held by ``submit_lazy`` are queued before anything is decided
+            self.publish()
         if self.leaving:
             return [c for c in meth(event, now) if type(c) not in _SENDS]
         return meth(event, now)

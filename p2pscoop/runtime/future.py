@@ -125,7 +125,7 @@ class Future(cf.Future):
             raise InternalError(f"p2pscoop's comm thread failed ({peer.fatal_error}); "
                                 f"please file a bug") from peer.fatal_error
         if deadline is None and self._job is not None and (
-                peer.scheduler.run_inline(self._job) and self._state in _OVER):
+                peer.scheduler.run_inline(self) and self._state in _OVER):
             return  # work-first: its unit was next, it ran here (scheduler.run_inline)
         with peer.resolve_lock:
             peer.poll_inbox()

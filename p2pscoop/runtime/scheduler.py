@@ -32,13 +32,19 @@ import itertools
 import logging
 import time
 from collections import deque
+from threading import get_ident
+from time import monotonic, perf_counter
 from typing import Any
 
 import greenlet
+from greenlet import getcurrent
 
 from ..core.messages import FAILED, OK, RAISED
+from ..core.deque import Work
 from ..core.node import Finished, Idle, Pop, Run
 from . import payload, switch
+from .future import Future
+from .payload import check_submittable
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
 
@@ -100,8 +106,11 @@ class Scheduler:
         return timers[0][0] - now > 2 * length + 0.01
 
     def _may_start_next(self, now: float) -> bool:
+        node = self.peer.node
         with self.peer.lock:
-            work = self.peer.node.deque.peek()
+            if node.lazy:  # (what the next ``Pop`` would take: held units are queued)
+                node.publish()
+            work = node.deque.peek()
         return work is None or self.may_start(work, now)
 
     def _record_length(self, fn, seconds: float) -> None:
@@ -211,10 +220,30 @@ class Scheduler:
             self.units_run += 1
             work, index = cmds[-1].work, cmds[-1].index
 
-    def run_inline(self, job: int) -> bool:
-        """Work-first ``result()``: the caller is about to park for the future of ``job``;
-        if that job's one unit is the newest queued unit here, run it right now in the
-        caller's greenlet (no park, no new greenlet, no switch) and return True.
+    def submit(self, fn, args: tuple, kwargs: dict) -> Any:
+        """``futures.submit`` on this peer's main thread: ``Peer.submit``'s checks and
+        effects (the arguments checked now; the unit stealable until it starts; its future
+        registered before any result could arrive), but the unit is only held by the node
+        (``NodeState.submit_lazy``: queued by the node's next event, a thief's STEAL
+        included) and no ``Wake`` is sent (the scheduler runs on this thread). Awaited
+        before it is queued, it runs in place (``run_inline``) and is never queued at all.
+        Any other thread, or a node that must queue at once, takes ``Peer.submit``."""
+        peer = self.peer
+        if get_ident() != peer.main_ident:
+            return peer.submit(fn, args, kwargs)
+        check_submittable(fn, args, kwargs)
+        with peer.lock:
+            job = peer.node.submit_lazy(fn, args, kwargs)
+            if job is not None:
+                fut = peer.targets[job] = Future(peer, job)
+                return fut
+        return peer.submit(fn, args, kwargs)
+
+    def run_inline(self, fut) -> bool:
+        """Work-first ``result()``: the caller is about to park for ``fut``; if its job's
+        one unit is among the newest units here (held by the node, or queued), run it right
+        now in the caller's greenlet (no park, no new greenlet, no switch), complete
+        ``fut`` and return True.
 
         What would run next is the same (the hub would pop that unit first too), except
         that a woken task waits behind it, so nothing is run inline while one is ready, nor
@@ -224,29 +253,34 @@ class Scheduler:
         it has with a greenlet per unit."""
         if self.ready or self._timers or self.stopping:
             return False
-        glet = greenlet.getcurrent()
+        glet = getcurrent()
         depth = getattr(glet, "p2pscoop_inline", 0)
         if depth >= INLINE_DEPTH or glet is self._hub:
             return False
         peer = self.peer
+        node = peer.node
+        job = fut._job
         with peer.lock:
-            got = peer.node.pop_job(job, time.monotonic())
-        if got is None:
-            return False
-        work, cmds = got
-        if cmds:  # a steal request sent before the unit runs
-            peer.execute_all(cmds)
+            held = node.take_lazy(job) if node.lazy else None
+            if held is None:
+                got = node.pop_job(job, monotonic())
+                if got is None:
+                    return False
+        if held is not None:  # never queued: no record of it is left in the node
+            _, fn, args, kwargs = held
+            work = None
+        else:
+            work, cmds = got
+            if cmds:  # a steal request sent before the unit runs
+                peer.execute_all(cmds)
+            fn, args, kwargs = work.fn, work.items[work.hi - 1 - work.base], work.kwargs
         self.units_run += 1
-        index = work.hi - 1  # (the job's only unit: 0)
-        fn = work.fn
         glet.p2pscoop_inline = depth + 1
         rec = peer.recorder
         t0 = rec.begin(fn) if rec is not None else 0.0
-        started = time.perf_counter()
-        try:
-            if work.error is not None:
-                raise work.error
-            value = fn(*work.items[index - work.base], **work.kwargs)
+        started = perf_counter()
+        try:  # (work of ours never carries a decoding ``error``: ``pop_job``)
+            value = fn(*args, **kwargs)
             ok = True
         except BaseException as exc:  # as in _run_one
             if isinstance(exc, greenlet.GreenletExit) or (
@@ -255,13 +289,16 @@ class Scheduler:
             ok, value = False, exc
         finally:
             glet.p2pscoop_inline = depth
-        self._record_length(fn, time.perf_counter() - started)
+        self._record_length(fn, perf_counter() - started)
         if rec is not None:
-            rec.end(work, t0)
-        with peer.lock:
-            won = peer.node.finish_range(job, index, index + 1)
-        if won is None:
-            peer.resolve_unit(job, ok, value)
+            rec.end(work or Work(peer.me, job, 0, 1, fn, [args], 0, kwargs), t0)
+        if work is not None:
+            with peer.lock:
+                if not node.finish_one(job):
+                    return True  # a result from another peer resolved it meanwhile
+        # (on the main thread: nobody else resolves a unit the node gave us)
+        peer.targets.pop(job, None)
+        fut._complete(ok, value)
         return True
 
     def _run_one(self, work, index: int) -> None:
