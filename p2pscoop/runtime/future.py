@@ -219,9 +219,11 @@ class Future(cf.Future):
             self._wake()
         return running
 
-    def _complete(self, ok: bool, value: Any) -> None:
+    def _complete(self, ok: bool, value: Any, ready: Any = None) -> None:
         """The task's outcome arrived: ``set_result``/``set_exception`` as the stdlib's (its
-        waiters, condition and callbacks), in one step; first outcome wins."""
+        waiters, condition and callbacks), in one step; first outcome wins. ``ready``:
+        the caller is the peer's main thread, which wakes the tasks parked here directly
+        on that queue of the scheduler (``Scheduler.run_inline``)."""
         with _SHARED_LOCK:  # (the lock of ``self._condition``, taken without its wrapper)
             if self._state != _PENDING:
                 return  # cancelled meanwhile
@@ -240,7 +242,10 @@ class Future(cf.Future):
                 _SHARED_CONDITION.notify_all()
         if self._done_callbacks:
             self._invoke_callbacks()
-        self._wake()
+        if ready is None:
+            self._wake()
+        elif self._parked:
+            self._notify(ready)
 
     def _wake(self) -> None:
         """Wake what is parked on this future, from whichever thread completed it.

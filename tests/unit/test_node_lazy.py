@@ -1,0 +1,133 @@
+"""Units held by ``NodeState.submit_lazy`` (core/local.py): a ``submit`` on the peer's own
+thread is held until the node's next event queues it (``publish``), or is started by its
+caller before that (``take_lazy``) and then leaves no record in the node.
+
+What must hold: a held unit is in exactly one place; every event (a thief's STEAL, a
+``Cancel``, ``Pop``...) sees it as if it had been queued at submit, in submission order;
+nodes with hungry thieves or leaving never hold units.
+"""
+
+import random
+
+from p2pscoop.core import task as T
+from p2pscoop.core.events import Cancel, Leave
+from p2pscoop.core.messages import Steal
+from p2pscoop.core.node import (Cancelled, NodeState, PeerUp, Pop, Received, Run, SendMsg,
+                                ShipWorks, Submit)
+from p2pscoop.core.policy import StealConfig
+
+ME = b"M" * 16
+P1 = b"1" * 16
+
+
+def make_node(*peers):
+    n = NodeState(ME, StealConfig(), random.Random(0))
+    for p in peers:
+        n.handle(PeerUp(p), 0.0)
+    return n
+
+
+def spans(works):
+    return [(w.job, w.lo, w.hi) for w in works]
+
+
+def test_a_held_unit_is_counted_but_not_queued_until_the_next_event():
+    n = make_node()
+    job = n.submit_lazy(abs, (-3,), {})
+    assert job == 0 and n.lazy and n.units_submitted == 1
+    assert n.deque.total == 0 and n.jobs == {}
+    cmds = n.handle(Pop(), 0.0)  # any event queues it first: here it is popped at once
+    assert len(cmds) == 1 and type(cmds[0]) is Run and cmds[0].work.job == job
+    assert cmds[0].work.fn is abs and cmds[0].work.args_of(0) == (-3,)
+    assert n.jobs[job].states == {0: T.RUNNING} and not n.lazy
+    assert n.units_submitted == 1  # counted once
+
+
+def test_a_thiefs_steal_gets_held_units_oldest_first():
+    n = make_node(P1)
+    jobs = [n.submit_lazy(abs, (i,), {}) for i in range(4)]
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    ship = [c for c in out if type(c) is ShipWorks]
+    assert ship and spans(ship[0].works) == [(jobs[0], 0, 1), (jobs[1], 0, 1)]
+    assert {j: n.jobs[j].states[0] for j in jobs[:2]} == {jobs[0]: T.LEASED,
+                                                           jobs[1]: T.LEASED}
+    assert spans(n.deque) == [(jobs[2], 0, 1), (jobs[3], 0, 1)]
+    assert n.take_lazy(jobs[3]) is None  # queued now: work-first goes through pop_job
+    work, _ = n.pop_job(jobs[3], 0.0)
+    assert work.job == jobs[3] and n.finish_one(jobs[3])
+
+
+def test_held_units_keep_their_place_before_later_submissions():
+    n = make_node()
+    a = n.submit_lazy(abs, (1,), {})
+    b = n.submit_lazy(abs, (2,), {})
+    m = n.new_job(abs, [(i,) for i in range(3)])  # a map window, submitted by handle
+    n.handle(Submit(m), 0.0)
+    assert spans(n.deque) == [(a, 0, 1), (b, 0, 1), (m.job, 0, 3)]
+    order = []
+    while True:
+        cmds = n.handle(Pop(), 0.0)
+        if not cmds:
+            break
+        order.append((cmds[-1].work.job, cmds[-1].index))
+    assert order == [(m.job, 0), (m.job, 1), (m.job, 2), (b, 0), (a, 0)]
+
+
+def test_take_lazy_starts_a_held_unit_and_leaves_nothing_of_it():
+    n = make_node(P1)
+    a = n.submit_lazy(abs, (1,), {"k": 1})
+    b = n.submit_lazy(abs, (2,), {})
+    assert n.take_lazy(a) == (a, abs, (1,), {"k": 1})  # from under a newer one
+    assert n.take_lazy(a) is None  # in one place only
+    assert [h[0] for h in n.lazy] == [b]
+    assert n.jobs == {} and n.deque.total == 0
+    assert n.take_lazy(b) == (b, abs, (2,), {})
+    assert n.handle(Pop(), 0.0) == []  # nothing else was held or queued
+    assert n.counters.duplicates == 0
+
+
+def test_take_lazy_refuses_a_unit_held_too_deep():
+    n = make_node()
+    deep = n.submit_lazy(abs, (0,), {})
+    for i in range(8):
+        n.submit_lazy(abs, (i,), {})
+    assert n.take_lazy(deep, depth=8) is None
+    assert n.take_lazy(deep, depth=9) is not None
+
+
+def test_pop_job_queues_held_units_first_and_asks_no_one_while_they_wait():
+    n = make_node(P1)
+    old = n.new_job(abs, [(1,)])
+    n.handle(Submit(old), 0.0)
+    held = n.submit_lazy(abs, (2,), {})
+    work, cmds = n.pop_job(old.job, 0.0)
+    assert work is old and cmds == []  # the held unit is queued: no early steal request
+    assert spans(n.deque) == [(held, 0, 1)]
+
+
+def test_cancel_of_a_held_unit():
+    n = make_node()
+    a = n.submit_lazy(abs, (1,), {})
+    b = n.submit_lazy(abs, (2,), {})
+    assert n.handle(Cancel(a), 0.0) == [Cancelled(a, True)]
+    assert a not in n.jobs and n.deque.total == 1
+    assert n.take_lazy(a) is None and n.pop_job(a, 0.0) is None
+    assert [(c.work.job, c.index) for c in n.handle(Pop(), 0.0)] == [(b, 0)]
+    assert n.handle(Pop(), 0.0) == []
+
+
+def test_no_unit_is_held_with_hungry_thieves_or_when_leaving():
+    n = make_node(P1)
+    out = n.handle(Received(P1, Steal(1)), 0.0)  # denied: P1 is hungry now
+    assert n._hungry and any(type(c) is SendMsg for c in out)
+    assert n.submit_lazy(abs, (1,), {}) is None and not n.lazy
+    n2 = make_node(P1)
+    n2.handle(Leave(), 0.0)
+    assert n2.submit_lazy(abs, (1,), {}) is None
+
+
+def test_job_ids_of_held_and_queued_units_never_collide():
+    n = make_node()
+    ids = [n.submit_lazy(abs, (1,), {}), n.new_job(abs, [(1,)]).job,
+           n.submit_lazy(abs, (1,), {}), n.new_job(abs, [(1,), (2,)]).job]
+    assert ids == sorted(set(ids))
