@@ -17,7 +17,8 @@ stdlib's own. What changes is how a caller waits:
 Invariants:
 
 * a future is completed by ``Peer.poll_inbox`` (the main thread, or the completer, under
-  ``Peer.resolve_lock``), or by whoever calls ``set_result``/``set_exception``/``cancel``
+  ``Peer.resolve_lock``), by ``Scheduler.run_inline`` (the main thread, for a unit the
+  node gave it alone), or by whoever calls ``set_result``/``set_exception``/``cancel``
   (a bare ``Future``, e.g. in tests or user code, from any thread);
 * whatever completes it wakes the tasks parked on it: directly on the main thread, through
   the peer's inbox from any other thread (only the main thread touches the hub's queue of

@@ -17,12 +17,14 @@ processes, and nesting depth is unbounded (a parked task costs its greenlet's st
 On the origin the user's program runs in the root greenlet; it reaches the hub only when it
 waits for a future, and the hub switches back when that future is done.
 
-Two shortcuts keep a task that stays here cheap (``core/local.py`` holds their node side):
-a unit of a quick function takes the following units of its map range along, run in one
-loop (``_run_range``, at most ``RANGE_BUDGET`` seconds of work claimed at once); and a task
+Three shortcuts keep a task that stays here cheap (``core/local.py`` holds their node
+side): a unit of a quick function takes the following units of its map range along, run in
+one loop (``_run_range``, at most ``RANGE_BUDGET`` seconds of work claimed at once); a task
 about to park for a future whose unit is still queued runs that unit in place, in its own
 greenlet (``run_inline``, "work-first"), so a fork-join tree that stays on one peer needs no
-greenlet and no switch per future.
+greenlet and no switch per future; and a ``submit`` on this thread (``submit``) only hands
+its unit to the node, which queues it at its next event (a thief's STEAL among them), so a
+unit awaited before that runs in place without ever becoming a queued job.
 """
 
 from __future__ import annotations
