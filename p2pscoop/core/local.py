@@ -67,19 +67,25 @@ class LocalPathMixin:
             jobs[job] = Job(job, fn, items, kwargs)
             push(Work(me, job, 0, 1, fn, items, 0, kwargs))
 
-    def take_lazy(self, job: int, depth: int = 8) -> tuple | None:
+    def take_lazy(self, job: int, now: float, depth: int = 8) -> tuple | None:
         """Work-first on a unit ``submit_lazy`` holds: if ``job`` is among the ``depth``
-        newest held, take it out and return ``(job, fn, args, kwargs)``: it was never
-        queued, so no record of it remains (its caller runs it and completes its future).
-        None if it is not held (queued since: ``pop_job``)."""
+        newest held, take it out and return ``((job, fn, args, kwargs), commands)``, the
+        commands ``Pop`` would send before running it (an early steal request if nothing
+        else is held or queued). It was never queued, so no record of it remains: its
+        caller runs it and completes its future. None if it is not held (queued since:
+        ``pop_job``)."""
         lazy = self.lazy
         n = len(lazy)
         if n and lazy[-1][0] == job:
-            return lazy.pop()
-        for pos in range(n - 2, max(-1, n - 1 - depth), -1):
-            if lazy[pos][0] == job:
-                return lazy.pop(pos)
-        return None
+            held = lazy.pop()
+        else:
+            for pos in range(n - 2, max(-1, n - 1 - depth), -1):
+                if lazy[pos][0] == job:
+                    held = lazy.pop(pos)
+                    break
+            else:
+                return None
+        return held, ([] if lazy else self._ask_early(now))
 
     def pop_job(self, job: int, now: float, depth: int = 8) -> tuple[Work, list] | None:
         """Work-first: if the only unit of ``job`` (owned here, still PENDING) is queued

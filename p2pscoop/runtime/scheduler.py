@@ -263,18 +263,18 @@ class Scheduler:
         node = peer.node
         job = fut._job
         with peer.lock:
-            held = node.take_lazy(job) if node.lazy else None
-            if held is None:
+            got = node.take_lazy(job, monotonic()) if node.lazy else None
+            if got is None:
                 got = node.pop_job(job, monotonic())
                 if got is None:
                     return False
-        if held is not None:  # never queued: no record of it is left in the node
-            _, fn, args, kwargs = held
+        work, cmds = got
+        if cmds:  # a steal request sent before the unit runs
+            peer.execute_all(cmds)
+        if type(work) is tuple:  # held, never queued: no record of it is left in the node
+            _, fn, args, kwargs = work
             work = None
         else:
-            work, cmds = got
-            if cmds:  # a steal request sent before the unit runs
-                peer.execute_all(cmds)
             fn, args, kwargs = work.fn, work.items[work.hi - 1 - work.base], work.kwargs
         self.units_run += 1
         glet.p2pscoop_inline = depth + 1

@@ -52,7 +52,7 @@ def test_a_thiefs_steal_gets_held_units_oldest_first():
     assert {j: n.jobs[j].states[0] for j in jobs[:2]} == {jobs[0]: T.LEASED,
                                                            jobs[1]: T.LEASED}
     assert spans(n.deque) == [(jobs[2], 0, 1), (jobs[3], 0, 1)]
-    assert n.take_lazy(jobs[3]) is None  # queued now: work-first goes through pop_job
+    assert n.take_lazy(jobs[3], 0.0) is None  # queued now: work-first goes through pop_job
     work, _ = n.pop_job(jobs[3], 0.0)
     assert work.job == jobs[3] and n.finish_one(jobs[3])
 
@@ -77,11 +77,13 @@ def test_take_lazy_starts_a_held_unit_and_leaves_nothing_of_it():
     n = make_node(P1)
     a = n.submit_lazy(abs, (1,), {"k": 1})
     b = n.submit_lazy(abs, (2,), {})
-    assert n.take_lazy(a) == (a, abs, (1,), {"k": 1})  # from under a newer one
-    assert n.take_lazy(a) is None  # in one place only
+    assert n.take_lazy(a, 0.0) == ((a, abs, (1,), {"k": 1}), [])  # from under a newer one
+    assert n.take_lazy(a, 0.0) is None  # in one place only
     assert [h[0] for h in n.lazy] == [b]
     assert n.jobs == {} and n.deque.total == 0
-    assert n.take_lazy(b) == (b, abs, (2,), {})
+    # the last unit here starts: ask for work before running dry, as ``Pop`` does
+    assert n.take_lazy(b, 0.0) == ((b, abs, (2,), {}), [SendMsg(P1, Steal(1))])
+    assert n.counters.steals_early == 1
     assert n.handle(Pop(), 0.0) == []  # nothing else was held or queued
     assert n.counters.duplicates == 0
 
@@ -91,8 +93,8 @@ def test_take_lazy_refuses_a_unit_held_too_deep():
     deep = n.submit_lazy(abs, (0,), {})
     for i in range(8):
         n.submit_lazy(abs, (i,), {})
-    assert n.take_lazy(deep, depth=8) is None
-    assert n.take_lazy(deep, depth=9) is not None
+    assert n.take_lazy(deep, 0.0, depth=8) is None
+    assert n.take_lazy(deep, 0.0, depth=9) is not None
 
 
 def test_pop_job_queues_held_units_first_and_asks_no_one_while_they_wait():
@@ -111,7 +113,7 @@ def test_cancel_of_a_held_unit():
     b = n.submit_lazy(abs, (2,), {})
     assert n.handle(Cancel(a), 0.0) == [Cancelled(a, True)]
     assert a not in n.jobs and n.deque.total == 1
-    assert n.take_lazy(a) is None and n.pop_job(a, 0.0) is None
+    assert n.take_lazy(a, 0.0) is None and n.pop_job(a, 0.0) is None
     assert [(c.work.job, c.index) for c in n.handle(Pop(), 0.0)] == [(b, 0)]
     assert n.handle(Pop(), 0.0) == []
 
