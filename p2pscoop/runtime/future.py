@@ -74,6 +74,8 @@ _CANCELLED = "CANCELLED"
 _NOTIFIED = "CANCELLED_AND_NOTIFIED"
 DONE_STATES = (_FINISHED, _NOTIFIED)  # "done" for wait() and as_completed(), as the stdlib's
 _OVER = (_FINISHED, _CANCELLED, _NOTIFIED)  # result() returns or raises at once
+#: not completed yet (RUNNING: its unit runs in place, ``Scheduler.run_inline``)
+_OPEN = (_PENDING, _RUNNING)
 _SHARED_LOCK = threading.RLock()
 _SHARED_CONDITION = threading.Condition(_SHARED_LOCK)
 
@@ -172,6 +174,8 @@ class Future(cf.Future):
 
     def running(self) -> bool:
         """True while the task runs here or is held by another peer."""
+        if self._state == _RUNNING:  # (run in place: ``Scheduler.run_inline``)
+            return True
         if self._peer is None or self._job is None or super().done():
             return super().running()
         return self._peer.unit_running(self._job)
@@ -226,7 +230,7 @@ class Future(cf.Future):
         the caller is the peer's main thread, which wakes the tasks parked here directly
         on that queue of the scheduler (``Scheduler.run_inline``)."""
         with _SHARED_LOCK:  # (the lock of ``self._condition``, taken without its wrapper)
-            if self._state != _PENDING:
+            if self._state not in _OPEN:
                 return  # cancelled meanwhile
             if ok:
                 self._result = value

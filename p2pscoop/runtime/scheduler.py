@@ -45,7 +45,7 @@ from ..core.messages import FAILED, OK, RAISED
 from ..core.deque import Work
 from ..core.node import Finished, Idle, Pop, Run
 from . import payload, switch
-from .future import Future
+from .future import _RUNNING as RUNNING, Future
 from .payload import check_submittable
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
@@ -277,6 +277,7 @@ class Scheduler:
         else:
             fn, args, kwargs = work.fn, work.items[work.hi - 1 - work.base], work.kwargs
         self.units_run += 1
+        fut._state = RUNNING  # (no thread can cancel it now: the node no longer has it)
         glet.p2pscoop_inline = depth + 1
         rec = peer.recorder
         t0 = rec.begin(fn) if rec is not None else 0.0

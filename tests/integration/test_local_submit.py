@@ -33,6 +33,14 @@ def pid_of(_):
     return os.getpid()
 
 
+_futures = []  # (this process's futures, for the tasks below that look at their own)
+
+
+def own_state(i):
+    fut = _futures[i]
+    return fut.running(), fut.done(), fut.cancel()
+
+
 def children(n):
     """Submit ``n`` children, then wait for them in submission order."""
     fs = [futures.submit(double, i) for i in range(n)]
@@ -62,6 +70,14 @@ def test_a_future_not_started_yet_is_pending_then_cancellable(rt, idle_origin):
         fut.result()
     other = futures.submit(double, 2)  # the next one is not affected
     assert other.result() == 4 and not other.cancel()
+
+
+def test_a_unit_run_in_place_is_running_and_cannot_be_cancelled(rt, idle_origin):
+    _futures.clear()
+    fut = futures.submit(own_state, 0)  # (the worker is busy: it runs here)
+    _futures.append(fut)
+    assert fut.result() == (True, False, False)
+    assert not fut.running() and fut.done() and not fut.cancelled()
 
 
 def test_waiting_through_wait_and_as_completed(rt):
