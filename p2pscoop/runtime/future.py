@@ -76,6 +76,7 @@ DONE_STATES = (_FINISHED, _NOTIFIED)  # "done" for wait() and as_completed(), as
 _OVER = (_FINISHED, _CANCELLED, _NOTIFIED)  # result() returns or raises at once
 #: not completed yet (RUNNING: its unit runs in place, ``Scheduler.run_inline``)
 _OPEN = (_PENDING, _RUNNING)
+RUNNING = _RUNNING  # (for ``Scheduler.run_inline``, which sets it)
 _SHARED_LOCK = threading.RLock()
 _SHARED_CONDITION = threading.Condition(_SHARED_LOCK)
 

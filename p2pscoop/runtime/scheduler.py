@@ -41,11 +41,11 @@ from typing import Any
 import greenlet
 from greenlet import getcurrent
 
-from ..core.messages import FAILED, OK, RAISED
 from ..core.deque import Work
+from ..core.messages import FAILED, OK, RAISED
 from ..core.node import Finished, Idle, Pop, Run
 from . import payload, switch
-from .future import _RUNNING as RUNNING, Future
+from .future import RUNNING, Future
 from .payload import check_submittable
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
