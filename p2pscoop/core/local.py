@@ -36,6 +36,9 @@ from .deque import Work
 from .jobs import Job
 
 _PENDING, _RUNNING = T.PENDING, T.RUNNING
+#: at most this many units held at once (``submit_lazy``): a loop that submits many before
+#: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
+MAX_HELD = 32
 
 
 class LocalPathMixin:
@@ -45,11 +48,14 @@ class LocalPathMixin:
         """Submit one unit of ``fn(*args, **kwargs)`` without queueing it yet: its job id
         is taken and it waits in ``lazy`` (the newest end of the deque, in effect) until
         ``publish`` queues it (the next ``handle`` call, whoever makes it: a thief's STEAL,
-        a ``Pop``, a tick...) or ``take_lazy`` starts it in its caller. Returns the job
-        id, or None if this node has hungry thieves (the unit must be queued now, hints
-        may follow: ``Submit``) or is leaving; then the caller uses ``Submit``."""
+        a ``Pop``, a tick...; or ``MAX_HELD`` submits later) or ``take_lazy`` starts it in
+        its caller. Returns the job id, or None if this node has hungry thieves (the unit
+        must be queued now, hints may follow: ``Submit``) or is leaving; then the caller
+        uses ``Submit``."""
         if self._hungry or self.leaving:
             return None
+        if len(self.lazy) >= MAX_HELD:
+            self.publish()
         job = self._next_job
         self._next_job = job + 1
         self.lazy.append((job, fn, args, kwargs))

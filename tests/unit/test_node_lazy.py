@@ -11,6 +11,7 @@ import random
 
 from p2pscoop.core import task as T
 from p2pscoop.core.events import Cancel, Leave
+from p2pscoop.core.local import MAX_HELD
 from p2pscoop.core.messages import Steal
 from p2pscoop.core.node import (Cancelled, NodeState, PeerUp, Pop, Received, Run, SendMsg,
                                 ShipWorks, Submit)
@@ -126,6 +127,14 @@ def test_no_unit_is_held_with_hungry_thieves_or_when_leaving():
     n2 = make_node(P1)
     n2.handle(Leave(), 0.0)
     assert n2.submit_lazy(abs, (1,), {}) is None
+
+
+def test_a_long_run_of_submits_is_queued_as_it_goes():
+    n = make_node()
+    jobs = [n.submit_lazy(abs, (i,), {}) for i in range(3 * MAX_HELD + 1)]
+    assert len(n.lazy) <= MAX_HELD and n.deque.total + len(n.lazy) == len(jobs)
+    assert [w.job for w in n.deque] + [h[0] for h in n.lazy] == jobs  # in order
+    assert n.units_submitted == len(jobs)
 
 
 def test_job_ids_of_held_and_queued_units_never_collide():
