@@ -153,7 +153,7 @@ class Executor(cf.Executor):
         peer = self._peer
         if peer.closed:
             raise RuntimeError("cannot schedule new futures: the p2pscoop peers stopped")
-        return peer.submit(fn, args, kwargs)
+        return peer.scheduler.submit(fn, args, kwargs)  # the local fast path on the main thread
 
     def _forget(self, fut) -> None:
         with self._lock:

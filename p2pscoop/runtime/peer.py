@@ -213,13 +213,6 @@ class Peer:
             if not target[2]:  # the job's last unit: forget it
                 del self.targets[cmd.job]
 
-    def resolve_unit(self, job: int, ok: bool, value: Any) -> None:
-        """Deliver the outcome of a submitted unit run here (``Scheduler.run_inline``)."""
-        with self.resolve_lock:
-            fut = self.targets.pop(job, None)
-        if fut is not None:
-            fut._complete(ok, value)  # on the main thread: wakes what is parked on it
-
     def resolve_range(self, job: int, lo: int, outcomes: list, won: list | None) -> None:
         """Deliver the outcomes ``(ok, value)`` of units ``lo, lo + 1, ...`` of a map job
         run here (``Scheduler._run_range``); ``won`` as ``NodeState.finish_range``
