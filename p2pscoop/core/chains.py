@@ -41,7 +41,9 @@ the unit, which the owner resolves once.
 Invariants: a unit in a record has at least one lessor; a unit leased on has its work
 kept; a unit goes home to its owner only from a peer the owner leased it to itself (the
 owner would otherwise take it back while the chain between them still waits for it); a
-link is pinned (``membership.pins_of``) while a lease or a buffered result crosses it.
+link is pinned (``membership.pins_of``) while a lease or a buffered result crosses it; a
+peer past its view bound makes no new pinned link (``_past_view``), so that no peer but
+the origin holds more than about ``view_size`` links, however widely its work spreads.
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ class ChainMixin:
         """The peers the result of this unit (of another owner, held here) goes to."""
         rel = self.relays.get((owner, job))
         return rel.lessors.get(index, (owner,)) if rel is not None else (owner,)
+
+    def _past_view(self) -> set | None:
+        """Past its view bound (more than ``view_size`` links, links that a HELLO opened
+        and the next trim will close), a peer makes no new lease link: it leases to, and
+        asks for work from, only the peers it is pinned to already (returned), so that the
+        trim can close the rest. None while within the bound, and always on the origin,
+        which keeps every link of its program anyway."""
+        members = self.members
+        if members.identity.rank == 0 or members.links() <= members.config.view_size:
+            return None
+        return members.pins()
 
     # -- units in and out ----------------------------------------------------------------
 

@@ -62,6 +62,9 @@ class LifelineMixin:
         peers = self.peers
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
+        pinned = self._past_view() if hungry else None
+        if pinned is not None:  # past the view bound: no new lease link (``chains.py``)
+            hungry = [p for p in hungry if p in pinned]
         out: list = []
         me = self.me
         own = self.deque.total >= 2 and not self.leaving and any(
@@ -101,6 +104,11 @@ class LifelineMixin:
     def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
         if self.leaving:
             return []  # no lease for a peer that will not be there to answer for it
+        pinned = self._past_view()
+        if pinned is not None and thief not in pinned:
+            # a link past our view bound, which the next trim closes: no lease over it
+            self.counters.steals_denied += 1
+            return [SendMsg(thief, Give(msg.req, []))]
         suspect = self._next_suspect()
         if suspect is not None:
             # A unit whose holder died travels alone, so that a second death is blamed on

@@ -238,7 +238,11 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _ask(self, now: float) -> list:
         """Send a steal request to the victim the policy picks, if any (none is pending)."""
-        victim = None if self.leaving else self.policy.choose_victim(self.victims(), now)
+        victims = self.victims()
+        pinned = self._past_view() if victims else None
+        if pinned is not None:  # past the view bound: no new lease link (``chains.py``)
+            victims = [v for v in victims if v in pinned or self.members.rank_of(v) == 0]
+        victim = None if self.leaving else self.policy.choose_victim(victims, now)
         if victim is None:
             return []
         self._next_req += 1
