@@ -230,8 +230,17 @@ class ChainMixin:
     def _chain_down(self, peer: bytes, now: float, graceful: bool) -> list:
         """``peer`` is gone: units we leased it come back (suspects if it died, plain work
         if it left); units it leased us, and their results, are dropped."""
-        out: list = []
         counters = self.counters
+        for work in list(self.deque):  # queued units of its: nobody waits for them now
+            if work.lessor == peer and not work.cancelled:
+                rel = self.relays.get((work.owner, work.job))
+                if rel is None or not any(
+                        peer not in rel.lessors.get(i, (peer,))
+                        for i in range(work.lo, work.hi)):
+                    counters.units_orphaned += work.units
+                    self.deque.discard(work)
+        out: list = []
+        woke = False
         for rel in list(self.relays.values()):
             for i, hops in list(rel.lessors.items()):
                 if peer in hops:
@@ -240,38 +249,32 @@ class ChainMixin:
                         rel.lessors[i] = rest
                     else:
                         rel.forget(i)
-                        counters.units_orphaned += 1
             for i in sorted(i for i, h in rel.holders.items() if h == peer):
-                out += self._take_back(rel, i, now, graceful)
+                woke |= self._take_back(rel, i, now, graceful, out)
             self._tidy(rel)
-        for work in list(self.deque):  # queued units of its: nobody waits for them now
-            if work.lessor == peer and not work.cancelled:
-                rel = self.relays.get((work.owner, work.job))
-                if rel is None or not any(i in rel.lessors for i in range(work.lo, work.hi)):
-                    counters.units_orphaned += work.units
-                    self.deque.discard(work)
-        return out
+        return out + [Wake()] if woke else out
 
-    def _take_back(self, rel: Relay, i: int, now: float, graceful: bool) -> list:
-        """Unit ``i`` of ``rel``, which we leased on, comes back: its holder is gone."""
+    def _take_back(self, rel: Relay, i: int, now: float, graceful: bool, out: list) -> bool:
+        """Unit ``i`` of ``rel``, which we leased on, comes back: its holder is gone.
+        True if it is queued here again (the scheduler must wake); a unit that failed for
+        good is sent on as our result for it (its commands added to ``out``)."""
         del rel.holders[i]
         self.counters.units_redispatched += 1
         if graceful and not rel.deaths.get(i):  # handed back: not a suspect
             self._requeue(rel, i)
-            return [Wake()]
+            return True
         deaths = rel.deaths[i] = rel.deaths.get(i, 0) + 1
         if deaths < self.config.max_deaths:
-            self.chain_suspects.append((rel.owner, rel.job, i))
-            return [Wake()]
+            self.chain_suspects.append((rel.owner, rel.job, i))  # for a thief, never here
+            return False
         self.counters.units_lost += 1
         err = TaskLostError(f"task {i} of job {rel.job} is lost: {deaths} peers died while "
                             f"holding it; it may crash the process that runs it (a "
                             f"segfault, os._exit...), so it is not run again")
-        entry = (rel.owner, rel.job, i, FAILED, err)
-        out: list = []
+        entry = (rel.owner, rel.job, i, FAILED, err)  # our result for it, sent on
         for hop in rel.forget(i):
             out += self._post(hop, entry, now)
-        return out
+        return False
 
     def _requeue(self, rel: Relay, i: int) -> None:
         t = rel.works.pop(i)
@@ -279,14 +282,21 @@ class ChainMixin:
         work.lessor = rel.lessors[i][0]
         self.deque.push(work)
 
-    def _next_chain_suspect(self) -> Work | None:
-        """A unit of another owner whose holder died, to lease again (alone)."""
-        while self.chain_suspects:
-            owner, job, i = self.chain_suspects.popleft()
+    def _next_chain_suspect(self, thief: bytes) -> Work | None:
+        """A unit of another owner whose holder died, to lease again (alone) to
+        ``thief``: never to its owner unless the owner leased it to us itself."""
+        suspects = self.chain_suspects
+        for _ in range(len(suspects)):
+            owner, job, i = suspects.popleft()
             rel = self.relays.get((owner, job))
-            if rel is not None and i in rel.works and i not in rel.holders:
-                t = rel.works[i]
-                work = Work(owner, job, i, i + 1, t.fn, t.items, t.base, t.kwargs, t.error)
-                work.lessor = rel.lessors[i][0]
-                return work
+            if rel is None or i not in rel.works or i in rel.holders:
+                continue  # answered, or nobody waits for it any more
+            lessor = rel.lessors[i][0]
+            if owner == thief and lessor != thief:
+                suspects.append((owner, job, i))  # for another thief
+                continue
+            t = rel.works[i]
+            work = Work(owner, job, i, i + 1, t.fn, t.items, t.base, t.kwargs, t.error)
+            work.lessor = lessor
+            return work
         return None

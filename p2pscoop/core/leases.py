@@ -77,7 +77,7 @@ class LeaseMixin:
                     self.suspects.append((rec.id, i))
         if not self.peers and self.suspects and self._alone_since is None:
             self._alone_since = now  # a replacement peer may still come: see _on_Tick
-        elif self.suspects and self._hungry:
+        elif (self.suspects or self.chain_suspects) and self._hungry:
             out.extend(self._hints())
         return out + [Wake()] if out else out
 
@@ -99,14 +99,15 @@ class LeaseMixin:
                                                  "peer is left to try it"))
         return out
 
-    def _next_suspect(self) -> Work | None:
-        """A unit whose holder died, ours or one we leased on (``chains.py``)."""
+    def _next_suspect(self, thief: bytes) -> Work | None:
+        """A unit whose holder died for ``thief``: ours, or one we leased on
+        (``chains.py``)."""
         while self.suspects:
             job, index = self.suspects.popleft()
             rec = self.jobs.get(job)
             if rec is not None and rec.states.get(index) == T.PENDING:
                 return Work(self.me, job, index, index + 1, rec.fn, rec.items, 0, rec.kwargs)
-        return self._next_chain_suspect() if self.chain_suspects else None
+        return self._next_chain_suspect(thief) if self.chain_suspects else None
 
     def _live_parts(self, work: Work) -> list:
         """``work`` without the units of ours that were resolved while it sat in the deque.

@@ -109,7 +109,7 @@ class LifelineMixin:
             # a link past our view bound, which the next trim closes: no lease over it
             self.counters.steals_denied += 1
             return [SendMsg(thief, Give(msg.req, []))]
-        suspect = self._next_suspect()
+        suspect = self._next_suspect(thief)
         if suspect is not None:
             # A unit whose holder died travels alone, so that a second death is blamed on
             # that unit only (a poison task is isolated, innocent units are not).
