@@ -77,10 +77,10 @@ class ChainMixin:
 
     def _past_view(self) -> set | None:
         """Past its view bound (more than ``view_size`` links, links that a HELLO opened
-        and the next trim will close), a peer makes no new lease link: it leases to, and
-        asks for work from, only the peers it is pinned to already (returned), so that the
-        trim can close the rest. None while within the bound, and always on the origin,
-        which keeps every link of its program anyway."""
+        and the next trim will close), a peer makes no new lease link: it leases only to
+        the peers it is pinned to already (returned), so that the trim can close the rest.
+        None while within the bound, and always on the origin, which keeps every link of
+        its program anyway."""
         members = self.members
         if members.identity.rank == 0 or members.links() <= members.config.view_size:
             return None

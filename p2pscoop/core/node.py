@@ -238,11 +238,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _ask(self, now: float) -> list:
         """Send a steal request to the victim the policy picks, if any (none is pending)."""
-        victims = self.victims()
-        pinned = self._past_view() if victims else None
-        if pinned is not None:  # past the view bound: no new lease link (``chains.py``)
-            victims = [v for v in victims if v in pinned or self.members.rank_of(v) == 0]
-        victim = None if self.leaving else self.policy.choose_victim(victims, now)
+        victim = None if self.leaving else self.policy.choose_victim(self.victims(), now)
         if victim is None:
             return []
         self._next_req += 1
