@@ -82,7 +82,9 @@ class ChainMixin:
         None while within the bound, and always on the origin, which keeps every link of
         its program anyway."""
         members = self.members
-        if members.identity.rank == 0 or members.links() <= members.config.view_size:
+        size = members.config.view_size
+        if members.identity.rank == 0 or len(members.members) <= size or (
+                members.links() <= size):
             return None
         return members.pins()
 

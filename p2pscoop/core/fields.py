@@ -4,6 +4,7 @@ and how the docs table names it.
 A kind has ``check(value, name, row=None)``, which raises ``RemoteProtocolError`` for a
 value that does not fit (never anything else), and ``doc()``. Every bound is a constant
 here: no field, however a peer fills it, makes the decoder allocate more than these allow.
+(Apart from ``messages.py``, which re-exports them, to keep that module within its budget.)
 """
 
 from __future__ import annotations

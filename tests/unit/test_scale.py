@@ -46,6 +46,20 @@ def test_a_thousand_peers_every_result_exactly_once_under_kills_and_false_suspic
         sim.submit(o, list(range(k * 1000, k * 1000 + 400)))
     sim.grow(996, 1.0)
     assert len(sim.live()) == 1000
+    # the joins opened many links to the first peers (HELLOs are always accepted); those
+    # that no lease pins are closed once a ping interval old: from then on, no peer but
+    # the origin (rank 0, which keeps a link to each peer of its program by design) holds
+    # more than view_size links plus a few greeting it, owners included
+    settled = sim.now + 1.5
+    size = LivenessConfig().view_size
+    most: dict = {}
+
+    def sample():
+        if sim.now >= settled:
+            for p in sim.live():
+                if p != owners[0] and sim.shells[p].frozen_until < sim.now - 0.5:
+                    most[p] = max(most.get(p, 0), sim.links(p))
+
     # faults while leases are out: kills (connections break), freezes past dead_after
     # (the peer is declared dead while alive, then wakes up), a link muted one way
     kills, frozen, muted = [], [], []
@@ -61,20 +75,18 @@ def test_a_thousand_peers_every_result_exactly_once_under_kills_and_false_suspic
             sim.mute(pid, lessor(sim, pid), 5.0)  # its results' way home
             muted.append(pid)
     assert sim.faults == 10, (kills, frozen, muted)
-    assert sim.run_until(sim.all_resolved, sim.now + 300)
+    deadline = sim.now + 300
+    while not sim.run_until(sim.all_resolved, min(deadline, sim.now + 0.25)):
+        assert sim.now < deadline
+        sample()
     sim.check()  # exactly once (a second Resolve fails at once), with the right value
     lost = sum(1 for v in sim.resolved.values() if v[0] == "failed")
     assert lost == 0, lost
     # the deaths were noticed, and the false ones too
     assert sim.news["Left"] >= 5
     assert sum(sim.shells[p].node.counters.units_lost for p in owners) == 0
-    # bounded view, all along: no peer but the origin (rank 0, which keeps a link to each
-    # peer of its program by design) ever held more than view_size links plus a handful
-    # (links greeting us before the next trim), owners included
-    size = LivenessConfig().view_size
-    most = {p: sim.shells[p].node.members.view.most_links for p in sim.live()}
-    worst = max((n, p) for p, n in most.items() if p != owners[0])
-    assert worst[0] <= size + 4, worst
+    worst = max((n, sim.index[p]) for p, n in most.items())
+    assert worst[0] <= size + 3, worst
     sim.run_for(5.0)
     for pid in sim.live():
         if pid != owners[0]:
