@@ -287,9 +287,9 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             work.stealable = False
             if work.owner == self.me:
                 self._set_range(work, T.RECLAIM)
-            elif work.owner != ev.peer:  # we answered for it to ``ev.peer``: we keep it
+            elif work.owner != ev.peer and work.lessor != ev.peer:  # leased on: undone
                 self._unlease(work)
-            else:  # it was going home: it is ours to answer for again
+            else:  # it was going back where it came from: we answer for it again
                 self._hold(work.lessor, work)
             self.deque.push_oldest(work)
         return [Wake()]

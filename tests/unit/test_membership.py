@@ -225,10 +225,18 @@ def sent(cmds, cls):
 
 def test_links_past_view_size_are_pruned_unless_a_lease_needs_them():
     from p2pscoop.core.events import Submit
-    n = view_node(4)
+    n = view_node(1)
     work = n.new_job(abs, [(i,) for i in range(8)])
     n.handle(Submit(work), 0.0)
-    n.handle(Received(peer_id(0), M.Steal(1)), 0.5)  # peer 0 now holds leased units
+    n.handle(Received(peer_id(0), M.Steal(1)), 0.0)  # peer 0 now holds leased units
+    for i in range(1, 4):  # three more greet us: past the view bound (2)
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1)), 0.5)
+    # past the bound, a new link gets no lease (the trim will close it) ...
+    assert n.handle(Received(peer_id(1), M.Steal(2)), 0.5) == [
+        C.SendMsg(peer_id(1), M.Give(2, []))]
+    # ... a link that is pinned already still may
+    assert [type(c) for c in n.handle(Received(peer_id(0), M.Steal(3)), 0.5)] == [
+        C.ShipWorks]
     assert not sent(n.handle(Tick(), 0.6), M.Prune)  # too young to prune
     cmds = n.handle(Tick(), 1.5)
     pruned = sent(cmds, M.Prune)
@@ -306,13 +314,14 @@ def test_a_unit_passed_on_pins_the_links_to_both_ends_of_its_chain():
     link to their owner. Both links are pinned; the owner's is not."""
     from p2pscoop.core.deque import Work
     from p2pscoop.core.events import Finished
-    n = view_node(3)
+    n = view_node(2)
     owner = peer_id(6)  # not linked to us, and never will be
     lessor, thief = peer_id(0), peer_id(1)
     work = Work(owner, 3, 0, 2, abs, [(-1,), (-2,)])
     n.handle(Received(lessor, M.Give(0, [[owner, 3, 0, 2, True]]), [work]), 0.5)
     cmds = n.handle(Received(thief, M.Steal(1)), 0.5)
     assert [type(c) for c in cmds] == [C.ShipWorks]  # no MOVED, no dial to the owner
+    n.handle(Received(peer_id(2), hello_of(peer_id(2), 3)), 0.5)  # one link too many
     assert n.lessors_of(owner, 3, 1) == (lessor,)
     cmds = n.handle(Tick(), 1.5)
     assert sent(cmds, M.Prune) == [peer_id(2)]  # the two ends of the chain stay

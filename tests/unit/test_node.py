@@ -860,6 +860,13 @@ def test_unshippable_chained_work_stays_and_is_answered_for_as_before():
     receive(m, P2, [foreign(P2, 5, 0, 2)])
     works = m.handle(Received(P1, Steal(1)), 0.0)[0].works
     assert m.handle(Unshippable(P1, works), 0.0) == [Wake()] and not m.relays
+    # going back to the middle peer we got it from: we answer for it to that peer again
+    k = make_node(P1, P2, P3)
+    receive(k, P3, [foreign(P2, 5, 0, 2)])
+    works = k.handle(Received(P3, Steal(1)), 0.0)[0].works
+    assert k.relays[(P2, 5)].lessors == {0: (P3,)}  # unit 1 went back to P3
+    assert k.handle(Unshippable(P3, works), 0.0) == [Wake()]
+    assert k.relays[(P2, 5)].lessors == {0: (P3,), 1: (P3,)}
 
 
 # -- chained leases (core/chains.py): each hop answers to the peer it got a unit from ------
