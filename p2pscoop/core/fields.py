@@ -109,13 +109,18 @@ class Rows:
     def check(self, v, name, row=None):
         if type(v) is not list or len(v) > MAX_LIST:
             _fail(f"field {name!r} must be a list of at most {MAX_LIST} entries")
-        width = len(self.columns)
+        columns = self.columns
+        width = len(columns)
+        names = [c for c, _ in columns]
+        checks = [(kind.check, f"{name}.{col}") for col, kind in columns]
+        # a row's dict only for the kinds that compare two of its columns (``Int.above``)
+        cross = any(getattr(kind, "above", None) for _, kind in columns)
         for r in v:
             if type(r) is not list or len(r) != width:
                 _fail(f"field {name!r} must hold lists of {width} values")
-            named = dict(zip((c for c, _ in self.columns), r))
-            for (col, kind), value in zip(self.columns, r):
-                kind.check(value, f"{name}.{col}", named)
+            named = dict(zip(names, r)) if cross else None
+            for (check, label), value in zip(checks, r):
+                check(value, label, named)
 
     def doc(self):
         return "[[" + ", ".join(c for c, _ in self.columns) + "], ...]"
