@@ -18,7 +18,8 @@ estimated. The output is the Markdown that ``docs/scale.md`` quotes. Phases:
    the messages of its former links over the next 10 s above their steady rate, and who
    noticed;
 4. *steal*: four owners map 4 x 500 units of 0.1 s over the cluster; messages per granted
-   steal, MOVEDs per relayed range, lease links opened, most links held at once.
+   steal, results passed on by peers that do not own them (leases chain), how far from
+   its owner a unit ran (hops), most links held at once.
 
 The idle peers use ``StealConfig(backoff_min=0.05, backoff_max=2.0)`` so that 1,000 of
 them can be simulated in minutes; the idle-steal line is also given for the default
@@ -129,7 +130,10 @@ def measure(n: int, seed: int) -> list[str]:
     nodes = [sim.shells[p].node for p in sim.live()]
     sent0 = sum(nd.counters.steals_sent for nd in nodes)
     granted0 = sum(nd.counters.steals_granted for nd in nodes)
-    dials0 = sum(nd.members.view.dials for nd in nodes)
+    fwd0 = sum(nd.counters.results_forwarded for nd in nodes)
+    for nd in nodes:  # the most links at once, from now on
+        nd.members.view.most_links = nd.members.links()
+    hops = _track_hops(sim)
     start = sim.now
     assert sim.run_until(sim.all_resolved, sim.now + 600)
     sim.check()
@@ -137,9 +141,12 @@ def measure(n: int, seed: int) -> list[str]:
     nodes = [sim.shells[p].node for p in sim.live()]
     asked = sum(nd.counters.steals_sent for nd in nodes) - sent0
     granted = sum(nd.counters.steals_granted for nd in nodes) - granted0
-    dials = sum(nd.members.view.dials for nd in nodes) - dials0
+    forwarded = sum(nd.counters.results_forwarded for nd in nodes) - fwd0
     ran = sum(1 for p in sim.live() if sim.shells[p].units_run)
-    most = max(sim.shells[o].node.members.view.most_links for o in owners)
+    far = sorted(hops.values())
+    origin = sim.ids[0]  # rank 0: it keeps every link of its program by design
+    most = max(sim.shells[o].node.members.view.most_links for o in owners if o != origin)
+    most_origin = sim.shells[origin].node.members.view.most_links
     holders_most = sorted(sim.shells[p].node.members.view.most_links for p in sim.live()
                           if p not in owners)
     out += ["### Steals (4 owners x 500 units of 0.1 s)", "",
@@ -148,15 +155,48 @@ def measure(n: int, seed: int) -> list[str]:
             f"- steal requests {asked}, granted {granted}: "
             f"{(asked / max(granted, 1)):.1f} requests per granted steal; each request is "
             f"one STEAL and one GIVE",
-            f"- MOVED (a relayed range, one to its owner): {delta['Moved']}; RESULTS: "
-            f"{delta['Results']}; HINT: {delta['Hint']}",
-            f"- lease links opened (dials for a MOVED or held results): {dials}; each is "
-            f"a HELLO each way",
-            f"- most links held at once: by an owner {most}; by any other peer "
-            f"{holders_most[-1]} (median {holders_most[len(holders_most) // 2]})",
+            f"- RESULTS messages: {delta['Results']}; results passed on by a peer that "
+            f"does not own them: {forwarded}; HINT: {delta['Hint']}; HELLO: "
+            f"{delta['Hello']} (no link is made for a lease)",
+            f"- hops from its owner to the peer that ran a unit: median "
+            f"{far[len(far) // 2]}, max {far[-1]}; units run 3 or more hops away: "
+            f"{sum(1 for h in far if h >= 3)} of {len(far)}",
+            f"- most links held at once while the work ran: by an owner {most} (the "
+            f"origin, rank 0, which keeps every link of its program: {most_origin}); by "
+            f"any other peer {holders_most[-1]} (median "
+            f"{holders_most[len(holders_most) // 2]})",
             f"- local gives {sim.local_gives}, remote gives {sim.remote_gives}", "",
             f"_simulated in {time.time() - t0:.0f} s of wall time_", ""]
     return out
+
+
+def _track_hops(sim: ClusterSim) -> dict:
+    """Record, for each unit run, how many GIVEs it crossed from its owner: a thief's hop
+    count is its lessor's plus one (``(owner, job, index) -> hops``, filled as units run)."""
+    import types
+
+    from p2pscoop.core import events as E
+    depth: dict = {}  # (peer, owner, job, index) -> hops to reach that peer
+    ran: dict = {}
+    for pid, sh in sim.shells.items():
+        node = sh.node
+        take, finished = node._take_works, node._on_Finished
+
+        def _take(self, victim, works, _take=take, pid=pid):
+            for w in works:
+                for i in range(w.lo, w.hi):
+                    up = 0 if victim == w.owner else depth.get((victim, w.owner, w.job, i), 1)
+                    depth[(pid, w.owner, w.job, i)] = up + 1
+            return _take(victim, works)
+
+        def _fin(self, ev: E.Finished, now, finished=finished, pid=pid):
+            ran[(ev.owner, ev.job, ev.index)] = depth.get((pid, ev.owner, ev.job, ev.index), 0)
+            return finished(ev, now)
+
+        node._take_works = types.MethodType(_take, node)
+        node._on_Finished = types.MethodType(_fin, node)
+        node._dispatch.pop(E.Finished, None)
+    return ran
 
 
 def _add_peer(sim: ClusterSim) -> bytes:

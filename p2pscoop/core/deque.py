@@ -33,7 +33,7 @@ class Work:
     """
 
     __slots__ = ("owner", "job", "lo", "hi", "fn", "items", "base", "kwargs",
-                 "error", "stealable", "cancelled", "relayed")
+                 "error", "stealable", "cancelled", "lessor")
 
     def __init__(self, owner: bytes, job: int, lo: int, hi: int, fn: Any,
                  items: Any, base: int = 0, kwargs: dict | None = None,
@@ -49,7 +49,9 @@ class Work:
         self.error = error
         self.stealable = stealable
         self.cancelled = False
-        self.relayed = False  # passed on by a peer that did not own it: may only go home
+        #: the peer this work came from (its results go back there: ``chains.py``), or
+        #: None for work owned here
+        self.lessor: bytes | None = None
 
     @property
     def units(self) -> int:
@@ -65,7 +67,7 @@ class Work:
         cut = self.hi - n
         top = Work(self.owner, self.job, cut, self.hi, self.fn, self.items, self.base,
                    self.kwargs, self.error, self.stealable)
-        top.relayed = self.relayed
+        top.lessor = self.lessor
         self.hi = cut
         return top
 

@@ -1,26 +1,28 @@
-"""Leases and faults: what an owner does when a holder of its units dies, leaves, or is
-named by a MOVED and never confirms. A mixin of ``NodeState`` (``node.py``): these handlers
-read and write the same tables (jobs, deque, suspects, peers), kept apart only for size.
+"""Leases and faults: what an owner does when a peer it leased units to dies or leaves,
+and what every peer does when a peer joins or goes. A mixin of ``NodeState``
+(``node.py``): these handlers read and write the same tables (jobs, deque, suspects,
+peers), kept apart only for size. A peer that leased on units it does not own does the same
+for them, in ``chains.py`` (``_chain_down``).
 
     holder ...                         the owner's units
     died (PeerDown, silence)           become suspects: travel alone, never run by the owner,
                                        fail with TaskLostError after ``max_deaths`` deaths
     left (BYE)                         go back to the deque as plain work (no death counted)
-    named by MOVED, no HOLDING within  run again (no death counted; a late result from the
-      ``confirm_timeout``              named peer wins and the re-queued copy is skipped:
-                                       ``_live_parts`` keeps it from thieves)
+
+An owner leases a unit to a peer it is linked to, and only that peer answers to it for the
+unit (the chain below is that peer's business): the owner's ``Job.holders`` names its
+direct lessees only, and a late result, from whatever hop, resolves the unit once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import messages as M
 from . import task as T
-from .commands import SendMsg, ShipResults, Wake
+from .commands import ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
-from .messages import FAILED, Moved
+from .messages import FAILED
 
 
 class LeaseMixin:
@@ -55,6 +57,8 @@ class LeaseMixin:
         if self._steal is not None and self._steal[0] == peer:
             self._steal = None
         out: list = self.constants.peer_down(peer)
+        if self.relays or self.deque.total:
+            out += self._chain_down(peer, now, graceful)
         for rec in list(self.jobs.values()):
             lost = [i for i, h in rec.holders.items() if h == peer]
             for i in sorted(lost):
@@ -73,7 +77,7 @@ class LeaseMixin:
                     self.suspects.append((rec.id, i))
         if not self.peers and self.suspects and self._alone_since is None:
             self._alone_since = now  # a replacement peer may still come: see _on_Tick
-        elif self.suspects and self._hungry:
+        elif (self.suspects or self.chain_suspects) and self._hungry:
             out.extend(self._hints())
         return out + [Wake()] if out else out
 
@@ -95,88 +99,22 @@ class LeaseMixin:
                                                  "peer is left to try it"))
         return out
 
-    def _next_suspect(self) -> Work | None:
+    def _next_suspect(self, thief: bytes) -> Work | None:
+        """A unit whose holder died for ``thief``: ours, or one we leased on
+        (``chains.py``)."""
         while self.suspects:
             job, index = self.suspects.popleft()
             rec = self.jobs.get(job)
             if rec is not None and rec.states.get(index) == T.PENDING:
                 return Work(self.me, job, index, index + 1, rec.fn, rec.items, 0, rec.kwargs)
-        return None
-
-    def _on_moved(self, holder: bytes, msg: Moved, works: list, now: float) -> list:
-        """A holder of our units gave them on: the lease follows them. If the new holder is
-        already gone, they are lost as if it died holding them. The new holder must confirm
-        (HOLDING) within ``confirm_timeout``: a GIVE lost on the way (a link that failed
-        between two live peers) would otherwise leave the units leased to a peer that
-        never got them."""
-        rec = self.jobs.get(msg.job)
-        if rec is None:
-            return []
-        # From the holder; or from the peer that handed the units on and now takes that
-        # back (``to`` is itself: they could not be shipped after all).
-        moved = [i for i in range(msg.lo, msg.hi)
-                 if rec.states.get(i) == T.LEASED and (
-                     rec.holders.get(i) == holder or msg.to == holder)]
-        deadline = now + self.config.confirm_timeout
-        for i in moved:
-            rec.holders[i] = msg.to
-            if msg.to != holder:
-                rec.unconfirmed[i] = deadline
-                self._soon_confirm(deadline)
-            else:
-                rec.unconfirmed.pop(i, None)
-        if moved and msg.to not in self.peers:
-            # outside our view: link to it (scale.md); if that fails, it is a death
-            want = self.members.want(msg.to, msg.address, now)
-            return want if want or self.members.joining(msg.to) else self._peer_down(
-                msg.to, now)
-        return []
-
-    def _on_holding(self, peer: bytes, msg: M.Holding, works: list, now: float) -> list:
-        """A peer says it holds our units (they were relayed to it): the lease is its."""
-        rec = self.jobs.get(msg.job)
-        if rec is not None:
-            for i in range(msg.lo, msg.hi):
-                if rec.states.get(i) == T.LEASED:
-                    rec.holders[i] = peer
-                    rec.unconfirmed.pop(i, None)
-        return []
-
-    def _soon_confirm(self, when: float) -> None:
-        if self._confirm_next is None or when < self._confirm_next:
-            self._confirm_next = when
-
-    def _expire_unconfirmed(self, now: float) -> list:
-        """Units relayed to a peer that never confirmed: run them again (no death counted:
-        the peer may simply never have received them; a late result is a duplicate)."""
-        woke = False
-        soonest = None
-        for rec in list(self.jobs.values()):
-            for i, deadline in list(rec.unconfirmed.items()):
-                if rec.states.get(i) != T.LEASED:
-                    del rec.unconfirmed[i]
-                elif deadline <= now:
-                    del rec.unconfirmed[i]
-                    rec.holders.pop(i, None)
-                    rec.states[i] = T.next_state(T.LEASED, T.LOST)
-                    self.counters.units_redispatched += 1
-                    if rec.deaths.get(i):
-                        self.suspects.append((rec.id, i))
-                    else:
-                        self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items,
-                                             0, rec.kwargs))
-                    woke = True
-                else:
-                    soonest = deadline if soonest is None else min(soonest, deadline)
-        self._confirm_next = soonest
-        return [Wake()] if woke else []
+        return self._next_chain_suspect(thief) if self.chain_suspects else None
 
     def _live_parts(self, work: Work) -> list:
         """``work`` without the units of ours that were resolved while it sat in the deque.
 
-        A unit run again because the peer a MOVED named never confirmed (``HOLDING``) waits
-        in the deque as plain work; if that peer did hold it after all, its late result
-        resolves the unit there. ``Pop`` skips such a copy; a thief must not lease it.
+        A unit taken back from a peer (it left, or gave it back) waits in the deque as plain
+        work; a late result from below that peer may still resolve it there. ``Pop`` skips
+        such a copy; a thief must not lease it.
         """
         if work.owner != self.me:
             return [work]
@@ -196,8 +134,8 @@ class LeaseMixin:
         return parts
 
     def _take_works(self, victim: bytes, works: list) -> list:
-        """Queue the works of a GIVE from ``victim`` (ours come back home)."""
-        confirm: list = []
+        """Queue the works of a GIVE from ``victim`` (ours come back home; the others'
+        results go back to ``victim``: ``chains.py``)."""
         for work in works:
             self.counters.units_received += work.units
             if work.owner == self.me:
@@ -214,13 +152,9 @@ class LeaseMixin:
                             self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn,
                                                  rec.items, 0, rec.kwargs))
             else:
-                # Work its owner did not give us directly may only go back to its owner:
-                # leases never chain further, so the owner's record stays exact.
-                work.relayed = work.owner != victim
-                if work.relayed:  # tell the owner we hold its units (it was told MOVED)
-                    confirm.append(SendMsg(work.owner, M.Holding(work.job, work.lo, work.hi)))
+                self._hold(victim, work)
                 self.deque.push(work)
-        out: list = [Wake(), *confirm]
+        out: list = [Wake()]
         if self._hungry and self.deque.total >= 2:
             out.extend(self._hints())
         return out

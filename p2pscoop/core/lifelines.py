@@ -11,10 +11,9 @@ serves every remembered thief at once, so an idle peer need not poll for work
     our own work          its share, pushed: a GIVE with request 0 (one message instead of
                           HINT, STEAL, GIVE); the surplus is split evenly between the
                           thieves and us, at least one unit each while we have two
-    anything else         a HINT: it resets its backoff and asks us first. A third party's
-                          units pushed to a thief that found work meanwhile could go
-                          nowhere but home (leases never chain), so they wait for a thief
-                          that asks
+    anything else         a HINT: it resets its backoff and asks us first (a third party's
+                          units wait for a thief that asks: pushed to a thief that found
+                          work meanwhile, they would only lengthen the chain they travel)
 
 Thieves served that way are likely to come back soon (``_coming``); until they do, a
 thief that asks takes an even share with them, not half (``_share``). Half is right for
@@ -23,7 +22,8 @@ relayed halves, and the map waits on a few long queues.
 
 The steal exchange itself lives here too: ``_on_steal`` (the victim's side: what to give,
 or a denial that remembers the thief, and in broker mode a pull: ``broker.py``), ``_grant``
-(leasing what goes, asked for or pushed) and ``_on_give`` (the thief's side).
+(leasing what goes, asked for or pushed: our own units, or another owner's, which we then
+answer for: ``chains.py``) and ``_on_give`` (the thief's side).
 
 Invariants: a thief is remembered until it is served (pushed or hinted) or gone; pushed
 units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
@@ -36,7 +36,7 @@ from typing import Any
 
 from . import task as T
 from .commands import SendMsg, ShipWorks, Wake
-from .messages import Give, Hint, Moved, Steal
+from .messages import Give, Hint, Steal
 
 
 class LifelineMixin:
@@ -57,11 +57,14 @@ class LifelineMixin:
         we own, its share at once (a GIVE with request 0: one message instead of HINT,
         STEAL, GIVE): our surplus split evenly between them and us, at least one unit while
         we have two. Only our own work is pushed: a thief may have found work since it
-        asked, and a third party's units pushed to it could go nowhere but home (leases
-        never chain), so those wait for a thief that asks (``_share``)."""
+        asked, and a third party's units pushed to it would wait there, one hop further
+        from home, so those wait for a thief that asks (``_share``)."""
         peers = self.peers
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
+        pinned = self._past_view() if hungry else None
+        if pinned is not None:  # past the view bound: no new lease link (``chains.py``)
+            hungry = [p for p in hungry if p in pinned]
         out: list = []
         me = self.me
         own = self.deque.total >= 2 and not self.leaving and any(
@@ -101,13 +104,20 @@ class LifelineMixin:
     def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
         if self.leaving:
             return []  # no lease for a peer that will not be there to answer for it
-        suspect = self._next_suspect()
+        pinned = self._past_view()
+        if pinned is not None and thief not in pinned:
+            # a link past our view bound, which the next trim closes: no lease over it
+            self.counters.steals_denied += 1
+            return [SendMsg(thief, Give(msg.req, []))]
+        suspect = self._next_suspect(thief)
         if suspect is not None:
             # A unit whose holder died travels alone, so that a second death is blamed on
             # that unit only (a poison task is isolated, innocent units are not).
             works = [suspect]
         else:
-            works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
+            # anything, except the thief's own units that reached us along a chain: those
+            # go home only from the peer their owner leased them to (``chains.py``)
+            works = self.deque.steal(lambda w: w.owner != thief or w.lessor == thief,
                                      self.config.max_items, self._share(thief))
             works = [part for work in works for part in self._live_parts(work)]
         if not works:
@@ -127,12 +137,21 @@ class LifelineMixin:
             self.counters.units_given += work.units
             if work.owner == me:
                 self._set_range(work, T.LEASE, thief)
-            elif work.owner != thief:  # a third party's work: its owner must know who has it
-                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, thief,
-                                                     self.members.address_of(thief))))
+            elif work.owner != thief and work.lessor != thief:  # we answer for it
+                self._lease_on(thief, work)
+            else:  # back to the peer that leased it to us
+                self._going_home(work)
         return out
 
     def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:
+        if msg.works and victim not in self.peers:
+            # pushed on a link we were closing: re-open it, the results go back there
+            members = self.members
+            return (members.bootstrap(victim, members.address_of(victim), now) +
+                    self._take_given(victim, msg, works, now))
+        return self._take_given(victim, msg, works, now)
+
+    def _take_given(self, victim: bytes, msg: Give, works: list, now: float) -> list:
         if self._pull is not None and self.pulled(victim, msg.req):
             # the coordinator's pull (core/broker.py): queue it, tell the hungry at once
             out = self._take_works(victim, works) if msg.works else []

@@ -39,14 +39,14 @@ Rules:
   admitted again (a frozen process that wakes up must rejoin as a new incarnation).
 * The view: HELLOs are always accepted (so a newcomer is never stranded); while we have more
   than ``view_size`` links, each tick closes random links that are *unpinned* and older than
-  one ``ping_interval`` (PRUNE). ``pins()`` is NodeState's: a lease either way, results
-  or work of the peer's here, or a steal request out to it. A pinned link is never closed,
-  so an owner stays linked to the holders of its units (and a holder to their owner) while
-  leases are out: those *lease links* may take a peer past ``view_size`` for as long as the
-  leases last. A peer told PRUNE that still needs the link (pinned on its side) answers with
-  a HELLO, which re-opens it; otherwise it forgets the link (no death, nothing re-dispatched).
-  Below ``view_target`` links a peer dials random ``known`` peers (``want`` dials one on
-  NodeState's request: the new holder of relayed units, or the owner of held results).
+  one ``ping_interval`` (PRUNE). ``pins()`` is NodeState's: a lease either way (leases
+  chain along the steal path, so each crosses a link the steal itself used), results
+  buffered for the peer, work it gave us, or a steal request out to it. A pinned link is
+  never closed; a peer told PRUNE that still needs the link (pinned on its side) answers
+  with a HELLO, which re-opens it; otherwise it forgets the link (no death, nothing
+  re-dispatched). No lease ever makes a peer dial another, so ``view_size`` bounds every
+  peer's links but the origin's (below). Below ``view_target`` links a peer dials random
+  ``known`` peers.
 * Locality: a WELCOME's members and ``known`` peers on our own host are dialled first (and
   while we have fewer than ``view_size`` links, a host mate we hear of is dialled even
   above ``view_target``); trimming closes links to other hosts first, so that host mates find each other in their
@@ -103,19 +103,24 @@ class Member:
 
 @dataclass
 class ViewCounters:
-    dials: int = 0  # links we opened from ``known`` or on NodeState's request
+    dials: int = 0  # links we opened from ``known``
     prunes: int = 0  # links we closed to keep the view bounded
     kept: int = 0  # PRUNEs we answered with a HELLO (the link was pinned here)
     most_links: int = 0  # the most links we held at once
 
 
 def pins_of(node) -> set:
-    """The links a ``NodeState`` needs open (``Membership.pins``): the holders of its units,
-    the owners of units or results it has, the victim of its steal request."""
+    """The links a ``NodeState`` needs open (``Membership.pins``): the peers it leased units
+    to (its own or others', ``chains.py``), the peers it got units from or has results
+    for, the victim of its steal request."""
     pins = set(node._outbox) | set(node._held)
     for rec in node.jobs.values():
         pins.update(rec.holders.values())
-    pins.update(w.owner for w in node.deque)
+    for rel in node.relays.values():
+        pins.update(rel.holders.values())
+        for hops in rel.lessors.values():
+            pins.update(hops)
+    pins.update(w.lessor for w in node.deque if w.lessor is not None)
     if node._steal is not None:
         pins.add(node._steal[0])
     return pins
@@ -180,6 +185,10 @@ class Membership:
         m = self.members.get(peer)
         return m is not None and m.state == JOINING
 
+    def pruned(self, peer: bytes) -> bool:
+        m = self.members.get(peer)
+        return m is not None and m.state == PRUNED
+
     def next_deadline(self) -> float | None:
         return self._next
 
@@ -242,16 +251,6 @@ class Membership:
         m.greeted = True
         out.append(C.SendMsg(peer, self.hello()))
         self._soon(now + self.config.ping_interval)
-        return out
-
-    def want(self, peer: bytes, address: str, now: float) -> list:
-        """NodeState needs a link to ``peer`` (a lease, results to deliver): dial it
-        (nothing if we are linked or dialling already, it is dead, or its address unknown)."""
-        m = self.members.get(peer)
-        if m is not None and m.state in (JOINING, ALIVE, SUSPECT, DEAD):
-            return []
-        out = self.bootstrap(peer, address or self.address_of(peer), now)
-        self.view.dials += bool(out)
         return out
 
     def force_alive(self, peer: bytes, now: float) -> None:

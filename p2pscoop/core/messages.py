@@ -11,7 +11,7 @@ which raises ``VersionError`` naming both versions so that the refusal can say w
 
 Declaring a message: a dataclass subclass of ``Message`` with a unique ``TYPE`` code, a
 one-line ``DOC``, and each header field declared with ``f(kind)`` where ``kind`` is one of the
-field kinds below (``Int``, ``Str``, ``Id``, ``Bool``, ``Blob``, ``Rows``). A message that
+field kinds of ``fields.py`` (``Int``, ``Str``, ``Id``, ``Bool``, ``Blob``, ``Rows``...). A message that
 carries payload frames overrides ``payload_count`` and ``PAYLOADS`` (its doc). ``REGISTRY``
 maps each code to its class. Handlers are registered per class by their consumers (see
 ``core/node.py`` and ``core/membership.py``).
@@ -20,9 +20,10 @@ Two messages keep their shape across protocol versions, so that peers of differe
 can still tell each other why they disagree: ``HELLO`` (whose version is read before its
 fields) and ``REFUSE`` (decoded whatever the version).
 
-``give_frames``/``read_give`` and ``results_frames`` are the pure codec of the two messages
-that carry work and results: the runtime and the simulator both build them here, with their
-own (un)pickling functions passed in.
+``give_message``/``read_give`` and ``results_messages`` are the pure codec of the two
+messages that carry work and results: the runtime and the simulator both build them here,
+with their own (un)pickling functions passed in (a result passed on towards its owner
+travels as the payload it came in: ``Encoded``).
 """
 
 from __future__ import annotations
@@ -34,16 +35,15 @@ from typing import Any, Callable, ClassVar
 import msgpack
 
 from .errors import RemoteProtocolError, VersionError
+from .fields import (ID_LEN, MAX_BLOB, MAX_INT, MAX_LIST, MAX_STR, Blob,  # noqa: F401
+                     Bool, Id, Int, Rows, Str, Text, _fail, f)
 
-PROTOCOL_VERSION = 4  # 3: constants arbitrated by the origin; PING gossips members,
-                      # MOVED says where, PRUNE, HOLDING; 4: TELEMETRY, SERVE's config
+PROTOCOL_VERSION = 5  # 3: constants arbitrated by the origin; PING gossips members,
+                      # PRUNE; 4: TELEMETRY, SERVE's config; 5: leases chain (RESULTS
+                      # rows name their owner; MOVED and HOLDING are gone)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
-MAX_LIST = 4096  # entries in any list field
-MAX_STR = 512  # characters in any string field
-MAX_INT = (1 << 63) - 1
-ID_LEN = 16  # bytes of a peer incarnation id
-MAX_BLOB = 64  # bytes of a small binary field (a MAC)
 TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
+RESULTS_ROWS = 1024  # entries per RESULTS message: its header fits MAX_HEADER however large
 
 # HELLO roles: a peer of a program (its origin or a worker), a node supervisor
 # (``p2pscoop join``), a client that only asks a node something (launcher, status).
@@ -54,113 +54,6 @@ OK = 0  # payload is the pickled return value
 RAISED = 1  # payload is a pickled (exception, traceback text) envelope
 FAILED = 2  # payload is a pickled p2pscoop error (PayloadError...) made by the executor
 STATUSES = (OK, RAISED, FAILED)
-
-
-def _fail(msg: str):
-    raise RemoteProtocolError(msg)
-
-
-# --- field kinds ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Int:
-    lo: int = 0
-    hi: int = MAX_INT
-    above: str | None = None  # the value must exceed this other field of the same row
-    choices: tuple | None = None
-
-    def check(self, v, name, row=None):
-        if type(v) is not int or not self.lo <= v <= self.hi:
-            _fail(f"field {name!r} must be an int in [{self.lo}, {self.hi}], got {v!r:.60}")
-        if self.choices is not None and v not in self.choices:
-            _fail(f"field {name!r} must be one of {self.choices}")
-        if self.above is not None and row is not None and v <= row[self.above]:
-            _fail(f"field {name!r} must be greater than {self.above!r}")
-
-    def doc(self):
-        if self.choices:
-            return "int in " + "/".join(map(str, self.choices))
-        return "int" if (self.lo, self.hi) == (0, MAX_INT) else f"int {self.lo}..{self.hi}"
-
-
-@dataclass(frozen=True)
-class Str:
-    def check(self, v, name, row=None):
-        if type(v) is not str or len(v) > MAX_STR:
-            _fail(f"field {name!r} must be a str of at most {MAX_STR} chars")
-
-    def doc(self):
-        return "str"
-
-
-@dataclass(frozen=True)
-class Id:
-    def check(self, v, name, row=None):
-        if type(v) is not bytes or len(v) != ID_LEN:
-            _fail(f"field {name!r} must be {ID_LEN} bytes")
-
-    def doc(self):
-        return "peer id"
-
-
-@dataclass(frozen=True)
-class Text:
-    """A longer str (a status report), at most ``max_len`` characters."""
-    max_len: int = 32 * 1024
-
-    def check(self, v, name, row=None):
-        if type(v) is not str or len(v) > self.max_len:
-            _fail(f"field {name!r} must be a str of at most {self.max_len} chars")
-
-    def doc(self):
-        return f"text (<= {self.max_len})"
-
-
-@dataclass(frozen=True)
-class Bool:
-    def check(self, v, name, row=None):
-        if type(v) is not bool:
-            _fail(f"field {name!r} must be a bool")
-
-    def doc(self):
-        return "bool"
-
-
-@dataclass(frozen=True)
-class Blob:
-    max_len: int = MAX_BLOB
-
-    def check(self, v, name, row=None):
-        if type(v) is not bytes or len(v) > self.max_len:
-            _fail(f"field {name!r} must be at most {self.max_len} bytes")
-
-    def doc(self):
-        return f"bytes (<= {self.max_len})"
-
-
-@dataclass(frozen=True)
-class Rows:
-    """A list of at most ``MAX_LIST`` rows, each a list of the named columns."""
-    columns: tuple  # ((name, kind), ...)
-
-    def check(self, v, name, row=None):
-        if type(v) is not list or len(v) > MAX_LIST:
-            _fail(f"field {name!r} must be a list of at most {MAX_LIST} entries")
-        width = len(self.columns)
-        for r in v:
-            if type(r) is not list or len(r) != width:
-                _fail(f"field {name!r} must hold lists of {width} values")
-            named = dict(zip((c for c, _ in self.columns), r))
-            for (col, kind), value in zip(self.columns, r):
-                kind.check(value, f"{name}.{col}", named)
-
-    def doc(self):
-        return "[[" + ", ".join(c for c, _ in self.columns) + "], ...]"
-
-
-def f(kind, **default) -> Any:
-    """Declare a header field and its kind (and, optionally, its default)."""
-    return field(metadata={"kind": kind}, **default)
 
 
 #: a member as gossip carries it (WELCOME, PING)
@@ -234,9 +127,10 @@ class Give(Message):
 @dataclass
 class Results(Message):
     TYPE: ClassVar[int] = 5
-    DOC: ClassVar[str] = "results of units, to their owner"
+    DOC: ClassVar[str] = ("results of units, to the peer each came from (which passes on "
+                          "those it does not own, hop by hop, to their owner)")
     PAYLOADS: ClassVar[str] = "one per entry"
-    entries: list = f(Rows((("job", Int()), ("index", Int()),
+    entries: list = f(Rows((("owner", Id()), ("job", Int()), ("index", Int()),
                             ("status", Int(choices=STATUSES)))))
 
     def payload_count(self) -> int:
@@ -265,27 +159,6 @@ class Shutdown(Message):
     TYPE: ClassVar[int] = 8
     DOC: ClassVar[str] = "the origin ends the run"
     code: int = f(Int(0, 255))
-
-
-@dataclass
-class Moved(Message):
-    TYPE: ClassVar[int] = 9
-    DOC: ClassVar[str] = ("to an owner: the holder re-gave units [lo, hi) of job to `to`, "
-                          "which listens at `address` (the owner links to it if need be)")
-    job: int = f(Int())
-    lo: int = f(Int())
-    hi: int = f(Int(above="lo"))
-    to: bytes = f(Id())
-    address: str = f(Str(), default="")
-
-
-@dataclass
-class Holding(Message):
-    TYPE: ClassVar[int] = 19
-    DOC: ClassVar[str] = "to an owner: I hold units [lo, hi) of your job (confirms a MOVED)"
-    job: int = f(Int())
-    lo: int = f(Int())
-    hi: int = f(Int(above="lo"))
 
 
 @dataclass
@@ -408,9 +281,8 @@ def _register(*classes) -> None:
         REGISTRY[cls.TYPE] = cls
 
 
-_register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Moved, Refuse, Ping,
-          Bye, Holding, Prune, ConstPropose, ConstVerdict, Serve, Served, Status,
-          StatusReport, Telemetry)
+_register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Refuse, Ping, Bye,
+          Prune, ConstPropose, ConstVerdict, Serve, Served, Status, StatusReport, Telemetry)
 
 
 # --- codec ----------------------------------------------------------------------------
@@ -507,16 +379,36 @@ def read_give(msg: Give, loads: Callable[[bytes, bytes, int, int, int], Any],
             for owner, job, lo, hi, has in msg.works]
 
 
+class Encoded:
+    """A result payload already encoded (one a peer passes on towards its owner): sent as
+    it came, never pickled again."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Encoded and other.data == self.data
+
+    def __repr__(self) -> str:
+        return f"Encoded({len(self.data)} bytes)"
+
+
 def results_messages(entries: list,
                      dumps: Callable[[int, Any], tuple[int, bytes]]) -> list[Results]:
-    """RESULTS messages for ``[(job, index, status, value)]``; ``dumps(status, value)``
-    returns the status and payload to send (it may turn a value into a failure)."""
+    """RESULTS messages for ``[(owner, job, index, status, value)]``; ``dumps(status,
+    value)`` returns the status and payload to send (it may turn a value into a failure);
+    an ``Encoded`` value is sent as it is."""
     out = []
-    for start in range(0, len(entries), MAX_LIST):
+    for start in range(0, len(entries), RESULTS_ROWS):
         rows, frames = [], []
-        for job, index, status, value in entries[start:start + MAX_LIST]:
-            status, data = dumps(status, value)
-            rows.append([job, index, status])
+        for owner, job, index, status, value in entries[start:start + RESULTS_ROWS]:
+            if type(value) is Encoded:
+                data = value.data
+            else:
+                status, data = dumps(status, value)
+            rows.append([owner, job, index, status])
             frames.append(data)
         out.append(Results(rows, payloads=frames))
     return out

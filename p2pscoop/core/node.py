@@ -12,28 +12,29 @@ algorithm runs in tests over an in-memory transport with a fake clock.
     comm ──PeerUp/Down───▶└───────────┘ ──Wake─────▶ scheduler (new work / results)
 
 Ownership (``task.py``): each job is owned by the peer that created it. The owner's ``Job``
-record keeps the function and arguments of every unit until its result arrives, and knows who
-holds each leased unit. A thief may take queued work of its victim whoever owns it: a range
-stolen from its owner can be split again by later thieves. When a victim gives away a third
-party's units it tells their owner (``MOVED``), so the owner always knows the holder and
-re-dispatches a dead holder's units itself (``PeerDown``). Such *relayed* work may only go
-back to its owner, so leases never chain and ``MOVED`` messages cannot overtake each other.
-Work the thief owns goes back without a payload. If a holder dies while its ``MOVED`` is in
-flight, the owner may run a unit twice: at-least-once execution, exactly-once resolution.
+record keeps the function and arguments of every unit until its result arrives, and knows
+which peer it leased each unit to. A thief may take queued work of its victim whoever owns
+it: a range stolen from its owner can be split again by later thieves. Leases chain along
+the steal path (``chains.py``): a peer that gives away another owner's units answers for
+them to the peer it got them from, gets their results back and passes them on, hop by hop,
+to the owner; each peer re-dispatches what it leased to a peer that dies. Work the thief
+owns goes back without a payload. A unit may run twice after a fault (at-least-once
+execution); its owner resolves it once.
 
 Who is a peer is decided by ``membership.py`` (handshake, heartbeats, deaths), which this
 class owns and turns into ``PeerUp``/``PeerDown`` for the scheduling half; what happens to
-the units of a peer that dies, leaves or never confirms a MOVED is in ``leases.py`` (a
-mixin of this class); whom surplus work goes to unasked is in ``lifelines.py`` (another
-mixin); the scheduler's fast paths for work that stays here (a map range claimed at once,
-work-first ``result()``) are in ``local.py`` (a third). Constants travel before work: a thief is sent every constant it may
-not know before the GIVE (``_consts_for``).
+the units of a peer that dies or leaves is in ``leases.py`` (a mixin of this class) and,
+for units of other owners, ``chains.py`` (another, which also routes and batches
+results); whom surplus work goes to unasked is in ``lifelines.py`` (another mixin); the
+scheduler's fast paths for work that stays here (a map range claimed at once, work-first
+``result()``) are in ``local.py`` (a fourth). Constants travel before work: a thief is sent
+every constant it may not know before the GIVE (``_consts_for``).
 
 Latency: a peer asks for work when it goes idle (``Idle``) and also, bounded to one
 request and only while its last request was not denied, when it starts its own last
-queued unit (``Pop``), so the reply arrives while that unit runs. A result for another owner is
-batched (``result_batch``, ``result_delay``), except the first one after a quiet spell,
-which ships at once: its owner may be parked on it.
+queued unit (``Pop``), so the reply arrives while that unit runs. A result for another owner
+is batched per next hop (``result_batch``, ``result_delay``), except the first one after a
+quiet spell, which ships at once: its owner may be parked on it.
 
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
 leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
@@ -56,6 +57,7 @@ from . import messages as M
 from . import task as T
 from .commands import (Cancelled, Left, Resolve, Run, SendMsg, ShipResults, ShipWorks,
                        Stop, Wake)
+from .chains import ChainMixin
 from .config import StealConfig
 from .consts import Constants
 from .deque import Work, WorkDeque
@@ -67,11 +69,11 @@ from .leases import LeaseMixin
 from .lifelines import LifelineMixin
 from .local import LocalPathMixin
 from .membership import Identity, Membership, pins_of
-from .messages import OK, Hint, Moved, Results, Steal
+from .messages import OK, Hint, Steal
 from .policy import StealPolicy
 
 
-class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
+class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -101,14 +103,16 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         #: are likely to come back for more, so a thief gets a fair share, not half
         #: (``_share``)
         self._coming: dict[bytes, None] = {}
-        self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
-        self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
+        self._outbox: dict[bytes, list] = {}  # next hop -> buffered result entries
+        self._held: dict[bytes, list] = {}  # next hop whose link re-opens -> results
+        #: (owner, job) -> Relay: units of other owners we answer for (``chains.py``)
+        self.relays: dict = {}
         self._outbox_since = 0.0
         self._shipped_at = float("-inf")  # when results last left (``_on_Finished``)
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
+        self.chain_suspects: deque = deque()  # (owner, job, index): the same, not ours
         self._alone_since: float | None = None  # suspects and no peer since then
-        self._confirm_next: float | None = None  # earliest deadline of an unconfirmed MOVED
         #: round-trip times of the last steal requests answered (seconds; benchmarks)
         self.steal_rtts: deque = deque(maxlen=4096)
         #: SHUTDOWN or Leave seen: this peer sends nothing more (module docstring)
@@ -148,8 +152,6 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         beat = self.members.next_deadline()
         if beat is not None:
             times.append(beat)
-        if self._confirm_next is not None:
-            times.append(self._confirm_next)
         if self._alone_since is not None:
             times.append(self._alone_since + self.config.alone_grace)
         if self._outbox:
@@ -219,23 +221,11 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
     def _on_Finished(self, ev: Finished, now: float) -> list:
         if ev.owner == self.me:
             return self._resolve_local(ev.job, ev.index, T.FINISH, ev.status, ev.value, False)
-        box = self._outbox.get(ev.owner)
-        if box is None:
-            if self.config.result_at_once and now - self._shipped_at >= self.config.result_delay:
-                # the first result after a quiet spell goes at once (its owner may be
-                # parked on it: a stolen subtree's root); a stream is still batched
-                self.counters.results_at_once += 1
-                return self._ship(ev.owner, [(ev.job, ev.index, ev.status, ev.value)], now)
-            if not self._outbox:
-                self._outbox_since = now
-            box = self._outbox[ev.owner] = []
-        box.append((ev.job, ev.index, ev.status, ev.value))
-        if len(box) >= self.config.result_batch:
-            del self._outbox[ev.owner]
-            return self._ship(ev.owner, box, now)
-        if now - self._outbox_since >= self.config.result_delay or self.deque.total == 0:
-            return self._flush_all(now)
-        return []
+        entry = (ev.owner, ev.job, ev.index, ev.status, ev.value)
+        hops = self._hops(ev.owner, ev.job, ev.index)  # back where it came from
+        if len(hops) == 1:
+            return self._post(hops[0], entry, now)
+        return [c for hop in hops for c in self._post(hop, entry, now)]
 
     def _on_Idle(self, ev: Idle, now: float) -> list:
         out = self._flush_all(now) if self._outbox else []
@@ -262,10 +252,6 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
     def _on_Tick(self, ev: Tick, now: float) -> list:
         out = self._membership(self.members.tick(now), now) if (
             self.members.next_deadline() is not None) else []
-        if self._confirm_next is not None and now >= self._confirm_next:
-            out.extend(self._expire_unconfirmed(now))
-            if self._hungry and self.deque.total >= 2:
-                out.extend(self._hints())
         if self._alone_since is not None:
             if self.peers or not self.suspects:
                 self._alone_since = None
@@ -300,16 +286,16 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         return [Cancelled(ev.job, True)]
 
     def _on_Unshippable(self, ev: Unshippable, now: float) -> list:
-        out: list = [Wake()]
         for work in ev.works:
             work.stealable = False
             if work.owner == self.me:
                 self._set_range(work, T.RECLAIM)
-            elif work.owner != ev.peer:  # we told the owner it moved: it did not
-                out.append(SendMsg(work.owner, Moved(work.job, work.lo, work.hi, self.me,
-                                                     self.members.identity.address)))
+            elif work.owner != ev.peer and work.lessor != ev.peer:  # leased on: undone
+                self._unlease(work)
+            else:  # it was going back where it came from: we answer for it again
+                self._hold(work.lessor, work)
             self.deque.push_oldest(work)
-        return out
+        return [Wake()]
 
     # -- membership ----------------------------------------------------------------------
 
@@ -357,14 +343,6 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         self.members.force_dead(ev.peer)
         return self._peer_down(ev.peer, now)
 
-    def _ship(self, owner: bytes, box: list, now: float) -> list:
-        """Results go to their owner; one not linked yet gets them once linked (scale.md)."""
-        self._shipped_at = now
-        if owner in self.peers or self.members.dead(owner):  # (an orphan's: dropped)
-            return [ShipResults(owner, box)] if owner in self.peers else []
-        self._held.setdefault(owner, []).extend(box)
-        return self.members.want(owner, "", now)
-
     # -- messages ------------------------------------------------------------------------
 
     def _on_Received(self, ev: Received, now: float) -> list:
@@ -387,13 +365,6 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
             self.counters.bad_messages += 1
             return []
         return handler(self, peer, msg, ev.works, now)
-
-    def _on_results(self, peer: bytes, msg: Results, works: list, now: float) -> list:
-        out = []
-        for (job, index, status), payload in zip(msg.entries, msg.payloads):
-            out.extend(self._resolve_local(job, index, T.RESULT, status, payload, True,
-                                           holder=peer))
-        return out
 
     def _on_hint(self, peer: bytes, msg: Hint, works: list, now: float) -> list:
         self.policy.on_hint(peer)
@@ -472,13 +443,6 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
             del self.jobs[job]
         return [Resolve(job, index, status, value, encoded)]
 
-    def _flush_all(self, now: float) -> list:
-        out: list = []
-        for owner, box in self._outbox.items():
-            out += self._ship(owner, box, now)
-        self._outbox = {}
-        return out
-
 
 #: commands that send to a peer: a leaving node drops them (see the module docstring)
 _SENDS = frozenset((SendMsg, ShipWorks, ShipResults, C.Connect, C.SendRefuse))
@@ -486,9 +450,8 @@ _SENDS = frozenset((SendMsg, ShipWorks, ShipResults, C.Connect, C.SendRefuse))
 #: one handler per message type of the scheduling half (the membership's are in
 #: ``Membership.HANDLERS``); a test checks that together they cover ``messages.REGISTRY``
 NodeState.HANDLERS = {
-    M.Steal: NodeState._on_steal, M.Give: NodeState._on_give, M.Holding: NodeState._on_holding,
-    M.Results: NodeState._on_results, M.Hint: NodeState._on_hint,
-    M.Moved: NodeState._on_moved, M.Const: NodeState._on_const,
+    M.Steal: NodeState._on_steal, M.Give: NodeState._on_give,
+    M.Results: NodeState._on_results, M.Hint: NodeState._on_hint, M.Const: NodeState._on_const,
     M.Shutdown: NodeState._on_shutdown, M.ConstPropose: NodeState._on_const_propose,
     M.ConstVerdict: NodeState._on_const_verdict, M.Telemetry: NodeState._on_telemetry,
 }

@@ -222,6 +222,8 @@ class MemoryNet:
         node = self.nodes[packet.dst]
         if node.paused_until > now:  # it reads when it wakes up, in order
             packet.due = node.paused_until + (self.latency or 0.0) * 1e-3
+            link = (packet.src, packet.dst)  # what is sent later arrives after it
+            self._last[link] = max(self._last.get(link, -INF), packet.due)
             self._push(packet)
             return packet.dst, None
         q = self.links[(packet.src, packet.dst)]

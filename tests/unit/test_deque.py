@@ -56,25 +56,26 @@ def test_split_top_takes_the_upper_part_and_shares_payload():
     assert top.args_of(9) == (9,)
 
 
-@pytest.mark.parametrize("relayed", [False, True])
-def test_split_top_keeps_every_flag_of_the_item(relayed):
-    """A relayed item may only go home: its thief's share must stay relayed (and keep
-    owner, job, error and stealable), or a peer that does not own it would pass it on."""
+@pytest.mark.parametrize("lessor", [None, B])
+def test_split_top_keeps_every_flag_of_the_item(lessor):
+    """An item's results go back to the peer it came from (its lessor): the thief's share
+    must keep it (and owner, job, error and stealable), or a split range's results would
+    go astray."""
     err = ValueError("bad payload")
     w = work(A, 4, 0, 10, error=err)
-    w.relayed = relayed
+    w.lessor = lessor
     top = w.split_top(4)
-    assert top.relayed is relayed and w.relayed is relayed
+    assert top.lessor is lessor and w.lessor is lessor
     assert (top.owner, top.job, top.error, top.stealable) == (A, 4, err, True)
 
 
-def test_steal_keeps_relayed_on_the_split_share():
-    relayed = work(A, 0, 0, 10)
-    relayed.relayed = True
-    d = make(relayed)
+def test_steal_keeps_the_lessor_on_the_split_share():
+    held = work(A, 0, 0, 10)
+    held.lessor = B
+    d = make(held)
     (top,) = d.steal(ANY, 256)
     assert (top.lo, top.hi) == (5, 10)
-    assert top.relayed, "the stolen upper half of a relayed range lost its relayed flag"
+    assert top.lessor == B, "the stolen upper half of a range lost where it came from"
 
 
 @pytest.mark.parametrize("n", [0, -1, 5, 6])
@@ -228,14 +229,14 @@ def test_random_operations_never_lose_or_duplicate_units(ops):
     present = Counter()  # units that should be in the deque
     outside: list[Work] = []  # stolen items, which may be given back
     jobs = []
-    relayed = {}  # (owner, job) -> the relayed flag its pieces must all keep
+    lessor = {}  # (owner, job) -> the lessor its pieces must all keep
     for o in ops:
         kind = o[0]
         if kind == "push":
             job = len(jobs)
             jobs.append((o[1], job))
             w = work(o[1], job, 0, o[2])
-            w.relayed = relayed[(o[1], job)] = o[3]
+            w.lessor = lessor[(o[1], job)] = B if o[3] else None
             d.push(w)
             present.update((o[1], job, i) for i in range(o[2]))
         elif kind == "pop":
@@ -245,7 +246,7 @@ def test_random_operations_never_lose_or_duplicate_units(ops):
             else:
                 w, i = got
                 assert w.lo == i + 1  # the lowest unit of its range
-                assert w.relayed == relayed[(w.owner, w.job)]
+                assert w.lessor == lessor[(w.owner, w.job)]
                 assert w.args_of(i) == (i,)
                 key = (w.owner, w.job, i)
                 assert present[key] == 1
@@ -259,7 +260,7 @@ def test_random_operations_never_lose_or_duplicate_units(ops):
                 assert taken <= o[3]
             for w in got:
                 assert w.owner in allowed and w.stealable and not w.cancelled and w.units > 0
-                assert w.relayed == relayed[(w.owner, w.job)]
+                assert w.lessor == lessor[(w.owner, w.job)]
                 for i in range(w.lo, w.hi):
                     key = (w.owner, w.job, i)
                     assert present[key] == 1

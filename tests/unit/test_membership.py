@@ -225,10 +225,18 @@ def sent(cmds, cls):
 
 def test_links_past_view_size_are_pruned_unless_a_lease_needs_them():
     from p2pscoop.core.events import Submit
-    n = view_node(4)
+    n = view_node(1)
     work = n.new_job(abs, [(i,) for i in range(8)])
     n.handle(Submit(work), 0.0)
-    n.handle(Received(peer_id(0), M.Steal(1)), 0.5)  # peer 0 now holds leased units
+    n.handle(Received(peer_id(0), M.Steal(1)), 0.0)  # peer 0 now holds leased units
+    for i in range(1, 4):  # three more greet us: past the view bound (2)
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1)), 0.5)
+    # past the bound, a new link gets no lease (the trim will close it) ...
+    assert n.handle(Received(peer_id(1), M.Steal(2)), 0.5) == [
+        C.SendMsg(peer_id(1), M.Give(2, []))]
+    # ... a link that is pinned already still may
+    assert [type(c) for c in n.handle(Received(peer_id(0), M.Steal(3)), 0.5)] == [
+        C.ShipWorks]
     assert not sent(n.handle(Tick(), 0.6), M.Prune)  # too young to prune
     cmds = n.handle(Tick(), 1.5)
     pruned = sent(cmds, M.Prune)
@@ -300,31 +308,45 @@ def test_a_ping_carries_a_sample_of_our_other_links():
     assert [r[0] for r in pings[peer_id(1)].peers] == [peer_id(0)]
 
 
-def test_moved_to_a_holder_outside_the_view_links_to_it_or_treats_it_as_dead():
-    from p2pscoop.core.events import Submit
-    n = view_node(1)
-    work = n.new_job(abs, [(i,) for i in range(4)])
-    n.handle(Submit(work), 0.0)
-    n.handle(Received(peer_id(0), M.Steal(1)), 0.0)
-    far = peer_id(7)
-    lo, hi = min(n.jobs[work.job].holders), max(n.jobs[work.job].holders) + 1
-    cmds = n.handle(Received(peer_id(0), M.Moved(work.job, lo, hi, far, "tcp://far:7")), 0.1)
-    assert cmds == [C.Connect(far, "tcp://far:7"), C.SendMsg(far, n.members.hello())]
-    assert n.jobs[work.job].holders[lo] == far  # the lease follows, the link comes
-    # it never answers: its units come back as if it had died holding them
-    n.handle(Received(peer_id(0), M.Ping()), 10.0)
-    n.handle(Tick(), 3 * 4.5 + 0.2)
-    assert far not in n.jobs[work.job].holders.values()
-    assert len(n.suspects) == hi - lo
-
-
-def test_results_for_an_owner_we_are_not_linked_to_wait_for_the_link():
+def test_a_unit_passed_on_pins_the_links_to_both_ends_of_its_chain():
+    """Leases chain (core/chains.py): a peer that passes on another owner's units is
+    linked to the peer it got them from and to the peer it gave them to, and needs no
+    link to their owner. Both links are pinned; the owner's is not."""
+    from p2pscoop.core.deque import Work
     from p2pscoop.core.events import Finished
-    n = view_node(1)
+    n = view_node(2)
+    owner = peer_id(6)  # not linked to us, and never will be
+    lessor, thief = peer_id(0), peer_id(1)
+    work = Work(owner, 3, 0, 2, abs, [(-1,), (-2,)])
+    n.handle(Received(lessor, M.Give(0, [[owner, 3, 0, 2, True]]), [work]), 0.5)
+    cmds = n.handle(Received(thief, M.Steal(1)), 0.5)
+    assert [type(c) for c in cmds] == [C.ShipWorks]  # no MOVED, no dial to the owner
+    n.handle(Received(peer_id(2), hello_of(peer_id(2), 3)), 0.5)  # one link too many
+    assert n.lessors_of(owner, 3, 1) == (lessor,)
+    cmds = n.handle(Tick(), 1.5)
+    assert sent(cmds, M.Prune) == [peer_id(2)]  # the two ends of the chain stay
+    assert not [c for c in cmds if type(c) is C.Connect]
+    # the result comes back from the thief and goes on to the lessor, never the owner
+    cmds = n.handle(Received(thief, M.Results([[owner, 3, 1, M.OK]], payloads=[b"r"])), 1.6)
+    assert cmds == [C.ShipResults(lessor, [(owner, 3, 1, M.OK, M.Encoded(b"r"))])]
+    # (nothing queued here: it ships at once)
+    assert n.handle(Finished(owner, 3, 0, M.OK, 1), 1.7) == [
+        C.ShipResults(lessor, [(owner, 3, 0, M.OK, 1)])]
+    assert not n.relays  # nothing left to answer for: the links are free again
+
+
+def test_results_for_a_link_being_reopened_wait_for_it():
+    """A GIVE pushed on a link we had just closed (PRUNE crossed it): we re-open the link
+    and its results wait for it, then ship; if it never comes back, they are dropped."""
+    from p2pscoop.core.deque import Work
+    from p2pscoop.core.events import Finished
+    n = view_node(3)
+    pruned = sent(n.handle(Tick(), 1.5), M.Prune)[0]
     owner = peer_id(6)
-    n.members._remember(owner, "tcp://h:6", 6, "h")
-    cmds = n.handle(Finished(owner, 3, 0, M.OK, 9), 0.0)
-    assert not [c for c in cmds if type(c) is C.ShipResults]
-    assert C.Connect(owner, "tcp://h:6") in cmds  # we dial the owner
-    cmds = n.handle(Received(owner, hello_of(owner, 6)), 0.1)
-    assert C.ShipResults(owner, [(3, 0, M.OK, 9)]) in cmds
+    work = Work(owner, 3, 0, 1, abs, [(-1,)])
+    cmds = n.handle(Received(pruned, M.Give(0, [[owner, 3, 0, 1, True]]), [work]), 1.6)
+    assert C.SendMsg(pruned, n.members.hello()) in cmds  # re-opened: JOINING
+    assert n.handle(Finished(owner, 3, 0, M.OK, 1), 1.7) == []
+    assert n._held == {pruned: [(owner, 3, 0, M.OK, 1)]}
+    cmds = n.handle(Received(pruned, hello_of(pruned, 9)), 1.8)
+    assert C.ShipResults(pruned, [(owner, 3, 0, M.OK, 1)]) in cmds and not n._held

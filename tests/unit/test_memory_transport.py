@@ -117,11 +117,11 @@ def test_a_cut_loses_both_directions_until_healed():
 def test_a_duplicate_is_a_marked_copy_of_a_remembered_delivery():
     n = net(remember=lambda msg: type(msg) is M.Results)
     assert n.duplicate() is None
-    n.send(A, B, M.Results([[1, 0, M.OK]], payloads=[b"x"]))
+    n.send(A, B, M.Results([[B, 1, 0, M.OK]], payloads=[b"x"]))
     n.send(A, B, M.Hint())
     drain(n)
     copy = n.duplicate()
-    assert copy.dup and copy.msg.entries == [[1, 0, M.OK]]
+    assert copy.dup and copy.msg.entries == [[B, 1, 0, M.OK]]
     (dst, ev), = drain(n)
     assert dst == B and type(ev.msg) is M.Results and len(n.history) == 1
 
@@ -165,6 +165,23 @@ def test_a_frozen_node_reads_late_and_in_order():
             got.append((due, dst, ev.msg.req))
     assert got[0][1:] == (C, 99) and got[0][0] < 1
     assert [g[2] for g in got[1:]] == list(range(5)) and all(g[0] >= 5.0 for g in got[1:])
+
+
+def test_what_is_sent_to_a_frozen_node_as_it_wakes_up_still_arrives_after_the_rest():
+    """A message sent just before a frozen node wakes up, due just after it wakes up, must
+    not overtake the messages that waited for it (found by test_scale's 1,000 peers)."""
+    n = net(latency=0.01)
+    n.rng.random = lambda: 0.5  # no jitter: a message is due 10 ms after it is sent
+    n.pause(B, until=5.0)
+    n.send(A, B, M.Steal(0), now=0.0)
+    assert n.pop(0.01) == (B, None)  # due while frozen: deferred to its waking up (+10 µs)
+    n.send(A, B, M.Steal(1), now=4.990005)  # due 5 µs after it wakes up
+    got = []
+    while (due := n.next_due()) is not None:
+        dst, ev = n.pop(due)
+        if ev is not None:
+            got.append(ev.msg.req)
+    assert got == [0, 1]
 
 
 def test_connections_send_only_when_connected_and_read_payloads_only_when_admitted():

@@ -38,14 +38,12 @@ MESSAGES = [
     M.Give(7, [[ID, 0, 0, 10, True], [ID2, 5, 3, 4, False], [ID, 1, 2, 9, True]],
            payloads=[b"work-a", b"work-b"]),
     M.Results([]),
-    M.Results([[0, 0, M.OK], [1, 2, M.RAISED], [3, 4, M.FAILED]],
+    M.Results([[ID, 0, 0, M.OK], [ID2, 1, 2, M.RAISED], [ID, 3, 4, M.FAILED]],
               payloads=[b"x", b"", b"\x80\x05N."]),
     M.Hint(),
     M.Const("pi", payloads=[b"3.14"]),
     M.Shutdown(0),
     M.Shutdown(255),
-    M.Moved(3, 10, 20, ID2, "tcp://10.0.0.2:5001"),
-    M.Holding(3, 10, 20),
     M.Refuse("python 3.12 there, 3.11 here"),
     M.Ping(),
     M.Ping([[ID, "tcp://10.0.0.1:5000", 3, "h1"], [ID2, "tcp://10.0.0.2:5001", 0, "h2"]]),
@@ -147,9 +145,8 @@ MALFORMED = [
     ("version-0", [pack(0, 3, 1)], "version"),
     ("version-str", [pack("1", 3, 1)], "version"),
     ("version-float", [pack(1.0, 3, 1)], "version"),
-    ("moved-empty-range", [pack(V, 9, 3, 5, 5, ID, "")], "hi"),
-    ("moved-bad-to", [pack(V, 9, 3, 5, 6, b"short", "")], "to"),
-    ("moved-negative", [pack(V, 9, -1, 5, 6, ID, "")], "job"),
+    ("type-9-moved-is-gone", [pack(V, 9, 3, 5, 6, ID, "")], "unknown"),
+    ("type-19-holding-is-gone", [pack(V, 19, 3, 5, 6)], "unknown"),
     ("version-bool", [pack(True, 3, 1)], "version"),
     ("version-nil", [pack(None, 3, 1)], "version"),
     ("type-0", [pack(V, 0)], "unknown"),
@@ -193,14 +190,17 @@ MALFORMED = [
     ("give-missing-payload", [pack(V, 4, 1, [GIVE_ROW])], "payload"),
     ("give-extra-payload", [pack(V, 4, 1, [[ID, 0, 0, 2, False]]), b"w"], "payload"),
     ("give-too-many-works", [pack(V, 4, 1, [[0]] * (M.MAX_LIST + 1))], "at most"),
-    ("results-status-3", [pack(V, 5, [[0, 0, 3]]), b"r"], "status"),
-    ("results-status-bool", [pack(V, 5, [[0, 0, True]]), b"r"], "status"),
-    ("results-status-float", [pack(V, 5, [[0, 0, 0.0]]), b"r"], "status"),
-    ("results-index-negative", [pack(V, 5, [[0, -1, 0]]), b"r"], "index"),
-    ("results-job-str", [pack(V, 5, [["0", 0, 0]]), b"r"], "job"),
-    ("results-too-many", [pack(V, 5, [[0, 0, 0]] * (M.MAX_LIST + 1))], "at most"),
+    ("results-status-3", [pack(V, 5, [[ID, 0, 0, 3]]), b"r"], "status"),
+    ("results-status-bool", [pack(V, 5, [[ID, 0, 0, True]]), b"r"], "status"),
+    ("results-status-float", [pack(V, 5, [[ID, 0, 0, 0.0]]), b"r"], "status"),
+    ("results-index-negative", [pack(V, 5, [[ID, 0, -1, 0]]), b"r"], "index"),
+    ("results-job-str", [pack(V, 5, [[ID, "0", 0, 0]]), b"r"], "job"),
+    ("results-owner-short", [pack(V, 5, [[ID[:8], 0, 0, 0]]), b"r"], "owner"),
+    ("results-no-owner", [pack(V, 5, [[0, 0, 0]]), b"r"], "entries"),
+    ("results-too-many", [pack(V, 5, [[ID, 0, 0, 0]] * (M.MAX_LIST + 1))], "exceeds"),
     ("welcome-too-many", [pack(V, 2, 1, [0] * (M.MAX_LIST + 1))], "at most"),
-    ("results-payload-missing", [pack(V, 5, [[0, 0, 0], [0, 1, 0]]), b"r"], "payload"),
+    ("results-payload-missing", [pack(V, 5, [[ID, 0, 0, 0], [ID, 0, 1, 0]]), b"r"],
+     "payload"),
     ("results-payload-extra", [pack(V, 5, []), b"r"], "payload"),
     ("const-no-payload", [pack(V, 7, "pi")], "payload"),
     ("const-name-int", [pack(V, 7, 3), b"x"], "name"),
@@ -381,3 +381,31 @@ def test_any_truncation_or_bit_flip_of_a_valid_header_is_contained(msg, data):
         pos = data.draw(st.integers(0, len(header) - 1))
         header[pos] ^= 1 << data.draw(st.integers(0, 7))
     check_decode([bytes(header), *frames[1:]])
+
+
+def test_results_messages_split_so_every_header_fits_and_name_each_owner():
+    """Each RESULTS row names its unit's owner (leases chain: a peer passes on results it
+    does not own), and a long batch splits into messages whose headers all fit."""
+    big = M.MAX_INT
+    entries = [(ID if i % 2 else ID2, big, big - i, M.OK, i) for i in range(5000)]
+    msgs = M.results_messages(entries, lambda status, value: (status, b"%d" % value))
+    assert [len(m.entries) for m in msgs] == [1024] * 4 + [904]
+    rows = []
+    for msg in msgs:
+        back = M.decode(M.encode(msg))
+        rows += [(*row, payload) for row, payload in zip(back.entries, back.payloads)]
+    assert rows == [[o, j, i, s, b"%d" % v] for o, j, i, s, v in entries] or rows == [
+        (o, j, i, s, b"%d" % v) for o, j, i, s, v in entries]
+
+
+def test_an_encoded_result_is_passed_on_as_it_came():
+    calls = []
+
+    def dumps(status, value):
+        calls.append(value)
+        return status, b"pickled"
+
+    (msg,) = M.results_messages([(ID, 1, 2, M.RAISED, M.Encoded(b"as-it-came")),
+                                 (ID2, 1, 3, M.OK, 5)], dumps)
+    assert msg.entries == [[ID, 1, 2, M.RAISED], [ID2, 1, 3, M.OK]]
+    assert msg.payloads == [b"as-it-came", b"pickled"] and calls == [5]

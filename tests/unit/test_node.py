@@ -13,7 +13,7 @@ import pytest
 from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work
 from p2pscoop.core.errors import LocalProtocolError, TaskLostError
-from p2pscoop.core.messages import FAILED, OK, RAISED, Const, Give, Hint, Moved, Results, Steal
+from p2pscoop.core.messages import FAILED, OK, RAISED, Const, Encoded, Give, Hint, Results, Steal
 from p2pscoop.core.node import (Cancel, Cancelled, Finished, Idle, NodeState, PeerDown, PeerUp,
                                 Pop, Received, Resolve, Run, SendMsg, ShipResults, ShipWorks,
                                 Submit, Tick, Unshippable, Wake)
@@ -74,8 +74,10 @@ def receive(n, victim, works, req=0, now=0.0):
     return n.handle(Received(victim, give(works, req), works), now)
 
 
-def results(*entries):
-    return Results([list(e) for e in entries], payloads=[b"r%d" % i for i in range(len(entries))])
+def results(*entries, owner=ME):
+    """A RESULTS message of ``(job, index, status)`` entries of units ``owner`` owns."""
+    return Results([[owner, *e] for e in entries],
+                   payloads=[b"r%d" % i for i in range(len(entries))])
 
 
 def states(n, job):
@@ -211,50 +213,32 @@ def test_no_hint_to_a_hungry_thief_that_left():
     assert n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0) == [Wake()]
 
 
-def test_third_party_work_moves_and_its_owner_is_told():
+def test_third_party_work_is_leased_on_and_answered_for_here():
     n = make_node(P1, P2)
-    # we hold work of P2 (stolen from P2 earlier): a third thief may split it again
+    # we hold work of P2 (stolen from P2 earlier): a third thief may split it again; we
+    # lease it on ourselves (no message to its owner) and keep it until its result is back
     receive(n, P2, [foreign(P2, 4, 0, 6)])
     cmds = n.handle(Received(P1, Steal(1)), 0.0)
-    assert cmds == [Like(ShipWorks, peer=P1, req=1), SendMsg(P2, Moved(4, 3, 6, P1))]
+    assert cmds == [Like(ShipWorks, peer=P1, req=1)]
     assert spans(cmds[0].works) == [(b"2", 4, 3, 6)]
-    # and P2, its owner, may take the rest back: no MOVED needed for that
+    rel = n.relays[(P2, 4)]
+    assert rel.holders == dict.fromkeys(range(3, 6), P1)
+    assert rel.lessors == dict.fromkeys(range(3, 6), (P2,)) and set(rel.works) == {3, 4, 5}
+    # and P2, its owner, may take the rest back: it leased it to us itself
     cmds = n.handle(Received(P2, Steal(2)), 0.0)
     assert cmds == [Like(ShipWorks, peer=P2, req=2)]
     assert spans(cmds[0].works) == [(b"2", 4, 1, 3)]
-
-
-def test_moved_makes_the_lease_follow_the_units():
-    n = make_node(P1, P2)
-    w = submit(n, 4)
-    n.handle(Received(P1, Steal(1)), 0.0)  # [2, 4) -> P1
-    assert n.handle(Received(P1, Moved(w.job, 2, 4, P2)), 0.0) == []
-    assert n.jobs[w.job].holders == {2: P2, 3: P2}
-    n.handle(PeerDown(P2), 1.0)  # the new holder dies: its units are re-dispatched
-    assert list(n.suspects) == [(w.job, 2), (w.job, 3)]
-
-
-def test_moved_to_a_peer_already_gone_loses_the_units_at_once():
-    n = make_node(P1, P2)
-    w = submit(n, 4)
-    n.handle(Received(P1, Steal(1)), 0.0)  # [2, 4) -> P1
-    n.handle(PeerDown(P2), 0.5)
-    n.handle(Received(P1, Moved(w.job, 2, 4, P2)), 1.0)
-    assert list(n.suspects) == [(w.job, 2), (w.job, 3)]
-    # a MOVED from someone who does not hold the units changes nothing
-    w2 = submit(n, 2)
-    n.handle(Received(P1, Moved(w2.job, 0, 2, P1)), 1.0)
-    assert n.jobs[w2.job].holders == {}
+    assert set(n.relays[(P2, 4)].lessors) == {3, 4, 5}  # only what P1 holds is owed
 
 
 def test_steal_takes_the_oldest_half_whoever_owns_it():
     n = make_node(P1, P2)
     receive(n, P1, [foreign(P1, 0, 0, 2)])  # oldest: P1's own (goes back without payload)
-    receive(n, P2, [foreign(P2, 0, 0, 2)])  # P2's: moves, and P2 is told
+    receive(n, P2, [foreign(P2, 0, 0, 2)])  # P2's: leased on, answered for here
     w = submit(n, 4)
     cmds = n.handle(Received(P1, Steal(5)), 0.0)
     assert spans(cmds[0].works) == [(b"1", 0, 0, 2), (b"2", 0, 0, 2)]
-    assert cmds[1:] == [SendMsg(P2, Moved(0, 0, 2, P1))]
+    assert cmds[1:] == [] and n.relays[(P2, 0)].holders == {0: P1, 1: P1}
     assert states(n, w.job) == dict.fromkeys(range(4), T.PENDING)
     assert spans(n.deque) == [(b"M", w.job, 0, 4)]
 
@@ -470,9 +454,9 @@ def test_results_are_batched_per_owner_up_to_result_batch():
     assert n.handle(Finished(P2, 0, 0, FAILED, "x"), 0.1) == []
     assert n.handle(Finished(P1, 0, 1, OK, "b"), 0.2) == []
     assert n.handle(Finished(P1, 0, 2, RAISED, "c"), 0.3) == [
-        ShipResults(P1, [(0, 0, OK, "a"), (0, 1, OK, "b"), (0, 2, RAISED, "c")])]
+        ShipResults(P1, [(P1, 0, 0, OK, "a"), (P1, 0, 1, OK, "b"), (P1, 0, 2, RAISED, "c")])]
     assert n.handle(Tick(), 0.99) == []
-    assert n.handle(Tick(), 1.0) == [ShipResults(P2, [(0, 0, FAILED, "x")])]
+    assert n.handle(Tick(), 1.0) == [ShipResults(P2, [(P2, 0, 0, FAILED, "x")])]
 
 
 def test_results_are_flushed_after_result_delay():
@@ -482,12 +466,12 @@ def test_results_are_flushed_after_result_delay():
     assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == []
     assert n.handle(Finished(P1, 2, 1, OK, 1), 1.2) == []
     assert n.handle(Tick(), 1.49) == []
-    assert n.handle(Tick(), 1.5) == [ShipResults(P1, [(2, 0, OK, 0), (2, 1, OK, 1)])]
+    assert n.handle(Tick(), 1.5) == [ShipResults(P1, [(P1, 2, 0, OK, 0), (P1, 2, 1, OK, 1)])]
     assert n.handle(Tick(), 3.0) == []
     # a Finished past the delay flushes on the spot
     assert n.handle(Finished(P1, 2, 2, OK, 2), 4.0) == []
     assert n.handle(Finished(P1, 2, 3, OK, 3), 4.5) == [
-        ShipResults(P1, [(2, 2, OK, 2), (2, 3, OK, 3)])]
+        ShipResults(P1, [(P1, 2, 2, OK, 2), (P1, 2, 3, OK, 3)])]
 
 
 def test_results_are_flushed_when_the_deque_runs_dry():
@@ -498,7 +482,7 @@ def test_results_are_flushed_when_the_deque_runs_dry():
     assert n.handle(Finished(P1, 0, 0, OK, 0), 0.0) == []
     assert n.handle(Pop(), 0.0) == [Run(w, 1)]  # (not our unit: no request before it)
     assert n.handle(Finished(P1, 0, 1, OK, 1), 0.0) == [
-        ShipResults(P1, [(0, 0, OK, 0), (0, 1, OK, 1)])]
+        ShipResults(P1, [(P1, 0, 0, OK, 0), (P1, 0, 1, OK, 1)])]
 
 
 def test_pop_and_idle_flush_pending_results():
@@ -508,13 +492,13 @@ def test_pop_and_idle_flush_pending_results():
     n.handle(Pop(), 0.0)
     n.handle(Finished(P1, 0, 0, OK, 0), 0.0)
     n.deque.discard(w)  # the rest went away (as if cancelled)
-    assert n.handle(Pop(), 0.0) == [ShipResults(P1, [(0, 0, OK, 0)])]
+    assert n.handle(Pop(), 0.0) == [ShipResults(P1, [(P1, 0, 0, OK, 0)])]
     n2 = make_node(P1, result_batch=100, result_delay=10.0, result_at_once=False)
     w2 = foreign(P1, 0, 0, 3)
     n2.handle(Received(P1, give([w2], 0), [w2]), 0.0)
     n2.handle(Pop(), 0.0)
     n2.handle(Finished(P1, 0, 0, OK, 0), 0.0)
-    assert n2.handle(Idle(), 0.0) == [ShipResults(P1, [(0, 0, OK, 0)]), Wake()]
+    assert n2.handle(Idle(), 0.0) == [ShipResults(P1, [(P1, 0, 0, OK, 0)]), Wake()]
 
 
 
@@ -523,13 +507,13 @@ def test_a_result_after_a_quiet_spell_ships_at_once_then_results_batch():
     w = foreign(P1, 2, 0, 10)
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
     # its owner may be parked on it: it goes now
-    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == [ShipResults(P1, [(2, 0, OK, 0)])]
+    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == [ShipResults(P1, [(P1, 2, 0, OK, 0)])]
     assert n.handle(Finished(P1, 2, 1, OK, 1), 1.1) == []  # a stream: batched
     assert n.handle(Finished(P1, 2, 2, OK, 2), 1.2) == []
-    assert n.handle(Tick(), 1.6) == [ShipResults(P1, [(2, 1, OK, 1), (2, 2, OK, 2)])]
+    assert n.handle(Tick(), 1.6) == [ShipResults(P1, [(P1, 2, 1, OK, 1), (P1, 2, 2, OK, 2)])]
     assert n.handle(Finished(P1, 2, 3, OK, 3), 1.7) == []  # (0.1 s after the last RESULTS)
-    assert n.handle(Tick(), 2.2) == [ShipResults(P1, [(2, 3, OK, 3)])]
-    assert n.handle(Finished(P1, 2, 4, OK, 4), 2.8) == [ShipResults(P1, [(2, 4, OK, 4)])]
+    assert n.handle(Tick(), 2.2) == [ShipResults(P1, [(P1, 2, 3, OK, 3)])]
+    assert n.handle(Finished(P1, 2, 4, OK, 4), 2.8) == [ShipResults(P1, [(P1, 2, 4, OK, 4)])]
     assert n.counters.results_at_once == 2
 
 
@@ -782,7 +766,7 @@ def test_cancel_of_a_job_partly_started_cancels_what_is_queued_only():
     assert sorted(n.jobs[w.job].states) == sorted([ran, *leased])
     n.handle(Finished(ME, w.job, ran, OK, 0), 0.0)
     for i in leased:
-        n.handle(Received(P1, Results([[w.job, i, OK]], payloads=[b"x"])), 0.0)
+        n.handle(Received(P1, Results([[ME, w.job, i, OK]], payloads=[b"x"])), 0.0)
     assert w.job not in n.jobs
 
 
@@ -828,7 +812,7 @@ def test_next_deadline_and_next_tick():
     n.handle(Received(P1, give([w], 9), [w]), 1.5)  # a stale reply: request 1 still out
     n.handle(Finished(P1, 0, 0, OK, 0), 1.5)
     assert (n.next_deadline(1.5), n.next_tick(1.5)) == (3.0, 1.75)  # result flush
-    assert n.handle(Tick(), 1.75) == [ShipResults(P1, [(0, 0, OK, 0)])]
+    assert n.handle(Tick(), 1.75) == [ShipResults(P1, [(P1, 0, 0, OK, 0)])]
     assert n.next_tick(1.8) == 3.0
     n.handle(Tick(), 3.0)
     assert (n.next_deadline(3.5), n.next_tick(3.5)) == (3.5, None)
@@ -845,31 +829,152 @@ def test_next_deadline_waits_out_the_backoff():
     assert n.handle(Idle(), 0.6) == [SendMsg(P1, Steal(2))]
 
 
-def test_relayed_work_only_goes_back_to_its_owner():
+def test_chained_work_goes_home_only_from_the_peer_its_owner_leased_it_to():
     n = make_node(P1, P2, P3)
-    # P1 relays us work owned by P2: we may not pass it on to P3 (leases never chain)
+    # P1 passes us work owned by P2: we may lease it on to P3 (leases chain) ...
     receive(n, P1, [foreign(P2, 4, 0, 6)])
-    assert n.handle(Received(P3, Steal(1)), 0.0) == [SendMsg(P3, Give(1, []))]
-    cmds = n.handle(Received(P2, Steal(2)), 0.0)  # but its owner may take it back
-    assert cmds == [Like(ShipWorks, peer=P2, req=2)]
-    # work the owner gave us directly may move on once (and the owner is told); P3, which
-    # asked us in vain before, is hinted (our lifeline)
-    assert receive(n, P2, [foreign(P2, 5, 0, 2)]) == [Wake(), SendMsg(P3, Hint())]
-    cmds = n.handle(Received(P3, Steal(3)), 0.0)
-    assert cmds == [Like(ShipWorks, peer=P3, req=3), SendMsg(P2, Moved(5, 0, 2, P3))]
+    cmds = n.handle(Received(P3, Steal(1)), 0.0)
+    assert cmds == [Like(ShipWorks, peer=P3, req=1)] and spans(cmds[0].works) == [
+        (b"2", 4, 3, 6)]
+    # ... but not give it to P2, its owner, which leased it to P1, not to us: P1 waits for
+    # its results through us
+    assert n.handle(Received(P2, Steal(2)), 0.0) == [SendMsg(P2, Give(2, []))]
+    # P1 may take it back (it leased it to us): we answer for nothing of it any more
+    cmds = n.handle(Received(P1, Steal(3)), 0.0)
+    assert cmds == [Like(ShipWorks, peer=P1, req=3)] and spans(cmds[0].works) == [
+        (b"2", 4, 1, 3)]
+    assert n.relays[(P2, 4)].lessors == dict.fromkeys((0, 3, 4, 5), (P1,))
 
 
-def test_unshippable_relayed_work_takes_its_move_back():
-    n = make_node(P1, P2)
-    receive(n, P2, [foreign(P2, 5, 0, 2)])
+def test_unshippable_chained_work_stays_and_is_answered_for_as_before():
+    n = make_node(P1, P2, P3)
+    receive(n, P3, [foreign(P2, 5, 0, 2)])
     works = n.handle(Received(P1, Steal(1)), 0.0)[0].works
-    assert n.handle(Unshippable(P1, works), 0.0) == [Wake(), SendMsg(P2, Moved(5, 1, 2, ME))]
-    owner = make_node(ME, P1, me=P2)  # the owner's side: the correction wins
-    w = submit(owner, 2)
-    owner.handle(Received(ME, Steal(1)), 0.0)  # [1, 2) -> ME
-    owner.handle(Received(ME, Moved(w.job, 1, 2, P1)), 0.0)
-    owner.handle(Received(ME, Moved(w.job, 1, 2, ME)), 0.0)
-    assert owner.jobs[w.job].holders == {1: ME}
+    assert n.relays[(P2, 5)].holders == {1: P1}
+    assert n.handle(Unshippable(P1, works), 0.0) == [Wake()]
+    rel = n.relays[(P2, 5)]
+    assert rel.holders == {} and rel.works == {} and rel.lessors == {0: (P3,), 1: (P3,)}
+    assert [(w.lo, w.hi, w.stealable) for w in n.deque] == [(1, 2, False), (0, 1, True)]
+    # straight from its owner: not shipped, nothing owed beyond the owner
+    m = make_node(P1, P2)
+    receive(m, P2, [foreign(P2, 5, 0, 2)])
+    works = m.handle(Received(P1, Steal(1)), 0.0)[0].works
+    assert m.handle(Unshippable(P1, works), 0.0) == [Wake()] and not m.relays
+    # going back to the middle peer we got it from: we answer for it to that peer again
+    k = make_node(P1, P2, P3)
+    receive(k, P3, [foreign(P2, 5, 0, 2)])
+    works = k.handle(Received(P3, Steal(1)), 0.0)[0].works
+    assert k.relays[(P2, 5)].lessors == {0: (P3,)}  # unit 1 went back to P3
+    assert k.handle(Unshippable(P3, works), 0.0) == [Wake()]
+    assert k.relays[(P2, 5)].lessors == {0: (P3,), 1: (P3,)}
+
+
+# -- chained leases (core/chains.py): each hop answers to the peer it got a unit from ------
+
+P4 = b"4" * 16
+
+
+def chain(seed=0):
+    """ME got units [0, 4) of P2's job 7 from P1 and leased [2, 4) on to P3."""
+    n = make_node(P1, P2, P3, P4, seed=seed)
+    receive(n, P1, [foreign(P2, 7, 0, 4)])
+    cmds = n.handle(Received(P3, Steal(1)), 0.0)
+    assert spans(cmds[0].works) == [(b"2", 7, 2, 4)]
+    return n
+
+
+def test_a_result_is_forwarded_one_hop_towards_its_owner():
+    n = chain()
+    # P3's results come back to us and go on to P1 (whence we got the units) as they came
+    cmds = n.handle(Received(P3, results((7, 2, OK), (7, 3, RAISED), owner=P2)), 1.0)
+    assert cmds == [ShipResults(P1, [(P2, 7, 2, OK, Encoded(b"r0"))])]  # the first at once
+    assert n.handle(Tick(), 1.01) == [ShipResults(P1, [(P2, 7, 3, RAISED, Encoded(b"r1"))])]
+    assert n.counters.results_forwarded == 2 and set(n.relays[(P2, 7)].lessors) == {0, 1}
+    # a second copy of a result is dropped here: the first went on already
+    assert n.handle(Received(P3, results((7, 2, OK), owner=P2)), 1.1) == []
+    assert n.counters.results_dropped == 1
+    # our own runs of P2's units go the same way: to P1, never to P2 (no link needed)
+    (run,) = n.handle(Pop(), 1.2)
+    assert (run.work.owner, run.index) == (P2, 0)
+    out = n.handle(Finished(P2, 7, 0, OK, 0), 2.0)
+    assert out == [ShipResults(P1, [(P2, 7, 0, OK, 0)])]
+
+
+def test_a_dead_sub_lessee_s_units_are_re_dispatched_by_the_middle_peer():
+    n = chain()
+    assert n.handle(PeerDown(P3), 1.0) == []  # suspects wait for a thief: no wake-up
+    assert list(n.chain_suspects) == [(P2, 7, 2), (P2, 7, 3)]
+    assert n.counters.units_redispatched == 2
+    # not to its owner, which leased it to P1, not to us (P1 waits for it through us)
+    assert n.handle(Received(P2, Steal(2)), 1.1) == [SendMsg(P2, Give(2, []))]
+    # a suspect travels alone, to the next thief, and we answer for it again
+    cmds = n.handle(Received(P4, Steal(3)), 1.1)
+    assert cmds == [Like(ShipWorks, peer=P4, req=3)] and spans(cmds[0].works) == [
+        (b"2", 7, 2, 3)]
+    assert n.relays[(P2, 7)].holders == {2: P4} and n.relays[(P2, 7)].deaths == {2: 1, 3: 1}
+    # our lessor dies: nothing of this job is owed to anyone any more
+    n.handle(PeerDown(P1), 1.2)
+    assert n.relays.get((P2, 7)) is None and n.deque.total == 0
+
+
+def test_a_sub_lessee_that_leaves_hands_its_units_back_as_plain_work():
+    m = chain()
+    cmds = m._peer_down(P3, 1.0, graceful=True)  # (a BYE, through the membership)
+    assert cmds == [Wake(), Wake()]
+    assert [(w.owner, w.lo, w.hi, w.lessor) for w in m.deque][-2:] == [
+        (P2, 2, 3, P1), (P2, 3, 4, P1)]
+
+
+def test_a_unit_failing_after_max_deaths_is_the_middle_peer_s_result():
+    n = chain()
+    n.config = StealConfig(max_deaths=1)
+    cmds = [c for c in n.handle(PeerDown(P3), 1.0) if type(c) is ShipResults]
+    assert [(c.peer, [e[:4] for e in c.entries]) for c in cmds] == [
+        (P1, [(P2, 7, 2, FAILED)])]  # at once, the next one batched
+    assert [e[:4] for e in n._outbox[P1]] == [(P2, 7, 3, FAILED)]
+    assert type(cmds[0].entries[0][4]) is TaskLostError
+    assert n.counters.units_lost == 2 and not n.chain_suspects
+
+
+def test_the_middle_peer_dying_is_its_lessor_s_business_and_late_results_are_dropped():
+    # the owner P2's side: it leased [0, 4) to ME, which died: P2 re-dispatches them all
+    owner = make_node(ME, P3, me=P2)
+    w = submit(owner, 4)
+    owner.handle(Received(ME, Steal(1)), 0.0)
+    assert owner.jobs[w.job].holders == dict.fromkeys(range(2, 4), ME)
+    owner.handle(PeerDown(ME), 1.0)
+    assert list(owner.suspects) == [(w.job, 2), (w.job, 3)]
+    # the sub-lessee's side: P3 got units from ME, which is dead: it drops their results
+    # (ME's lessor re-dispatched them), and drops what it still has queued of them
+    t = make_node(ME, P2, me=P3)
+    receive(t, ME, [foreign(P2, w.job, 2, 4)])
+    t.handle(Pop(), 1.0)  # unit 2 runs
+    assert t.handle(PeerDown(ME), 1.1) == []
+    assert t.deque.total == 0 and t.counters.units_orphaned == 1
+    assert t.handle(Finished(P2, w.job, 2, OK, 2), 1.2) == [
+        ShipResults(P2, [(P2, w.job, 2, OK, 2)])]  # its owner is linked: it gets it
+    u = make_node(ME, me=P3)  # not linked to the owner: dropped
+    receive(u, ME, [foreign(P2, w.job, 2, 4)])
+    u.handle(Pop(), 1.0)
+    u.handle(PeerDown(ME), 1.1)
+    assert u.handle(Finished(P2, w.job, 2, OK, 2), 1.2) == []
+    assert u.counters.results_dropped == 1
+
+
+def test_a_fenced_middle_peer_s_forwarded_result_is_ignored():
+    # P2 owns the units, leased them to ME, declared ME dead (a false suspicion: ME was
+    # frozen) and re-dispatched them; ME wakes up and passes on P3's result: not read
+    owner = make_node(ME, P3, me=P2)
+    w = submit(owner, 4)
+    owner.handle(Received(ME, Steal(1)), 0.0)
+    owner.handle(PeerDown(ME), 1.0)
+    assert owner.handle(Received(ME, results((w.job, 2, OK), owner=P2)), 2.0) == []
+    assert owner.counters.bad_messages == 1 and owner.unit_state(w.job, 2) == T.PENDING
+    # its re-dispatched copy resolves the unit, once
+    cmds = owner.handle(Received(P3, Steal(2)), 2.1)
+    assert spans(cmds[0].works) == [(b"2", w.job, 2, 3)]
+    out = owner.handle(Received(P3, results((w.job, 2, OK), owner=P2)), 2.2)
+    assert [type(c) for c in out] == [Resolve]
 
 
 def test_an_idle_peer_goes_quiet_after_a_few_rounds_until_a_hint():

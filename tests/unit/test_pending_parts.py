@@ -1,18 +1,20 @@
 """Own units in the deque that a late result resolved: ``NodeState._live_parts``.
 
 A stealable work item of ours in our deque holds PENDING units, with one exception: a unit
-run again because the peer a ``MOVED`` named never confirmed it (``HOLDING`` within
-``confirm_timeout``) waits in the deque as plain work, and if that peer did hold it after
-all, its late result resolves the unit while the copy sits there. ``Pop`` skips such a copy
-and ``_live_parts`` keeps it from thieves (leasing it would touch a unit that no longer
-exists: a ``KeyError`` in the core, found by the 1,000-peer simulation).
+handed back as plain work (its holder left, or gave it back) waits in the deque, and a
+result for it may still come (a copy of an earlier result: the owner resolves a unit from
+whichever result comes first) and resolve it while the copy sits there. ``Pop`` skips such
+a copy and ``_live_parts`` keeps it from thieves (leasing it would touch a unit that no
+longer exists: a ``KeyError`` in the core, found by the 1,000-peer simulation when a unit
+was run again because a peer named by a ``MOVED``, in an earlier protocol, never
+confirmed it).
 
     INVARIANT: every unit of a live, stealable own item in a node's deque is PENDING with no
     death, or already resolved; never RUNNING or LEASED.
 
 * ``Submit`` and a GIVE back of units still LEASED put fresh PENDING units in the deque.
-* Every re-dispatch after a death (``PeerDown``, a ``MOVED`` to a peer already gone) makes the
-  unit a *suspect*, kept in ``NodeState.suspects``, never in the deque.
+* Every re-dispatch after a death (``PeerDown``) makes the unit a *suspect*, kept in
+  ``NodeState.suspects``, never in the deque.
 * The one way a unit with a death enters the deque is ``Unshippable``, which pins it
   (``stealable=False``); ``WorkDeque.steal`` never takes a pinned item.
 """
@@ -22,9 +24,9 @@ from hypothesis.stateful import invariant
 
 from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work
-from p2pscoop.core.messages import OK, Give, Moved, Steal
+from p2pscoop.core.messages import OK, Give, Steal
 from p2pscoop.core.node import (PeerDown, PeerUp, Pop, Received, Resolve, SendMsg, ShipWorks,
-                                Tick, Unshippable)
+                                Unshippable)
 
 from test_node import ME, P1, P2, Like, make_node, results, spans, submit
 from test_simulation import SimulationMachine
@@ -80,16 +82,6 @@ def test_a_suspect_given_back_becomes_a_suspect_again():
     assert n.handle(Received(P2, Steal(3)), 0.0) == [SendMsg(P2, Give(3, []))]
 
 
-def test_a_moved_to_a_gone_peer_makes_suspects_too():
-    n = make_node(P1, P2)
-    w = submit(n, 2)
-    n.handle(Received(P1, Steal(1)), 0.0)  # [1, 2) -> P1
-    gone = b"9" * 16
-    n.handle(Received(P1, Moved(w.job, 1, 2, gone)), 0.0)
-    assert list(n.suspects) == [(w.job, 1)] and spans(n.deque) == [(b"M", w.job, 0, 1)]
-    assert stale_units(n) == []
-
-
 def test_an_unshippable_suspect_is_pinned_so_a_thief_never_sees_it_resolved():
     """The only way a unit with a death enters the deque: pinned. A late result may resolve
     it there; no steal takes it, and ``Pop`` skips it (``_on_Pop``'s check is reachable)."""
@@ -110,19 +102,18 @@ def test_an_unshippable_suspect_is_pinned_so_a_thief_never_sees_it_resolved():
     assert n.deque.total == 0
 
 
-def test_an_unconfirmed_move_runs_again_and_a_late_result_keeps_the_copy_from_thieves():
+def test_a_unit_handed_back_then_resolved_by_a_late_copy_is_kept_from_thieves():
     n = make_node(P1, P2)
     w = submit(n, 2)
     n.handle(Received(P1, Steal(1)), 0.0)  # [1, 2) -> P1
-    n.handle(Received(P1, Moved(w.job, 1, 2, P2)), 0.0)  # P1 says it gave it to P2 ...
-    n.handle(Tick(), 10.0)  # ... which never confirms: run it again here
+    n._peer_down(P1, 1.0, graceful=True)  # P1 left (BYE): unit 1 is plain work again
     assert n.unit_state(w.job, 1) == T.PENDING and (b"M", w.job, 1, 2) in spans(n.deque)
-    # P2 did hold it: its late result resolves the unit while the copy is in the deque
+    # a copy of a result for it arrives (first wins) while the copy is in the deque
     assert n.handle(Received(P2, results((w.job, 1, OK))), 10.5) == [
         Resolve(w.job, 1, OK, b"r0", True)]
     got = []
     for req in (2, 3, 4):  # thieves empty the deque: they get unit 0, never the dead copy
-        for c in n.handle(Received(P1, Steal(req)), 11.0):
+        for c in n.handle(Received(P2, Steal(req)), 11.0):
             if type(c) is ShipWorks:
                 got += spans(c.works)
     assert got == [(b"M", w.job, 0, 1)]
