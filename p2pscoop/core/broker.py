@@ -5,15 +5,16 @@ p2pscoop's ``--broker`` mode (``StealConfig.broker``) the program's origin (rank
 coordinator, and nothing else changes in the protocol:
 
 * **Workers ask the coordinator only.** Their victim list is the coordinator alone
-  (``victims``); they never steal from each other. Results still go straight to the peer
-  that owns them, and leases, confirmations and re-dispatch are the usual ones.
+  (``victims``); they never steal from each other. Results go back along the path their units came
+  (``chains.py``: a worker's results of the coordinator's work straight to it, of a third
+  peer's work through the coordinator), and leases and re-dispatch are the usual ones.
 * **The coordinator pulls work for the workers it had to deny.** A worker that finds the
   coordinator empty is noted as hungry (the usual lifeline), and the coordinator, unless a
   pull is already out, asks one other peer for work on its behalf (``pull_for``: a STEAL
   like any other). What comes back is queued at the coordinator and the hungry workers are
   hinted at once (``pulled``), so work created on a worker (a nested submit) reaches idle
-  workers through the coordinator: ``owner -> coordinator -> thief``, two hops, the most a
-  lease ever travels (a peer gives relayed work back to its owner only).
+  workers through the coordinator: ``owner -> coordinator -> thief``, two hops, each a lease of
+  its own (the coordinator is the thief's lessor and answers for what it passed on).
 * **Pulls are bounded by demand**: one outstanding at a time, and a new one only when a
   worker's request was denied; an empty answer ends it (the workers' own backoff and
   lifelines decide when they ask again).

@@ -33,7 +33,6 @@ class StealConfig:
     result_at_once: bool = True
     max_deaths: int = 3  # holders that may die running a unit before it fails (poison)
     alone_grace: float = 10.0  # suspects wait this long for a peer before they fail
-    confirm_timeout: float = 5.0  # a peer named by MOVED must confirm (HOLDING) within this
     broker: bool = False  # SCOOP's star: peers ask the origin only, which pulls for them
 
 
