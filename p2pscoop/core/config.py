@@ -25,6 +25,13 @@ class StealConfig:
     quiet_wait: float = 2.0
     request_timeout: float = 1.0  # an unanswered steal request is forgotten after this
     max_items: int = 256  # work items in one GIVE
+    #: a unit whose function's recent runs on the victim took less than this (seconds)
+    #: stays there: pickling it, its result and the resolution cost the victim more than
+    #: running it (``core/lifelines.py``, ``_worth``); 0: ship whatever is asked for
+    ship_unit: float = 0.000002
+    #: ... and of a function not run there yet, one GIVE carries at most this many units
+    #: (a probe: a map's first steals come before its victim ran any of it)
+    probe_units: int = 16
     max_units: int = 1 << 20  # units in one GIVE
     result_batch: int = 128  # results buffered per owner before a RESULTS goes out
     result_delay: float = 0.002  # ... or after this long

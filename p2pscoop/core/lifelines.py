@@ -25,6 +25,16 @@ The steal exchange itself lives here too: ``_on_steal`` (the victim's side: what
 or a denial that remembers the thief, and in broker mode a pull: ``broker.py``), ``_grant``
 (leasing what goes, asked for or pushed) and ``_on_give`` (the thief's side).
 
+Granularity (``_worth``): a unit whose function's recent runs here (``unit_lengths``, kept
+by the scheduler) took less than ``StealConfig.ship_unit`` never leaves, asked for or not:
+pickling it and its result and resolving it cost the victim more than running it, so
+sharing a map of no-ops slows it down whatever the thief does. Such work is no surplus
+either: a thief denied for it stays remembered (no HINT, no push) until work worth
+shipping arrives. Units of a function not run here yet travel ``probe_units`` at most per
+GIVE (``_cap``: a map's first steals come before its victim ran any of it, and a probe
+costs little whatever the function); a thief's own units may always go home (they travel
+without a payload); a suspect travels alone, as before.
+
 Invariants: a thief is remembered until it is served (pushed or hinted) or gone; pushed
 units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
 (``leases.py``) hold for them unchanged; nothing is pushed by a leaving node.
@@ -32,11 +42,16 @@ units are leased exactly as stolen ones (``_grant``), so the lease and fault rul
 
 from __future__ import annotations
 
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from . import task as T
 from .commands import SendMsg, ShipWorks, Wake
 from .messages import Give, Hint, Moved, Steal
+
+
+#: ``_cap`` looks at this many queued items at most (a flat loop of submits queues many)
+SCAN = 256
 
 
 class LifelineMixin:
@@ -50,6 +65,56 @@ class LifelineMixin:
     leaving: bool
     _hungry: dict
     _coming: dict
+    #: id(function) -> its recent run length here, seconds (the scheduler's table, set
+    #: by the runtime; empty in the core's tests: every unit is worth shipping)
+    unit_lengths: Mapping[int, float] = MappingProxyType({})
+
+    def _worth(self, work: Any) -> bool:
+        """May a unit of ``work`` travel? Not if it is known to run faster here than
+        ``ship_unit`` (see the module docstring)."""
+        length = self.unit_lengths.get(id(work.fn))
+        return length is None or length >= self.config.ship_unit
+
+    def _cap(self, eligible: Any, units: int, parts: int = 2) -> int:
+        """At most ``units``; at most ``probe_units`` if the oldest item a steal with
+        ``eligible`` would take is of a function not run here yet; and when some queued
+        units may not leave, at most a ``parts``-th of those that may (the steal's half,
+        or a push's even share, counts what may travel, not what stays). Looks at
+        ``SCAN`` items at most: the rest counts as eligible."""
+        lengths = self.unit_lengths
+        if not lengths:
+            return units
+        first, may, seen = None, 0, 0
+        for n, work in enumerate(self.deque):
+            if n == SCAN:
+                may += self.deque.total - seen
+                break
+            if work.cancelled or work.lo >= work.hi:
+                continue
+            seen += work.hi - work.lo
+            if work.stealable and eligible(work):
+                may += work.hi - work.lo
+                if first is None:
+                    first = work
+        if first is not None and id(first.fn) not in lengths:
+            units = min(units, self.config.probe_units)
+        if may < self.deque.total:
+            units = min(units, max(1, -(-may // parts)))
+        return units
+
+    def _surplus(self) -> bool:
+        """Do we hold two units or more that a thief may take (worth shipping)?"""
+        if self.deque.total < 2:
+            return False
+        if not self.unit_lengths:
+            return True
+        worth, units = self._worth, 0
+        for work in self.deque:
+            if work.stealable and not work.cancelled and worth(work):
+                units += work.hi - work.lo
+                if units >= 2:
+                    return True
+        return False
 
     def _hints(self) -> list:
         """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
@@ -60,19 +125,21 @@ class LifelineMixin:
         asked, and a third party's units pushed to it could go nowhere but home (leases
         never chain), so those wait for a thief that asks (``_share``)."""
         peers = self.peers
+        if not self._surplus():  # only work too cheap to ship: they stay remembered
+            return []
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
         out: list = []
-        me = self.me
-        own = self.deque.total >= 2 and not self.leaving and any(
-            w.owner == me for w in self.deque)
+        me, worth = self.me, self._worth
+        own = not self.leaving and any(w.owner == me and worth(w) for w in self.deque)
         for i, thief in enumerate(hungry):
             self._coming[thief] = None
             works: list = []
             if own and self.deque.total >= 2:
                 share = max(1, self.deque.total // (len(hungry) - i + 1))
-                works = self.deque.steal(lambda w: w.owner == me, self.config.max_items,
-                                         min(share, self.config.max_units))
+                eligible = lambda w: w.owner == me and worth(w)  # noqa: E731
+                works = self.deque.steal(eligible, self.config.max_items, self._cap(
+                    eligible, min(share, self.config.max_units), len(hungry) - i + 1))
                 works = [part for work in works for part in self._live_parts(work)]
             if works:
                 self.counters.pushes += 1
@@ -107,8 +174,10 @@ class LifelineMixin:
             # that unit only (a poison task is isolated, innocent units are not).
             works = [suspect]
         else:
-            works = self.deque.steal(lambda w: not w.relayed or w.owner == thief,
-                                     self.config.max_items, self._share(thief))
+            worth = self._worth
+            eligible = lambda w: w.owner == thief or (not w.relayed and worth(w))  # noqa: E731
+            works = self.deque.steal(eligible, self.config.max_items,
+                                     self._cap(eligible, self._share(thief)))
             works = [part for work in works for part in self._live_parts(work)]
         if not works:
             self.counters.steals_denied += 1

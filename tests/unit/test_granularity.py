@@ -1,0 +1,138 @@
+"""The victim's granularity rule (``core/lifelines.py``: ``_worth``, ``_cap``, ``_surplus``).
+
+A unit whose function ran faster here than ``StealConfig.ship_unit`` never leaves its
+peer: shipping it and its result costs the victim more than running it. A function not
+run here yet travels ``probe_units`` at most per GIVE. As in ``test_node.py``: feed events,
+compare the exact commands; run lengths are numbers put in the node's table (the
+scheduler's, in a runtime), so nothing here measures a time.
+"""
+
+import random
+
+from p2pscoop.core import task as T
+from p2pscoop.core.deque import Work
+from p2pscoop.core.messages import Give, Hint, Steal
+from p2pscoop.core.node import (NodeState, PeerUp, Pop, Received, SendMsg, ShipWorks, Submit,
+                                Wake)
+from p2pscoop.core.policy import StealConfig
+
+ME = b"M" * 16
+P1 = b"1" * 16
+P2 = b"2" * 16
+
+CHEAP = 0.0000005  # a no-op: below the default ship_unit (2 us)
+DEAR = 0.001  # a 1 ms task
+
+
+def cheap(x):
+    return x
+
+
+def dear(x):
+    return x
+
+
+def make_node(*peers, lengths=None, **config):
+    n = NodeState(ME, StealConfig(**config), random.Random(0))
+    for p in peers:
+        assert n.handle(PeerUp(p), 0.0) == [Wake()]
+    n.unit_lengths = {} if lengths is None else lengths
+    return n
+
+
+def submit(n, fn, count):
+    work = n.new_job(fn, [(i,) for i in range(count)])
+    return work, n.handle(Submit(work), 0.0)
+
+
+def units(cmd):
+    return [(w.job, w.lo, w.hi) for w in cmd.works]
+
+
+def test_a_victim_whose_queued_work_is_cheaper_than_shipping_denies():
+    n = make_node(P1, lengths={id(cheap): CHEAP})
+    submit(n, cheap, 100)
+    assert n.handle(Received(P1, Steal(1)), 0.0) == [SendMsg(P1, Give(1, []))]
+    assert n.deque.total == 100 and n.counters.steals_denied == 1
+    assert n.unit_state(0, 99) == T.PENDING  # nothing leased
+
+
+def test_work_worth_shipping_is_granted_as_before():
+    n = make_node(P1, lengths={id(dear): DEAR})
+    submit(n, dear, 100)
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    assert [type(c) for c in out] == [ShipWorks] and units(out[0]) == [(0, 50, 100)]
+
+
+def test_only_the_dear_items_leave_a_mixed_deque():
+    n = make_node(P1, lengths={id(cheap): CHEAP, id(dear): DEAR})
+    submit(n, cheap, 40)  # job 0, the oldest
+    submit(n, dear, 10)  # job 1
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    assert units(out[-1]) == [(1, 5, 10)]  # half of the eligible units, the cheap stay
+    assert n.deque.total == 45
+
+
+def test_cheap_work_is_no_surplus_the_thief_stays_on_the_lifeline():
+    n = make_node(P1, lengths={id(cheap): CHEAP, id(dear): DEAR})
+    n.handle(Received(P1, Steal(1)), 0.0)  # denied: remembered
+    _, out = submit(n, cheap, 100)
+    assert out == [Wake()]  # no push, no HINT for work that will not travel
+    assert P1 in n._hungry
+    _, out = submit(n, dear, 4)  # work worth shipping: pushed to the remembered thief
+    assert out[0] == Wake() and type(out[1]) is ShipWorks and out[1].req == 0
+    assert units(out[1]) == [(1, 2, 4)] and not n._hungry  # an even share of the dear
+
+
+def test_a_third_partys_cheap_work_is_not_hinted():
+    n = make_node(P1, P2, lengths={id(cheap): CHEAP})
+    n.handle(Received(P2, Steal(1)), 0.0)
+    w = Work(P1, 7, 0, 8, cheap, [(i,) for i in range(8)])
+    out = n.handle(Received(P1, Give(0, [[P1, 7, 0, 8, True]], payloads=[b"w"]), [w]), 0.0)
+    assert out == [Wake()] and P2 in n._hungry
+    # the same work of a function worth shipping is news for the hungry thief
+    n.unit_lengths = {id(cheap): DEAR}
+    w2 = Work(P1, 8, 0, 8, cheap, [(i,) for i in range(8)])
+    out = n.handle(Received(P1, Give(0, [[P1, 8, 0, 8, True]], payloads=[b"w"]), [w2]), 0.0)
+    assert out == [Wake(), SendMsg(P2, Hint())]
+
+
+def test_a_thief_takes_its_own_cheap_work_home():
+    n = make_node(P1, P2, lengths={id(cheap): CHEAP})
+    w = Work(P1, 7, 0, 8, cheap, [(i,) for i in range(8)])
+    n.handle(Received(P1, Give(0, [[P1, 7, 0, 8, True]], payloads=[b"w"]), [w]), 0.0)
+    assert n.handle(Received(P2, Steal(1)), 0.0) == [SendMsg(P2, Give(1, []))]
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    assert [type(c) for c in out] == [ShipWorks] and units(out[0]) == [(7, 4, 8)]
+
+
+def test_a_function_not_run_here_yet_travels_a_probe_at_a_time():
+    n = make_node(P1, lengths={id(dear): DEAR}, probe_units=16)
+    submit(n, cheap, 1000)  # never run here: unknown
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    assert units(out[-1]) == [(0, 984, 1000)]
+    n.handle(Pop(), 0.0)
+    n.unit_lengths[id(cheap)] = CHEAP  # it ran: now known cheap, it stays
+    assert n.handle(Received(P1, Steal(2)), 0.0) == [SendMsg(P1, Give(2, []))]
+
+
+def test_a_probe_pushed_to_a_hungry_thief_is_capped_too():
+    n = make_node(P1, lengths={id(dear): DEAR}, probe_units=16)
+    n.handle(Received(P1, Steal(1)), 0.0)
+    _, out = submit(n, cheap, 256)
+    assert out[0] == Wake() and units(out[1]) == [(0, 240, 256)]
+
+
+def test_without_run_lengths_every_unit_may_travel():
+    """The core's other tests run with an empty table: sharing as before the rule."""
+    n = make_node(P1)
+    submit(n, cheap, 1000)
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    assert units(out[-1]) == [(0, 500, 1000)]
+
+
+def test_ship_unit_zero_ships_whatever_is_asked_for():
+    n = make_node(P1, lengths={id(cheap): CHEAP}, ship_unit=0.0)
+    submit(n, cheap, 10)
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    assert units(out[-1]) == [(0, 5, 10)]
