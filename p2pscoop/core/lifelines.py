@@ -102,19 +102,14 @@ class LifelineMixin:
             units = min(units, max(1, -(-may // parts)))
         return units
 
-    def _surplus(self) -> bool:
-        """Do we hold two units or more that a thief may take (worth shipping)?"""
-        if self.deque.total < 2:
-            return False
+    def _worth_queued(self) -> bool:
+        """Is any queued unit worth shipping (``_worth``)? The callers of ``_hints``
+        check how many units there are; this says whether they are news for a thief."""
         if not self.unit_lengths:
             return True
-        worth, units = self._worth, 0
-        for work in self.deque:
-            if work.stealable and not work.cancelled and worth(work):
-                units += work.hi - work.lo
-                if units >= 2:
-                    return True
-        return False
+        worth = self._worth
+        return any(work.stealable and not work.cancelled and work.lo < work.hi and worth(work)
+                   for work in self.deque)
 
     def _hints(self) -> list:
         """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
@@ -125,7 +120,7 @@ class LifelineMixin:
         asked, and a third party's units pushed to it could go nowhere but home (leases
         never chain), so those wait for a thief that asks (``_share``)."""
         peers = self.peers
-        if not self._surplus():  # only work too cheap to ship: they stay remembered
+        if not self._worth_queued():  # only work too cheap to ship: they stay remembered
             return []
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()

@@ -1,4 +1,4 @@
-"""The victim's granularity rule (``core/lifelines.py``: ``_worth``, ``_cap``, ``_surplus``).
+"""The victim's granularity rule (``core/lifelines.py``: ``_worth``, ``_cap``, ``_worth_queued``).
 
 A unit whose function ran faster here than ``StealConfig.ship_unit`` never leaves its
 peer: shipping it and its result costs the victim more than running it. A function not
@@ -136,3 +136,11 @@ def test_ship_unit_zero_ships_whatever_is_asked_for():
     submit(n, cheap, 10)
     out = n.handle(Received(P1, Steal(1)), 0.0)
     assert units(out[-1]) == [(0, 5, 10)]
+
+
+def test_one_dear_unit_is_still_news_for_a_hungry_thief():
+    """``_hints`` with fewer than two units (the broker's pull) hints as before the rule."""
+    n = make_node(P1, P2, lengths={id(dear): DEAR})
+    n.handle(Received(P2, Steal(1)), 0.0)
+    n.deque.push(Work(P1, 7, 0, 1, dear, [(0,)]))
+    assert n._hints() == [SendMsg(P2, Hint())] and not n._hungry
