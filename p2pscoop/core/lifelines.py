@@ -25,15 +25,17 @@ The steal exchange itself lives here too: ``_on_steal`` (the victim's side: what
 or a denial that remembers the thief, and in broker mode a pull: ``broker.py``), ``_grant``
 (leasing what goes, asked for or pushed) and ``_on_give`` (the thief's side).
 
-Granularity (``_worth``): a unit whose function's recent runs here (``unit_lengths``, kept
-by the scheduler) took less than ``StealConfig.ship_unit`` never leaves, asked for or not:
-pickling it and its result and resolving it cost the victim more than running it, so
-sharing a map of no-ops slows it down whatever the thief does. Such work is no surplus
-either: a thief denied for it stays remembered (no HINT, no push) until work worth
-shipping arrives. Units of a function not run here yet travel ``probe_units`` at most per
-GIVE (``_cap``: a map's first steals come before its victim ran any of it, and a probe
-costs little whatever the function); a thief's own units may always go home (they travel
-without a payload); a suspect travels alone, as before.
+Granularity (``_cheap``, ``_holding``): the units of a map whose function's recent runs
+here (``unit_lengths``, the scheduler's table) took less than ``StealConfig.ship_unit``
+stay here while we run through them (one started within ``drain_window``): pickling them
+and their results and resolving them would cost us more than running them, so sharing a
+map of no-ops slows it down whatever the thief does. Such work is no surplus then either: a
+thief denied for it stays remembered (no HINT, no push), and is served as before as soon
+as a unit that is not cheap starts here (``_drained``: it may be long). A peer that runs no
+cheap unit (a long task, a program busy elsewhere) gives cheap work as before, so steals
+answered during long tasks still get work. A lone ``submit`` always travels. Units of a
+function not run here yet travel ``probe_units`` at most per GIVE (``_cap``: a map's first
+steals come before its victim ran any of it); a suspect travels alone, as before.
 
 Invariants: a thief is remembered until it is served (pushed or hinted) or gone; pushed
 units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
@@ -68,19 +70,42 @@ class LifelineMixin:
     #: id(function) -> its recent run length here, seconds (the scheduler's table, set
     #: by the runtime; empty in the core's tests: every unit is worth shipping)
     unit_lengths: Mapping[int, float] = MappingProxyType({})
+    #: when a unit too cheap to ship last started here (``_drained``)
+    _cheap_at: float = float("-inf")
+    #: thieves are remembered while cheap work was kept from them (``_drained``)
+    _kept_back: bool = False
 
-    def _worth(self, work: Any) -> bool:
-        """May a unit of ``work`` travel? Not if it is known to run faster here than
-        ``ship_unit`` (see the module docstring)."""
+    def _cheap(self, work: Any) -> bool:
+        """Are ``work``'s units a map's (not a lone submit) whose function ran faster
+        here than ``ship_unit``?"""
         length = self.unit_lengths.get(id(work.fn))
-        return length is None or length >= self.config.ship_unit
+        return length is not None and length < self.config.ship_unit and len(work.items) > 1
 
-    def _cap(self, eligible: Any, units: int, parts: int = 2) -> int:
+    def _holding(self, now: float | None) -> bool:
+        """Do cheap units stay here now? Only while we run through them: one started
+        within ``drain_window`` (a peer in a long task, or whose program does not wait
+        for its futures, gives them as before)."""
+        return now is not None and now - self._cheap_at < self.config.drain_window
+
+    def _drained(self, work: Any, now: float) -> list:
+        """A unit of ``work`` starts here (``_on_Pop``). A cheap one: we are running
+        through cheap work (``_holding``). Another while thieves wait that were denied
+        cheap work: it may be long, so they are served now, as without the rule."""
+        if not self.unit_lengths:
+            return []
+        if self._cheap(work):
+            self._cheap_at = now
+            return []
+        if self._kept_back and self._hungry and self.deque.total >= 2:
+            return self._hints()
+        return []
+
+    def _cap(self, eligible: Any, units: int, parts: int = 2, holding: bool = False) -> int:
         """At most ``units``; at most ``probe_units`` if the oldest item a steal with
-        ``eligible`` would take is of a function not run here yet; and when some queued
-        units may not leave, at most a ``parts``-th of those that may (the steal's half,
-        or a push's even share, counts what may travel, not what stays). Looks at
-        ``SCAN`` items at most: the rest counts as eligible."""
+        ``eligible`` would take is of a function not run here yet; and, ``holding`` cheap
+        units back, at most a ``parts``-th of those that may go (the steal's half, or a
+        push's even share, counts what may travel, not what stays). Looks at ``SCAN``
+        items at most: the rest counts as eligible."""
         lengths = self.unit_lengths
         if not lengths:
             return units
@@ -96,45 +121,44 @@ class LifelineMixin:
                 may += work.hi - work.lo
                 if first is None:
                     first = work
+                    if not holding:
+                        break
         if first is not None and id(first.fn) not in lengths:
             units = min(units, self.config.probe_units)
-        if may < self.deque.total:
+        if holding and may < self.deque.total:
             units = min(units, max(1, -(-may // parts)))
         return units
 
-    def _worth_queued(self) -> bool:
-        """Is any queued unit worth shipping (``_worth``)? The callers of ``_hints``
-        check how many units there are; this says whether they are news for a thief."""
-        if not self.unit_lengths:
-            return True
-        worth = self._worth
-        return any(work.stealable and not work.cancelled and work.lo < work.hi and worth(work)
-                   for work in self.deque)
-
-    def _hints(self) -> list:
+    def _hints(self, now: float | None = None) -> list:
         """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
         got none. Each gets a HINT (it resets its backoff and asks us first), or, for work
         we own, its share at once (a GIVE with request 0: one message instead of HINT,
         STEAL, GIVE): our surplus split evenly between them and us, at least one unit while
         we have two. Only our own work is pushed: a thief may have found work since it
         asked, and a third party's units pushed to it could go nowhere but home (leases
-        never chain), so those wait for a thief that asks (``_share``)."""
+        never chain), so those wait for a thief that asks (``_share``). While we run
+        through cheap units (``_holding(now)``), they are no surplus."""
         peers = self.peers
-        if not self._worth_queued():  # only work too cheap to ship: they stay remembered
+        holding, cheap = self._holding(now), self._cheap
+        if holding and not any(w.stealable and not w.cancelled and w.lo < w.hi
+                               and not cheap(w) for w in self.deque):
+            self._kept_back = True  # only cheap work: they stay remembered (``_drained``)
             return []
+        self._kept_back = False
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
         out: list = []
-        me, worth = self.me, self._worth
-        own = not self.leaving and any(w.owner == me and worth(w) for w in self.deque)
+        me = self.me
+        eligible = lambda w: w.owner == me and not (holding and cheap(w))  # noqa: E731
+        own = not self.leaving and any(eligible(w) for w in self.deque)
         for i, thief in enumerate(hungry):
             self._coming[thief] = None
             works: list = []
             if own and self.deque.total >= 2:
                 share = max(1, self.deque.total // (len(hungry) - i + 1))
-                eligible = lambda w: w.owner == me and worth(w)  # noqa: E731
                 works = self.deque.steal(eligible, self.config.max_items, self._cap(
-                    eligible, min(share, self.config.max_units), len(hungry) - i + 1))
+                    eligible, min(share, self.config.max_units), len(hungry) - i + 1,
+                    holding))
                 works = [part for work in works for part in self._live_parts(work)]
             if works:
                 self.counters.pushes += 1
@@ -169,11 +193,17 @@ class LifelineMixin:
             # that unit only (a poison task is isolated, innocent units are not).
             works = [suspect]
         else:
-            worth = self._worth
-            eligible = lambda w: w.owner == thief or (not w.relayed and worth(w))  # noqa: E731
+            holding, cheap = self._holding(now), self._cheap
+            if holding:
+                eligible = lambda w: w.owner == thief or (  # noqa: E731
+                    not w.relayed and not cheap(w))
+            else:
+                eligible = lambda w: not w.relayed or w.owner == thief  # noqa: E731
             works = self.deque.steal(eligible, self.config.max_items,
-                                     self._cap(eligible, self._share(thief)))
+                                     self._cap(eligible, self._share(thief), 2, holding))
             works = [part for work in works for part in self._live_parts(work)]
+            if not works and holding and self.deque.total:
+                self._kept_back = True
         if not works:
             self.counters.steals_denied += 1
             self._hungry[thief] = None
