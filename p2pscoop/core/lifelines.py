@@ -17,13 +17,26 @@ serves every remembered thief at once, so an idle peer need not poll for work
 
 Thieves served that way are likely to come back soon (``_coming``); until they do, a
 thief that asks takes an even share with them, not half (``_share``). Half is right for
-one thief; with many, it leaves the first thief most of a flat map and the others only its
-relayed halves, and the map waits on a few long queues.
+one thief; with many, it leaves the first thief most of a flat map and the others only
+what they take from it in turn, each a hop further from home (``chains.py``), and the map
+waits on a few long queues and long chains.
 
 The steal exchange itself lives here too: ``_on_steal`` (the victim's side: what to give,
 or a denial that remembers the thief, and in broker mode a pull: ``broker.py``), ``_grant``
 (leasing what goes, asked for or pushed: our own units, or another owner's, which we then
 answer for: ``chains.py``) and ``_on_give`` (the thief's side).
+
+Granularity (``_cheap``, ``_holding``): the units of a map whose function's recent runs
+here (``unit_lengths``, the scheduler's table) took less than ``StealConfig.ship_unit``
+stay here while we run through them (one started within ``drain_window``): pickling them
+and their results and resolving them would cost us more than running them, so sharing a
+map of no-ops slows it down whatever the thief does. Such work is no surplus then either: a
+thief denied for it stays remembered (no HINT, no push), and is served as before as soon
+as a unit that is not cheap starts here (``_drained``: it may be long). A peer that runs no
+cheap unit (a long task, a program busy elsewhere) gives cheap work as before, so steals
+answered during long tasks still get work. A lone ``submit`` always travels. Units of a
+function not run here yet travel ``probe_units`` at most per GIVE (``_cap``: a map's first
+steals come before its victim ran any of it); a suspect travels alone, as before.
 
 Invariants: a thief is remembered until it is served (pushed or hinted) or gone; pushed
 units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
@@ -32,11 +45,16 @@ units are leased exactly as stolen ones (``_grant``), so the lease and fault rul
 
 from __future__ import annotations
 
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from . import task as T
 from .commands import SendMsg, ShipWorks, Wake
 from .messages import Give, Hint, Steal
+
+
+#: ``_cap`` looks at this many queued items at most (a flat loop of submits queues many)
+SCAN = 256
 
 
 class LifelineMixin:
@@ -50,16 +68,84 @@ class LifelineMixin:
     leaving: bool
     _hungry: dict
     _coming: dict
+    #: id(function) -> its recent run length here, seconds (the scheduler's table, set
+    #: by the runtime; empty in the core's tests: every unit is worth shipping)
+    unit_lengths: Mapping[int, float] = MappingProxyType({})
+    #: when a unit too cheap to ship last started here (``_drained``)
+    _cheap_at: float = float("-inf")
+    #: thieves are remembered while cheap work was kept from them (``_drained``)
+    _kept_back: bool = False
 
-    def _hints(self) -> list:
+    def _cheap(self, work: Any) -> bool:
+        """Are ``work``'s units a map's (not a lone submit) whose function ran faster
+        here than ``ship_unit``?"""
+        length = self.unit_lengths.get(id(work.fn))
+        return length is not None and length < self.config.ship_unit and len(work.items) > 1
+
+    def _holding(self, now: float | None) -> bool:
+        """Do cheap units stay here now? Only while we run through them: one started
+        within ``drain_window`` (a peer in a long task, or whose program does not wait
+        for its futures, gives them as before)."""
+        return now is not None and now - self._cheap_at < self.config.drain_window
+
+    def _drained(self, work: Any, now: float) -> list:
+        """A unit of ``work`` starts here (``_on_Pop``). A cheap one: we are running
+        through cheap work (``_holding``). Another while thieves wait that were denied
+        cheap work: it may be long, so they are served now, as without the rule."""
+        if not self.unit_lengths:
+            return []
+        if self._cheap(work):
+            self._cheap_at = now
+            return []
+        if self._kept_back and self._hungry and self.deque.total >= 2:
+            return self._hints()
+        return []
+
+    def _cap(self, eligible: Any, units: int, parts: int = 2, holding: bool = False) -> int:
+        """At most ``units``; at most ``probe_units`` if the oldest item a steal with
+        ``eligible`` would take is of a function not run here yet; and, ``holding`` cheap
+        units back, at most a ``parts``-th of those that may go (the steal's half, or a
+        push's even share, counts what may travel, not what stays). Looks at ``SCAN``
+        items at most: the rest counts as eligible."""
+        lengths = self.unit_lengths
+        if not lengths:
+            return units
+        first, may, seen = None, 0, 0
+        for n, work in enumerate(self.deque):
+            if n == SCAN:
+                may += self.deque.total - seen
+                break
+            if work.cancelled or work.lo >= work.hi:
+                continue
+            seen += work.hi - work.lo
+            if work.stealable and eligible(work):
+                may += work.hi - work.lo
+                if first is None:
+                    first = work
+                    if not holding:
+                        break
+        if first is not None and id(first.fn) not in lengths:
+            units = min(units, self.config.probe_units)
+        if holding and may < self.deque.total:
+            units = min(units, max(1, -(-may // parts)))
+        return units
+
+    def _hints(self, now: float | None = None) -> list:
         """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
         got none. Each gets a HINT (it resets its backoff and asks us first), or, for work
         we own, its share at once (a GIVE with request 0: one message instead of HINT,
         STEAL, GIVE): our surplus split evenly between them and us, at least one unit while
         we have two. Only our own work is pushed: a thief may have found work since it
         asked, and a third party's units pushed to it would wait there, one hop further
-        from home, so those wait for a thief that asks (``_share``)."""
+        from home, so those wait for a thief that asks (``_share``). While we run
+        through cheap units (``_holding(now)``), they are no surplus."""
         peers = self.peers
+        holding, cheap = self._holding(now), self._cheap
+        if holding and not any(w.stealable and not w.cancelled and w.lo < w.hi
+                               and not cheap(w) for w in self.deque):
+            self._kept_back = True  # only cheap work: they stay remembered (``_drained``)
+            return []
+        self._kept_back = False
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
         pinned = self._past_view() if hungry else None
@@ -67,15 +153,16 @@ class LifelineMixin:
             hungry = [p for p in hungry if p in pinned]
         out: list = []
         me = self.me
-        own = self.deque.total >= 2 and not self.leaving and any(
-            w.owner == me for w in self.deque)
+        eligible = lambda w: w.owner == me and not (holding and cheap(w))  # noqa: E731
+        own = not self.leaving and any(eligible(w) for w in self.deque)
         for i, thief in enumerate(hungry):
             self._coming[thief] = None
             works: list = []
             if own and self.deque.total >= 2:
                 share = max(1, self.deque.total // (len(hungry) - i + 1))
-                works = self.deque.steal(lambda w: w.owner == me, self.config.max_items,
-                                         min(share, self.config.max_units))
+                works = self.deque.steal(eligible, self.config.max_items, self._cap(
+                    eligible, min(share, self.config.max_units), len(hungry) - i + 1,
+                    holding))
                 works = [part for work in works for part in self._live_parts(work)]
             if works:
                 self.counters.pushes += 1
@@ -88,8 +175,8 @@ class LifelineMixin:
         """How many units ``thief`` may take: half of ours (classic work stealing), but
         when other thieves we fed are likely to come back, an equal share with each of
         them and us. Half would leave the first thief most of the work and the others only
-        its relayed halves, which can go nowhere but home (leases never chain): the flat
-        map of a large cluster would wait on a few peers' long queues."""
+        what they take from it in turn, a hop further from home each time: the flat map
+        of a large cluster would wait on a few peers' long queues and long chains."""
         coming = self._coming
         coming.pop(thief, None)
         if not coming:
@@ -116,10 +203,19 @@ class LifelineMixin:
             works = [suspect]
         else:
             # anything, except the thief's own units that reached us along a chain: those
-            # go home only from the peer their owner leased them to (``chains.py``)
-            works = self.deque.steal(lambda w: w.owner != thief or w.lessor == thief,
-                                     self.config.max_items, self._share(thief))
+            # go home only from the peer their owner leased them to (``chains.py``); while
+            # we run through cheap units, those stay (module docstring), but never its own
+            holding, cheap = self._holding(now), self._cheap
+            if holding:
+                eligible = lambda w: (w.lessor == thief if w.owner == thief  # noqa: E731
+                                      else not cheap(w))
+            else:
+                eligible = lambda w: w.owner != thief or w.lessor == thief  # noqa: E731
+            works = self.deque.steal(eligible, self.config.max_items,
+                                     self._cap(eligible, self._share(thief), 2, holding))
             works = [part for work in works for part in self._live_parts(work)]
+            if not works and holding and self.deque.total:
+                self._kept_back = True
         if not works:
             self.counters.steals_denied += 1
             self._hungry[thief] = None

@@ -184,7 +184,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self.units_submitted += ev.work.hi - ev.work.lo
         out: list = [Wake()]
         if self._hungry and self.deque.total >= 2:
-            out.extend(self._hints())
+            out.extend(self._hints(now))
         return out
 
     def _on_Pop(self, ev: Pop, now: float) -> list:
@@ -194,13 +194,15 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
                 return self._flush_all(now) if self._outbox else []
             work, index = got
             if work.owner != self.me:
-                return [Run(work, index)]
+                return [*self._drained(work, now), Run(work, index)]
             rec = self.jobs.get(work.job)
             state = rec.states.get(index) if rec is not None else None
             if state != T.PENDING:
                 continue  # resolved meanwhile (late result after a re-dispatch)
             rec.states[index] = T.RUNNING
             out = self._ask_early(now)
+            if self.unit_lengths:  # granularity: cheap units stay while we run through them
+                out += self._drained(work, now)
             out.append(Run(work, index))
             return out
 

@@ -6,6 +6,9 @@
     python tools/bench/run.py --only pi,uts --backends serial,p2pscoop,scoop --repeat 3
     python tools/bench/run.py --record             # also append the tables to docs/benchmarks.md
 
+(Before/after a change of p2pscoop itself: ``tools/bench/ab.py --trees OLD,NEW``, which
+runs two trees' p2pscoop interleaved and reports ratios.)
+
 What it owns: launching and cleaning up benchmark subprocesses, and collecting their
 results. Data flow::
 
