@@ -259,6 +259,28 @@ def test_unpicklable_payload_is_a_payload_error_at_submit(rt, request, how):
     assert futures.submit(identity, "still works").result() == "still works"
 
 
+class Holder:
+    """An argument object: checked once at its first submit (``payload._checked_args``)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def read_value(holder):
+    return holder.value
+
+
+def test_an_argument_that_stopped_pickling_after_its_first_submit_runs_here(rt):
+    """Its first check stands (as a function's does), so submit accepts it again; a unit
+    that then cannot travel stays on its peer and runs there: every result is right."""
+    holder = Holder(5)
+    assert futures.submit(read_value, holder).result() == 5
+    holder.lock = threading.Lock()
+    futs = [futures.submit(read_value, holder) for _ in range(20)]
+    assert [f.result() for f in futs] == [5] * 20
+    assert futures.submit(identity, "still works").result() == "still works"
+
+
 def test_unpicklable_map_element_is_a_payload_error_at_that_element(rt, request):
     it = futures.map(identity, [1, 2, threading.Lock(), 4])
     assert [next(it), next(it)] == [1, 2]

@@ -201,3 +201,31 @@ def test_deap_gp_tree_round_trip():
     assert load_elsewhere(data, "(type(obj).__name__, str(obj), obj.height, "
                                 "obj.fitness.values)") == \
         repr(("PRTree", "add(mul(ARG0, ARG0), ARG0)", 2, (0.5,)))
+
+
+class _Context:
+    """An argument object of a user class (weak references allowed)."""
+
+
+def test_an_argument_checked_once_is_not_pickled_again_but_a_new_one_is():
+    import threading
+
+    ctx = _Context()
+    payload.check_args((ctx,))
+    ctx.lock = threading.Lock()  # unpicklable now: the verdict of its first check stands
+    payload.check_args((ctx,))
+    fresh = _Context()
+    fresh.lock = threading.Lock()
+    with pytest.raises(payload.PayloadError, match="cannot be pickled"):
+        payload.check_args((fresh,))
+
+
+def test_containers_are_checked_at_every_submit():
+    import threading
+
+    box = [1, 2]
+    payload.check_args((box,))
+    box.append(threading.Lock())
+    with pytest.raises(payload.PayloadError, match="cannot be pickled"):
+        payload.check_args((box,))
+
