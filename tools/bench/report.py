@@ -31,11 +31,11 @@ import backends
 
 #: workload -> (the figure judged, comparison, threshold)
 TARGETS = {
-    "noop": ("scoop/p2pscoop", ">=", 10.0),
+    "noop": ("scoop/p2pscoop", ">=", 100.0),  # issue 8 (issue 3 asked 10)
     "pi": ("serial/p2pscoop", ">=", 1.8),
     "sleep_tail": ("p2pscoop makespan/ideal", "<=", 1.08),
     "nested": ("serial/p2pscoop", ">=", 1.5),
-    "uts": ("serial/p2pscoop", ">=", 1.7),
+    "uts": ("serial/p2pscoop", ">=", 1.85),  # issue 8 (issue 4 asked 1.7)
 }
 
 
