@@ -64,10 +64,16 @@ def render(args, runs: dict[str, list[dict]], machine: dict) -> str:
     header = ["figure", "unit", "min", "median", "max", "runs ok", "load at start",
               "target", "met"]
     rows = []
-    for name, key, label, unit, test, target in ROWS:
-        if name not in runs:
-            continue
-        recs = runs[name]
+    first: dict[str, int] = {}
+    for i, row in enumerate(ROWS):
+        first.setdefault(row[0], i)
+    # rows in ROWS order, a measurement's runs (``map@TREE``: one per checkout) one by one
+    keyed = sorted(((first[row[0]], r, i, run, row) for r, run in enumerate(runs)
+                    for i, row in enumerate(ROWS) if row[0] == run.split("@")[0]))
+    for _, _, _, run, (name, key, label, unit, test, target) in keyed:
+        recs = runs[run]
+        if "@" in run and not label.startswith("  "):
+            label += f" [{run.split('@', 1)[1]}]"
         ok = [r for r in recs if "error" not in r and key in r]
         loads = sorted(r["load_before"] for r in recs)
         load = (f"{loads[0]:.1f} / {statistics.median(loads):.1f} / {loads[-1]:.1f}"
@@ -102,6 +108,7 @@ def render(args, runs: dict[str, list[dict]], machine: dict) -> str:
 def brief(name: str, rec: dict) -> str:
     if "error" in rec:
         return "error: " + rec["error"]
+    name = name.split("@")[0]
     if name == "map":
         return (f"makespan {rec['makespan_s']} s, ideal {rec['ideal_s']} s, ratio "
                 f"{rec['ratio']}, {rec['peers']} peers, {rec['processes']} processes ran "
@@ -111,7 +118,9 @@ def brief(name: str, rec: dict) -> str:
                 f"machine busy {rec['cpu_map']['machine_cores']} of {os.cpu_count()} cores"
                 + (f"; first task per process at {rec['first_start_s']} s, last at "
                    f"{rec['last_start_s']} s (min, median, max)" if "first_start_s" in rec
-                   else ""))
+                   else "")
+                + f"; threads (CPU s): {_top(rec['cpu_map'].get('threads_cpu_s', {}))}"
+                + (f"; per task: {rec['counts']['per_task']}" if "counts" in rec else ""))
     if name == "detect":
         return detect_brief(rec)
     if name.startswith("join"):
@@ -120,6 +129,10 @@ def brief(name: str, rec: dict) -> str:
                 f"{rec['peers']} peers")
     return (f"p50 {rec['p50_ms']} ms, p99 {rec['p99_ms']} ms, max {rec['max_ms']} ms, "
             f"{rec['samples']} samples from {rec['thieves']} thieves on other hosts")
+
+
+def _top(threads: dict, n: int = 6) -> str:
+    return ", ".join(f"{k} {v}" for k, v in list(threads.items())[:n])
 
 
 def details(runs: dict[str, list[dict]]) -> list[str]:
