@@ -50,6 +50,7 @@ class LifelineMixin:
     leaving: bool
     _hungry: dict
     _coming: dict
+    suspects: list
 
     def _hints(self) -> list:
         """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
@@ -59,6 +60,13 @@ class LifelineMixin:
         we have two. Only our own work is pushed: a thief may have found work since it
         asked, and a third party's units pushed to it could go nowhere but home (leases
         never chain), so those wait for a thief that asks (``_share``)."""
+        # What a hinted thief could take: our spare units (we keep one) and the suspects
+        # (each travels alone). A hint beyond that brings a STEAL that must be denied and
+        # puts the thief back on our lifeline; it stays there instead, unhinted.
+        spare = self._spare()
+        budget = spare - 1 + len(self.suspects)
+        if budget <= 0:
+            return []
         peers = self.peers
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
@@ -67,7 +75,6 @@ class LifelineMixin:
         own = self.deque.total >= 2 and not self.leaving and any(
             w.owner == me for w in self.deque)
         for i, thief in enumerate(hungry):
-            self._coming[thief] = None
             works: list = []
             if own and self.deque.total >= 2:
                 share = max(1, self.deque.total // (len(hungry) - i + 1))
@@ -76,10 +83,24 @@ class LifelineMixin:
                 works = [part for work in works for part in self._live_parts(work)]
             if works:
                 self.counters.pushes += 1
+                budget -= sum(w.units for w in works)
                 out += self._grant(thief, 0, works)
-            else:
+            elif budget > 0:
+                budget -= 1
                 out.append(SendMsg(thief, Hint()))
+            else:  # nothing left for it: remembered for our next surplus
+                self._hungry.update(dict.fromkeys(hungry[i:]))
+                break
+            self._coming[thief] = None
         return out
+
+    def _spare(self) -> int:
+        """Units a thief could take from us: neither pinned nor relayed (relayed units may
+        only go home). A hint for surplus that is all relayed would send every hungry
+        thief a STEAL that must be denied, and put it back on our lifeline: each GIVE of
+        relayed units would cost a HINT, a STEAL and a denial per remembered thief."""
+        return sum(w.units for w in self.deque
+                   if w.stealable and not w.relayed and not w.cancelled)
 
     def _share(self, thief: bytes) -> int:
         """How many units ``thief`` may take: half of ours (classic work stealing), but

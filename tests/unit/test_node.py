@@ -174,13 +174,27 @@ def test_surplus_is_split_evenly_between_the_hungry_thieves_and_us():
     assert sum(w.units for w in out[-1].works) == 2  # (4 + 1) // 2: half, as usual
 
 
-def test_a_thief_left_without_a_share_is_hinted():
+def test_a_thief_left_without_a_share_stays_on_the_lifeline():
     n = make_node(P1, P2)
     n.handle(Received(P1, Steal(1)), 0.0)
     n.handle(Received(P2, Steal(1)), 0.0)
     out = n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0)
     assert out[:2] == [Wake(), Like(ShipWorks, peer=P1, req=0)] and n.deque.total == 1
-    assert out[2:] == [SendMsg(P2, Hint())] and not n._hungry
+    # one unit left, ours: a hint would only bring a STEAL to deny; P2 waits for more
+    assert out[2:] == [] and list(n._hungry) == [P2]
+    out = n.handle(Submit(n.new_job(abs, [(2,), (3,)])), 0.0)
+    assert Like(ShipWorks, peer=P2, req=0) in out and not n._hungry
+
+
+def test_relayed_surplus_hints_nobody():
+    n = make_node(P1, P2, P3)
+    n._hungry[P3] = None
+    work = Work(P2, 7, 0, 3, abs, [(0,), (1,), (2,)])
+    work.relayed = True  # P1 relayed P2's units to us: they may only go home
+    n.deque.push(work)
+    assert n._hints() == [] and P3 in n._hungry  # a hint would bring a STEAL to deny
+    n.deque.push(Work(P2, 8, 0, 3, abs, [(0,), (1,), (2,)]))  # from P2 itself: P3 may have it
+    assert n._hints() == [SendMsg(P3, Hint())] and not n._hungry
 
 
 def test_only_our_own_work_is_pushed_a_third_partys_is_hinted():
