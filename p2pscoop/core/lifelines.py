@@ -167,5 +167,6 @@ class LifelineMixin:
             self.counters.steals_failed += 1
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
-        self.policy.on_success(victim)
+        me = self.me
+        self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
         return self._take_works(victim, works)
