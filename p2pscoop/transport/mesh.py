@@ -189,6 +189,8 @@ class Comm(RelayMixin):
         self.outq: collections.deque = collections.deque()
         self.dealers: dict[bytes, zmq.Socket] = {}
         self._monitors: dict[zmq.Socket, bytes] = {}
+        #: bumped whenever a socket the loop polls comes or goes (``_sync_poller``)
+        self._sockets = 0
         self.admitted: set[bytes] = set()
         self.departed: dict[bytes, None] = {}  # dropped after admission (bounded, ordered)
         self.late_frames = 0  # frames from departed peers, dropped quietly
@@ -295,6 +297,7 @@ class Comm(RelayMixin):
         sock.connect(address)
         self.dealers[peer] = sock
         self._monitors[mon] = peer
+        self._sockets += 1
         if self.routes is not None:
             self._inbound[sock] = peer  # the hub replies on this connection
 
@@ -314,6 +317,7 @@ class Comm(RelayMixin):
         sock = self.dealers.pop(peer, None)
         if sock is None:
             return
+        self._sockets += 1
         self._inbound.pop(sock, None)
         _stop_monitor(sock)  # before its reader goes: see ``_stop_monitor``
         for mon, p in list(self._monitors.items()):
@@ -373,22 +377,12 @@ class Comm(RelayMixin):
         registered: set = set()
         fds: set = set()
         peer = self.peer
+        synced = None  # (_sockets, fd_watch size) when the poller last matched them
         try:
             while not self._stop:
-                for mon in self._monitors:
-                    if mon not in registered:
-                        poller.register(mon, zmq.POLLIN)
-                        registered.add(mon)
-                for sock in self._inbound:
-                    if sock not in registered:
-                        poller.register(sock, zmq.POLLIN)
-                        registered.add(sock)
-                for mon in registered - set(self._monitors) - set(self._inbound):
-                    poller.unregister(mon)
-                    registered.discard(mon)
-                for fd in set(self.fd_watch) - fds:
-                    poller.register(fd, zmq.POLLIN)
-                    fds.add(fd)
+                if synced != (self._sockets, len(self.fd_watch)):
+                    synced = (self._sockets, len(self.fd_watch))
+                    self._sync_poller(poller, registered, fds)
                 deadline = peer.node_tick()
                 timeout = 1000 if deadline is None else max(0, min(1000, int(
                     (deadline - time.monotonic()) * 1000) + 1))
@@ -415,6 +409,25 @@ class Comm(RelayMixin):
             LOGGER.exception("p2pscoop comm thread crashed: please file a bug")
             peer.fatal(InternalError(f"comm thread crashed: {exc!r}"))
 
+    def _sync_poller(self, poller: zmq.Poller, registered: set, fds: set) -> None:
+        """Make the poller watch the monitors, the inbound DEALERs and ``fd_watch``: run
+        only when one of them changed (``_sockets`` counts changes; fds are only added),
+        not at every wake-up: rebuilding sets per wake-up cost more than the poll."""
+        for mon in self._monitors:
+            if mon not in registered:
+                poller.register(mon, zmq.POLLIN)
+                registered.add(mon)
+        for sock in self._inbound:
+            if sock not in registered:
+                poller.register(sock, zmq.POLLIN)
+                registered.add(sock)
+        for mon in registered - set(self._monitors) - set(self._inbound):
+            poller.unregister(mon)
+            registered.discard(mon)
+        for fd in set(self.fd_watch) - fds:
+            poller.register(fd, zmq.POLLIN)
+            fds.add(fd)
+
     def _drain_outq(self) -> None:
         outq = self.outq
         while outq:
@@ -426,10 +439,16 @@ class Comm(RelayMixin):
                 self.send(target, item)
 
     def _drain_wake(self) -> None:
+        """Read every poke. The poll said one is there; ask ``EVENTS`` before each further
+        read rather than reading until ``zmq.Again``: raising it cost more than the read."""
+        sock = self._wake_in
+        recv = sock.recv
         while True:
             try:
-                self._wake_in.recv(zmq.NOBLOCK)
+                recv(zmq.NOBLOCK)
             except zmq.Again:
+                return
+            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 return
 
     def _on_monitor(self, mon: zmq.Socket) -> None:
@@ -442,12 +461,18 @@ class Comm(RelayMixin):
             self.peer.handle_from_comm(Disconnected(peer))
 
     def _drain_router(self) -> None:
+        """Handle up to 1,000 waiting messages (``EVENTS`` asked before each further
+        read, as in ``_drain_wake``)."""
+        router = self.router
+        recv = router.recv_multipart
         for _ in range(1000):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
+                frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             self._on_frames(frames)
+            if not router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
 
     def _on_frames(self, frames: list) -> None:
         ident, body = frames[0], frames[1:]
