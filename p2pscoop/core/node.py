@@ -33,7 +33,9 @@ Latency: a peer asks for work when it goes idle (``Idle``) and also, bounded to 
 request and only while its last request was not denied, when it starts its own last
 queued unit (``Pop``), so the reply arrives while that unit runs. A result for another owner is
 batched (``result_batch``, ``result_delay``), except the first one after a quiet spell,
-which ships at once: its owner may be parked on it.
+which ships at once: its owner may be parked on it. While more units of that owner wait
+here (a thief's share of a map), results linger up to ``result_linger`` and leave together;
+the last of them goes at once.
 
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
 leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
@@ -103,6 +105,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         self._outbox: dict[bytes, list] = {}  # owner -> buffered result entries
         self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
         self._outbox_since = 0.0
+        self._outbox_delay = self.config.result_delay  # how long the outbox may wait
         self._shipped_at = float("-inf")  # when results last left (``_on_Finished``)
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
@@ -152,7 +155,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         if self._alone_since is not None:
             times.append(self._alone_since + self.config.alone_grace)
         if self._outbox:
-            times.append(self._outbox_since + self.config.result_delay)
+            times.append(self._outbox_since + self._outbox_delay)
         if self._steal is not None:
             times.append(self._steal[2] + self.config.request_timeout)
         return min(times) if times else None
@@ -216,21 +219,29 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
     def _on_Finished(self, ev: Finished, now: float) -> list:
         if ev.owner == self.me:
             return self._resolve_local(ev.job, ev.index, T.FINISH, ev.status, ev.value, False)
-        box = self._outbox.get(ev.owner)
+        config = self.config
+        owner = ev.owner
+        more = any(w.owner == owner for w in self.deque)  # more of its units wait here
+        box = self._outbox.get(owner)
         if box is None:
-            if self.config.result_at_once and now - self._shipped_at >= self.config.result_delay:
+            if config.result_at_once and not more and (
+                    now - self._shipped_at >= config.result_delay):
                 # the first result after a quiet spell goes at once (its owner may be
                 # parked on it: a stolen subtree's root); a stream is still batched
                 self.counters.results_at_once += 1
-                return self._ship(ev.owner, [(ev.job, ev.index, ev.status, ev.value)], now)
+                return self._ship(owner, [(ev.job, ev.index, ev.status, ev.value)], now)
             if not self._outbox:
                 self._outbox_since = now
-            box = self._outbox[ev.owner] = []
+                self._outbox_delay = max(config.result_linger, config.result_delay) if (
+                    more) else config.result_delay
+            box = self._outbox[owner] = []
         box.append((ev.job, ev.index, ev.status, ev.value))
-        if len(box) >= self.config.result_batch:
-            del self._outbox[ev.owner]
-            return self._ship(ev.owner, box, now)
-        if now - self._outbox_since >= self.config.result_delay or self.deque.total == 0:
+        if len(box) >= config.result_batch:
+            del self._outbox[owner]
+            return self._ship(owner, box, now)
+        if not more:  # its last unit here: nothing more to wait for
+            self._outbox_delay = config.result_delay
+        if now - self._outbox_since >= self._outbox_delay or self.deque.total == 0:
             return self._flush_all(now)
         return []
 
@@ -271,7 +282,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
                 out.extend(self._lose_suspects())
                 if out:
                     out.append(Wake())
-        if self._outbox and now - self._outbox_since >= self.config.result_delay:
+        if self._outbox and now - self._outbox_since >= self._outbox_delay:
             out.extend(self._flush_all(now))
         if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
             self._steal = None

@@ -533,9 +533,13 @@ def test_pop_and_idle_flush_pending_results():
 
 
 def test_a_result_after_a_quiet_spell_ships_at_once_then_results_batch():
-    n = make_node(P1, result_batch=100, result_delay=0.5)
-    w = foreign(P1, 2, 0, 10)
+    n = make_node(P1, P2, result_batch=100, result_delay=0.5)
+    other = foreign(P2, 3, 0, 10)  # work of another owner keeps this peer busy
+    n.handle(Received(P2, give([other], 0), [other]), 0.0)
+    w = foreign(P1, 2, 0, 5)
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    for _ in range(5):
+        n.handle(Pop(), 0.0)  # all of P1's running (none waits here: no linger)
     # its owner may be parked on it: it goes now
     assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == [ShipResults(P1, [(2, 0, OK, 0)])]
     assert n.handle(Finished(P1, 2, 1, OK, 1), 1.1) == []  # a stream: batched
@@ -545,6 +549,20 @@ def test_a_result_after_a_quiet_spell_ships_at_once_then_results_batch():
     assert n.handle(Tick(), 2.2) == [ShipResults(P1, [(2, 3, OK, 3)])]
     assert n.handle(Finished(P1, 2, 4, OK, 4), 2.8) == [ShipResults(P1, [(2, 4, OK, 4)])]
     assert n.counters.results_at_once == 2
+
+
+def test_results_linger_while_more_of_their_owners_units_wait_here():
+    n = make_node(P1, result_batch=100, result_delay=0.002, result_linger=0.05)
+    w = foreign(P1, 2, 0, 3)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    assert n.handle(Pop(), 1.0) == [Run(w, 0)]
+    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.02) == []  # 2 more of P1's wait here
+    assert n.next_tick(1.02) == 1.02 + 0.05
+    n.handle(Pop(), 1.02)
+    assert n.handle(Finished(P1, 2, 1, OK, 1), 1.04) == []
+    assert n.handle(Tick(), 1.07) == [ShipResults(P1, [(2, 0, OK, 0), (2, 1, OK, 1)])]
+    n.handle(Pop(), 1.07)  # the last of P1's units here: its result goes at once
+    assert n.handle(Finished(P1, 2, 2, OK, 2), 1.09) == [ShipResults(P1, [(2, 2, OK, 2)])]
 
 
 def test_a_thief_granted_work_is_no_longer_on_the_lifeline():
