@@ -37,7 +37,8 @@ Measurements (each repeated ``--repeat`` times, interleaved, load average noted 
 ``--trees A,B,...`` (map only): each repeat runs the map once per checkout, interleaved, the
 three nodes restarted on that checkout's p2pscoop (``PYTHONPATH``) before each run; rows are
 labelled ``map@A`` ... With ``-v`` a map's record also counts the peers' messages (the
-"ran N unit(s); steals sent ..." line every peer logs when it closes: ``_cluster_counts.py``).
+"ran N unit(s); steals sent ..." line every peer logs when it closes: ``_cluster_counts.py``;
+whole-program counts, warm-up and idle probe included, per task of the program).
 Every map record has the CPU seconds of the lab's threads by kind and name (``threads_cpu_s``).
 
 Each figure's row gives min / median / max over the repeats (for the steal rows: of the
