@@ -6,7 +6,8 @@ and the optional JSON dump. Invariants: a figure is computed only from runs that
 the number of successful runs is shown next to it, and every failed run's reason is listed
 under the table (a failure is never hidden in a median). The load average shown is the
 1-minute load average read just before each run (min / median / max over the runs of that
-measurement), because on the shared 2-core machine it explains most of the spread.
+measurement), because on the shared 2-core machine it explains most of the spread. Also
+``peer_counts``: the peers' steal counters of a run, read from their logs (``-v``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import platform
 import statistics
 import subprocess
 import sys
+
+import re
 
 from _cluster_detect import brief as detect_brief
 from report import _cpu_model
@@ -177,3 +180,43 @@ def write_json(path: str, args, runs: dict, m: dict) -> None:
     with open(path, "w") as f:
         json.dump({"machine": m, "args": {k: v for k, v in vars(args).items()},
                    "runs": runs}, f, indent=1)
+
+
+# -- message counts (``cluster.py -v``) -------------------------------------------------------
+# Every peer logs one line at INFO when it closes (``Peer.close``: "ran N unit(s); steals sent
+# S (F got nothing), granted G, denied D; units given ..., received ..."). Only lines written
+# after ``since`` (the harness's wall clock on each log line) count, so a node's log that spans
+# several runs is read for the last one. A log without such lines (no ``-v``) gives zeros.
+# Per task: ``steals`` (requests sent), ``failed`` (answered with nothing), ``granted``
+# (answered with work), ``units_moved`` (units that crossed a link, counted by the giver).
+
+LINE = re.compile(r"^(?P<at>\d+\.\d+) err .*ran (?P<ran>\d+) unit\(s\); steals sent "
+                  r"(?P<sent>\d+) \((?P<failed>\d+) got nothing\), granted (?P<granted>\d+), "
+                  r"denied (?P<denied>\d+); units given (?P<given>\d+), received "
+                  r"(?P<received>\d+)")
+FIELDS = ("ran", "sent", "failed", "granted", "denied", "given", "received")
+
+
+def peer_counts(paths: list[str], since: float) -> dict:
+    """Sum the peers' closing counters logged after ``since`` in the files ``paths``."""
+    total = dict.fromkeys(FIELDS, 0)
+    peers = 0
+    for path in paths:
+        try:
+            with open(path) as f:
+                lines = f.readlines()
+        except OSError:
+            continue
+        for line in lines:
+            m = LINE.match(line)
+            if m is None or float(m["at"]) < since:
+                continue
+            peers += 1
+            for k in FIELDS:
+                total[k] += int(m[k])
+    ran = max(total["ran"], 1)
+    per_task = {"steals": round(total["sent"] / ran, 2),
+                "failed": round(total["failed"] / ran, 2),
+                "granted": round(total["granted"] / ran, 2),
+                "units_moved": round(total["given"] / ran, 2)}
+    return {"peers": peers, **total, "per_task": per_task}

@@ -37,7 +37,7 @@ Measurements (each repeated ``--repeat`` times, interleaved, load average noted 
 ``--trees A,B,...`` (map only): each repeat runs the map once per checkout, interleaved, the
 three nodes restarted on that checkout's p2pscoop (``PYTHONPATH``) before each run; rows are
 labelled ``map@A`` ... With ``-v`` a map's record also counts the peers' messages (the
-"ran N unit(s); steals sent ..." line every peer logs when it closes: ``_cluster_counts.py``;
+"ran N unit(s); steals sent ..." line every peer logs when it closes: ``_cluster_report.py``;
 whole-program counts, warm-up and idle probe included, per task of the program).
 Every map record has the CPU seconds of the lab's threads by kind and name (``threads_cpu_s``).
 
@@ -61,7 +61,7 @@ sys.path.insert(0, HERE)
 from _cluster_lab import BenchError, BenchLab, NODE_PORT  # noqa: E402
 from _cluster_detect import Detect  # noqa: E402
 import _cluster_report as report  # noqa: E402
-from _cluster_counts import peer_counts  # noqa: E402
+from _cluster_report import peer_counts  # noqa: E402
 
 MEASUREMENTS = ("map", "join-zc", "join-static", "steal32", "steal2", "detect")
 
