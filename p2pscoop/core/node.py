@@ -34,8 +34,8 @@ request and only while its last request was not denied, when it starts its own l
 queued unit (``Pop``), so the reply arrives while that unit runs. A result for another owner is
 batched (``result_batch``, ``result_delay``), except the first one after a quiet spell,
 which ships at once: its owner may be parked on it. While more units of that owner wait
-here (a thief's share of a map), results linger up to ``result_linger`` and leave together;
-the last of them goes at once.
+here (a thief's share of a map) and its units are short (under ``result_linger``), results
+linger up to ``result_linger`` and leave together; the last of them goes at once.
 
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
 leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
@@ -106,6 +106,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
         self._held: dict[bytes, list] = {}  # owner not linked yet -> results (scale.md)
         self._outbox_since = 0.0
         self._outbox_delay = self.config.result_delay  # how long the outbox may wait
+        self._run_since = 0.0  # when the last unit of another owner started here
         self._shipped_at = float("-inf")  # when results last left (``_on_Finished``)
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
@@ -192,6 +193,7 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
                 return self._flush_all(now) if self._outbox else []
             work, index = got
             if work.owner != self.me:
+                self._run_since = now  # (``_on_Finished``: a short unit's result may linger)
                 return [Run(work, index)]
             rec = self.jobs.get(work.job)
             state = rec.states.get(index) if rec is not None else None
@@ -221,7 +223,10 @@ class NodeState(LeaseMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
             return self._resolve_local(ev.job, ev.index, T.FINISH, ev.status, ev.value, False)
         config = self.config
         owner = ev.owner
-        more = any(w.owner == owner for w in self.deque)  # more of its units wait here
+        # more units of this map job wait here, and they are short: linger (a one-unit job,
+        # a stolen subtree's root, never does: its owner may be parked on it)
+        more = now - self._run_since < config.result_linger and any(
+            w.job == ev.job and w.owner == owner for w in self.deque)
         box = self._outbox.get(owner)
         if box is None:
             if config.result_at_once and not more and (

@@ -565,6 +565,21 @@ def test_results_linger_while_more_of_their_owners_units_wait_here():
     assert n.handle(Finished(P1, 2, 2, OK, 2), 1.09) == [ShipResults(P1, [(2, 2, OK, 2)])]
 
 
+def test_results_of_long_units_or_one_unit_jobs_do_not_linger():
+    n = make_node(P1, P2, result_batch=100, result_delay=0.002, result_linger=0.05)
+    other = foreign(P2, 3, 0, 10)
+    n.handle(Received(P2, give([other], 0), [other]), 0.0)
+    w = foreign(P1, 2, 0, 3)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    n.handle(Pop(), 1.0)
+    # the unit ran 0.5 s: a lingering result would wait for the next one, as long
+    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.5) == [ShipResults(P1, [(2, 0, OK, 0)])]
+    root = foreign(P1, 4, 0, 1)  # a one-unit job (a subtree's root): its owner may wait on it
+    n.handle(Received(P1, give([root], 0), [root]), 2.0)
+    assert n.handle(Pop(), 2.0) == [Run(root, 0)]
+    assert n.handle(Finished(P1, 4, 0, OK, 0), 2.01) == [ShipResults(P1, [(4, 0, OK, 0)])]
+
+
 def test_a_thief_granted_work_is_no_longer_on_the_lifeline():
     # denied once, then granted: our next surplus is not pushed to it (it may be busy with
     # what it got; it asks again when it needs more)
