@@ -122,14 +122,17 @@ class Bench:
             self.h1 = self.bl.start_node("h1", self.n_node, zeroconf=False, tree=self.tree)
 
     def use_tree(self, tree: str | None) -> None:
-        """Restart the three nodes on ``tree``'s p2pscoop unless they already run it."""
-        if tree == self.tree:
+        """Restart the three nodes on ``tree``'s p2pscoop unless they already run it (a
+        node that failed to start last time is started now)."""
+        if tree == self.tree and len(self.others) == 2:
             return
         self.drop_h1()
-        for host, node in list(self.others.items()):
-            self.bl.stop_node(node)
+        for host in ("h2", "h3"):
+            node = self.others.pop(host, None)
+            if node is not None:
+                self.bl.stop_node(node)
         self.tree = tree
-        for host in list(self.others):
+        for host in ("h2", "h3"):
             self.others[host] = self.bl.start_node(host, self.n_node, tree=tree)
 
     def drop_h1(self) -> None:
