@@ -63,8 +63,7 @@ class LifelineMixin:
         # What a hinted thief could take: our spare units (we keep one) and the suspects
         # (each travels alone). A hint beyond that brings a STEAL that must be denied and
         # puts the thief back on our lifeline; it stays there instead, unhinted.
-        spare = self._spare()
-        budget = spare - 1 + len(self.suspects)
+        budget = max(self._spare() - 1, 0) + len(self.suspects)
         if budget <= 0:
             return []
         peers = self.peers

@@ -186,6 +186,13 @@ def test_a_thief_left_without_a_share_stays_on_the_lifeline():
     assert Like(ShipWorks, peer=P2, req=0) in out and not n._hungry
 
 
+def test_a_suspect_alone_is_still_hinted_to_a_hungry_thief():
+    n = make_node(P1, P2)
+    n._hungry[P2] = None
+    n.suspects.append((7, 0))  # a unit whose holder died; nothing else here
+    assert n._hints() == [SendMsg(P2, Hint())] and not n._hungry
+
+
 def test_relayed_surplus_hints_nobody():
     n = make_node(P1, P2, P3)
     n._hungry[P3] = None
