@@ -187,24 +187,32 @@ class ChainMixin:
                     out += self._post(hop, entry, now)
         return out
 
-    def _post(self, hop: bytes, entry: tuple, now: float) -> list:
+    def _post(self, hop: bytes, entry: tuple, now: float, more: bool = False) -> list:
         """Buffer one result for ``hop`` (``result_batch``, ``result_delay``), except the
-        first one after a quiet spell, which ships at once: its owner may be parked on it."""
+        first one after a quiet spell, which ships at once: its owner may be parked on it.
+        ``more``: short units of the same job wait here, so the box may linger up to
+        ``result_linger`` (``node.py``'s docstring)."""
+        config = self.config
         box = self._outbox.get(hop)
         if box is None:
-            if self.config.result_at_once and now - self._shipped_at >= self.config.result_delay:
+            if config.result_at_once and not more and (
+                    now - self._shipped_at >= config.result_delay):
                 # the first result after a quiet spell goes at once (its owner may be
                 # parked on it: a stolen subtree's root); a stream is still batched
                 self.counters.results_at_once += 1
                 return self._ship(hop, [entry], now)
             if not self._outbox:
                 self._outbox_since = now
+                self._outbox_delay = max(config.result_linger, config.result_delay) if (
+                    more) else config.result_delay
             box = self._outbox[hop] = []
         box.append(entry)
-        if len(box) >= self.config.result_batch:
+        if len(box) >= config.result_batch:
             del self._outbox[hop]
             return self._ship(hop, box, now)
-        if now - self._outbox_since >= self.config.result_delay or self.deque.total == 0:
+        if not more:  # its last unit here: nothing more to wait for
+            self._outbox_delay = config.result_delay
+        if now - self._outbox_since >= self._outbox_delay or self.deque.total == 0:
             return self._flush_all(now)
         return []
 

@@ -43,6 +43,10 @@ class StealConfig:
     #: ... but the first result after a quiet spell of ``result_delay`` ships at once: its
     #: owner may be parked on it (the root of a stolen subtree); a stream is still batched
     result_at_once: bool = True
+    #: ... and while more units of the same owner wait here (a share of a map), results
+    #: linger up to this long to leave together: one RESULTS per task was about half of a
+    #: 32-peer map's messages. The owner's last unit here ships its results at once
+    result_linger: float = 0.05
     max_deaths: int = 3  # holders that may die running a unit before it fails (poison)
     alone_grace: float = 10.0  # suspects wait this long for a peer before they fail
     broker: bool = False  # SCOOP's star: peers ask the origin only, which pulls for them

@@ -68,6 +68,7 @@ class LifelineMixin:
     leaving: bool
     _hungry: dict
     _coming: dict
+    suspects: Any
     #: id(function) -> its recent run length here, seconds (the scheduler's table, set
     #: by the runtime; empty in the core's tests: every unit is worth shipping)
     unit_lengths: Mapping[int, float] = MappingProxyType({})
@@ -130,7 +131,7 @@ class LifelineMixin:
             units = min(units, max(1, -(-may // parts)))
         return units
 
-    def _hints(self, now: float | None = None) -> list:
+    def _hints(self, now: float | None = None, keep: int = 1) -> list:
         """Lifelines: we have surplus, and the thieves in ``_hungry`` asked us for work and
         got none. Each gets a HINT (it resets its backoff and asks us first), or, for work
         we own, its share at once (a GIVE with request 0: one message instead of HINT,
@@ -139,13 +140,20 @@ class LifelineMixin:
         asked, and a third party's units pushed to it would wait there, one hop further
         from home, so those wait for a thief that asks (``_share``). While we run
         through cheap units (``_holding(now)``), they are no surplus."""
-        peers = self.peers
+        # What a hinted thief could take: our spare units (we keep ``keep``: one, except
+        # for the broker's pull, fetched for the thief alone) and the suspects (each
+        # travels alone). A hint beyond that brings a STEAL that must be denied and
+        # puts the thief back on our lifeline; it stays there instead, unhinted.
         holding, cheap = self._holding(now), self._cheap
         if holding and not any(w.stealable and not w.cancelled and w.lo < w.hi
                                and not cheap(w) for w in self.deque):
             self._kept_back = True  # only cheap work: they stay remembered (``_drained``)
             return []
         self._kept_back = False
+        budget = max(self._spare(holding) - keep, 0) + len(self.suspects)
+        if budget <= 0:
+            return []
+        peers = self.peers
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
         pinned = self._past_view() if hungry else None
@@ -156,7 +164,6 @@ class LifelineMixin:
         eligible = lambda w: w.owner == me and not (holding and cheap(w))  # noqa: E731
         own = not self.leaving and any(eligible(w) for w in self.deque)
         for i, thief in enumerate(hungry):
-            self._coming[thief] = None
             works: list = []
             if own and self.deque.total >= 2:
                 share = max(1, self.deque.total // (len(hungry) - i + 1))
@@ -166,10 +173,25 @@ class LifelineMixin:
                 works = [part for work in works for part in self._live_parts(work)]
             if works:
                 self.counters.pushes += 1
+                budget -= sum(w.units for w in works)
                 out += self._grant(thief, 0, works)
-            else:
+            elif budget > 0:
+                budget -= 1
                 out.append(SendMsg(thief, Hint()))
+            else:  # nothing left for it: remembered for our next surplus
+                self._hungry.update(dict.fromkeys(hungry[i:]))
+                break
+            self._coming[thief] = None
         return out
+
+    def _spare(self, holding: bool = False) -> int:
+        """Units a thief could take from us: stealable, not cancelled, and, while we run
+        through cheap units (``holding``), not cheap. A hint for more than that would send
+        a remembered thief a STEAL that must be denied and put it back on our lifeline:
+        three messages for nothing, per thief and per surplus."""
+        cheap = self._cheap
+        return sum(w.units for w in self.deque if w.stealable and not w.cancelled
+                   and not (holding and cheap(w)))
 
     def _share(self, thief: bytes) -> int:
         """How many units ``thief`` may take: half of ours (classic work stealing), but
@@ -252,7 +274,7 @@ class LifelineMixin:
             # the coordinator's pull (core/broker.py): queue it, tell the hungry at once
             out = self._take_works(victim, works) if msg.works else []
             if msg.works and self._hungry and self.deque.total < 2:
-                out.extend(self._hints())
+                out.extend(self._hints(keep=0))
             return out
         if self._steal is not None and self._steal[1] == msg.req:
             self.steal_rtts.append(now - self._steal[2])
@@ -261,5 +283,6 @@ class LifelineMixin:
             self.counters.steals_failed += 1
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
-        self.policy.on_success(victim)
+        me = self.me
+        self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
         return self._take_works(victim, works)

@@ -34,7 +34,10 @@ Latency: a peer asks for work when it goes idle (``Idle``) and also, bounded to 
 request and only while its last request was not denied, when it starts its own last
 queued unit (``Pop``), so the reply arrives while that unit runs. A result for another owner
 is batched per next hop (``result_batch``, ``result_delay``), except the first one after a
-quiet spell, which ships at once: its owner may be parked on it.
+quiet spell, which ships at once: its owner may be parked on it. While more units of that
+owner's job wait here (a thief's share of a map) and its units are short (under
+``result_linger``), results linger up to ``result_linger`` and leave together; the last of
+them goes at once.
 
 Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
 leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
@@ -108,6 +111,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         #: (owner, job) -> Relay: units of other owners we answer for (``chains.py``)
         self.relays: dict = {}
         self._outbox_since = 0.0
+        self._outbox_delay = self.config.result_delay  # how long the outbox may wait
+        self._run_since = 0.0  # when the last unit of another owner started here
         self._shipped_at = float("-inf")  # when results last left (``_on_Finished``)
         #: units whose holder died: given out one per steal reply, never run here
         self.suspects: deque = deque()
@@ -155,7 +160,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         if self._alone_since is not None:
             times.append(self._alone_since + self.config.alone_grace)
         if self._outbox:
-            times.append(self._outbox_since + self.config.result_delay)
+            times.append(self._outbox_since + self._outbox_delay)
         if self._steal is not None:
             times.append(self._steal[2] + self.config.request_timeout)
         return min(times) if times else None
@@ -194,6 +199,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
                 return self._flush_all(now) if self._outbox else []
             work, index = got
             if work.owner != self.me:
+                self._run_since = now  # (``_on_Finished``: a short unit's result may linger)
                 return [*self._drained(work, now), Run(work, index)]
             rec = self.jobs.get(work.job)
             state = rec.states.get(index) if rec is not None else None
@@ -223,11 +229,16 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     def _on_Finished(self, ev: Finished, now: float) -> list:
         if ev.owner == self.me:
             return self._resolve_local(ev.job, ev.index, T.FINISH, ev.status, ev.value, False)
-        entry = (ev.owner, ev.job, ev.index, ev.status, ev.value)
-        hops = self._hops(ev.owner, ev.job, ev.index)  # back where it came from
+        owner = ev.owner
+        # more units of this map job wait here, and they are short: linger (a one-unit job,
+        # a stolen subtree's root, never does: its owner may be parked on it)
+        more = now - self._run_since < self.config.result_linger and any(
+            w.job == ev.job and w.owner == owner for w in self.deque)
+        entry = (owner, ev.job, ev.index, ev.status, ev.value)
+        hops = self._hops(owner, ev.job, ev.index)  # back where it came from
         if len(hops) == 1:
-            return self._post(hops[0], entry, now)
-        return [c for hop in hops for c in self._post(hop, entry, now)]
+            return self._post(hops[0], entry, now, more)
+        return [c for hop in hops for c in self._post(hop, entry, now, more)]
 
     def _on_Idle(self, ev: Idle, now: float) -> list:
         out = self._flush_all(now) if self._outbox else []
@@ -262,7 +273,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
                 out.extend(self._lose_suspects())
                 if out:
                     out.append(Wake())
-        if self._outbox and now - self._outbox_since >= self.config.result_delay:
+        if self._outbox and now - self._outbox_since >= self._outbox_delay:
             out.extend(self._flush_all(now))
         if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
             self._steal = None

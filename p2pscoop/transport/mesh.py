@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import sys
 import threading
 import time
 from typing import Any, Callable
@@ -46,6 +45,7 @@ from ..core.errors import InternalError, NeedsImport, ProtocolError, SecurityErr
 from ..core.events import Disconnected, Received, Tick, Unshippable
 from ..core import tunnel as T
 from .decoding import Decoder, placeholder
+from .osthread import name_thread, shorten_slice  # noqa: F401  (shorten_slice: tests)
 from .relay import RelayMixin
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -65,44 +65,6 @@ def check_bind(host: str, keys: Any) -> None:
             f"P2PSCOOP_SECRET_FILE)")
 
 LOGGER = logging.getLogger("p2pscoop.comm")
-
-#: sched_setattr(2) by machine (Linux has no libc wrapper for it)
-_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}
-
-
-def shorten_slice(microseconds: int) -> bool:
-    """Ask Linux (6.12+, EEVDF) for a short time slice for the calling thread.
-
-    A thread woken while both cores run busy threads (a peer's main thread computing, the
-    other peer, any other program) waits until the running one's slice ends, 1.4 ms here,
-    unless its own slice is shorter: then it runs first. The comm thread works in short
-    bursts, so a short slice costs it nothing and cuts the steal round trip's tail
-    (``tools/bench/steal_latency.py``). Best effort: False where it is not supported
-    (another system, an older kernel ignores it, a sandbox refuses it).
-    """
-    import ctypes
-    import os
-    import platform
-    import struct
-
-    number = _SCHED_SETATTR.get(platform.machine())
-    if not microseconds or number is None or not sys.platform.startswith("linux"):
-        return False
-    try:
-        policy = os.sched_getscheduler(0)  # this thread's, kept, and its nice too
-        if policy not in (os.SCHED_OTHER, os.SCHED_BATCH):
-            return False  # real-time or idle: the user chose; not ours to change
-        libc = ctypes.CDLL(None, use_errno=True)
-        nice = os.getpriority(os.PRIO_PROCESS, 0)
-        # struct sched_attr, first version (48 bytes): size, policy, flags, nice,
-        # priority, runtime (the slice, ns), deadline, period
-        attr = struct.pack("IIQiIQQQ", 48, policy, 0, nice, 0, microseconds * 1000, 0, 0)
-        c_long = ctypes.c_long
-        return libc.syscall(c_long(number), c_long(0), ctypes.create_string_buffer(attr),
-                            c_long(0)) == 0
-    except (OSError, AttributeError):
-        return False
-
 
 def _stop_monitor(sock: zmq.Socket) -> None:
     """Stop ``sock``'s monitor before its reading end is closed. libzmq's I/O thread writes
@@ -175,6 +137,8 @@ class Comm(RelayMixin):
         self.outq: collections.deque = collections.deque()
         self.dealers: dict[bytes, zmq.Socket] = {}
         self._monitors: dict[zmq.Socket, bytes] = {}
+        #: bumped whenever a socket the loop polls comes or goes (``_sync_poller``)
+        self._sockets = 0
         self.admitted: set[bytes] = set()
         self.departed: dict[bytes, None] = {}  # dropped after admission (bounded, ordered)
         self.late_frames = 0  # frames from departed peers, dropped quietly
@@ -281,6 +245,7 @@ class Comm(RelayMixin):
         sock.connect(address)
         self.dealers[peer] = sock
         self._monitors[mon] = peer
+        self._sockets += 1
         if self.routes is not None:
             self._inbound[sock] = peer  # the hub replies on this connection
 
@@ -300,6 +265,7 @@ class Comm(RelayMixin):
         sock = self.dealers.pop(peer, None)
         if sock is None:
             return
+        self._sockets += 1
         self._inbound.pop(sock, None)
         _stop_monitor(sock)  # before its reader goes: see ``_stop_monitor``
         for mon, p in list(self._monitors.items()):
@@ -351,6 +317,7 @@ class Comm(RelayMixin):
     # -- the loop ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        name_thread("p2pscoop-comm")
         shorten_slice(self.config.comm_slice_us)
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
@@ -358,22 +325,12 @@ class Comm(RelayMixin):
         registered: set = set()
         fds: set = set()
         peer = self.peer
+        synced = None  # (_sockets, fd_watch size) when the poller last matched them
         try:
             while not self._stop:
-                for mon in self._monitors:
-                    if mon not in registered:
-                        poller.register(mon, zmq.POLLIN)
-                        registered.add(mon)
-                for sock in self._inbound:
-                    if sock not in registered:
-                        poller.register(sock, zmq.POLLIN)
-                        registered.add(sock)
-                for mon in registered - set(self._monitors) - set(self._inbound):
-                    poller.unregister(mon)
-                    registered.discard(mon)
-                for fd in set(self.fd_watch) - fds:
-                    poller.register(fd, zmq.POLLIN)
-                    fds.add(fd)
+                if synced != (self._sockets, len(self.fd_watch)):
+                    synced = (self._sockets, len(self.fd_watch))
+                    self._sync_poller(poller, registered, fds)
                 deadline = peer.node_tick()
                 timeout = 1000 if deadline is None else max(0, min(1000, int(
                     (deadline - time.monotonic()) * 1000) + 1))
@@ -400,6 +357,25 @@ class Comm(RelayMixin):
             LOGGER.exception("p2pscoop comm thread crashed: please file a bug")
             peer.fatal(InternalError(f"comm thread crashed: {exc!r}"))
 
+    def _sync_poller(self, poller: zmq.Poller, registered: set, fds: set) -> None:
+        """Make the poller watch the monitors, the inbound DEALERs and ``fd_watch``: run
+        only when one of them changed (``_sockets`` counts changes; fds are only added),
+        not at every wake-up: rebuilding sets per wake-up cost more than the poll."""
+        for mon in self._monitors:
+            if mon not in registered:
+                poller.register(mon, zmq.POLLIN)
+                registered.add(mon)
+        for sock in self._inbound:
+            if sock not in registered:
+                poller.register(sock, zmq.POLLIN)
+                registered.add(sock)
+        for mon in registered - set(self._monitors) - set(self._inbound):
+            poller.unregister(mon)
+            registered.discard(mon)
+        for fd in set(self.fd_watch) - fds:
+            poller.register(fd, zmq.POLLIN)
+            fds.add(fd)
+
     def _drain_outq(self) -> None:
         outq = self.outq
         while outq:
@@ -411,10 +387,16 @@ class Comm(RelayMixin):
                 self.send(target, item)
 
     def _drain_wake(self) -> None:
+        """Read every poke. The poll said one is there; ask ``EVENTS`` before each further
+        read rather than reading until ``zmq.Again``: raising it cost more than the read."""
+        sock = self._wake_in
+        recv = sock.recv
         while True:
             try:
-                self._wake_in.recv(zmq.NOBLOCK)
+                recv(zmq.NOBLOCK)
             except zmq.Again:
+                return
+            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 return
 
     def _on_monitor(self, mon: zmq.Socket) -> None:
@@ -427,12 +409,18 @@ class Comm(RelayMixin):
             self.peer.handle_from_comm(Disconnected(peer))
 
     def _drain_router(self) -> None:
+        """Handle up to 1,000 waiting messages (``EVENTS`` asked before each further
+        read, as in ``_drain_wake``)."""
+        router = self.router
+        recv = router.recv_multipart
         for _ in range(1000):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
+                frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             self._on_frames(frames)
+            if not router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
 
     def _on_frames(self, frames: list) -> None:
         ident, body = frames[0], frames[1:]

@@ -171,11 +171,11 @@ def test_a_probe_pushed_to_a_hungry_thief_is_capped_too():
 
 
 def test_one_dear_unit_is_still_news_for_a_hungry_thief():
-    """``_hints`` with fewer than two units (the broker's pull) hints as before the rule."""
+    """The broker's pull (``keep=0``: fetched for the thief) hints with one dear unit."""
     n = make_node(P1, P2, lengths={id(dear): DEAR})
     n.handle(Received(P2, Steal(1)), 0.0)
     n.deque.push(Work(P1, 7, 0, 1, dear, [(0,)]))
-    assert n._hints() == [SendMsg(P2, Hint())] and not n._hungry
+    assert n._hints(keep=0) == [SendMsg(P2, Hint())] and not n._hungry
 
 
 def test_without_run_lengths_every_unit_may_travel():

@@ -176,13 +176,35 @@ def test_surplus_is_split_evenly_between_the_hungry_thieves_and_us():
     assert sum(w.units for w in out[-1].works) == 2  # (4 + 1) // 2: half, as usual
 
 
-def test_a_thief_left_without_a_share_is_hinted():
+def test_a_thief_left_without_a_share_stays_on_the_lifeline():
     n = make_node(P1, P2)
     n.handle(Received(P1, Steal(1)), 0.0)
     n.handle(Received(P2, Steal(1)), 0.0)
     out = n.handle(Submit(n.new_job(abs, [(0,), (1,)])), 0.0)
     assert out[:2] == [Wake(), Like(ShipWorks, peer=P1, req=0)] and n.deque.total == 1
-    assert out[2:] == [SendMsg(P2, Hint())] and not n._hungry
+    # one unit left, ours: a hint would only bring a STEAL to deny; P2 waits for more
+    assert out[2:] == [] and list(n._hungry) == [P2]
+    out = n.handle(Submit(n.new_job(abs, [(2,), (3,)])), 0.0)
+    assert Like(ShipWorks, peer=P2, req=0) in out and not n._hungry
+
+
+def test_a_suspect_alone_is_still_hinted_to_a_hungry_thief():
+    n = make_node(P1, P2)
+    n._hungry[P2] = None
+    n.suspects.append((7, 0))  # a unit whose holder died; nothing else here
+    assert n._hints() == [SendMsg(P2, Hint())] and not n._hungry
+
+
+def test_surplus_passed_on_along_a_chain_is_hinted_but_pinned_work_is_not():
+    n = make_node(P1, P2, P3)
+    n._hungry[P3] = None
+    pinned = Work(P2, 8, 0, 3, abs, [(0,), (1,), (2,)], stealable=False)
+    n.deque.push(pinned)
+    assert n._hints() == [] and P3 in n._hungry  # a hint would bring a STEAL to deny
+    work = Work(P2, 7, 0, 3, abs, [(0,), (1,), (2,)])
+    work.lessor = P1  # P1 passed P2's units on to us: we may pass them on (chains.py)
+    n.deque.push(work)
+    assert n._hints() == [SendMsg(P3, Hint())] and not n._hungry
 
 
 def test_only_our_own_work_is_pushed_a_third_partys_is_hinted():
@@ -503,9 +525,13 @@ def test_pop_and_idle_flush_pending_results():
 
 
 def test_a_result_after_a_quiet_spell_ships_at_once_then_results_batch():
-    n = make_node(P1, result_batch=100, result_delay=0.5)
-    w = foreign(P1, 2, 0, 10)
+    n = make_node(P1, P2, result_batch=100, result_delay=0.5)
+    other = foreign(P2, 3, 0, 10)  # work of another owner keeps this peer busy
+    n.handle(Received(P2, give([other], 0), [other]), 0.0)
+    w = foreign(P1, 2, 0, 5)
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    for _ in range(5):
+        n.handle(Pop(), 0.0)  # all of P1's running (none waits here: no linger)
     # its owner may be parked on it: it goes now
     assert n.handle(Finished(P1, 2, 0, OK, 0), 1.0) == [ShipResults(P1, [(P1, 2, 0, OK, 0)])]
     assert n.handle(Finished(P1, 2, 1, OK, 1), 1.1) == []  # a stream: batched
@@ -515,6 +541,35 @@ def test_a_result_after_a_quiet_spell_ships_at_once_then_results_batch():
     assert n.handle(Tick(), 2.2) == [ShipResults(P1, [(P1, 2, 3, OK, 3)])]
     assert n.handle(Finished(P1, 2, 4, OK, 4), 2.8) == [ShipResults(P1, [(P1, 2, 4, OK, 4)])]
     assert n.counters.results_at_once == 2
+
+
+def test_results_linger_while_more_of_their_owners_units_wait_here():
+    n = make_node(P1, result_batch=100, result_delay=0.002, result_linger=0.05)
+    w = foreign(P1, 2, 0, 3)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    assert n.handle(Pop(), 1.0) == [Run(w, 0)]
+    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.02) == []  # 2 more of P1's wait here
+    assert n.next_tick(1.02) == 1.02 + 0.05
+    n.handle(Pop(), 1.02)
+    assert n.handle(Finished(P1, 2, 1, OK, 1), 1.04) == []
+    assert n.handle(Tick(), 1.07) == [ShipResults(P1, [(P1, 2, 0, OK, 0), (P1, 2, 1, OK, 1)])]
+    n.handle(Pop(), 1.07)  # the last of P1's units here: its result goes at once
+    assert n.handle(Finished(P1, 2, 2, OK, 2), 1.09) == [ShipResults(P1, [(P1, 2, 2, OK, 2)])]
+
+
+def test_results_of_long_units_or_one_unit_jobs_do_not_linger():
+    n = make_node(P1, P2, result_batch=100, result_delay=0.002, result_linger=0.05)
+    other = foreign(P2, 3, 0, 10)
+    n.handle(Received(P2, give([other], 0), [other]), 0.0)
+    w = foreign(P1, 2, 0, 3)
+    n.handle(Received(P1, give([w], 0), [w]), 0.0)
+    n.handle(Pop(), 1.0)
+    # the unit ran 0.5 s: a lingering result would wait for the next one, as long
+    assert n.handle(Finished(P1, 2, 0, OK, 0), 1.5) == [ShipResults(P1, [(P1, 2, 0, OK, 0)])]
+    root = foreign(P1, 4, 0, 1)  # a one-unit job (a subtree's root): its owner may wait on it
+    n.handle(Received(P1, give([root], 0), [root]), 2.0)
+    assert n.handle(Pop(), 2.0) == [Run(root, 0)]
+    assert n.handle(Finished(P1, 4, 0, OK, 0), 2.01) == [ShipResults(P1, [(P1, 4, 0, OK, 0)])]
 
 
 def test_a_thief_granted_work_is_no_longer_on_the_lifeline():

@@ -220,6 +220,21 @@ def test_favoured_victims_come_first_within_their_tier():
     assert pol.choose_victim(list(hosts), 0.0) == b"b"
 
 
+def test_the_owner_of_work_we_were_given_is_asked_first_near_or_far():
+    import random
+
+    from p2pscoop.core.policy import StealPolicy
+    hosts = {b"a": "h1", b"b": "h1", b"c": "h2", b"o": "h3"}
+    pol = StealPolicy(StealConfig(), random.Random(1))
+    pol.locate("h1", hosts.get)
+    pol.on_success(b"a", owner=b"o")  # a mate relayed us units of o's job
+    assert pol.choose_victim(list(hosts), 0.0) == b"o"  # o holds the bulk: before mates
+    pol.on_denied(b"o")  # o has nothing left: mates, then the others, as usual
+    assert pol.source is None and pol.choose_victim(list(hosts), 0.0) == b"a"
+    pol.on_success(b"c")  # our own work came back: no source
+    assert pol.source is None
+
+
 def test_a_new_peer_is_asked_once_without_resetting_the_backoff():
     import random
 

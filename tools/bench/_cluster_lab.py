@@ -153,8 +153,7 @@ class BenchLab:
         self.verbose = verbose
         self._secret_dir = tempfile.mkdtemp(prefix="p2pscoop-bench-secret-")
         self.secret = os.path.join(self._secret_dir, "secret")
-        self.env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get(
-            "PYTHONPATH", ""), PYTHONUNBUFFERED="1")
+        self.env = self.env_for(REPO)
         self.nodes: list[NodeProc] = []
         self._count = 0
 
@@ -172,6 +171,12 @@ class BenchLab:
         finally:
             self.lab.down()
             shutil.rmtree(self._secret_dir, ignore_errors=True)
+
+    @staticmethod
+    def env_for(tree: str) -> dict:
+        """The environment of a child that runs the p2pscoop of checkout ``tree``."""
+        return dict(os.environ, PYTHONPATH=os.path.abspath(tree) + os.pathsep + os.environ.get(
+            "PYTHONPATH", ""), PYTHONUNBUFFERED="1")
 
     def ip(self, host: str) -> str:
         return self.lab[host].ip
@@ -191,22 +196,52 @@ class BenchLab:
         with open("/proc/stat") as f:
             cpu = [int(x) for x in f.readline().split()[1:]]
         busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
-        return time.monotonic(), lab / tick, busy / tick
+        return time.monotonic(), lab / tick, busy / tick, self.thread_ticks()
+
+    def thread_ticks(self) -> dict[str, int]:
+        """CPU ticks used so far by the lab's threads, summed by ``kind/thread name`` (kind:
+        ``node`` for a ``join`` supervisor, ``origin`` for the program's process, ``peer``
+        for any other): the breakdown ``cpu_between`` reports."""
+        out: dict[str, int] = {}
+        for pid in self.lab.pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+                kind = ("node" if b"join" in argv else
+                        "origin" if any(a.endswith(b"_cluster_prog.py") for a in argv)
+                        else "peer")
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        head, tail = f.read().rsplit(")", 1)
+                    name = head.split("(", 1)[1]
+                    name = "zmq" if name.startswith("ZMQbg") else name
+                    fields = tail.split()
+                    key = f"{kind}/{name}"
+                    out[key] = out.get(key, 0) + int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                pass  # exited meanwhile
+        return out
 
     @staticmethod
     def cpu_between(child: Child, a: str, b: str) -> dict:
         """CPU use between the PHASE lines ``a`` and ``b`` of ``child`` (cores' worth)."""
-        (t0, lab0, busy0), (t1, lab1, busy1) = child.phases[a], child.phases[b]
+        (t0, lab0, busy0, th0), (t1, lab1, busy1, th1) = child.phases[a], child.phases[b]
         span = max(t1 - t0, 1e-9)
+        tick = os.sysconf("SC_CLK_TCK")
+        threads = {k: round((v - th0.get(k, 0)) / tick, 2) for k, v in th1.items()}
         return {"seconds": round(span, 3), "lab_cpu_s": round(lab1 - lab0, 2),
                 "lab_cores": round((lab1 - lab0) / span, 2),
-                "machine_cores": round((busy1 - busy0) / span, 2)}
+                "machine_cores": round((busy1 - busy0) / span, 2),
+                "threads_cpu_s": dict(sorted(((k, v) for k, v in threads.items() if v),
+                                             key=lambda kv: -kv[1]))}
 
-    def _start(self, host: str, argv: list[str], tag: str, on_phase=None) -> Child:
+    def _start(self, host: str, argv: list[str], tag: str, on_phase=None,
+               tree: str | None = None) -> Child:
         self._count += 1
         log = os.path.join(self.log_dir, f"{self._count:03d}-{tag}-{host}.log")
         started = time.time()
-        proc = self.lab.popen(host, argv, hostname=True, env=self.env, stdout=subprocess.PIPE,
+        env = self.env if tree is None else self.env_for(tree)
+        proc = self.lab.popen(host, argv, hostname=True, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=self.log_dir)
         return Child(proc, log, started, on_phase)
 
@@ -215,12 +250,14 @@ class BenchLab:
             ["-v"] if self.verbose else [])
 
     def start_node(self, host: str, n: int, *, zeroconf: bool = True, port: int = NODE_PORT,
-                   wait: bool = True, timeout: float = 60.0) -> NodeProc:
-        """``p2pscoop join -n N --listen IP:PORT`` on ``host``; waits for its ready line."""
+                   wait: bool = True, timeout: float = 60.0,
+                   tree: str | None = None) -> NodeProc:
+        """``p2pscoop join -n N --listen IP:PORT`` on ``host``; waits for its ready line.
+        ``tree``: run the p2pscoop of that checkout (default: this one)."""
         address = f"{self.ip(host)}:{port}"
         argv = [sys.executable, "-m", "p2pscoop", "join", *self.common(), "-n", str(n),
                 "--listen", address] + ([] if zeroconf else ["--no-zeroconf"])
-        child = self._start(host, argv, f"join{'-zc' if zeroconf else '-static'}")
+        child = self._start(host, argv, f"join{'-zc' if zeroconf else '-static'}", tree=tree)
         node = NodeProc(host, address, child, 0.0)
         self.nodes.append(node)
         if wait:
@@ -232,13 +269,14 @@ class BenchLab:
         self.nodes.remove(node)
 
     def start_program(self, host: str, n: int, args: list[str], *, nodes: list[str] = (),
-                      zeroconf: bool = True, tag: str = "prog", on_phase=None) -> Child:
+                      zeroconf: bool = True, tag: str = "prog", on_phase=None,
+                      tree: str | None = None) -> Child:
         argv = [sys.executable, "-m", "p2pscoop", *self.common(), "-n", str(n)]
         argv += [] if zeroconf else ["--no-zeroconf"]
         for address in nodes:
             argv += ["--nodes", address]
         argv += [PROGRAM, *[str(a) for a in args]]
-        return self._start(host, argv, tag, on_phase)
+        return self._start(host, argv, tag, on_phase, tree)
 
     @staticmethod
     def result(child: Child, timeout: float) -> dict:

@@ -6,7 +6,8 @@ and the optional JSON dump. Invariants: a figure is computed only from runs that
 the number of successful runs is shown next to it, and every failed run's reason is listed
 under the table (a failure is never hidden in a median). The load average shown is the
 1-minute load average read just before each run (min / median / max over the runs of that
-measurement), because on the shared 2-core machine it explains most of the spread.
+measurement), because on the shared 2-core machine it explains most of the spread. Also
+``peer_counts``: the peers' steal counters of a run, read from their logs (``-v``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import platform
 import statistics
 import subprocess
 import sys
+
+import re
 
 from _cluster_detect import brief as detect_brief
 from report import _cpu_model
@@ -64,10 +67,16 @@ def render(args, runs: dict[str, list[dict]], machine: dict) -> str:
     header = ["figure", "unit", "min", "median", "max", "runs ok", "load at start",
               "target", "met"]
     rows = []
-    for name, key, label, unit, test, target in ROWS:
-        if name not in runs:
-            continue
-        recs = runs[name]
+    first: dict[str, int] = {}
+    for i, row in enumerate(ROWS):
+        first.setdefault(row[0], i)
+    # rows in ROWS order, a measurement's runs (``map@TREE``: one per checkout) one by one
+    keyed = sorted(((first[row[0]], r, i, run, row) for r, run in enumerate(runs)
+                    for i, row in enumerate(ROWS) if row[0] == run.split("@")[0]))
+    for _, _, _, run, (name, key, label, unit, test, target) in keyed:
+        recs = runs[run]
+        if "@" in run and not label.startswith("  "):
+            label += f" [{run.split('@', 1)[1]}]"
         ok = [r for r in recs if "error" not in r and key in r]
         loads = sorted(r["load_before"] for r in recs)
         load = (f"{loads[0]:.1f} / {statistics.median(loads):.1f} / {loads[-1]:.1f}"
@@ -102,6 +111,7 @@ def render(args, runs: dict[str, list[dict]], machine: dict) -> str:
 def brief(name: str, rec: dict) -> str:
     if "error" in rec:
         return "error: " + rec["error"]
+    name = name.split("@")[0]
     if name == "map":
         return (f"makespan {rec['makespan_s']} s, ideal {rec['ideal_s']} s, ratio "
                 f"{rec['ratio']}, {rec['peers']} peers, {rec['processes']} processes ran "
@@ -111,7 +121,9 @@ def brief(name: str, rec: dict) -> str:
                 f"machine busy {rec['cpu_map']['machine_cores']} of {os.cpu_count()} cores"
                 + (f"; first task per process at {rec['first_start_s']} s, last at "
                    f"{rec['last_start_s']} s (min, median, max)" if "first_start_s" in rec
-                   else ""))
+                   else "")
+                + f"; threads (CPU s): {_top(rec['cpu_map'].get('threads_cpu_s', {}))}"
+                + (f"; per task: {rec['counts']['per_task']}" if "counts" in rec else ""))
     if name == "detect":
         return detect_brief(rec)
     if name.startswith("join"):
@@ -120,6 +132,10 @@ def brief(name: str, rec: dict) -> str:
                 f"{rec['peers']} peers")
     return (f"p50 {rec['p50_ms']} ms, p99 {rec['p99_ms']} ms, max {rec['max_ms']} ms, "
             f"{rec['samples']} samples from {rec['thieves']} thieves on other hosts")
+
+
+def _top(threads: dict, n: int = 6) -> str:
+    return ", ".join(f"{k} {v}" for k, v in list(threads.items())[:n])
 
 
 def details(runs: dict[str, list[dict]]) -> list[str]:
@@ -164,3 +180,43 @@ def write_json(path: str, args, runs: dict, m: dict) -> None:
     with open(path, "w") as f:
         json.dump({"machine": m, "args": {k: v for k, v in vars(args).items()},
                    "runs": runs}, f, indent=1)
+
+
+# -- message counts (``cluster.py -v``) -------------------------------------------------------
+# Every peer logs one line at INFO when it closes (``Peer.close``: "ran N unit(s); steals sent
+# S (F got nothing), granted G, denied D; units given ..., received ..."). Only lines written
+# after ``since`` (the harness's wall clock on each log line) count, so a node's log that spans
+# several runs is read for the last one. A log without such lines (no ``-v``) gives zeros.
+# Per task: ``steals`` (requests sent), ``failed`` (answered with nothing), ``granted``
+# (answered with work), ``units_moved`` (units that crossed a link, counted by the giver).
+
+LINE = re.compile(r"^(?P<at>\d+\.\d+) err .*ran (?P<ran>\d+) unit\(s\); steals sent "
+                  r"(?P<sent>\d+) \((?P<failed>\d+) got nothing\), granted (?P<granted>\d+), "
+                  r"denied (?P<denied>\d+); units given (?P<given>\d+), received "
+                  r"(?P<received>\d+)")
+FIELDS = ("ran", "sent", "failed", "granted", "denied", "given", "received")
+
+
+def peer_counts(paths: list[str], since: float) -> dict:
+    """Sum the peers' closing counters logged after ``since`` in the files ``paths``."""
+    total = dict.fromkeys(FIELDS, 0)
+    peers = 0
+    for path in paths:
+        try:
+            with open(path) as f:
+                lines = f.readlines()
+        except OSError:
+            continue
+        for line in lines:
+            m = LINE.match(line)
+            if m is None or float(m["at"]) < since:
+                continue
+            peers += 1
+            for k in FIELDS:
+                total[k] += int(m[k])
+    ran = max(total["ran"], 1)
+    per_task = {"steals": round(total["sent"] / ran, 2),
+                "failed": round(total["failed"] / ran, 2),
+                "granted": round(total["granted"] / ran, 2),
+                "units_moved": round(total["given"] / ran, 2)}
+    return {"peers": peers, **total, "per_task": per_task}

@@ -4,6 +4,7 @@
     python tools/bench/cluster.py                  # 3 repeats of every measurement
     python tools/bench/cluster.py --repeat 5 --only map,steal
     python tools/bench/cluster.py --record         # also append the table to docs/benchmarks.md
+    python tools/bench/cluster.py --only map --trees /work/main,. --repeat 5 -v   # A/B
 
 Topology (``tests/multihost/netlab.py`` builds it; hosts h1..h4 on one switch)::
 
@@ -33,6 +34,13 @@ Measurements (each repeated ``--repeat`` times, interleaved, load average noted 
              holds units of a map; figure: fault -> the origin's "left" line for it, units
              re-dispatched, map complete (``_cluster_detect.py``). Target: <= 5 s.
 
+``--trees A,B,...`` (map only): each repeat runs the map once per checkout, interleaved, the
+three nodes restarted on that checkout's p2pscoop (``PYTHONPATH``) before each run; rows are
+labelled ``map@A`` ... With ``-v`` a map's record also counts the peers' messages (the
+"ran N unit(s); steals sent ..." line every peer logs when it closes: ``_cluster_report.py``;
+whole-program counts, warm-up and idle probe included, per task of the program).
+Every map record has the CPU seconds of the lab's threads by kind and name (``threads_cpu_s``).
+
 Each figure's row gives min / median / max over the repeats (for the steal rows: of the
 per-run p50 and p99). Logs of every process: ``--logs DIR`` (default a new temporary dir).
 The lab is always torn down (also on Ctrl-C and SIGTERM); nothing is left in the root
@@ -53,6 +61,7 @@ sys.path.insert(0, HERE)
 from _cluster_lab import BenchError, BenchLab, NODE_PORT  # noqa: E402
 from _cluster_detect import Detect  # noqa: E402
 import _cluster_report as report  # noqa: E402
+from _cluster_report import peer_counts  # noqa: E402
 
 MEASUREMENTS = ("map", "join-zc", "join-static", "steal32", "steal2", "detect")
 
@@ -93,13 +102,15 @@ class Bench:
         self.others: dict[str, object] = {}  # host -> NodeProc of h2, h3 (always up)
         self.h1 = None  # the -n NODE_N node on h1, restarted by each join measurement
         self.pair = None  # the -n 1 node on h1:7001
+        #: the checkout the nodes run now (None: this one; with --trees, the first)
+        self.tree: str | None = next(iter(args.tree_of.values()), None)
 
     def log(self, text: str) -> None:
         say(text)
 
     def setup(self) -> None:
         for host in ("h2", "h3"):
-            self.others[host] = self.bl.start_node(host, self.n_node)
+            self.others[host] = self.bl.start_node(host, self.n_node, tree=self.tree)
         if "steal2" in self.args.only:
             self.pair = self.bl.start_node("h1", 1, zeroconf=False, port=NODE_PORT + 1)
 
@@ -108,7 +119,21 @@ class Bench:
 
     def ensure_h1(self) -> None:
         if self.h1 is None:
-            self.h1 = self.bl.start_node("h1", self.n_node, zeroconf=False)
+            self.h1 = self.bl.start_node("h1", self.n_node, zeroconf=False, tree=self.tree)
+
+    def use_tree(self, tree: str | None) -> None:
+        """Restart the three nodes on ``tree``'s p2pscoop unless they already run it (a
+        node that failed to start last time is started now)."""
+        if tree == self.tree and len(self.others) == 2:
+            return
+        self.drop_h1()
+        for host in ("h2", "h3"):
+            node = self.others.pop(host, None)
+            if node is not None:
+                self.bl.stop_node(node)
+        self.tree = tree
+        for host in ("h2", "h3"):
+            self.others[host] = self.bl.start_node(host, self.n_node, tree=tree)
 
     def drop_h1(self) -> None:
         if self.h1 is not None:
@@ -117,13 +142,19 @@ class Bench:
 
     # -- the measurements ------------------------------------------------------------------
 
-    def map(self) -> dict:
+    def map(self, tree: str | None = None) -> dict:
+        self.use_tree(tree)
         self.ensure_h1()
+        since = time.time()
         child = self.bl.start_program("h4", self.n_origin,
                                       ["map", self.size, self.args.tasks, self.args.seconds],
                                       nodes=self.node_addresses(), zeroconf=False, tag="map",
-                                      on_phase=self.bl.cpu_sample)
+                                      on_phase=self.bl.cpu_sample, tree=tree)
         rec = self.bl.result(child, self.args.timeout)
+        if self.args.verbose:
+            time.sleep(1.0)  # the nodes' peers log their counters as the program ends
+            logs = [child.log_path] + [n.child.log_path for n in self.bl.nodes]
+            rec["counts"] = peer_counts(logs, since)
         rec["value"] = rec["ratio"]
         rec["cpu_idle"] = self.bl.cpu_between(child, "idle-start", "idle-end")
         rec["cpu_map"] = self.bl.cpu_between(child, "map-start", "map-end")
@@ -169,6 +200,8 @@ class Bench:
         return rec
 
     def one(self, name: str) -> dict:
+        if name.startswith("map@"):
+            return self.map(self.args.tree_of[name])
         return {"map": self.map, "join-zc": lambda: self.join(True),
                 "join-static": lambda: self.join(False), "steal32": lambda: self.steal(False),
                 "steal2": lambda: self.steal(True)}[name]()
@@ -194,7 +227,7 @@ def parse_lab_args(p: argparse.ArgumentParser, argv, measurements, name: str):
     """Parse, check ``--only`` against ``measurements`` and root, make the log directory."""
     args = p.parse_args(argv)
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
-    bad = [m for m in args.only if m not in measurements]
+    bad = [m for m in args.only if m not in measurements and not m.startswith("map@")]
     if bad:
         p.error(f"unknown measurement(s) {bad}: choose from {', '.join(measurements)}")
     if os.geteuid() != 0:
@@ -209,7 +242,19 @@ def main(argv=None) -> int:
     p.add_argument("--origin-n", type=int, default=2, help="peers on h4, origin included (2)")
     p.add_argument("--spin", type=float, default=8.0, help="victim's pure-Python loop, s (8)")
     p.add_argument("--json", default=None, help="also write every run record to this file")
+    p.add_argument("--trees", default=None,
+                   help="comma-separated checkouts to compare (map only, interleaved A/B)")
     args = parse_lab_args(p, argv, MEASUREMENTS, "cluster")
+    args.tree_of = {}
+    if args.trees:
+        if args.only != ["map"]:
+            p.error("--trees compares the map only: add --only map")
+        for i, tree in enumerate(t for t in args.trees.split(",") if t):
+            if not os.path.isfile(os.path.join(tree, "p2pscoop", "__init__.py")):
+                p.error(f"{tree} is not a p2pscoop checkout (no p2pscoop/__init__.py)")
+            label = f"map@{i + 1}:{os.path.basename(os.path.abspath(tree))}"
+            args.tree_of[label] = os.path.abspath(tree)
+        args.only = list(args.tree_of)
     machine = report.machine(args)
     runs: dict[str, list[dict]] = {m: [] for m in args.only}
     t0 = time.monotonic()
