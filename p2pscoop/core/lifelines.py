@@ -81,7 +81,9 @@ class LifelineMixin:
         """Are ``work``'s units a map's (not a lone submit) whose function ran faster
         here than ``ship_unit``?"""
         length = self.unit_lengths.get(id(work.fn))
-        return length is not None and length < self.config.ship_unit and len(work.items) > 1
+        items = work.items  # (None for a work that could not be decoded: ``payload.py``)
+        return (length is not None and length < self.config.ship_unit and items is not None
+                and len(items) > 1)
 
     def _holding(self, now: float | None) -> bool:
         """Do cheap units stay here now? Only while we run through them: one started

@@ -193,3 +193,14 @@ def test_ship_unit_zero_ships_whatever_is_asked_for():
     n.handle(Pop(), 0.0)
     out = n.handle(Received(P1, Steal(1)), SOON)
     assert units(out[-1]) == [(0, 5, 10)]
+
+
+def test_a_work_that_could_not_be_decoded_starts_without_crashing_the_rule():
+    """``payload.loads_work`` turns an undecodable GIVE into a work with no function and
+    no items, whose units fail with its error: the rule must take it for what it is (it
+    killed every worker of test_bad_input's run once, with a TypeError in ``_cheap``)."""
+    n = make_node(P1, lengths={id(None): CHEAP, id(cheap): CHEAP})
+    bad = Work(P1, 7, 0, 3, None, None, 0, None, ValueError("cannot unpickle me"))
+    rows = [[P1, 7, 0, 3, True]]
+    n.handle(Received(P1, Give(0, rows, payloads=[b"w"]), [bad]), 0.0)
+    assert n.handle(Pop(), 0.0)[-1] == Run(bad, 0)
