@@ -145,7 +145,12 @@ def main() -> None:
     if context.current() is not None:  # under python -m p2pscoop: one run
         print("BENCH " + json.dumps(measure(args.scale)), flush=True)
         return
-    drive([t.strip() for t in args.trees.split(",") if t.strip()], args.repeat, args.scale)
+    trees = [t.strip() for t in args.trees.split(",") if t.strip()]
+    for tree in trees:  # a git revision is not a tree: PYTHONPATH would fall back silently
+        if not os.path.isdir(os.path.join(tree, "p2pscoop")):
+            ap.error(f"{tree!r} is not a source tree (no p2pscoop/ in it); for a git "
+                     f"revision: mkdir /tmp/old && git archive REV | tar -x -C /tmp/old")
+    drive(trees, args.repeat, args.scale)
 
 
 if __name__ == "__main__":
