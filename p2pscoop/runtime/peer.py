@@ -85,7 +85,7 @@ class Peer:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.scheduler = Scheduler(self)
-        self.node.unit_lengths = self.scheduler._lengths  # the victim's granularity rule
+        self.node.unit_lengths = self.scheduler.costs  # the victim's granularity rule
         comm.attach(self)
         self.exec_main = PeerExecutor(self, on_comm=False)
         self.exec_comm = PeerExecutor(self, on_comm=True)

@@ -65,6 +65,11 @@ class Scheduler:
         self.inbox: deque = deque()  # items from the comm thread (see Peer.post_main)
         self._timers: list = []  # heap of (deadline, seq, waiter)
         self._lengths: dict[int, float] = {}  # id(fn) -> recent longest run (seconds)
+        #: id(fn) -> its typical run (seconds): falls at once to a shorter run, rises a
+        #: fifth of the way to a longer one. The victim's granularity rule reads it
+        #: (``LifelineMixin._cheap``): one run stretched by a preemption must not make a
+        #: no-op look dear, as it does to the decaying maximum above
+        self.costs: dict[int, float] = {}
         self._seq = itertools.count()
         self._hub: greenlet.greenlet | None = None
         self.stopping = False
@@ -122,9 +127,13 @@ class Scheduler:
         if old is None:
             if len(lengths) > 1024:
                 lengths.clear()
-            lengths[key] = seconds
+                self.costs.clear()
+            lengths[key] = self.costs[key] = seconds
         else:  # a decaying maximum: one long run is remembered for a while
             lengths[key] = max(seconds, 0.9 * old)
+            costs = self.costs
+            typical = costs.get(key, seconds)
+            costs[key] = seconds if seconds < typical else typical + 0.2 * (seconds - typical)
 
     # -- the loop ------------------------------------------------------------------------
 

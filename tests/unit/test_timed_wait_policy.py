@@ -122,3 +122,19 @@ def test_the_nearest_live_deadline_decides(sched):
     far.woken = True
     assert sched.may_start(unit_of(quick_fn), NOW)
     assert sched.may_start(unit_of(slow_fn), NOW)  # no wait left: even the unknown starts
+
+
+def test_the_granularity_rule_reads_a_typical_run_not_the_longest(sched):
+    """``costs`` (what ``LifelineMixin._cheap`` reads) falls at once to a shorter run and
+    rises a fifth of the way to a longer one: a no-op preempted once stays cheap, while
+    the timed-wait policy still remembers the long run."""
+    for _ in range(5):
+        sched._record_length(quick_fn, 1e-6)
+    sched._record_length(quick_fn, 15e-6)  # one run stretched by a preemption
+    assert sched.costs[id(quick_fn)] == pytest.approx(1e-6 + 0.2 * 14e-6)
+    assert sched._lengths[id(quick_fn)] == 15e-6
+    sched._record_length(quick_fn, 1e-6)
+    assert sched.costs[id(quick_fn)] == 1e-6
+    for _ in range(30):  # a function that became slow is seen as slow soon enough
+        sched._record_length(quick_fn, 1e-3)
+    assert sched.costs[id(quick_fn)] > 0.9e-3
