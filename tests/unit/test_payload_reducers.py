@@ -229,3 +229,13 @@ def test_containers_are_checked_at_every_submit():
     with pytest.raises(payload.PayloadError, match="cannot be pickled"):
         payload.check_args((box,))
 
+
+
+def test_a_small_tuple_of_atomic_values_passes_and_one_holding_a_lock_does_not():
+    import threading
+
+    payload.check_args(((1, 2.5, "wall", None, b"x"),))
+    with pytest.raises(payload.PayloadError, match="cannot be pickled"):
+        payload.check_args(((1, threading.Lock()),))
+    with pytest.raises(payload.PayloadError, match="cannot be pickled"):
+        payload.check_args((tuple(range(20)) + (threading.Lock(),),))
