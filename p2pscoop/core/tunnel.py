@@ -19,7 +19,7 @@ The rules this module decides (the transport, ``transport/mesh.py``, carries the
   nothing.
 * **A worker dials the hub only**: the first peer it connects to (its bootstrap, which is
   the origin). Every other peer is *virtual* (``VIA_HUB``): its frames travel in an envelope
-  through the hub. So the core is unchanged: its links, heartbeats, MOVED/HOLDING, results
+  through the hub. So the core is unchanged: its links, heartbeats, chained leases, results
   for a job another worker owns and constants all work over virtual links, two hops instead
   of one, and the hub (the coordinator) decides nothing for them.
 * **The hub forwards only between admitted peers**, and only envelopes from a peer to
