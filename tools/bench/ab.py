@@ -147,12 +147,7 @@ def parse_args(argv):
     if not args.backend.startswith("p2pscoop") or args.backend not in backends.LAUNCHERS:
         ap.error("--backend must be a p2pscoop launcher of backends.py")
     args.workloads = run._split(args.only, list(workloads.WORKLOADS), "workload", ap)
-    args.overrides = {}
-    for item in args.set:
-        wl, _, kv = item.partition(".")
-        if wl not in workloads.WORKLOADS or "=" not in kv:
-            ap.error("bad --set %r (want WORKLOAD.KEY=VALUE)" % item)
-        args.overrides.setdefault(wl, []).append(kv)
+    args.overrides = run.overrides(args.set, args.profile, ap)
     return args
 
 

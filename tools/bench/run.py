@@ -270,18 +270,25 @@ def parse_args(argv):
     args.backends = _split(args.backends, backends.ALL + backends.OPTIONAL, "backend", ap) \
         if args.backends \
         else list(backends.ALL)
-    args.overrides = {}
-    for item in args.set:
+    args.overrides = overrides(args.set, args.profile, ap)
+    return args
+
+
+def overrides(items, profile, ap):
+    """``--set WORKLOAD.KEY=VALUE`` items as {workload: ["KEY=VALUE", ...]}, checked
+    against ``profile``'s parameters (``ap.error`` on a bad one)."""
+    out = {}
+    for item in items:
         wl, _, kv = item.partition(".")
         if wl not in workloads.WORKLOADS or "=" not in kv:
             ap.error("bad --set %r (want WORKLOAD.KEY=VALUE)" % item)
-        args.overrides.setdefault(wl, []).append(kv)
-    for wl, kvs in args.overrides.items():
+        out.setdefault(wl, []).append(kv)
+    for wl, kvs in out.items():
         try:
-            workloads.params_for(args.profile, wl, kvs)
+            workloads.params_for(profile, wl, kvs)
         except (ValueError, KeyError) as exc:
             ap.error(str(exc))
-    return args
+    return out
 
 
 def _split(text, known, what, ap):
