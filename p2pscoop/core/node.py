@@ -36,12 +36,15 @@ queued unit (``Pop``), so the reply arrives while that unit runs. A result for a
 is batched per next hop (``result_batch``, ``result_delay``), except the first one after a
 quiet spell, which ships at once: its owner may be parked on it.
 
-Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
-leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
+Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the peer it came from and
+passes it on along its view (``origin.py``: the origin links to its view only), and a peer
+that leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
 reply, no result, no heartbeat; ``handle`` drops such commands), so nothing of it can
 reach a peer that has already forgotten it. The origin, after ``EndRun``, closes its
-sockets only once every peer acknowledged or is gone (``Peer.shutdown_peers``): closing
+sockets only once every link acknowledged or is gone (``Peer.shutdown_peers``): closing
 earlier could discard the SHUTDOWN or let a peer see the origin vanish before reading it.
+The origin's death reaches every peer the same way (ORIGIN_GONE), with the origin's
+heartbeat count in each PING as the safety net for a lost wave.
 
 Thread safety is the caller's business: the runtime serialises calls with one lock.
 """
@@ -56,8 +59,8 @@ from . import commands as C
 from . import messages as M
 from . import task as T
 from .commands import (Cancelled, Left, Resolve, Run, SendMsg, ShipResults, ShipWorks,
-                       Stop, Wake)
-from .chains import ChainMixin
+                       Wake)
+from .chains import ChainMixin, pins_of
 from .config import StealConfig
 from .consts import Constants
 from .deque import Work, WorkDeque
@@ -68,12 +71,14 @@ from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
 from .local import LocalPathMixin
-from .membership import Identity, Membership, pins_of
+from .membership import Identity, Membership
+from .origin import OriginMixin
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
 
 
-class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
+class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin,
+                OriginMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -120,6 +125,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self.ended: int | None = None  # the origin ended the run (EndRun) with this code
         self.members.pins = lambda: pins_of(self)  # the partial view: see docs/scale.md
         self.policy.locate(self.members.identity.host, self.members.host_of)  # near first
+        self._origin_setup()  # the origin along the views: ``origin.py``
 
     # -- pure helpers --------------------------------------------------------------------
 
@@ -308,10 +314,12 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             if members.joined:
                 peer = members.joined.pop(0)
                 cmds += self._peer_up(peer)
+                self._origin_link_up(peer, now)
                 if self.ended is not None:  # joined after the end: it needs the SHUTDOWN too
                     cmds.append(SendMsg(peer, M.Shutdown(self.ended)))
             else:
                 peer, graceful = members.left.pop(0)
+                cmds += self._origin_link_down(peer)  # (before its proposals fail)
                 before = self.counters.units_redispatched
                 cmds += self._peer_down(peer, now, graceful)
                 for cmd in cmds:
@@ -343,7 +351,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     def _on_PeerDown(self, ev: PeerDown, now: float) -> list:
         """A peer known dead without the membership's verdict (the simulator, tests)."""
         self.members.force_dead(ev.peer)
-        return self._peer_down(ev.peer, now)
+        return self._origin_link_down(ev.peer) + self._peer_down(ev.peer, now)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -375,20 +383,16 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     # -- shared constants (decided in ``consts.py``) -----------------------------------
 
     def _on_const(self, peer: bytes, msg: M.Const, works: list, now: float) -> list:
-        return self.constants.on_const(peer, msg)
+        return self.constants.on_const(peer, msg, self.peers)
 
     def _on_const_propose(self, peer: bytes, msg: M.ConstPropose, works: list,
                           now: float) -> list:
-        out = self.constants.on_propose(peer, msg, self.peers)
-        if out is None:  # only the arbiter decides
-            self.counters.bad_messages += 1
-            return []
-        return out
+        return self.constants.on_propose(peer, msg, self.peers)
 
     def _on_const_verdict(self, peer: bytes, msg: M.ConstVerdict, works: list,
                           now: float) -> list:
-        out = self.constants.on_verdict(peer, msg)
-        if out is None:  # not from the arbiter, or not asked for
+        out = self.constants.on_verdict(peer, msg, self.peers)
+        if out is None:  # not from the peer we asked, or not asked for
             self.counters.bad_messages += 1
             return []
         return out
@@ -407,11 +411,6 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             self.counters.bad_messages += 1
             return []
         return [C.Report(peer, msg)]
-
-    def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
-        """Stop, and acknowledge with a BYE: the origin keeps its sockets open until then."""
-        self.leaving = True
-        return [Stop(msg.code), SendMsg(peer, M.Bye())]
 
     # -- internals -----------------------------------------------------------------------
 
@@ -456,6 +455,7 @@ NodeState.HANDLERS = {
     M.Results: NodeState._on_results, M.Hint: NodeState._on_hint, M.Const: NodeState._on_const,
     M.Shutdown: NodeState._on_shutdown, M.ConstPropose: NodeState._on_const_propose,
     M.ConstVerdict: NodeState._on_const_verdict, M.Telemetry: NodeState._on_telemetry,
+    M.OriginGone: NodeState._on_origin_gone,
 }
 
 

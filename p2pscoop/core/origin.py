@@ -1,0 +1,177 @@
+"""The program's origin reached along the views: its SHUTDOWN, its heartbeat, its death, and
+the way to it for constant proposals. A mixin of ``NodeState`` (``node.py``).
+
+The origin (rank 0) keeps no link to every peer of its program: it trims its view like any
+peer (``membership.py``). What only the origin says travels hop by hop instead:
+
+    what            how it travels                          safety net
+    SHUTDOWN(code)  the origin to its links; a peer that    the origin's heartbeat count
+                    gets it first answers BYE, forwards it  stops growing once it exits:
+                    to its links not linked to the origin   a peer that missed the wave
+                    (their PING said ``hops`` 1), stops      drops the program
+    ORIGIN_GONE     a peer that sees its link to the        the same: the count stops
+      (origin,      origin die (or the origin's BYE)         growing everywhere
+       beat)        floods it, once per peer and link; a
+                    peer that heard a later count ignores
+                    it (the sender was cut off or frozen)
+    the way to the  PING carries the sender's distance to   a proposal whose next link is
+      origin        the origin (``hops``); a proposal goes   lost is answered with an
+                    to the nearest link (``consts.py``)      error, never left waiting
+
+* Heartbeat: every PING carries the origin's id (as far as the sender knows), the origin's
+  heartbeat count (the origin: its clock's ping-interval number; any other peer: the
+  highest it heard) and the sender's ``hops``. A peer that heard the count once expects it
+  to grow: a PING that brings no growth while the count is older than
+  ``ORIGIN_SILENCE`` x ``dead_after`` means the origin is gone (decided on a PING, never
+  on a bare tick, so a process that was frozen reads its links' newer PINGs first).
+* Dropping the program: the peer fails its pending constant proposals, reports
+  ``Left(origin)`` (the launcher's hook ends a worker whose origin is gone, as a lost link
+  to the origin did) and sends nothing more (``leaving``).
+* With at most ``view_size`` + 1 peers every peer is linked to the origin (``hops`` 1), so
+  the SHUTDOWN reaches each in one hop and nobody forwards it: small programs end as fast
+  as before.
+* Only a peer whose rank is not 0 follows an origin; a node of rank 0 is an origin (unit
+  tests whose nodes all have rank 0 thus see no origin's death anywhere).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import messages as M
+from .commands import Left, SendMsg, Stop
+
+#: a PING that brings no growth of the origin's heartbeat count this long after its last
+#: growth (in ``dead_after``s) means the origin is gone
+ORIGIN_SILENCE = 3.0
+
+
+class OriginMixin:
+    """Following the program's origin along the views (module docstring)."""
+
+    me: bytes
+    members: Any
+    constants: Any
+    peers: list
+    leaving: bool
+
+    def _origin_setup(self) -> None:
+        self.is_origin = self.members.identity.rank == 0
+        #: the program's origin as far as we know (ourselves on the origin)
+        self.origin: bytes | None = self.me if self.is_origin else None
+        self.origin_beat = 0  # the origin's heartbeat count, the highest heard
+        self._beat_at: float | None = None  # when it last grew (None: never heard)
+        self._origin_hops: dict[bytes, int] = {}  # link -> its distance to the origin (PING)
+        self.origin_gone = False  # the origin died, or its heartbeat stopped
+        self.members.ping_extra = self._ping_fields
+        self.members.ping_hook = self._origin_ping
+        self.constants.route = self._toward_origin
+        self.constants.direct = self._hears_origin
+
+    def _hears_origin(self, peer: bytes) -> bool:
+        """Is ``peer`` the origin or linked to it (its last PING said so)?"""
+        return peer == self.origin or self._origin_hops.get(peer) in (0, 1)
+
+    # -- what our PINGs say ------------------------------------------------------------
+
+    def origin_hops(self) -> int:
+        """Our distance to the origin in links (``NO_ROUTE`` if no link knows one)."""
+        if self.is_origin:
+            return 0
+        origin = self.origin
+        if origin is not None and origin in self.peers:
+            return 1
+        best = min(self._origin_hops.values(), default=M.NO_ROUTE)
+        return min(best + 1, M.NO_ROUTE)
+
+    def _ping_fields(self, now: float) -> tuple:
+        if self.is_origin:
+            return self.me, int(now // self.members.config.ping_interval), 0
+        return self.origin or b"", self.origin_beat, self.origin_hops()
+
+    def _toward_origin(self) -> bytes | None:
+        """The link nearest to the origin (the origin itself when linked), or None."""
+        if self.origin is not None and self.origin in self.peers:
+            return self.origin
+        best, way = M.NO_ROUTE, None
+        for peer, hops in self._origin_hops.items():
+            if hops < best and peer in self.peers:
+                best, way = hops, peer
+        return way
+
+    # -- what we hear ------------------------------------------------------------------
+
+    def _origin_ping(self, peer: bytes, msg: M.Ping, now: float) -> list:
+        if self.is_origin or self.origin_gone or not msg.origin:
+            return []
+        if self.origin is None:
+            self.origin = msg.origin
+        elif msg.origin != self.origin:
+            return []  # another origin (not of this program): not ours to follow
+        self._origin_hops[peer] = msg.hops
+        if msg.beat > self.origin_beat:
+            self.origin_beat, self._beat_at = msg.beat, now
+            return []
+        limit = ORIGIN_SILENCE * self.members.config.dead_after
+        if self._beat_at is not None and now - self._beat_at >= limit:
+            return self._lose_origin(None, f"its heartbeat has not reached us for "
+                                           f"{now - self._beat_at:.1f} s")
+        return []
+
+    def _origin_link_up(self, peer: bytes, now: float) -> None:
+        if not self.is_origin and self.members.rank_of(peer) == 0:
+            if self.origin is None:
+                self.origin = peer
+            if peer == self.origin and self._beat_at is None:
+                self._beat_at = now  # linked to it: its PINGs will come
+
+    def _origin_link_down(self, peer: bytes) -> list:
+        """A link is gone: forget its distance; if it was the origin and it died or said
+        BYE (not a PRUNE), the origin is gone: tell every link."""
+        self._origin_hops.pop(peer, None)
+        if (peer == self.origin and not self.is_origin and self.members.dead(peer)):
+            return self._lose_origin(None, "", news=False)  # (the membership said Left)
+        return []
+
+    def _on_origin_gone(self, peer: bytes, msg: M.OriginGone, works: list,
+                        now: float) -> list:
+        if self.is_origin or (self.origin is not None and msg.origin != self.origin):
+            self.counters.bad_messages += 1
+            return []
+        if msg.beat < self.origin_beat:
+            return []  # we heard the origin after the sender did: its claim is stale
+        if self.origin is None:
+            self.origin = msg.origin
+        return self._lose_origin(peer, f"peer {peer.hex()[:8]} says the origin died")
+
+    def _lose_origin(self, told_by: bytes | None, why: str, news: bool = True) -> list:
+        """Drop the program: proposals fail, every link is told (once), ``Left(origin)``
+        is reported (unless our own link to it just did), and we go quiet."""
+        if self.origin_gone or self.is_origin:
+            return []
+        self.origin_gone = True
+        origin = self.origin
+        out: list = self.constants.origin_gone()
+        if origin is not None and not self.leaving:
+            gone = M.OriginGone(origin, self.origin_beat)
+            out += [SendMsg(m.id, gone) for m in self.members.alive()
+                    if m.id != told_by and m.id != origin]
+            if news:
+                out.append(Left(origin, 0, why))
+        self.leaving = True
+        return out
+
+    # -- the end of the run --------------------------------------------------------------
+
+    def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
+        """Stop, acknowledge with a BYE (the sender keeps its sockets open until then) and
+        pass the SHUTDOWN on to the links the origin does not reach itself."""
+        if self.leaving:
+            return []
+        self.leaving = True
+        out: list = [Stop(msg.code), SendMsg(peer, M.Bye())]
+        down = M.Shutdown(msg.code)
+        for m in self.members.alive():
+            if m.id != peer and not self._hears_origin(m.id):
+                out.append(SendMsg(m.id, down))
+        return out
