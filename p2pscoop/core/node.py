@@ -147,7 +147,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         """When an idle scheduler must call ``Idle`` again (a steal may be due), or None."""
         if self._steal is not None:
             return self._steal[2] + self.config.request_timeout
-        if self.peers:
+        if self.peers and not self.leaving:  # (a leaving node asks nobody)
             return max(now, self.policy.not_before)
         return None
 
@@ -164,6 +164,9 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             times.append(self._outbox_since + self.config.result_delay)
         if self._steal is not None:
             times.append(self._steal[2] + self.config.request_timeout)
+        watch = self._origin_deadline()  # the origin's heartbeat (``origin.py``)
+        if watch is not None:
+            times.append(watch)
         return min(times) if times else None
 
     @property
@@ -272,6 +275,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             out.extend(self._flush_all(now))
         if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
             self._steal = None
+        if self._beat_at is not None:
+            out.extend(self._origin_watch(now))
         return out
 
     def _on_Cancel(self, ev: Cancel, now: float) -> list:

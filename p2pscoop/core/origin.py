@@ -22,8 +22,9 @@ peer (``membership.py``). What only the origin says travels hop by hop instead:
   heartbeat count (the origin: its clock's ping-interval number; any other peer: the
   highest it heard) and the sender's ``hops``. A peer that heard the count once expects it
   to grow: a PING that brings no growth while the count is older than
-  ``ORIGIN_SILENCE`` x ``dead_after`` means the origin is gone (decided on a PING, never
-  on a bare tick, so a process that was frozen reads its links' newer PINGs first).
+  ``ORIGIN_SILENCE`` x ``dead_after`` means the origin is gone (decided on a PING, so a
+  process that was frozen reads its links' newer PINGs first; a bare tick decides only at
+  twice that, for a peer that hears no PING at all).
 * Dropping the program: the peer fails its pending constant proposals, reports
   ``Left(origin)`` (the launcher's hook ends a worker whose origin is gone, as a lost link
   to the origin did) and sends nothing more (``leaving``).
@@ -118,6 +119,21 @@ class OriginMixin:
                                            f"{now - self._beat_at:.1f} s")
         return []
 
+    def _origin_deadline(self) -> float | None:
+        """When a bare tick must judge the origin's heartbeat (``_origin_watch``)."""
+        if self._beat_at is None or self.origin_gone or self.leaving:
+            return None
+        return self._beat_at + 2 * ORIGIN_SILENCE * self.members.config.dead_after
+
+    def _origin_watch(self, now: float) -> list:
+        """A peer that hears no PING at all (its links are gone, the peers it dials left)
+        still drops the program, twice as late as a PING would have told it."""
+        due = self._origin_deadline()
+        if due is None or now < due:
+            return []
+        return self._lose_origin(None, f"its heartbeat has not reached us for "
+                                       f"{now - self._beat_at:.1f} s")
+
     def _origin_link_up(self, peer: bytes, now: float) -> None:
         if not self.is_origin and self.members.rank_of(peer) == 0:
             if self.origin is None:
@@ -147,12 +163,12 @@ class OriginMixin:
     def _lose_origin(self, told_by: bytes | None, why: str, news: bool = True) -> list:
         """Drop the program: proposals fail, every link is told (once), ``Left(origin)``
         is reported (unless our own link to it just did), and we go quiet."""
-        if self.origin_gone or self.is_origin:
-            return []
+        if self.origin_gone or self.is_origin or self.leaving:
+            return []  # (leaving: SHUTDOWN came first, the program is over here anyway)
         self.origin_gone = True
         origin = self.origin
         out: list = self.constants.origin_gone()
-        if origin is not None and not self.leaving:
+        if origin is not None:
             gone = M.OriginGone(origin, self.origin_beat)
             out += [SendMsg(m.id, gone) for m in self.members.alive()
                     if m.id != told_by and m.id != origin]
