@@ -71,7 +71,7 @@ from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
 from .local import LocalPathMixin
-from .membership import Identity, Membership
+from .membership import ALIVE, PRUNED, SUSPECT, Identity, Membership
 from .origin import OriginMixin
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
@@ -342,7 +342,10 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _on_EndRun(self, ev: EndRun, now: float) -> list:
         self.ended = ev.code
-        return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self.members.alive()]
+        # (and the links closed this beat: their last PING may have told their neighbours
+        # that they hear us, so nobody else would pass the SHUTDOWN on to them)
+        return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self.members.members.values()
+                if m.state in (ALIVE, SUSPECT, PRUNED)]
 
     def _on_Leave(self, ev: Leave, now: float) -> list:
         self.leaving = True

@@ -180,12 +180,16 @@ class OriginMixin:
     # -- the end of the run --------------------------------------------------------------
 
     def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
-        """Stop, acknowledge with a BYE (the sender keeps its sockets open until then) and
-        pass the SHUTDOWN on to the links the origin does not reach itself."""
+        """Stop, acknowledge with a BYE (the sender keeps its sockets open until then; the
+        origin, when linked, gets one too, whoever passed the SHUTDOWN on first) and pass
+        the SHUTDOWN on to the links the origin does not reach itself."""
         if self.leaving:
             return []
         self.leaving = True
         out: list = [Stop(msg.code), SendMsg(peer, M.Bye())]
+        origin = self.origin
+        if origin is not None and origin != peer and origin in self.peers:
+            out.append(SendMsg(origin, M.Bye()))  # it waits for our BYE, not for a timeout
         down = M.Shutdown(msg.code)
         for m in self.members.alive():
             if m.id != peer and not self._hears_origin(m.id):

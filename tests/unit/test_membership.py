@@ -389,6 +389,13 @@ def test_the_shutdown_wave_goes_on_to_the_links_the_origin_does_not_reach():
     assert n.handle(Received(O, M.Shutdown(4)), 0.6) == [
         C.Stop(4), C.SendMsg(O, M.Bye()), C.SendMsg(B, M.Shutdown(4))]
     assert n.handle(Received(B, M.Shutdown(4)), 0.7) == []  # once
+    # passed on by a peer before the origin's own arrives: the origin gets its BYE anyway
+    n = linked(3, (O, 0), (A, 1), (B, 2))
+    n.handle(Received(A, M.Ping([], O, 1, 1)), 0.5)
+    n.handle(Received(B, M.Ping([], O, 1, 1)), 0.5)
+    assert n.handle(Received(A, M.Shutdown(4)), 0.6) == [
+        C.Stop(4), C.SendMsg(A, M.Bye()), C.SendMsg(O, M.Bye())]
+    assert n.handle(Received(O, M.Shutdown(4)), 0.7) == []
 
 
 def test_a_forwarded_shutdown_is_acknowledged_to_the_peer_it_came_from():
