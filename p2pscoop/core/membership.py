@@ -31,7 +31,8 @@ Rules:
   with a random sample of the members we know (at most ``view_size`` rows); it dials them
   while it has fewer than ``view_target`` links: the mesh forms from any one introducer.
 * Heartbeats: every ``ping_interval`` each linked peer is sent a PING carrying ``gossip``
-  members sampled from our links (gossip keeps ``known`` fresh); PINGs go out on a grid of
+  members sampled from our links (gossip keeps ``known`` fresh) and NodeState's news of the
+  program's origin (``ping_extra``/``ping_hook``: ``origin.py``); PINGs go out on a grid of
   the interval (``_beat``), so all of a peer's links beat in one tick; any message from a peer
   counts as a sign of life. Silence past ``suspect_after`` makes it SUSPECT (logged), past
   ``dead_after`` DEAD: its connection is dropped and its leases are re-dispatched by
