@@ -115,12 +115,13 @@ class Constants:
         data = msg.payloads[0]
         if not self.is_arbiter:
             way = None if self.arbiter_gone else self._way()
-            if way is None or way == peer:
+            if way is None or way == peer or msg.ttl <= 1:
                 why = ARBITER_GONE if self.arbiter_gone else NO_ARBITER
                 return [SendMsg(peer, M.ConstVerdict(msg.req, False, why))]
             self._relay_req += 1
             self.pending[self._relay_req] = (name, data, way, (peer, msg.req))
-            return [SendMsg(way, M.ConstPropose(self._relay_req, name, payloads=[data]))]
+            return [SendMsg(way, M.ConstPropose(self._relay_req, name, msg.ttl - 1,
+                                                payloads=[data]))]
         self.values[name] = data
         self.known.setdefault(peer, set()).add(name)  # the proposer's side has it
         out = self._spread(name, data, peers)

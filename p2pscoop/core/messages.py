@@ -166,6 +166,9 @@ class Shutdown(Message):
 
 #: PING's ``hops`` while the sender knows no way to the program's origin
 NO_ROUTE = 0xFFFF
+#: hops a CONST_PROPOSE may travel toward the origin (distances a ping interval old could
+#: otherwise send it round a loop)
+PROPOSE_TTL = 64
 
 
 @dataclass
@@ -250,11 +253,12 @@ class StatusReport(Message):
 @dataclass
 class ConstPropose(Message):
     TYPE: ClassVar[int] = 13
-    DOC: ClassVar[str] = ("to the origin, which arbitrates constants, hop by hop toward it: "
-                          "may I define `name`?")
+    DOC: ClassVar[str] = ("to the origin, which arbitrates constants, hop by hop toward it "
+                          "(`ttl`: hops left): may I define `name`?")
     PAYLOADS: ClassVar[str] = "1 (the proposed value)"
     req: int = f(Int())
     name: str = f(Str())
+    ttl: int = f(Int(0, 255), default=PROPOSE_TTL)
 
     def payload_count(self) -> int:
         return 1

@@ -260,8 +260,8 @@ def test_a_proposal_hops_toward_the_origin_and_its_verdict_comes_back():
     w1 = w.nodes[W1]
     relay = w1.constants._relay_req + 1
     assert w1.handle(Received(W2, M.ConstPropose(3, "k", payloads=[b"v"])), 1.0) == [
-        C.SendMsg(O, M.ConstPropose(relay, "k", payloads=[b"v"]))]
-    assert w.feed(O, Received(W1, M.ConstPropose(relay, "k", payloads=[b"v"]))) == [
+        C.SendMsg(O, M.ConstPropose(relay, "k", M.PROPOSE_TTL - 1, payloads=[b"v"]))]
+    assert w.feed(O, Received(W1, M.ConstPropose(relay, "k", 63, payloads=[b"v"]))) == [
         C.SendMsg(W1, M.ConstVerdict(relay, True)), C.PublishConst("k", b"v")]
     # the middle peer learns the decided value from the verdict, and passes the verdict on
     assert w1.handle(Received(O, M.ConstVerdict(relay, True)), 1.0) == [
@@ -291,6 +291,12 @@ def test_a_refusal_from_the_origin_reaches_a_far_proposer_after_the_winner():
     kinds = [type(c) for c in w.seen[W3] if type(c) in (C.PublishConst, C.ConstAnswer)]
     assert kinds == [C.PublishConst, C.ConstAnswer]
     assert set(values(w, "k").values()) == {b"origin"}
+
+
+def test_a_proposal_that_ran_out_of_hops_is_answered_with_an_error():
+    w = chain(O, W1, W2)
+    assert w.feed(W1, Received(W2, M.ConstPropose(3, "k", 1, payloads=[b"v"]))) == [
+        C.SendMsg(W2, M.ConstVerdict(3, False, NO_ARBITER))]
 
 
 def test_a_proposal_whose_way_is_lost_gets_an_error():

@@ -57,6 +57,7 @@ MESSAGES = [
     M.Status(4),
     M.StatusReport(4, '{"peers": 2}'),
     M.ConstPropose(9, "table", payloads=[b"\x80\x05N."]),
+    M.ConstPropose(2, "k", 0, payloads=[b""]),
     M.ConstVerdict(9, True),
     M.ConstVerdict(0, False),
     M.ConstVerdict(3, False, "the program's origin is gone"),
