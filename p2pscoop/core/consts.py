@@ -56,8 +56,8 @@ class Constants:
         self.me = me
         self.values: dict[str, bytes] = {}  # decided constants: name -> pickle
         self.known: dict[bytes, set] = {}  # peer -> names it knows (sent or heard)
-        #: proposals out: req -> (name, data, the link it went to, (peer, its req) that we
-        #: answer, or None for our own)
+        #: proposals out: req -> (name, data, the link it went to (None: waiting for a way
+        #: to the origin), (peer, its req, hops left) that we answer, or None for our own)
         self.pending: dict[int, tuple] = {}
         self.arbiter: bytes | None = me if is_origin else None
         self.arbiter_gone = False
@@ -87,10 +87,12 @@ class Constants:
             self.values[name] = data
             return self._spread(name, data, peers) + [ConstAnswer(req, name, True)]
         way = None if self.arbiter_gone else self._way()
-        if way is None:
+        if way is None and (self.arbiter_gone or not peers):
             return [ConstAnswer(req, name, False,
                                 ARBITER_GONE if self.arbiter_gone else NO_ARBITER)]
         self.pending[req] = (name, data, way, None)
+        if way is None:  # linked, but no way known yet (a beat old): ``retry`` sends it
+            return []
         return [SendMsg(way, M.ConstPropose(req, name, payloads=[data]))]
 
     # -- messages -----------------------------------------------------------------------
@@ -115,11 +117,13 @@ class Constants:
         data = msg.payloads[0]
         if not self.is_arbiter:
             way = None if self.arbiter_gone else self._way()
-            if way is None or way == peer or msg.ttl <= 1:
+            if self.arbiter_gone or way == peer or msg.ttl <= 1:
                 why = ARBITER_GONE if self.arbiter_gone else NO_ARBITER
                 return [SendMsg(peer, M.ConstVerdict(msg.req, False, why))]
             self._relay_req += 1
-            self.pending[self._relay_req] = (name, data, way, (peer, msg.req))
+            self.pending[self._relay_req] = (name, data, way, (peer, msg.req, msg.ttl - 1))
+            if way is None:  # no way known yet: ``retry`` sends it
+                return []
             return [SendMsg(way, M.ConstPropose(self._relay_req, name, msg.ttl - 1,
                                                 payloads=[data]))]
         self.values[name] = data
@@ -149,7 +153,7 @@ class Constants:
                 if not msg.accepted:
                     out.append(PublishConst(name, self.values[name]))
             return out + [ConstAnswer(msg.req, name, msg.accepted, msg.error)]
-        asker, req = back
+        asker, req = back[0], back[1]
         if req < 0 or asker not in peers:
             return out  # it is gone: nobody waits
         if msg.accepted:
@@ -190,7 +194,24 @@ class Constants:
                 del self.pending[req]
                 out += self._fail(req, name, back, ROUTE_LOST)
             elif back is not None and back[0] == peer:  # nobody to answer: the verdict
-                self.pending[req] = (name, data, way, (peer, -1))  # still teaches the value
+                self.pending[req] = (name, data, way, (peer, -1, 0))  # still teaches the value
+        return out
+
+    def retry(self) -> list:
+        """Send the proposals that waited for a way to the origin, now that one is known
+        (``NodeState`` calls this when a PING brings a distance or a link comes up)."""
+        out: list = []
+        for req, (name, data, way, back) in list(self.pending.items()):
+            if way is not None:
+                continue
+            way = self._way()
+            if way is None:
+                return out
+            if back is not None and way == back[0]:
+                continue  # (it would go back where it came from: the next beat decides)
+            self.pending[req] = (name, data, way, back)
+            ttl = back[2] if back is not None else M.PROPOSE_TTL
+            out.append(SendMsg(way, M.ConstPropose(req, name, ttl, payloads=[data])))
         return out
 
     def origin_gone(self) -> list:

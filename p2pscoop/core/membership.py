@@ -12,8 +12,9 @@ only randomness is an RNG seeded with our own incarnation (same peer, same choic
                                                                connection -> DEAD; PRUNE -> gone
     SUSPECT    silent for ``suspect_after``                    any message -> ALIVE;
                                                                silence ``dead_after`` -> DEAD
-    PRUNED     we closed the link (view full); its messages    its HELLO -> ALIVE; after
-               in flight are still read, we send nothing       ``ping_interval`` -> gone
+    PRUNED     we closed the link (view full), or it did;     its HELLO -> ALIVE; after
+               its messages in flight are still read; we       ``ping_interval`` -> gone
+               send nothing but a SHUTDOWN passed on
     DEAD       gone; its incarnation is fenced for good        (never leaves)
 
 A *link* is a member in JOINING, ALIVE or SUSPECT: both sides hold a connection and ping it.
@@ -310,7 +311,8 @@ class Membership:
         return self._kill(peer, "it left", graceful=True)
 
     def on_prune(self, peer: bytes, msg: M.Prune, now: float) -> list:
-        """The peer closed our link to bound its view. Keep it if we need it, else forget."""
+        """The peer closed our link to bound its view. Keep it if we need it, else close
+        it too (read for one more ping interval, then forgotten)."""
         m = self.members.get(peer)
         if m is None or m.state not in (ALIVE, SUSPECT):
             return []
@@ -318,10 +320,12 @@ class Membership:
             self.view.kept += 1
             m.greeted = True
             return [C.SendMsg(peer, self.hello())]  # it re-admits us: the link stays
-        del self.members[peer]
-        self._remember(peer, m.address, m.rank, m.host)
+        # closed as the pruner closes it: its messages in flight (a SHUTDOWN passed on)
+        # are still read for one ping interval, then ``tick`` drops it into ``known``
+        m.state, m.since, m.greeted = PRUNED, now, False
         self.left.append((peer, True))  # no lease joins us: nothing comes back
-        return [C.Drop(peer)]
+        self._soon(now + self.config.ping_interval)
+        return []
 
     def disconnected(self, peer: bytes, now: float) -> list:
         return self._kill(peer, "connection lost")

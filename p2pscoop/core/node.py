@@ -71,7 +71,7 @@ from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
 from .local import LocalPathMixin
-from .membership import ALIVE, PRUNED, SUSPECT, Identity, Membership
+from .membership import Identity, Membership
 from .origin import OriginMixin
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
@@ -320,11 +320,13 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
                 peer = members.joined.pop(0)
                 cmds += self._peer_up(peer)
                 self._origin_link_up(peer, now)
+                if self.constants.pending:  # (a proposal may wait for a way to the origin)
+                    cmds += self.constants.retry()
                 if self.ended is not None:  # joined after the end: it needs the SHUTDOWN too
                     cmds.append(SendMsg(peer, M.Shutdown(self.ended)))
             else:
                 peer, graceful = members.left.pop(0)
-                cmds += self._origin_link_down(peer)  # (before its proposals fail)
+                cmds += self._origin_link_down(peer, now)  # (before its proposals fail)
                 before = self.counters.units_redispatched
                 cmds += self._peer_down(peer, now, graceful)
                 for cmd in cmds:
@@ -342,10 +344,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _on_EndRun(self, ev: EndRun, now: float) -> list:
         self.ended = ev.code
-        # (and the links closed this beat: their last PING may have told their neighbours
-        # that they hear us, so nobody else would pass the SHUTDOWN on to them)
-        return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self.members.members.values()
-                if m.state in (ALIVE, SUSPECT, PRUNED)]
+        # (and the links closed this beat: ``origin.py``, ``_reachable``)
+        return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self._reachable()]
 
     def _on_Leave(self, ev: Leave, now: float) -> list:
         self.leaving = True
@@ -359,7 +359,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     def _on_PeerDown(self, ev: PeerDown, now: float) -> list:
         """A peer known dead without the membership's verdict (the simulator, tests)."""
         self.members.force_dead(ev.peer)
-        return self._origin_link_down(ev.peer) + self._peer_down(ev.peer, now)
+        return self._origin_link_down(ev.peer, now) + self._peer_down(ev.peer, now)
 
     # -- messages ------------------------------------------------------------------------
 

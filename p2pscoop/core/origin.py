@@ -7,8 +7,8 @@ peer (``membership.py``). What only the origin says travels hop by hop instead:
     what            how it travels                          safety net
     SHUTDOWN(code)  the origin to its links; a peer that    the origin's heartbeat count
                     gets it first answers BYE, forwards it  stops growing once it exits:
-                    to its links not linked to the origin   a peer that missed the wave
-                    (their PING said ``hops`` 1), stops      drops the program
+                    to its other links, stops               a peer that missed the wave
+                                                            drops the program
     ORIGIN_GONE     a peer that sees its link to the        the same: the count stops
       (origin,      origin die (or the origin's BYE)         growing everywhere
        beat)        floods it, once per peer and link; a
@@ -28,9 +28,15 @@ peer (``membership.py``). What only the origin says travels hop by hop instead:
 * Dropping the program: the peer fails its pending constant proposals, reports
   ``Left(origin)`` (the launcher's hook ends a worker whose origin is gone, as a lost link
   to the origin did) and sends nothing more (``leaving``).
-* With at most ``view_size`` + 1 peers every peer is linked to the origin (``hops`` 1), so
-  the SHUTDOWN reaches each in one hop and nobody forwards it: small programs end as fast
-  as before.
+* With at most ``view_size`` + 1 peers every peer is linked to the origin, so the SHUTDOWN
+  reaches each in one hop (the copies that peers pass on arrive after it and are ignored):
+  small programs end as fast as before. The SHUTDOWN is passed on to every link, whatever
+  the distances say: they may be a beat old (a link to the origin closed since), and a
+  wave that skipped a peer would leave it to the safety net.
+* CONST is not passed on to a link that hears the origin (distance 1: the origin tells
+  it), so a constant crosses a small program's mesh once per peer as before; a peer whose
+  link to the origin closes sends its links a PING with its new distance at once, and a
+  peer that sees a link's distance grow past 1 sends it every constant it may lack.
 * Only a peer whose rank is not 0 follows an origin; a node of rank 0 is an origin (unit
   tests whose nodes all have rank 0 thus see no origin's death anywhere).
 """
@@ -41,6 +47,7 @@ from typing import Any
 
 from . import messages as M
 from .commands import Left, SendMsg, Stop
+from .membership import ALIVE, PRUNED, SUSPECT
 
 #: a PING that brings no growth of the origin's heartbeat count this long after its last
 #: growth (in ``dead_after``s) means the origin is gone
@@ -109,15 +116,21 @@ class OriginMixin:
             self.origin = msg.origin
         elif msg.origin != self.origin:
             return []  # another origin (not of this program): not ours to follow
+        was = self._origin_hops.get(peer)
         self._origin_hops[peer] = msg.hops
+        out: list = []
+        if was in (0, 1) and msg.hops > 1:  # it no longer hears the origin: the values
+            out = self.constants.for_peer(peer)  # it may have missed come from us now
+        if self.constants.pending:
+            out += self.constants.retry()  # a proposal may wait for a way to the origin
         if msg.beat > self.origin_beat:
             self.origin_beat, self._beat_at = msg.beat, now
-            return []
+            return out
         limit = ORIGIN_SILENCE * self.members.config.dead_after
         if self._beat_at is not None and now - self._beat_at >= limit:
-            return self._lose_origin(None, f"its heartbeat has not reached us for "
-                                           f"{now - self._beat_at:.1f} s")
-        return []
+            return out + self._lose_origin(None, f"its heartbeat has not reached us for "
+                                                 f"{now - self._beat_at:.1f} s")
+        return out
 
     def _origin_deadline(self) -> float | None:
         """When a bare tick must judge the origin's heartbeat (``_origin_watch``)."""
@@ -141,13 +154,20 @@ class OriginMixin:
             if peer == self.origin and self._beat_at is None:
                 self._beat_at = now  # linked to it: its PINGs will come
 
-    def _origin_link_down(self, peer: bytes) -> list:
-        """A link is gone: forget its distance; if it was the origin and it died or said
-        BYE (not a PRUNE), the origin is gone: tell every link."""
+    def _origin_link_down(self, peer: bytes, now: float) -> list:
+        """A link is gone: forget its distance. If it was the origin and it died or said
+        BYE, the origin is gone: tell every link. If it was closed (PRUNE, either way), our
+        links learn our new distance at once, not a beat later: a link that no longer
+        hears the origin must not be skipped by the CONST flood."""
         self._origin_hops.pop(peer, None)
-        if (peer == self.origin and not self.is_origin and self.members.dead(peer)):
+        if peer != self.origin or self.is_origin:
+            return []
+        if self.members.dead(peer):
             return self._lose_origin(None, "", news=False)  # (the membership said Left)
-        return []
+        if self.leaving or self.origin_gone:
+            return []
+        ping = M.Ping([], *self._ping_fields(now))
+        return [SendMsg(m.id, ping) for m in self.members.alive()]
 
     def _on_origin_gone(self, peer: bytes, msg: M.OriginGone, works: list,
                         now: float) -> list:
@@ -170,7 +190,7 @@ class OriginMixin:
         out: list = self.constants.origin_gone()
         if origin is not None:
             gone = M.OriginGone(origin, self.origin_beat)
-            out += [SendMsg(m.id, gone) for m in self.members.alive()
+            out += [SendMsg(m.id, gone) for m in self._reachable()
                     if m.id != told_by and m.id != origin]
             if news:
                 out.append(Left(origin, 0, why))
@@ -182,7 +202,7 @@ class OriginMixin:
     def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
         """Stop, acknowledge with a BYE (the sender keeps its sockets open until then; the
         origin, when linked, gets one too, whoever passed the SHUTDOWN on first) and pass
-        the SHUTDOWN on to the links the origin does not reach itself."""
+        the SHUTDOWN on to every other link."""
         if self.leaving:
             return []
         self.leaving = True
@@ -191,7 +211,14 @@ class OriginMixin:
         if origin is not None and origin != peer and origin in self.peers:
             out.append(SendMsg(origin, M.Bye()))  # it waits for our BYE, not for a timeout
         down = M.Shutdown(msg.code)
-        for m in self.members.alive():
-            if m.id != peer and not self._hears_origin(m.id):
+        for m in self._reachable():  # all of them: a distance may be a beat old
+            if m.id != peer and m.id != origin:
                 out.append(SendMsg(m.id, down))
         return out
+
+    def _reachable(self) -> list:
+        """Our links, and those closed this beat (a PRUNE either way): both ends still read
+        such a link, and two peers that closed their links to a third at once would
+        otherwise leave it out of a wave."""
+        return [m for m in self.members.members.values()
+                if m.state in (ALIVE, SUSPECT, PRUNED)]

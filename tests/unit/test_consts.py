@@ -218,8 +218,9 @@ def test_a_worker_forwards_decided_constants_to_its_thieves_never_pending_ones()
 def test_shutdown_is_acknowledged_with_a_bye_then_the_peer_is_quiet():
     w = Wire(O, W1, W2)
     n = w.nodes[W1]
-    # W2 is linked to the origin (its PING said so): the origin tells it, not W1
-    assert n.handle(Received(O, M.Shutdown(0)), 0.0) == [C.Stop(0), C.SendMsg(O, M.Bye())]
+    # passed on to every other link (W2 ignores this copy: the origin's came first)
+    assert n.handle(Received(O, M.Shutdown(0)), 0.0) == [
+        C.Stop(0), C.SendMsg(O, M.Bye()), C.SendMsg(W2, M.Shutdown(0))]
     work = n.new_job(abs, [(1,), (2,)])
     n.handle(Submit(work), 0.0)
     assert n.handle(Received(W2, M.Steal(1)), 0.0) == []  # no reply, no lease
@@ -291,6 +292,17 @@ def test_a_refusal_from_the_origin_reaches_a_far_proposer_after_the_winner():
     kinds = [type(c) for c in w.seen[W3] if type(c) in (C.PublishConst, C.ConstAnswer)]
     assert kinds == [C.PublishConst, C.ConstAnswer]
     assert set(values(w, "k").values()) == {b"origin"}
+
+
+def test_a_proposal_waits_for_a_way_to_the_origin_when_none_is_known_yet():
+    """Linked, but in its first beat: no link has said how far the origin is."""
+    w = Wire(O, W1, W2, via={W2: W1}, chain=True)  # one beat: W2 heard W1 say "unknown"
+    w2 = w.nodes[W2]
+    w2.handle(Received(W1, M.Ping([], O, 0, M.NO_ROUTE)), 1.5)
+    assert w2.origin_hops() == M.NO_ROUTE
+    assert w.feed(W2, DefineConst("k", b"v", 3)) == []  # parked, not refused
+    assert w2.handle(Received(W1, M.Ping([], O, 2, 1)), 2.0) == [
+        C.SendMsg(W1, M.ConstPropose(3, "k", payloads=[b"v"]))]
 
 
 def test_a_proposal_that_ran_out_of_hops_is_answered_with_an_error():

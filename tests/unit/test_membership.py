@@ -266,9 +266,14 @@ def test_a_prune_of_a_link_we_need_is_answered_with_a_hello():
 
 def test_a_prune_of_a_link_we_do_not_need_forgets_it_without_fencing():
     n = view_node(1)
-    cmds = n.handle(Received(peer_id(0), M.Prune()), 0.1)
-    assert cmds == [C.Drop(peer_id(0))]
-    assert peer_id(0) not in n.peers and peer_id(0) in n.members.known
+    assert n.handle(Received(peer_id(0), M.Prune()), 0.1) == []
+    assert peer_id(0) not in n.peers and n.members.pruned(peer_id(0))
+    # still read for one ping interval (a SHUTDOWN passed on), then forgotten
+    assert n.members.admitted(peer_id(0))
+    cmds = n.handle(Tick(), 1.1)
+    assert C.Drop(peer_id(0)) in cmds and not n.members.admitted(peer_id(0))
+    # not fenced: back in ``known``, from where this thin view dials it again at once
+    assert C.Connect(peer_id(0), "tcp://h:1") in cmds and n.members.joining(peer_id(0))
     # it may link again later: a pruned peer is not a dead one
     cmds = n.handle(Received(peer_id(0), hello_of(peer_id(0), 1)), 5.0)
     assert cmds[0] == C.Admit(peer_id(0)) and peer_id(0) in n.peers
@@ -381,20 +386,22 @@ def test_a_ping_carries_the_origins_heartbeat_and_our_distance_to_it():
         (A, O, 7, 2), (B, O, 7, 2)]
 
 
-def test_the_shutdown_wave_goes_on_to_the_links_the_origin_does_not_reach():
-    O = peer_id(0)
-    n = linked(3, (O, 0), (A, 1), (B, 2))
-    n.handle(Received(A, M.Ping([], O, 1, 1)), 0.5)  # A is linked to the origin
-    n.handle(Received(B, M.Ping([], O, 1, 2)), 0.5)  # B is not
+def test_the_shutdown_wave_goes_on_to_every_other_link_and_those_closing():
+    O, P = peer_id(0), peer_id(5)
+    n = linked(3, (O, 0), (A, 1), (B, 2), (P, 4))
+    n.handle(Received(A, M.Ping([], O, 1, 1)), 0.5)  # A says it is linked to the origin:
+    n.handle(Received(B, M.Ping([], O, 1, 2)), 0.5)  # (a beat old, maybe) told anyway
+    n.handle(Received(P, M.Prune()), 0.55)  # P closed our link: still read this beat
     assert n.handle(Received(O, M.Shutdown(4)), 0.6) == [
-        C.Stop(4), C.SendMsg(O, M.Bye()), C.SendMsg(B, M.Shutdown(4))]
+        C.Stop(4), C.SendMsg(O, M.Bye()), C.SendMsg(A, M.Shutdown(4)),
+        C.SendMsg(B, M.Shutdown(4)), C.SendMsg(P, M.Shutdown(4))]
     assert n.handle(Received(B, M.Shutdown(4)), 0.7) == []  # once
     # passed on by a peer before the origin's own arrives: the origin gets its BYE anyway
     n = linked(3, (O, 0), (A, 1), (B, 2))
     n.handle(Received(A, M.Ping([], O, 1, 1)), 0.5)
     n.handle(Received(B, M.Ping([], O, 1, 1)), 0.5)
     assert n.handle(Received(A, M.Shutdown(4)), 0.6) == [
-        C.Stop(4), C.SendMsg(A, M.Bye()), C.SendMsg(O, M.Bye())]
+        C.Stop(4), C.SendMsg(A, M.Bye()), C.SendMsg(O, M.Bye()), C.SendMsg(B, M.Shutdown(4))]
     assert n.handle(Received(O, M.Shutdown(4)), 0.7) == []
 
 

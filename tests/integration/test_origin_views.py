@@ -1,0 +1,75 @@
+"""The origin without a link to every peer, in the real runtime (``core/origin.py``).
+
+Eight local peers with a view of 3 links: the origin trims its view like any peer, so most
+workers are not linked to it. Constants defined on the workers still reach the origin's
+arbitration hop by hop and come back to every peer, and the end of the run still reaches
+every worker: each exits with status 0, which only the SHUTDOWN gives a local worker (a
+worker that never hears it leaves when its lifeline is cut, with status 1). Real processes,
+real ZeroMQ sockets; no timing is asserted.
+"""
+
+import os
+import time
+
+import pytest
+
+from p2pscoop import futures, shared
+from p2pscoop.core.config import LivenessConfig, NodeConfig
+from p2pscoop.launch.local import LocalCluster
+
+from api_helpers import HERE, ROOT
+
+pytestmark = pytest.mark.timeout(180)
+
+VIEW = 3
+
+
+def define(name):
+    """Define a constant from whichever peer runs this, then read it back there (the
+    sleep gives thieves time to take units: the constants are defined all over)."""
+    time.sleep(0.1)
+    shared.setConst(**{name: f"{name} from {os.getpid()}"})
+    return name, shared.getConst(name, timeout=30), os.getpid()
+
+
+def read(name):
+    return shared.getConst(name, timeout=30)
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)
+
+
+def test_a_small_view_run_decides_constants_and_ends_along_the_views():
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(ROOT), saved]))
+    config = NodeConfig(liveness=LivenessConfig(view_size=VIEW, view_target=2))
+    cluster = LocalCluster(n=8, config=config)
+    try:
+        peer = cluster.start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    try:
+        # the origin trims its view like any peer: once the joins are trimmed it is
+        # linked to at most VIEW of its 7 workers (plus a few greeting it meanwhile)
+        wait_for(lambda: peer.node.members.links() <= VIEW)
+        names = [f"origin_views_{k}" for k in range(40)]
+        got = list(futures.map(define, names))
+        pids = {pid for _, _, pid in got}
+        for name, value, _ in got:
+            assert value.startswith(f"{name} from ")
+            # one value cluster-wide: the origin and any peer read the defined one
+            assert shared.getConst(name, timeout=30) == value
+        assert list(futures.map(read, names)) == [value for _, value, _ in got]
+        assert len(pids) >= 2, "every constant was defined on one peer"
+    finally:
+        procs = list(cluster.procs)
+        cluster.stop(0)
+    # every worker heard the SHUTDOWN (from the origin or passed on by a peer): status 0
+    assert [proc.returncode for proc in procs] == [0] * 7
