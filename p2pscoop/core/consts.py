@@ -62,7 +62,7 @@ class Constants:
         self.arbiter: bytes | None = me if is_origin else None
         self.arbiter_gone = False
         #: the link toward the arbiter when not linked to it (``NodeState``), or None
-        self.route: Callable[[], bytes | None] = lambda: None
+        self.route: Callable[[bytes | None], bytes | None] = lambda but: None
         #: does this link hear the origin itself (it told us so, ``NodeState``)? A decided
         #: value is not flooded to it: the origin tells it
         self.direct: Callable[[bytes], bool] = lambda peer: False
@@ -75,8 +75,11 @@ class Constants:
     def is_arbiter(self) -> bool:
         return self.arbiter == self.me
 
-    def _way(self) -> bytes | None:
-        return self.arbiter if self.arbiter is not None else self.route()
+    def _way(self, but: bytes | None = None) -> bytes | None:
+        """The arbiter when linked, else the link nearest to it (never ``but``)."""
+        if self.arbiter is not None and self.arbiter != but:
+            return self.arbiter
+        return self.route(but)
 
     # -- this node defines a constant ---------------------------------------------------
 
@@ -116,15 +119,16 @@ class Constants:
             return self._refuse(peer, msg.req, name)
         data = msg.payloads[0]
         if not self.is_arbiter:
-            way = None if self.arbiter_gone else self._way()
-            if self.arbiter_gone or way == peer or msg.ttl <= 1:
-                why = ARBITER_GONE if self.arbiter_gone else NO_ARBITER
-                return [SendMsg(peer, M.ConstVerdict(msg.req, False, why))]
+            if self.arbiter_gone:
+                return [SendMsg(peer, M.ConstVerdict(msg.req, False, ARBITER_GONE))]
+            way, ttl = self._way(peer), msg.ttl - 1
+            if ttl <= 0:  # round a loop of distances a beat old: wait for the next beat
+                way, ttl = None, M.PROPOSE_TTL
             self._relay_req += 1
-            self.pending[self._relay_req] = (name, data, way, (peer, msg.req, msg.ttl - 1))
-            if way is None:  # no way known yet: ``retry`` sends it
+            self.pending[self._relay_req] = (name, data, way, (peer, msg.req, ttl))
+            if way is None:  # no way known (yet): ``retry`` sends it on the next PING
                 return []
-            return [SendMsg(way, M.ConstPropose(self._relay_req, name, msg.ttl - 1,
+            return [SendMsg(way, M.ConstPropose(self._relay_req, name, ttl,
                                                 payloads=[data]))]
         self.values[name] = data
         self.known.setdefault(peer, set()).add(name)  # the proposer's side has it
@@ -204,11 +208,9 @@ class Constants:
         for req, (name, data, way, back) in list(self.pending.items()):
             if way is not None:
                 continue
-            way = self._way()
+            way = self._way(back[0] if back is not None else None)
             if way is None:
-                return out
-            if back is not None and way == back[0]:
-                continue  # (it would go back where it came from: the next beat decides)
+                continue
             self.pending[req] = (name, data, way, back)
             ttl = back[2] if back is not None else M.PROPOSE_TTL
             out.append(SendMsg(way, M.ConstPropose(req, name, ttl, payloads=[data])))

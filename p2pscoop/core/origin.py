@@ -97,13 +97,14 @@ class OriginMixin:
             return self.me, int(now // self.members.config.ping_interval), 0
         return self.origin or b"", self.origin_beat, self.origin_hops()
 
-    def _toward_origin(self) -> bytes | None:
-        """The link nearest to the origin (the origin itself when linked), or None."""
+    def _toward_origin(self, but: bytes | None = None) -> bytes | None:
+        """The link nearest to the origin (the origin itself when linked), never ``but``
+        (the peer a proposal came from), or None."""
         if self.origin is not None and self.origin in self.peers:
             return self.origin
         best, way = M.NO_ROUTE, None
         for peer, hops in self._origin_hops.items():
-            if hops < best and peer in self.peers:
+            if hops < best and peer in self.peers and peer != but:
                 best, way = hops, peer
         return way
 

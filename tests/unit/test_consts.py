@@ -305,10 +305,13 @@ def test_a_proposal_waits_for_a_way_to_the_origin_when_none_is_known_yet():
         C.SendMsg(W1, M.ConstPropose(3, "k", payloads=[b"v"]))]
 
 
-def test_a_proposal_that_ran_out_of_hops_is_answered_with_an_error():
+def test_a_proposal_that_ran_out_of_hops_waits_for_the_next_beat():
     w = chain(O, W1, W2)
-    assert w.feed(W1, Received(W2, M.ConstPropose(3, "k", 1, payloads=[b"v"]))) == [
-        C.SendMsg(W2, M.ConstVerdict(3, False, NO_ARBITER))]
+    w1 = w.nodes[W1]
+    assert w.feed(W1, Received(W2, M.ConstPropose(3, "k", 1, payloads=[b"v"]))) == []
+    relay = w1.constants._relay_req
+    assert w1.handle(Received(W2, M.Ping([], O, 9, 2)), 2.0) == [
+        C.SendMsg(O, M.ConstPropose(relay, "k", M.PROPOSE_TTL, payloads=[b"v"]))]
 
 
 def test_a_proposal_whose_way_is_lost_gets_an_error():
