@@ -27,9 +27,12 @@ Invariants:
   (``for_peer``), so a task never arrives before the constants its giver had.
 * A refusal is always preceded, on the same connection, by the winner's CONST (at every
   hop): the loser knows the winner's value when it raises its ``TypeError``.
-* A proposal never waits for ever: when the arbiter dies (ORIGIN_GONE), when no way to it
-  is known, or when the link it went out on is lost, the answer is an error
-  (``ConstAnswer.error``; a VERDICT with ``error`` to a peer whose proposal we passed on).
+* A proposal never waits for ever: when the arbiter dies (ORIGIN_GONE, or its heartbeat
+  stops: ``origin.py``), when this node has no link at all, or when the link it went out
+  on is lost, the answer is an error (``ConstAnswer.error``; a VERDICT with ``error`` to a
+  peer whose proposal we passed on). A proposal with no way known yet (a first beat), one
+  whose only way leads back where it came from, or one that ran out of hops (distances a
+  beat old can make a loop) waits in ``pending`` for the next PING (``retry``).
 
 The arbiter is this node when its rank is 0, else the admitted peer whose HELLO said rank 0
 (while linked); ``route`` (set by ``NodeState``) names the link toward it otherwise.
