@@ -477,11 +477,15 @@ class Membership:
         m = self.members.get(peer)
         if m is None or m.state == DEAD:
             return []
+        if m.state == PRUNED:  # a closed link closing at the other end too: not a death
+            del self.members[peer]  # (it left our peers when it was closed)
+            self._remember(peer, m.address, m.rank, m.host)
+            return [C.Drop(peer)]
         was = m.state
         m.state = DEAD
         self._forget(peer)
         out: list = [C.Drop(peer)]
-        if was in (JOINING, PRUNED):
+        if was == JOINING:
             self.left.append((peer, False))
         else:
             self.left.append((peer, graceful))

@@ -167,7 +167,8 @@ class OriginMixin:
             return self._lose_origin(None, "", news=False)  # (the membership said Left)
         if self.leaving or self.origin_gone:
             return []
-        ping = M.Ping([], *self._ping_fields(now))
+        best = min(self._origin_hops.values(), default=M.NO_ROUTE)  # (the origin is
+        ping = M.Ping([], peer, self.origin_beat, min(best + 1, M.NO_ROUTE))  # not one now)
         return [SendMsg(m.id, ping) for m in self.members.alive()]
 
     def _on_origin_gone(self, peer: bytes, msg: M.OriginGone, works: list,

@@ -421,6 +421,19 @@ def test_the_origins_death_floods_once_and_drops_the_program():
     assert n.handle(Received(A, M.OriginGone(O, 0)), 1.1) == []
 
 
+def test_a_closed_link_whose_connection_then_drops_is_not_a_death():
+    """Both ends read a pruned link for one more beat; the first to drop it closes the
+    connection, which the other sees as lost: a PRUNE, not a death (no fence, no Left;
+    for the origin's link, no ORIGIN_GONE)."""
+    O = peer_id(0)
+    n = linked(3, (O, 0), (A, 1))
+    n.handle(Received(A, M.Ping([], O, 3, 1)), 0.9)
+    # our links learn at once that we no longer hear the origin (A: distance 1, so 2)
+    assert n.handle(Received(O, M.Prune()), 1.0) == [C.SendMsg(A, M.Ping([], O, 3, 2))]
+    assert n.handle(Disconnected(O), 1.2) == [C.Drop(O)]
+    assert not n.origin_gone and not n.members.dead(O) and O in n.members.known
+
+
 def test_the_origins_bye_is_its_death_too_but_its_prune_is_not():
     O = peer_id(0)
     n = linked(3, (O, 0), (A, 1))
