@@ -275,7 +275,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             out.extend(self._flush_all(now))
         if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
             self._steal = None
-        if self._beat_at is not None:
+        if self._beat_at is not None or self._doubt is not None:
             out.extend(self._origin_watch(now))
         return out
 
@@ -326,7 +326,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
                     cmds.append(SendMsg(peer, M.Shutdown(self.ended)))
             else:
                 peer, graceful = members.left.pop(0)
-                cmds += self._origin_link_down(peer, now)  # (before its proposals fail)
+                cmds += self._origin_link_down(peer, now, graceful)  # (before _peer_down)
                 before = self.counters.units_redispatched
                 cmds += self._peer_down(peer, now, graceful)
                 for cmd in cmds:

@@ -52,6 +52,9 @@ from .membership import ALIVE, PRUNED, SUSPECT
 #: a PING that brings no growth of the origin's heartbeat count this long after its last
 #: growth (in ``dead_after``s) means the origin is gone
 ORIGIN_SILENCE = 3.0
+#: after our link to the origin is lost, ping intervals to wait for a later count through
+#: other links before declaring the origin gone
+DOUBT_BEATS = 2.5
 
 
 class OriginMixin:
@@ -71,6 +74,7 @@ class OriginMixin:
         self._beat_at: float | None = None  # when it last grew (None: never heard)
         self._origin_hops: dict[bytes, int] = {}  # link -> its distance to the origin (PING)
         self.origin_gone = False  # the origin died, or its heartbeat stopped
+        self._doubt: float | None = None  # our link to the origin was lost then
         self.members.ping_extra = self._ping_fields
         self.members.ping_hook = self._origin_ping
         self.constants.route = self._toward_origin
@@ -126,6 +130,7 @@ class OriginMixin:
             out += self.constants.retry()  # a proposal may wait for a way to the origin
         if msg.beat > self.origin_beat:
             self.origin_beat, self._beat_at = msg.beat, now
+            self._doubt = None  # the origin is alive: only our link to it was lost
             return out
         limit = ORIGIN_SILENCE * self.members.config.dead_after
         if self._beat_at is not None and now - self._beat_at >= limit:
@@ -137,14 +142,22 @@ class OriginMixin:
         """When a bare tick must judge the origin's heartbeat (``_origin_watch``)."""
         if self._beat_at is None or self.origin_gone or self.leaving:
             return None
-        return self._beat_at + 2 * ORIGIN_SILENCE * self.members.config.dead_after
+        due = self._beat_at + 2 * ORIGIN_SILENCE * self.members.config.dead_after
+        if self._doubt is not None:
+            due = min(due, self._doubt + DOUBT_BEATS * self.members.config.ping_interval)
+        return due
 
     def _origin_watch(self, now: float) -> list:
-        """A peer that hears no PING at all (its links are gone, the peers it dials left)
-        still drops the program, twice as late as a PING would have told it."""
+        """Our link to the origin was lost and no later heartbeat count came through our
+        other links since: the origin is gone. And a peer that hears no PING at all (its
+        links are gone, the peers it dials left) still drops the program, twice as late as
+        a PING would have told it."""
         due = self._origin_deadline()
         if due is None or now < due:
             return []
+        if self._doubt is not None:
+            self._doubt = None
+            return self._lose_origin(None, "", news=False)  # (the membership said Left)
         return self._lose_origin(None, f"its heartbeat has not reached us for "
                                        f"{now - self._beat_at:.1f} s")
 
@@ -155,16 +168,22 @@ class OriginMixin:
             if peer == self.origin and self._beat_at is None:
                 self._beat_at = now  # linked to it: its PINGs will come
 
-    def _origin_link_down(self, peer: bytes, now: float) -> list:
-        """A link is gone: forget its distance. If it was the origin and it died or said
-        BYE, the origin is gone: tell every link. If it was closed (PRUNE, either way), our
-        links learn our new distance at once, not a beat later: a link that no longer
-        hears the origin must not be skipped by the CONST flood."""
+    def _origin_link_down(self, peer: bytes, now: float, graceful: bool = False) -> list:
+        """A link is gone: forget its distance. If it was the origin: its BYE means it is
+        gone (tell every link); a lost connection or silence may be our link's fault
+        alone, so with other links we first wait ``DOUBT_BEATS`` ping intervals for a later
+        heartbeat count through them (``_origin_watch``): one broken link must not end the
+        program everywhere. If it was closed (PRUNE, either way), our links learn our new
+        distance at once, not a beat later: a link that no longer hears the origin must
+        not be skipped by the CONST flood."""
         self._origin_hops.pop(peer, None)
         if peer != self.origin or self.is_origin:
             return []
         if self.members.dead(peer):
-            return self._lose_origin(None, "", news=False)  # (the membership said Left)
+            if graceful or not any(m.id != peer for m in self.members.alive()):
+                return self._lose_origin(None, "", news=False)  # (membership said Left)
+            self._doubt = now  # (proposals sent to it fail in ``Constants.peer_down``)
+            return []
         if self.leaving or self.origin_gone:
             return []
         best = min(self._origin_hops.values(), default=M.NO_ROUTE)  # (the origin is

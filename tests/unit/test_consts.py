@@ -325,12 +325,17 @@ def test_a_proposal_whose_way_is_lost_gets_an_error():
     w.feed(W1, Received(W2, M.ConstPropose(3, "k", payloads=[b"v"])))
     relay = w.nodes[W1].constants._relay_req
     assert relay in w.nodes[W1].constants.pending
-    # ... and, the origin being gone, tells the rest of its view (ORIGIN_GONE)
     assert w.feed(W1, Disconnected(O)) == [
         C.Drop(O), C.Left(O, 0, "connection lost"),
-        C.SendMsg(W2, M.ConstVerdict(3, False, ARBITER_GONE)),
-        C.SendMsg(W2, M.OriginGone(O, 4))]
-    assert w.nodes[W1].leaving and w.nodes[W1].origin_gone
+        C.SendMsg(W2, M.ConstVerdict(3, False, ROUTE_LOST)), C.Wake()]
+    # ... and, no later heartbeat count of the origin coming through its other links
+    # within 2.5 beats, tells the rest of its view that the origin is gone (ORIGIN_GONE)
+    w1 = w.nodes[W1]
+    def gone(cmds):
+        return [c for c in cmds if type(c) is C.SendMsg and type(c.msg) is M.OriginGone]
+    assert not gone(w1.handle(Tick(), w.now + 2.0)) and not w1.origin_gone
+    assert gone(w1.handle(Tick(), w.now + 2.5)) == [C.SendMsg(W2, M.OriginGone(O, 4))]
+    assert w1.leaving and w1.origin_gone
     # the far peer drops the program too: its launcher hears Left(origin)
     assert w.feed(W2, Received(W1, M.OriginGone(O, 4))) == [
         C.Left(O, 0, f"peer {W1.hex()[:8]} says the origin died")]

@@ -411,14 +411,40 @@ def test_a_forwarded_shutdown_is_acknowledged_to_the_peer_it_came_from():
         C.Stop(0), C.SendMsg(A, M.Bye()), C.SendMsg(B, M.Shutdown(0))]
 
 
+def gone_sent(cmds):
+    return [c for c in cmds if type(c) is C.SendMsg and type(c.msg) is M.OriginGone]
+
+
 def test_the_origins_death_floods_once_and_drops_the_program():
+    """Our link to the origin is lost: with other links, we first wait 2.5 beats for a
+    later heartbeat count through them; none comes: the origin is gone, tell every link."""
     O = peer_id(0)
     n = linked(3, (O, 0), (A, 1), (B, 2))
-    assert n.handle(Disconnected(O), 1.0) == [
-        C.Drop(O), C.Left(O, 0, "connection lost"),
-        C.SendMsg(A, M.OriginGone(O, 0)), C.SendMsg(B, M.OriginGone(O, 0))]
+    n.handle(Received(O, M.Ping([], O, 7, 0)), 0.5)
+    assert n.handle(Disconnected(O), 1.0) == [C.Drop(O), C.Left(O, 0, "connection lost")]
+    assert n.next_tick(1.0) <= 3.5
+    assert not gone_sent(n.handle(Tick(), 3.4)) and not n.origin_gone
+    assert gone_sent(n.handle(Tick(), 3.5)) == [
+        C.SendMsg(A, M.OriginGone(O, 7)), C.SendMsg(B, M.OriginGone(O, 7))]
     assert n.origin_gone and n.leaving
-    assert n.handle(Received(A, M.OriginGone(O, 0)), 1.1) == []
+    assert n.handle(Received(A, M.OriginGone(O, 7)), 3.6) == []
+
+
+def test_a_lost_link_to_a_live_origin_ends_nothing():
+    """The link broke, the origin did not: a later count comes through another link."""
+    O = peer_id(0)
+    n = linked(3, (O, 0), (A, 1))
+    n.handle(Received(O, M.Ping([], O, 7, 0)), 0.5)
+    n.handle(Disconnected(O), 1.0)
+    n.handle(Received(A, M.Ping([], O, 8, 1)), 1.5)
+    assert not gone_sent(n.handle(Tick(), 4.0)) and not n.origin_gone and not n.leaving
+
+
+def test_the_origins_death_with_no_other_link_drops_the_program_at_once():
+    O = peer_id(0)
+    n = linked(3, (O, 0))
+    n.handle(Disconnected(O), 1.0)
+    assert n.origin_gone and n.leaving
 
 
 def test_a_closed_link_whose_connection_then_drops_is_not_a_death():
