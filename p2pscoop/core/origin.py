@@ -9,14 +9,17 @@ peer (``membership.py``). What only the origin says travels hop by hop instead:
                     gets it first answers BYE, forwards it  stops growing once it exits:
                     to its other links, stops               a peer that missed the wave
                                                             drops the program
-    ORIGIN_GONE     a peer that sees its link to the        the same: the count stops
-      (origin,      origin die (or the origin's BYE)         growing everywhere
-       beat)        floods it, once per peer and link; a
-                    peer that heard a later count ignores
-                    it (the sender was cut off or frozen)
+    ORIGIN_GONE     a peer whose link to the origin dies    the same: the count stops
+      (origin,      (and no later count comes through its    growing everywhere
+       beat)        other links within ``DOUBT_BEATS``), or
+                    that gets the origin's BYE, floods it,
+                    once per peer and link; a peer that
+                    heard a later count ignores it (the
+                    sender was cut off or frozen)
     the way to the  PING carries the sender's distance to   a proposal whose next link is
       origin        the origin (``hops``); a proposal goes   lost is answered with an
-                    to the nearest link (``consts.py``)      error, never left waiting
+                    to the nearest link (``consts.py``)      error; one with no way waits
+                                                             for the next PING
 
 * Heartbeat: every PING carries the origin's id (as far as the sender knows), the origin's
   heartbeat count (the origin: its clock's ping-interval number; any other peer: the
