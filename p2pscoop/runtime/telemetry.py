@@ -327,7 +327,11 @@ class Collector:
             totals = {k: sum(p[k] for p in peers) for k in (
                 "units_done", "steals_sent", "steals_granted", "steals_denied",
                 "units_redispatched")}
-            totals["units_known"] = sum(self.rows[p]["known"] for p in self.order)
+            # Each peer reports on its own beat: a worker's newer count of units done can
+            # include units its owner's last report did not know yet. A unit done is a
+            # unit known, so the total known is never shown below the total done.
+            totals["units_known"] = max(sum(self.rows[p]["known"] for p in self.order),
+                                        totals["units_done"])
             return {
                 "program": self.program, "origin": self.origin, "started": self.started,
                 "now": now, "peers": peers,

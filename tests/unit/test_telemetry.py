@@ -88,6 +88,15 @@ def test_snapshot_has_the_schema_keys_and_totals():
     assert not col.snapshot()["peers"][1]["alive"]
 
 
+def test_units_known_is_never_below_units_done_when_reports_cross():
+    """The owner reported 108 units known; a worker's newer report has 109 done (the
+    owner's next report is on its way): the total known shows 109, not 108."""
+    col = telemetry.Collector("prog.py", "aaaaaaaa")
+    assert col.ingest(A, report(done=50, known=108))
+    assert col.ingest(B, report(done=59, host="h2", pid=11))
+    assert col.snapshot()["totals"]["units_known"] == 109
+
+
 def test_a_bad_report_is_dropped_and_counted_never_raised():
     col = telemetry.Collector("p", "a")
     assert col.ingest(A, report(done=5, runs=[(0, A, T0, T0 + 10, "f")]))
