@@ -169,8 +169,12 @@ class ChainMixin:
         the others passed on towards their owner as they came (``Encoded``)."""
         out: list = []
         me = self.me
+        seen = -1
         for (owner, job, index, status), payload in zip(msg.entries, msg.payloads):
             if owner == me:
+                if job != seen:  # a cheap map's results keep its units here (lifelines)
+                    seen = job
+                    self._resolving(job, now)
                 out.extend(self._resolve_local(job, index, T.RESULT, status, payload, True))
                 continue
             rel = self.relays.get((owner, job))

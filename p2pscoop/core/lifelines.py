@@ -28,7 +28,9 @@ answer for: ``chains.py``) and ``_on_give`` (the thief's side).
 
 Granularity (``_cheap``, ``_holding``): the units of a map whose function's recent runs
 here (``unit_lengths``, the scheduler's table) took less than ``StealConfig.ship_unit``
-stay here while we run through them (one started within ``drain_window``): pickling them
+stay here while we run through them (one started within ``drain_window``, or results of
+such a map of ours arrived within it: ``_resolving``, resolving them is running through
+the map too, and work shipped meanwhile only brings more results to resolve): pickling them
 and their results and resolving them would cost us more than running them, so sharing a
 map of no-ops slows it down whatever the thief does. Such work is no surplus then either: a
 thief denied for it stays remembered (no HINT, no push), and is served as before as soon
@@ -68,6 +70,7 @@ class LifelineMixin:
     leaving: bool
     _hungry: dict
     _coming: dict
+    jobs: dict
     suspects: Any
     #: id(function) -> its recent run length here, seconds (the scheduler's table, set
     #: by the runtime; empty in the core's tests: every unit is worth shipping)
@@ -103,6 +106,17 @@ class LifelineMixin:
         if self._kept_back and self._hungry and self.deque.total >= 2:
             return self._hints()
         return []
+
+    def _resolving(self, job: int, now: float) -> None:
+        """Results of our own ``job`` arrived from a thief (``chains.py``). A cheap map's:
+        resolving them is running through it (``_holding``): while the owner is busy with
+        its map's results, its cheap units stay, rather than go out and come back as more
+        results to resolve (the no-op map's runs that shipped thousands of units)."""
+        rec = self.jobs.get(job)
+        if rec is not None and self.unit_lengths and len(rec.items) > 1:
+            length = self.unit_lengths.get(id(rec.fn))
+            if length is not None and length < self.config.ship_unit:
+                self._cheap_at = now
 
     def _cap(self, eligible: Any, units: int, parts: int = 2, holding: bool = False) -> int:
         """At most ``units``; at most ``probe_units`` if the oldest item a steal with

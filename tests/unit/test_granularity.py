@@ -14,9 +14,9 @@ import random
 
 from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work
-from p2pscoop.core.messages import Give, Hint, Steal
-from p2pscoop.core.node import (NodeState, PeerUp, Pop, Received, Run, SendMsg, ShipWorks,
-                                Submit, Wake)
+from p2pscoop.core.messages import OK, Give, Hint, Results, Steal
+from p2pscoop.core.node import (NodeState, PeerUp, Pop, Received, Resolve, Run, SendMsg,
+                                ShipWorks, Submit, Wake)
 from p2pscoop.core.policy import StealConfig
 
 ME = b"M" * 16
@@ -204,3 +204,35 @@ def test_a_work_that_could_not_be_decoded_starts_without_crashing_the_rule():
     rows = [[P1, 7, 0, 3, True]]
     n.handle(Received(P1, Give(0, rows, payloads=[b"w"]), [bad]), 0.0)
     assert n.handle(Pop(), 0.0)[-1] == Run(bad, 0)
+
+
+def _results(job, indexes):
+    return Results([[ME, job, i, OK] for i in indexes], payloads=[b"x"] * len(indexes))
+
+
+def test_resolving_a_cheap_maps_results_counts_as_running_through_it():
+    """The owner busy with its map's results (no unit started for a while) keeps the
+    cheap units: shipping more would only bring more results to resolve."""
+    n = make_node(P1, P2, lengths={id(cheap): CHEAP})
+    submit(n, cheap, 100)
+    draining(n)
+    out = n.handle(Received(P1, Steal(1)), LATER)  # we stopped running: half goes
+    assert units(out[-1]) == [(0, 50, 100)]
+    out = n.handle(Received(P1, _results(0, range(50, 60))), 2 * LATER)
+    assert [type(c) for c in out] == [Resolve] * 10
+    # no unit started since LATER, but the results arrived just now: P2 is denied
+    assert n.handle(Received(P2, Steal(1)), 2 * LATER + SOON) == [SendMsg(P2, Give(1, []))]
+    # ... and once they stop arriving, the cheap units travel again
+    out = n.handle(Received(P2, Steal(2)), 2 * LATER + 2 * WINDOW)
+    assert [type(c) for c in out] == [ShipWorks]
+
+
+def test_results_of_a_dear_map_keep_nothing_back():
+    n = make_node(P1, P2, lengths={id(dear): DEAR})
+    submit(n, dear, 100)
+    n.handle(Pop(), 0.0)
+    out = n.handle(Received(P1, Steal(1)), LATER)
+    assert units(out[-1]) == [(0, 50, 100)]
+    n.handle(Received(P1, _results(0, range(50, 60))), 2 * LATER)
+    out = n.handle(Received(P2, Steal(1)), 2 * LATER + SOON)
+    assert [type(c) for c in out] == [ShipWorks]
