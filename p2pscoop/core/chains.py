@@ -55,7 +55,7 @@ from .commands import ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .jobs import Relay
-from .messages import FAILED, Encoded, Results
+from .messages import FAILED, RANGE, Encoded, Results
 
 
 class ChainMixin:
@@ -171,10 +171,13 @@ class ChainMixin:
         me = self.me
         seen = -1
         for (owner, job, index, status), payload in zip(msg.entries, msg.payloads):
+            if owner == me and job != seen:  # a cheap map's results keep its units here
+                seen = job
+                self._resolving(job, now)
+            if status == RANGE:  # a range's values, one row (``ranges.py``)
+                out.extend(self._range_in(peer, owner, job, index, payload, now))
+                continue
             if owner == me:
-                if job != seen:  # a cheap map's results keep its units here (lifelines)
-                    seen = job
-                    self._resolving(job, now)
                 out.extend(self._resolve_local(job, index, T.RESULT, status, payload, True))
                 continue
             rel = self.relays.get((owner, job))

@@ -24,7 +24,9 @@ waits on a few long queues and long chains.
 The steal exchange itself lives here too: ``_on_steal`` (the victim's side: what to give,
 or a denial that remembers the thief, and in broker mode a pull: ``broker.py``), ``_grant``
 (leasing what goes, asked for or pushed: our own units, or another owner's, which we then
-answer for: ``chains.py``) and ``_on_give`` (the thief's side).
+answer for: ``chains.py``) and ``_on_give`` (the thief's side: a GIVE of map ranges is
+queued oldest last, so that it runs first and the owner's ordered map, waiting for its
+oldest results, gets them first; ``core/ranges.py`` sends them home a range at a time).
 
 Granularity (``_cheap``, ``_holding``): the units of a map whose function's recent runs
 here (``unit_lengths``, the scheduler's table) took less than ``StealConfig.ship_unit``
@@ -301,4 +303,8 @@ class LifelineMixin:
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
         me = self.me
         self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
+        if len(works) > 1 and all(w.hi - w.lo > 1 and w.owner != me for w in works):
+            # ranges of maps: the oldest runs first (queued last), so the owner's ordered
+            # map gets its next results first and consumes them while we run the rest
+            works = works[::-1]
         return self._take_works(victim, works)

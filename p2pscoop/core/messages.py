@@ -38,9 +38,9 @@ from .errors import RemoteProtocolError, VersionError
 from .fields import (ID_LEN, MAX_BLOB, MAX_INT, MAX_LIST, MAX_STR, Blob,  # noqa: F401
                      Bool, Id, Int, Rows, Str, Text, _fail, f)
 
-PROTOCOL_VERSION = 5  # 3: constants arbitrated by the origin; PING gossips members,
+PROTOCOL_VERSION = 6  # 3: constants arbitrated by the origin; PING gossips members,
                       # PRUNE; 4: TELEMETRY, SERVE's config; 5: leases chain (RESULTS
-                      # rows name their owner; MOVED and HOLDING are gone)
+                      # rows name their owner; MOVED and HOLDING are gone); 6: RANGE rows
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 RESULTS_ROWS = 1024  # entries per RESULTS message: its header fits MAX_HEADER however large
@@ -53,7 +53,8 @@ ROLE_PEER, ROLE_NODE, ROLE_CLIENT = 0, 1, 2
 OK = 0  # payload is the pickled return value
 RAISED = 1  # payload is a pickled (exception, traceback text) envelope
 FAILED = 2  # payload is a pickled p2pscoop error (PayloadError...) made by the executor
-STATUSES = (OK, RAISED, FAILED)
+RANGE = 3  # the values of units index, index + 1, ... of a map (``core/ranges.py``)
+STATUSES = (OK, RAISED, FAILED, RANGE)
 
 
 #: a member as gossip carries it (WELCOME, PING)

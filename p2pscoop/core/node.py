@@ -71,12 +71,14 @@ from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
 from .local import LocalPathMixin
+from .ranges import RangeMixin
 from .membership import Identity, Membership, pins_of
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
 
 
-class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin):
+class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin,
+                RangeMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,

@@ -3,6 +3,7 @@ here, on the thread that owns what it touches (the table is ``core/commands.py``
 
     owner   commands                                  from the other thread
     main    Resolve, PublishConst, ConstAnswer        queued on the scheduler's inbox + notify
+            (a range's Resolve: ``ranges.py``)
     comm    SendMsg, ShipResults (pickled by caller)  encoded by the caller, queued on the
             ShipWorks, Connect, Admit, Drop,          comm thread's out-queue (``Comm.post``)
             SendRefuse
@@ -29,7 +30,7 @@ from typing import Any
 
 from ..core import commands as C
 from ..core import messages as M
-from . import payload
+from . import payload, ranges
 
 LOGGER = logging.getLogger("p2pscoop.peer")
 
@@ -70,7 +71,12 @@ class PeerExecutor(C.Executor):
     # -- main-thread commands ------------------------------------------------------------
 
     def on_Resolve(self, cmd: C.Resolve) -> None:
-        if self._on_comm:
+        if cmd.status == M.RANGE:  # a range's values (``ranges.py``): one call for the lot
+            if self._on_comm:
+                self._main.append(functools.partial(ranges.resolve_range, self.peer, cmd))
+            else:
+                ranges.resolve_range(self.peer, cmd)
+        elif self._on_comm:
             self._main.append(cmd)
         else:
             self.peer.resolve(cmd)

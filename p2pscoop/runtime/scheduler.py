@@ -44,7 +44,7 @@ from greenlet import getcurrent
 from ..core.deque import Work
 from ..core.messages import FAILED, OK, RAISED
 from ..core.node import Finished, Idle, Pop, Run
-from . import payload, switch
+from . import payload, ranges, switch
 from .future import RUNNING, Future
 from .payload import check_submittable
 
@@ -357,10 +357,12 @@ class Scheduler:
         ``Finished`` each, under one lock). At most ``RANGE_BUDGET`` seconds of work (by the function's
         recent longest run here) is claimed at once, so thieves still find work."""
         length = self._lengths.get(id(work.fn))
-        if length is None or length * 2 > RANGE_BUDGET:
+        budget, most = (RANGE_BUDGET, RANGE_MAX) if work.owner == self.peer.me else (
+            ranges.STOLEN_BUDGET, ranges.STOLEN_MAX)  # a stolen range goes home as one row
+        if length is None or length * 2 > budget:
             self._run_one(work, index)
             return
-        limit = min(RANGE_MAX, int(RANGE_BUDGET / max(length, 1e-7))) - 1
+        limit = min(most, int(budget / max(length, 1e-7))) - 1
         peer = self.peer
         with peer.lock:
             end, cmds = peer.node.claim_next(work, index + 1, limit, time.monotonic())
@@ -394,6 +396,8 @@ class Scheduler:
                 won = peer.node.finish_range(work.job, index, end)
             peer.resolve_range(work.job, index, outcomes, won)
             return
+        if ranges.ship_range(peer, work, index, outcomes, now):
+            return  # one row home for the lot (``runtime/ranges.py``)
         cmds: list = []
         owner, job, handle = work.owner, work.job, peer.node.handle
         with peer.lock:  # another owner's units: each result goes to it (batched there)

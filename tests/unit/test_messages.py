@@ -190,7 +190,7 @@ MALFORMED = [
     ("give-missing-payload", [pack(V, 4, 1, [GIVE_ROW])], "payload"),
     ("give-extra-payload", [pack(V, 4, 1, [[ID, 0, 0, 2, False]]), b"w"], "payload"),
     ("give-too-many-works", [pack(V, 4, 1, [[0]] * (M.MAX_LIST + 1))], "at most"),
-    ("results-status-3", [pack(V, 5, [[ID, 0, 0, 3]]), b"r"], "status"),
+    ("results-status-4", [pack(V, 5, [[ID, 0, 0, 4]]), b"r"], "status"),
     ("results-status-bool", [pack(V, 5, [[ID, 0, 0, True]]), b"r"], "status"),
     ("results-status-float", [pack(V, 5, [[ID, 0, 0, 0.0]]), b"r"], "status"),
     ("results-index-negative", [pack(V, 5, [[ID, 0, -1, 0]]), b"r"], "index"),

@@ -1,0 +1,89 @@
+"""The runtime half of range results (``core/ranges.py``): the thief pickles the values
+of a range of a map it ran in one loop as one payload (``ship_range``), and the owner
+unpickles that payload and fills its map window in one go (``resolve_range``).
+
+    thief (main thread)                          owner (main thread, ``poll_inbox``)
+    Scheduler._run_range: units [lo, hi) ran     Resolve(status RANGE) from the core
+      -> ship_range: one pickle, one entry         -> resolve_range: one unpickling,
+         (``NodeState.finish_range_of``)              ``Peer.resolve_range`` (one fill)
+
+Only a range whose units all returned, of units straight from their owner
+(``NodeState.range_direct``), whose values pickle, goes this way; ``ship_range`` returns
+False for any other and the caller reports the units one by one, as before (so a failure,
+an unpicklable value or a chain of leases behave exactly as without ranges).
+
+Invariants: the owner delivers a value to each unit the core resolved (``won``) and to no
+other; a payload that cannot be unpickled, or holds the wrong number of values, fails
+those units with ``PayloadError`` (as a single result that cannot be unpickled does).
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from ..core.errors import PayloadError
+from . import payload
+
+
+#: a range of another owner's map run in one go (``Scheduler._run_range``): at most this
+#: many seconds of work and this many units, more than of our own (``RANGE_BUDGET``):
+#: each range is one message home and one wake-up of the owner's threads
+STOLEN_BUDGET = 0.002
+STOLEN_MAX = 2048
+
+
+def dumps_values(values: list) -> bytes | None:
+    """The values of a range, pickled (plain pickle first, then cloudpickle); None if
+    they do not pickle (the caller sends them one by one: each failure is reported)."""
+    try:
+        return pickle.dumps(values, protocol=payload.PROTOCOL)
+    except Exception:
+        pass
+    try:
+        return payload.dumps(values)
+    except Exception:
+        return None
+
+
+def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> bool:
+    """Send the ``outcomes`` ``(ok, value)`` of units ``lo, lo + 1, ...`` of ``work``
+    (another owner's, run here in one loop) home as one range row. False, having sent
+    nothing, if they cannot go that way (a failure among them, values that do not pickle,
+    units on a chain of leases): the caller reports them one by one."""
+    node = peer.node
+    if len(outcomes) < 2 or not node.range_direct(work):
+        return False
+    values = []
+    for ok, value in outcomes:
+        if not ok:
+            return False
+        values.append(value)
+    data = dumps_values(values)
+    if data is None:
+        return False
+    with peer.lock:
+        cmds = node.finish_range_of(work, lo, lo + len(values), data, now)
+    if cmds:
+        peer.execute_all(cmds)
+    return True
+
+
+def resolve_range(peer: Any, cmd: Any) -> None:
+    """Deliver a range row's values (``cmd``: a ``Resolve`` of status ``RANGE``, whose
+    value is ``(won, count, pickled values)``) to the map window of ``cmd.job``
+    (main thread, from the inbox, under ``resolve_lock``)."""
+    won, count, data = cmd.value
+    try:
+        values = payload._safe_loads(data)
+        if type(values) is not list or len(values) != count:
+            raise PayloadError(f"a range of {count} results holds "
+                               f"{len(values) if type(values) is list else 'no list'}")
+        outcomes = [(True, v) for v in values]
+    except PayloadError as exc:
+        err = PayloadError(f"the tasks' results could not be unpickled here: {exc}")
+        outcomes = [(False, err)] * count
+    target = peer.targets.get(cmd.job)
+    if type(target) is not list:  # not a map's window (or gone): nothing waits for them
+        return
+    peer.resolve_range(cmd.job, cmd.index, outcomes, won)

@@ -1,0 +1,64 @@
+"""Range results in a real runtime (``core/ranges.py``, ``runtime/ranges.py``): a map of
+short tasks shared by two peers, whose stolen ranges go home as one row each.
+
+Behaviour only: every result arrives once, in order, with the failures of its own
+elements; the other peer did run part of the map (a mark file), so results did travel.
+"""
+
+import itertools
+import os
+import time
+
+import pytest
+
+from api_helpers import need_multi, rt, runtime_mode  # noqa: F401
+
+from p2pscoop import futures
+from p2pscoop.runtime import context
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def spin(x, origin, path, fail_at=-1, seconds=0.00002):
+    """Busy-wait ``seconds`` (long enough to be worth shipping), return ``x`` (or raise at
+    ``fail_at``); on a peer other than ``origin``, leave a mark at ``path``."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+    if os.getpid() != origin:
+        if not os.path.exists(path):
+            open(path, "a").close()
+    if x == fail_at:
+        raise ValueError(f"element {x}")
+    return (x, [x] * 2)
+
+
+def test_a_shared_map_of_short_tasks_is_complete_and_in_order(rt, tmp_path):
+    need_multi(rt)
+    origin = os.getpid()
+    mark = str(tmp_path / "mark")
+    n = 20000
+    counters = context.current().node.counters
+    duplicates = counters.duplicates
+    for _ in range(3):  # the other peer takes part (a few tries: it must ask in time)
+        got = list(futures.map(spin, range(n), itertools.repeat(origin),
+                               itertools.repeat(mark)))
+        assert got == [(x, [x] * 2) for x in range(n)]
+        if os.path.exists(mark):
+            break
+    assert os.path.exists(mark)
+    assert counters.duplicates == duplicates  # each unit resolved once
+
+
+def test_a_failing_element_fails_alone(rt, tmp_path):
+    need_multi(rt)
+    origin = os.getpid()
+    n, bad = 6000, 4321
+    results = futures.map(spin, range(n), itertools.repeat(origin),
+                          itertools.repeat(str(tmp_path / "mark")),
+                          itertools.repeat(bad))
+    for x in range(bad):
+        assert next(results) == (x, [x] * 2)
+    with pytest.raises(ValueError, match=f"element {bad}"):
+        next(results)
+    assert list(results) == [(x, [x] * 2) for x in range(bad + 1, n)]
