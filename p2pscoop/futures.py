@@ -110,6 +110,12 @@ def submit(func: Callable, *args, **kwargs) -> Future:
 
 # --- map ------------------------------------------------------------------------------
 
+def _plain(chunk: list) -> bool:
+    """Are the argument tuples of ``chunk`` made of atomic values only (ints, floats,
+    strings...)? Then they travel, and need no check each: one pass over the lot."""
+    return set(builtins.map(type, itertools.chain.from_iterable(chunk))) <= payload.ATOMIC
+
+
 class _MapRun:
     """One ``map``: lazily issued windows of units, results collected by index."""
 
@@ -140,15 +146,22 @@ class _MapRun:
         of that position: the consumer gets every result before it first."""
         while not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
             chunk: list = []
-            try:
-                for item in itertools.islice(self.args, MAP_CHUNK):
-                    payload.check_args(item)
-                    chunk.append(item)
+            try:  # (extend keeps what the iterator gave before it raised)
+                chunk.extend(itertools.islice(self.args, MAP_CHUNK))
                 if len(chunk) < MAP_CHUNK:
                     self.exhausted = True
-            except Exception as exc:  # PayloadError, or the input iterator failed
+            except Exception as exc:  # the input iterator failed
                 self.error_at = (self.issued + len(chunk), exc)
                 self.exhausted = True
+            if not _plain(chunk):  # an argument that cannot travel ends the input there
+                for k, item in enumerate(chunk):
+                    try:
+                        payload.check_args(item)
+                    except Exception as exc:  # PayloadError
+                        self.error_at = (self.issued + k, exc)
+                        self.exhausted = True
+                        del chunk[k:]
+                        break
             if chunk:
                 self.peer.submit_many(self.fn, chunk, self, self.issued)
                 self.issued += len(chunk)

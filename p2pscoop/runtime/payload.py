@@ -63,6 +63,7 @@ MAX_TEXT = 10_000  # characters of remote traceback and message kept
 
 #: argument types that always pickle: submit skips the check for them
 _ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None), range, slice))
+ATOMIC = _ATOMIC  # (``futures._plain``: a map's chunk of such arguments is checked at once)
 
 
 #: containers plain pickle saves itself, before looking at copyreg: the fast path

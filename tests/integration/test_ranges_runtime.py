@@ -7,6 +7,7 @@ elements; the other peer did run part of the map (a mark file), so results did t
 
 import itertools
 import os
+import threading
 import time
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from api_helpers import need_multi, rt, runtime_mode  # noqa: F401
 
 from p2pscoop import futures
+from p2pscoop.core.errors import PayloadError
 from p2pscoop.runtime import context
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,3 +64,30 @@ def test_a_failing_element_fails_alone(rt, tmp_path):
     with pytest.raises(ValueError, match=f"element {bad}"):
         next(results)
     assert list(results) == [(x, [x] * 2) for x in range(bad + 1, n)]
+
+
+def _input(bad_at, fail_at, n=600):
+    """Plain elements, an unpicklable one at ``bad_at``, the iterator failing at
+    ``fail_at`` (either may be past the end)."""
+    for x in range(n):
+        if x == fail_at:
+            raise KeyError("input failed")
+        yield threading.Lock() if x == bad_at else x
+
+
+@pytest.mark.parametrize("bad_at, fail_at, first", [(300, 900, "payload"),
+                                                    (900, 300, "input"),
+                                                    (300, 301, "payload"),
+                                                    (301, 300, "input")])
+def test_the_first_bad_element_of_a_chunk_ends_the_map_there(rt, bad_at, fail_at, first):
+    """A map's chunk of plain arguments is checked at once (``futures._plain``); one with
+    an element that cannot travel, or cut short by its input, still yields every result
+    before the first bad position, then that position's error, then stops (serially,
+    the builtin ``map`` goes on after a bad element: not checked there)."""
+    results = futures.map(abs, _input(bad_at, fail_at))
+    stop = min(bad_at, fail_at)
+    assert [next(results) for _ in range(stop)] == list(range(stop))
+    with pytest.raises(PayloadError if first == "payload" else KeyError):
+        next(results)
+    if not rt.serial:
+        assert list(results) == []
