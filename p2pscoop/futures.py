@@ -111,9 +111,18 @@ def submit(func: Callable, *args, **kwargs) -> Future:
 # --- map ------------------------------------------------------------------------------
 
 def _plain(chunk: list) -> bool:
-    """Are the argument tuples of ``chunk`` made of atomic values only (ints, floats,
-    strings...)? Then they travel, and need no check each: one pass over the lot."""
-    return set(builtins.map(type, itertools.chain.from_iterable(chunk))) <= payload.ATOMIC
+    """Are the argument tuples of ``chunk`` made of atomic values (ints, floats, strings...)
+    and small tuples of them only (``payload.check_args``'s shortcut)? Then they travel,
+    and need no check each: one pass over the lot."""
+    atomic = payload.ATOMIC
+    types = set(builtins.map(type, itertools.chain.from_iterable(chunk)))
+    if types <= atomic:
+        return True
+    if types - atomic != {tuple}:
+        return False
+    inner = [v for item in chunk for v in item if type(v) is tuple]
+    return (max(builtins.map(len, inner)) <= payload.SMALL_TUPLE and
+            set(builtins.map(type, itertools.chain.from_iterable(inner))) <= atomic)
 
 
 class _MapRun:

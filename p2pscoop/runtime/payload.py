@@ -64,6 +64,7 @@ MAX_TEXT = 10_000  # characters of remote traceback and message kept
 #: argument types that always pickle: submit skips the check for them
 _ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None), range, slice))
 ATOMIC = _ATOMIC  # (``futures._plain``: a map's chunk of such arguments is checked at once)
+SMALL_TUPLE = 16  # a tuple of at most this many atomic values pickles: no cloudpickle run
 
 
 #: containers plain pickle saves itself, before looking at copyreg: the fast path
@@ -190,7 +191,8 @@ _checked_args: dict[int, Any] = {}
 
 
 def _check_value(value: Any, what: str) -> None:
-    if type(value) is tuple and len(value) <= 16 and all(type(x) in _ATOMIC for x in value):
+    if type(value) is tuple and len(value) <= SMALL_TUPLE and all(type(x) in _ATOMIC
+                                                                  for x in value):
         return  # a small plain tuple (a map's job tuples): it pickles; cloudpickle: ~2.6 µs
     ref = _checked_args.get(id(value))
     if ref is not None and ref() is value:

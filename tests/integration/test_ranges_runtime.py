@@ -91,3 +91,19 @@ def test_the_first_bad_element_of_a_chunk_ends_the_map_there(rt, bad_at, fail_at
         next(results)
     if not rt.serial:
         assert list(results) == []
+
+
+def pair(x, t):
+    return x + t[0]
+
+
+@pytest.mark.parametrize("bad", [(threading.Lock(),), tuple(range(17)) + (threading.Lock(),)])
+def test_tuple_arguments_are_checked_with_their_chunk(rt, bad):
+    """Small tuples of atomic values pass the chunk's one check; a tuple holding something
+    that cannot travel is still found, at its element."""
+    n, bad_at = 700, 450
+    tuples = [bad if x == bad_at else (x, "a") for x in range(n)]
+    results = futures.map(pair, range(n), tuples)
+    assert [next(results) for _ in range(bad_at)] == [2 * x for x in range(bad_at)]
+    with pytest.raises(PayloadError):
+        next(results)
