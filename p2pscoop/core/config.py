@@ -29,8 +29,10 @@ class StealConfig:
     #: (seconds) stays there: pickling it, its result and the resolution cost the victim
     #: more than running it (``core/lifelines.py``, ``_cheap``); 0: ship whatever is asked.
     #: Measured on 2 peers (maps of busy-waits, never vs always shipped, interleaved):
-    #: not shipping was 1.8x faster at 2 us, 1.2x at 5 us; shipping 1.26x faster at 10 us
-    ship_unit: float = 0.000005
+    #: not shipping was 1.8x faster at 2 us, 1.2x at 5 us; shipping 1.26x faster at 10 us.
+    #: Since a stolen range's results go home as one row (``core/ranges.py``), a shipped
+    #: unit costs its owner well under a microsecond, so only no-ops stay
+    ship_unit: float = 0.000001
     #: ... while one such unit started on the victim within this (seconds): it is running
     #: through them; otherwise (a long task, a program busy elsewhere) they travel
     drain_window: float = 0.002
