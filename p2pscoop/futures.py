@@ -255,6 +255,10 @@ class _MapRun:
             index = self.finished.popleft()
         ok, value = self.slots.pop(index)
         self.consumed += 1
+        if not self.consumed % MAP_CHUNK:  # a cheap map's units stay while we read it
+            peer = self.peer
+            with peer.lock:
+                peer.node.consuming(self.fn, time.monotonic())
         if not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
             self._top_up()
         if not ok:

@@ -31,8 +31,9 @@ oldest results, gets them first; ``core/ranges.py`` sends them home a range at a
 Granularity (``_cheap``, ``_holding``): the units of a map whose function's recent runs
 here (``unit_lengths``, the scheduler's table) took less than ``StealConfig.ship_unit``
 stay here while we run through them (one started within ``drain_window``, or results of
-such a map of ours arrived within it: ``_resolving``, resolving them is running through
-the map too, and work shipped meanwhile only brings more results to resolve): pickling them
+such a map of ours arrived or were consumed within it: ``_resolving``, ``consuming``:
+working through its results is working through the map too, and work shipped meanwhile
+only brings more results to resolve): pickling them
 and their results and resolving them would cost us more than running them, so sharing a
 map of no-ops slows it down whatever the thief does. Such work is no surplus then either: a
 thief denied for it stays remembered (no HINT, no push), and is served as before as soon
@@ -119,6 +120,16 @@ class LifelineMixin:
             length = self.unit_lengths.get(id(rec.fn))
             if length is not None and length < self.config.ship_unit:
                 self._cheap_at = now
+
+    def consuming(self, fn: Any, now: float) -> None:
+        """The program consumes the results of a map of ``fn`` (``futures.map``, every
+        ``MAP_CHUNK`` results): of a cheap one, that is running through it too
+        (``_holding``); its last units, queued while the program reads the results run
+        before them, would otherwise leave the moment the program is slower than
+        ``drain_window``, and come back as results to resolve."""
+        length = self.unit_lengths.get(id(fn))
+        if length is not None and length < self.config.ship_unit:
+            self._cheap_at = now
 
     def _cap(self, eligible: Any, units: int, parts: int = 2, holding: bool = False) -> int:
         """At most ``units``; at most ``probe_units`` if the oldest item a steal with

@@ -236,3 +236,14 @@ def test_results_of_a_dear_map_keep_nothing_back():
     n.handle(Received(P1, _results(0, range(50, 60))), 2 * LATER)
     out = n.handle(Received(P2, Steal(1)), 2 * LATER + SOON)
     assert [type(c) for c in out] == [ShipWorks]
+
+
+def test_a_program_consuming_a_cheap_maps_results_keeps_its_units():
+    n = make_node(P1, lengths={id(cheap): CHEAP, id(dear): DEAR})
+    submit(n, cheap, 100)
+    draining(n)
+    n.consuming(cheap, LATER)  # no unit started since 0: the program reads results
+    assert n.handle(Received(P1, Steal(1)), LATER + SOON) == [SendMsg(P1, Give(1, []))]
+    n.consuming(dear, 3 * LATER)  # another map's, not cheap: nothing kept back for it
+    out = n.handle(Received(P1, Steal(2)), 3 * LATER + SOON)
+    assert [type(c) for c in out] == [ShipWorks]
