@@ -353,9 +353,11 @@ class Scheduler:
         """Run unit ``index`` of a map and, if the function is known to be quick, the next
         units of its range with it, in a tight loop: claimed together
         (``NodeState.claim_next``) and, if the map is ours, resolved together
-        (``Peer.resolve_range``), each with its own outcome (another owner's: one
-        ``Finished`` each, under one lock). At most ``RANGE_BUDGET`` seconds of work (by the function's
-        recent longest run here) is claimed at once, so thieves still find work."""
+        (``Peer.resolve_range``), each with its own outcome (another owner's: one range
+        row home, ``runtime/ranges.py``, or else one ``Finished`` each, under one lock).
+        At most ``RANGE_BUDGET`` seconds of work (another owner's: ``STOLEN_BUDGET``) by
+        the function's recent longest run here is claimed at once, so thieves still find
+        work."""
         length = self._lengths.get(id(work.fn))
         budget, most = (RANGE_BUDGET, RANGE_MAX) if work.owner == self.peer.me else (
             ranges.STOLEN_BUDGET, ranges.STOLEN_MAX)  # a stolen range goes home as one row
