@@ -172,7 +172,10 @@ class _MapRun:
                         del chunk[k:]
                         break
             if chunk:
-                self.peer.submit_many(self.fn, chunk, self, self.issued)
+                peer = self.peer
+                with peer.lock:  # issuing a cheap map is running through it too
+                    peer.node.consuming(self.fn, time.monotonic())
+                peer.submit_many(self.fn, chunk, self, self.issued)
                 self.issued += len(chunk)
 
     def fill(self, index: int, ok: bool, value: Any) -> None:

@@ -122,11 +122,12 @@ class LifelineMixin:
                 self._cheap_at = now
 
     def consuming(self, fn: Any, now: float) -> None:
-        """The program consumes the results of a map of ``fn`` (``futures.map``, every
-        ``MAP_CHUNK`` results): of a cheap one, that is running through it too
-        (``_holding``); its last units, queued while the program reads the results run
-        before them, would otherwise leave the moment the program is slower than
-        ``drain_window``, and come back as results to resolve."""
+        """The program issues or consumes a map of ``fn`` (``futures.map``: each chunk it
+        queues, every ``MAP_CHUNK`` results it reads): of a cheap one, that is running
+        through it too (``_holding``). Otherwise its units, queued while the program
+        queues the rest or reads the results run before them, would leave the moment
+        the program is slower than ``drain_window``, half of them at a time, and come
+        back as results to resolve."""
         length = self.unit_lengths.get(id(fn))
         if length is not None and length < self.config.ship_unit:
             self._cheap_at = now

@@ -68,7 +68,9 @@ class Scheduler:
         #: id(fn) -> its typical run (seconds): falls at once to a shorter run, rises a
         #: fifth of the way to a longer one. The victim's granularity rule reads it
         #: (``LifelineMixin._cheap``): one run stretched by a preemption must not make a
-        #: no-op look dear, as it does to the decaying maximum above
+        #: no-op look dear, as it does to the decaying maximum above. Set from a
+        #: function's second run on: its first call is cold (a function not in it is
+        #: shipped a probe at a time: ``LifelineMixin._cap``)
         self.costs: dict[int, float] = {}
         self._seq = itertools.count()
         self._hub: greenlet.greenlet | None = None
@@ -128,7 +130,8 @@ class Scheduler:
             if len(lengths) > 1024:
                 lengths.clear()
                 self.costs.clear()
-            lengths[key] = self.costs[key] = seconds
+            lengths[key] = seconds  # (no typical run yet: a first call is cold, and a
+            # cold no-op would look worth shipping to the granularity rule)
         else:  # a decaying maximum: one long run is remembered for a while
             lengths[key] = max(seconds, 0.9 * old)
             costs = self.costs
