@@ -247,3 +247,22 @@ def test_a_program_consuming_a_cheap_maps_results_keeps_its_units():
     n.consuming(dear, 3 * LATER)  # another map's, not cheap: nothing kept back for it
     out = n.handle(Received(P1, Steal(2)), 3 * LATER + SOON)
     assert [type(c) for c in out] == [ShipWorks]
+
+
+def test_a_functions_typical_run_starts_at_its_second_run():
+    """``Scheduler.costs``, the table the rule reads: a first call is cold, so a no-op is
+    known (and kept home) from its second run on; until then it travels as a probe."""
+    from types import SimpleNamespace
+
+    from p2pscoop.core.config import NodeConfig
+    from p2pscoop.runtime.scheduler import Scheduler
+
+    sched = Scheduler(peer=SimpleNamespace(config=NodeConfig()))
+    sched._record_length(cheap, 0.000004)  # cold: above ship_unit
+    assert id(cheap) not in sched.costs
+    sched._record_length(cheap, 0.0000002)
+    assert sched.costs[id(cheap)] == 0.0000002
+    n = make_node(P1, lengths=sched.costs)
+    submit(n, cheap, 100)
+    draining(n)
+    assert n.handle(Received(P1, Steal(1)), SOON) == [SendMsg(P1, Give(1, []))]
