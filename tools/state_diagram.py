@@ -76,7 +76,8 @@ def render_messages() -> str:
                  f"{M.MAX_HEADER} bytes; lists at most {M.MAX_LIST} entries; strings at most "
                  f"{M.MAX_STR} characters; integers in [0, 2**63 - 1]; peer ids exactly "
                  f"{M.ID_LEN} bytes. Result status codes: OK={M.OK}, RAISED={M.RAISED}, "
-                 f"FAILED={M.FAILED}.")
+                 f"FAILED={M.FAILED}, RANGE={M.RANGE} (the values of a range of a map's units, "
+                 f"`core/ranges.py`).")
     return "\n".join(lines) + "\n"
 
 
