@@ -38,9 +38,11 @@ from .errors import RemoteProtocolError, VersionError
 from .fields import (ID_LEN, MAX_BLOB, MAX_INT, MAX_LIST, MAX_STR, Blob,  # noqa: F401
                      Bool, Id, Int, Rows, Str, Text, _fail, f)
 
-PROTOCOL_VERSION = 5  # 3: constants arbitrated by the origin; PING gossips members,
+PROTOCOL_VERSION = 6  # 3: constants arbitrated by the origin; PING gossips members,
                       # PRUNE; 4: TELEMETRY, SERVE's config; 5: leases chain (RESULTS
-                      # rows name their owner; MOVED and HOLDING are gone)
+                      # rows name their owner; MOVED and HOLDING are gone); 6: the origin
+                      # is reached along the views (PING's origin fields, ORIGIN_GONE,
+                      # CONST_VERDICT's error; SHUTDOWN and CONST are forwarded)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 RESULTS_ROWS = 1024  # entries per RESULTS message: its header fits MAX_HEADER however large
@@ -157,8 +159,26 @@ class Const(Message):
 @dataclass
 class Shutdown(Message):
     TYPE: ClassVar[int] = 8
-    DOC: ClassVar[str] = "the origin ends the run"
+    DOC: ClassVar[str] = ("the origin ends the run; a peer forwards it once to its other "
+                          "links, then stops")
     code: int = f(Int(0, 255))
+
+
+#: PING's ``hops`` while the sender knows no way to the program's origin
+NO_ROUTE = 0xFFFF
+#: hops a CONST_PROPOSE may travel toward the origin (distances a ping interval old could
+#: otherwise send it round a loop)
+PROPOSE_TTL = 64
+
+
+@dataclass
+class OriginGone(Message):
+    TYPE: ClassVar[int] = 16
+    DOC: ClassVar[str] = ("the program's origin died: drop the program; forwarded once to "
+                          "every link; ignored by a peer that heard a later heartbeat count "
+                          "of the origin than `beat` (the sender's last)")
+    origin: bytes = f(Id())
+    beat: int = f(Int())
 
 
 @dataclass
@@ -172,8 +192,13 @@ class Refuse(Message):
 class Ping(Message):
     TYPE: ClassVar[int] = 11
     DOC: ClassVar[str] = ("heartbeat, to every linked peer each ping interval, with a few "
-                          "members sampled from the sender's view (gossip)")
+                          "members sampled from the sender's view (gossip), the program's "
+                          "origin as far as the sender knows (empty: unknown), the origin's "
+                          "heartbeat count it heard last and its distance to it in links")
     peers: list = f(Rows(MEMBER_ROWS), default_factory=list)
+    origin: bytes = f(Blob(ID_LEN), default=b"")
+    beat: int = f(Int(), default=0)
+    hops: int = f(Int(0, NO_ROUTE), default=NO_ROUTE)
 
 
 @dataclass
@@ -228,10 +253,12 @@ class StatusReport(Message):
 @dataclass
 class ConstPropose(Message):
     TYPE: ClassVar[int] = 13
-    DOC: ClassVar[str] = "to the origin, which arbitrates constants: may I define `name`?"
+    DOC: ClassVar[str] = ("to the origin, which arbitrates constants, hop by hop toward it "
+                          "(`ttl`: hops left): may I define `name`?")
     PAYLOADS: ClassVar[str] = "1 (the proposed value)"
     req: int = f(Int())
     name: str = f(Str())
+    ttl: int = f(Int(0, 255), default=PROPOSE_TTL)
 
     def payload_count(self) -> int:
         return 1
@@ -240,10 +267,12 @@ class ConstPropose(Message):
 @dataclass
 class ConstVerdict(Message):
     TYPE: ClassVar[int] = 14
-    DOC: ClassVar[str] = ("the origin's answer to CONST_PROPOSE; when refused, the winner's "
-                          "CONST was sent first")
+    DOC: ClassVar[str] = ("the origin's answer to CONST_PROPOSE, back the way it came; when "
+                          "refused, the winner's CONST was sent first; `error`: no verdict "
+                          "(the way to the origin is lost)")
     req: int = f(Int())
     accepted: bool = f(Bool())
+    error: str = f(Str(), default="")
 
 
 @dataclass
@@ -282,7 +311,8 @@ def _register(*classes) -> None:
 
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Refuse, Ping, Bye,
-          Prune, ConstPropose, ConstVerdict, Serve, Served, Status, StatusReport, Telemetry)
+          Prune, ConstPropose, ConstVerdict, OriginGone, Serve, Served, Status, StatusReport,
+          Telemetry)
 
 
 # --- codec ----------------------------------------------------------------------------

@@ -419,9 +419,10 @@ class Peer:
         self.comm.start()
 
     def shutdown_peers(self, code: int, wait: float = 0.0) -> list[int]:
-        """The origin ends the run: every peer is told to stop (SHUTDOWN).
+        """The origin ends the run: every peer is told to stop (SHUTDOWN to our links,
+        which pass it on along the views: ``core/origin.py``).
 
-        Then wait up to ``wait`` seconds until each has acknowledged (BYE) or is gone, so
+        Then wait up to ``wait`` seconds until each link has acknowledged (BYE) or is gone, so
         that closing our sockets afterwards can neither discard a SHUTDOWN not yet written
         nor show a peer our connections closing before it has read it. Returns the ranks of
         the peers still there when the wait ended.
