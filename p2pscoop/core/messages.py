@@ -42,7 +42,8 @@ PROTOCOL_VERSION = 6  # 3: constants arbitrated by the origin; PING gossips memb
                       # PRUNE; 4: TELEMETRY, SERVE's config; 5: leases chain (RESULTS
                       # rows name their owner; MOVED and HOLDING are gone); 6: the origin
                       # is reached along the views (PING's origin fields, ORIGIN_GONE,
-                      # CONST_VERDICT's error; SHUTDOWN and CONST are forwarded)
+                      # CONST_VERDICT's error; SHUTDOWN and CONST are forwarded; ROSTER
+                      # and TELEMETRY hop towards the origin, PING carries its count)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 RESULTS_ROWS = 1024  # entries per RESULTS message: its header fits MAX_HEADER however large
@@ -194,11 +195,13 @@ class Ping(Message):
     DOC: ClassVar[str] = ("heartbeat, to every linked peer each ping interval, with a few "
                           "members sampled from the sender's view (gossip), the program's "
                           "origin as far as the sender knows (empty: unknown), the origin's "
-                          "heartbeat count it heard last and its distance to it in links")
+                          "heartbeat count it heard last, its distance to it in links and "
+                          "the program's size that came with that count (0: unknown)")
     peers: list = f(Rows(MEMBER_ROWS), default_factory=list)
     origin: bytes = f(Blob(ID_LEN), default=b"")
     beat: int = f(Int(), default=0)
     hops: int = f(Int(0, NO_ROUTE), default=NO_ROUTE)
+    size: int = f(Int(), default=0)  # the program's peers as the origin counts them
 
 
 @dataclass
@@ -278,8 +281,10 @@ class ConstVerdict(Message):
 @dataclass
 class Telemetry(Message):
     TYPE: ClassVar[int] = 24
-    DOC: ClassVar[str] = ("to the origin, while telemetry is on: this peer's counters, queue, "
-                          "running function, and its unit runs and granted steals (--trace)")
+    DOC: ClassVar[str] = ("to the origin (hop by hop along the views, `src` naming the "
+                          "reporting peer), while telemetry is on: this peer's counters, "
+                          "queue, running function, its unit runs and granted steals "
+                          "(--trace)")
     host: str = f(Str())
     pid: int = f(Int())
     queue: int = f(Int())  # units queued here now
@@ -296,6 +301,19 @@ class Telemetry(Message):
     runs: list = f(Rows((("job", Int()), ("owner", Id()), ("start", Int()), ("end", Int()),
                          ("fn", Str()))))
     steals: list = f(Rows((("thief", Id()), ("units", Int(1)), ("at", Int()))))
+    src: bytes = f(Blob(ID_LEN), default=b"")  # the reporting peer (passed on hop by hop)
+
+
+@dataclass
+class Roster(Message):
+    TYPE: ClassVar[int] = 25
+    DOC: ClassVar[str] = ("towards the origin, hop by hop (the link nearest to it): a peer "
+                          "of the program that joined (its own row, once it has a way) and "
+                          "peers that left or died (each of their links reports them; the origin "
+                          "believes two reporters)")
+    joined: list = f(Rows(MEMBER_ROWS), default_factory=list)
+    gone: list = f(Rows((("incarnation", Id()), ("reporter", Id()))), default_factory=list)
+    hops: int = f(Int(0, 255), default=0)  # links crossed so far (distances may be stale)
 
 
 REGISTRY: dict[int, type[Message]] = {}
@@ -312,7 +330,7 @@ def _register(*classes) -> None:
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Refuse, Ping, Bye,
           Prune, ConstPropose, ConstVerdict, OriginGone, Serve, Served, Status, StatusReport,
-          Telemetry)
+          Telemetry, Roster)
 
 
 # --- codec ----------------------------------------------------------------------------

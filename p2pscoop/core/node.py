@@ -76,12 +76,13 @@ from .lifelines import LifelineMixin
 from .local import LocalPathMixin
 from .membership import Identity, Membership
 from .origin import OriginMixin
+from .roster import RosterMixin
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
 
 
 class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin,
-                OriginMixin):
+                OriginMixin, RosterMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -131,6 +132,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self.members.pins = lambda: pins_of(self)  # the partial view: see docs/scale.md
         self.policy.locate(self.members.identity.host, self.members.host_of)  # near first
         self._origin_setup()  # the origin along the views: ``origin.py``
+        self._roster_setup()  # the program's peers, counted there: ``roster.py``
 
     # -- pure helpers --------------------------------------------------------------------
 
@@ -288,6 +290,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             self._steal = None
         if self._beat_at is not None or self._doubt is not None:
             out.extend(self._origin_watch(now))
+        if self.roster and self.is_origin:  # silent rows of the program's peers
+            out.extend(self._roster_expire(now))  # (``roster.py``)
         return out
 
     def _on_Cancel(self, ev: Cancel, now: float) -> list:
@@ -331,6 +335,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
                 peer = members.joined.pop(0)
                 cmds += self._peer_up(peer)
                 self._origin_link_up(peer, now)
+                self._roster_link_up(peer, now)
                 if self.constants.pending:  # (a proposal may wait for a way to the origin)
                     cmds += self.constants.retry()
                 if self.ended is not None:  # joined after the end: it needs the SHUTDOWN too
@@ -338,6 +343,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             else:
                 peer, graceful = members.left.pop(0)
                 cmds += self._origin_link_down(peer, now, graceful)  # (before _peer_down)
+                cmds += self._roster_link_down(peer, now)
                 before = self.counters.units_redispatched
                 cmds += self._peer_down(peer, now, graceful)
                 for cmd in cmds:
@@ -370,7 +376,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     def _on_PeerDown(self, ev: PeerDown, now: float) -> list:
         """A peer known dead without the membership's verdict (the simulator, tests)."""
         self.members.force_dead(ev.peer)
-        return self._origin_link_down(ev.peer, now) + self._peer_down(ev.peer, now)
+        return (self._origin_link_down(ev.peer, now) + self._roster_link_down(ev.peer, now)
+                + self._peer_down(ev.peer, now))
 
     # -- messages ------------------------------------------------------------------------
 
@@ -425,11 +432,13 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _on_telemetry(self, peer: bytes, msg: M.Telemetry, works: list, now: float) -> list:
         """A peer's report: only the program's origin collects them (``runtime/telemetry``),
-        which counts a report it does not want (telemetry off there) as a bad message."""
-        if self.members.identity.rank != 0:
-            self.counters.bad_messages += 1
-            return []
-        return [C.Report(peer, msg)]
+        which counts a report it does not want (telemetry off there) as a bad message; any
+        other peer passes it on towards the origin (``src`` names the reporting peer)."""
+        src = msg.src or peer
+        if not self.is_origin:
+            msg.src = src
+            return self._toward(msg, peer)  # (``roster.py``: dropped without a way)
+        return [C.Report(src, msg)]
 
     # -- internals -----------------------------------------------------------------------
 
@@ -474,7 +483,7 @@ NodeState.HANDLERS = {
     M.Results: NodeState._on_results, M.Hint: NodeState._on_hint, M.Const: NodeState._on_const,
     M.Shutdown: NodeState._on_shutdown, M.ConstPropose: NodeState._on_const_propose,
     M.ConstVerdict: NodeState._on_const_verdict, M.Telemetry: NodeState._on_telemetry,
-    M.OriginGone: NodeState._on_origin_gone,
+    M.OriginGone: NodeState._on_origin_gone, M.Roster: NodeState._on_roster,
 }
 
 

@@ -101,8 +101,9 @@ class OriginMixin:
 
     def _ping_fields(self, now: float) -> tuple:
         if self.is_origin:
-            return self.me, int(now // self.members.config.ping_interval), 0
-        return self.origin or b"", self.origin_beat, self.origin_hops()
+            return (self.me, int(now // self.members.config.ping_interval), 0,
+                    self.program_size())
+        return self.origin or b"", self.origin_beat, self.origin_hops(), self.size_heard
 
     def _toward_origin(self, but: bytes | None = None) -> bytes | None:
         """The link nearest to the origin (the origin itself when linked), never ``but``
@@ -114,6 +115,16 @@ class OriginMixin:
             if hops < best and peer in self.peers and peer != but:
                 best, way = hops, peer
         return way
+
+    def origin_way(self) -> bytes | None:
+        """``_toward_origin`` for a thread of the shell that holds no lock (telemetry's
+        reports): it reads copies, never iterating a table another thread may change."""
+        origin, peers = self.origin, self.peers
+        if origin is not None and origin in peers:
+            return origin
+        hops = dict(self._origin_hops)  # (one C call: atomic under the GIL)
+        best = min(hops.items(), key=lambda item: item[1], default=(None, M.NO_ROUTE))
+        return best[0] if best[1] < M.NO_ROUTE and best[0] in peers else None
 
     # -- what we hear ------------------------------------------------------------------
 
@@ -131,6 +142,12 @@ class OriginMixin:
             out = self.constants.for_peer(peer)  # it may have missed come from us now
         if self.constants.pending:
             out += self.constants.retry()  # a proposal may wait for a way to the origin
+        if now >= self._announce_at:
+            out += self._roster_announce(now)  # (``roster.py``: the origin counts us)
+        if self._held_rows:
+            out += self._roster_retry()
+        if msg.size and (msg.beat > self.origin_beat or not self.size_heard):
+            self.size_heard = msg.size  # the size that came with the newest count
         if msg.beat > self.origin_beat:
             self.origin_beat, self._beat_at = msg.beat, now
             self._doubt = None  # the origin is alive: only our link to it was lost

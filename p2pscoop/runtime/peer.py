@@ -141,11 +141,20 @@ class Peer:
     @property
     def size(self) -> int:
         """SIZE: the peers of this run. Fixed for a local run; in cluster mode (elastic) the
-        peers admitted right now, this one included: it changes as peers join and leave."""
+        program's peers right now, this one included, as its origin counts them along the
+        views (``core/roster.py``: not only this peer's links): it changes as peers join
+        and leave, a few ping intervals after they do."""
         if not self.elastic:
             return self._size
         with self.lock:
-            return 1 + len(self.node.peers)
+            return self.node.program_size()
+
+    def program_peers(self) -> int:
+        """The program's peers as this peer counts them now, this one included (on the
+        origin: every peer that handshook with any peer of the program, ``core/roster.py``),
+        local run or not. The launcher's wait for its peers reads it."""
+        with self.lock:
+            return self.node.program_size()
 
     @property
     def worker_name(self) -> bytes:

@@ -122,10 +122,11 @@ def admitted_node():
 def test_heartbeats_then_suspicion_then_death():
     n = admitted_node()
     assert n.next_tick(0.0) == 1.0
-    # the origin (rank 0) says who it is, its heartbeat count and distance 0
-    assert n.handle(Tick(), 1.0) == [C.SendMsg(A, M.Ping([], ME, 1, 0))]
+    # the origin (rank 0) says who it is, its heartbeat count, distance 0 and the
+    # program's size (itself and A)
+    assert n.handle(Tick(), 1.0) == [C.SendMsg(A, M.Ping([], ME, 1, 0, 2))]
     assert n.handle(Tick(), 2.6) == [C.Suspected(A, 1, 2.6),
-                                     C.SendMsg(A, M.Ping([], ME, 2, 0))]
+                                     C.SendMsg(A, M.Ping([], ME, 2, 0, 2))]
     assert n.members.members[A].state == SUSPECT and n.members.admitted(A)
     cmds = n.handle(Tick(), 4.6)
     assert cmds[:2] == [C.Drop(A), C.Left(A, 1, "silent for 4.6 s")]

@@ -19,6 +19,7 @@
 from clustersim import ClusterSim
 
 from p2pscoop.core.membership import PRUNED
+from p2pscoop.core import messages as M
 from p2pscoop.core.config import LivenessConfig, StealConfig
 
 #: idle peers back off up to 5 s: a 1,000-peer run then takes seconds, not minutes
@@ -95,6 +96,13 @@ def test_a_thousand_peers_every_result_exactly_once_under_kills_and_false_suspic
         assert sim.links(pid) <= size + 1, (pid, sim.links(pid))
     links = sorted(sim.links(p) for p in sim.live())
     assert links[len(links) // 2] <= size
+    # the origin counts its program along the views: the 5 killed peers are gone; the
+    # rows lost with a frozen middle peer came again (refreshed), and the peer falsely
+    # declared dead by a muted link counts again; a frozen one that dropped the program
+    # on waking is gone too
+    sim.run_for(6.0)
+    counted = sim.shells[owners[0]].node.program_size()
+    assert counted == 1000 - 5 - sum(1 for p in frozen if sim.dropped(p)), counted
     # the work spread further than two hops from its owners: with leases that went only
     # back to their owner (MOVED, lease links), 355 peers ran a unit at this seed
     ran = sum(1 for sh in sim.shells.values() if sh.units_run)
@@ -193,6 +201,49 @@ def test_a_dead_peer_leaves_the_views_and_is_replaced():
         assert victim not in {m.id for m in node.members.alive()}
         assert victim not in node.peers
         assert sim.links(pid) >= target  # refilled from known peers
+
+
+def test_every_peer_reads_the_programs_size_counted_along_the_views():
+    sim = ClusterSim(200, seed=5, steal=CALM)
+    origin = sim.ids[0]
+    sim.start(origin)
+    sim.grow(199, 1.0)  # most peers greet another peer, never the origin
+    sim.run_for(4.0)
+    node = sim.shells[origin].node
+    assert sim.links(origin) <= LivenessConfig().view_size + 1  # the origin is trimmed
+    assert node.program_size() == 200  # ... and still counts every peer of its program
+    assert set(node.roster) == set(sim.ids[1:])
+    sim.run_for(5.0)  # the PINGs carry the count a hop per beat (a few hops at most)
+    for pid in sim.live():
+        assert sim.shells[pid].node.program_size() == 200, sim.index[pid]
+    # deaths (not linked to the origin) are reported towards it by the dead peers' links
+    far = [p for p in sim.live() if p != origin and not sim.shells[origin].node.members
+           .admitted(p)][:5]
+    assert len(far) == 5
+    for pid in far:
+        sim.kill(pid)
+    sim.run_for(10.0)
+    assert node.program_size() == 195
+    assert not set(far) & set(node.roster)
+    for pid in sim.live():
+        assert sim.shells[pid].node.program_size() == 195, sim.index[pid]
+    assert sim.news["Left"] >= 5  # the origin reported them too (telemetry's news)
+    # one reporter is not believed (its link alone may be wrong); two are, and a late
+    # join row of the dead peer does not bring it back
+    x = next(p for p in sim.live() if p in node.roster and not node.members.admitted(p))
+    a, b = sim.ids[1], sim.ids[2]
+    row = [x, "sim://x", 9, "h9"]
+    assert node._on_roster(a, M.Roster([], [[x, a]]), [], sim.now) == []
+    assert x in node.roster
+    left = node._on_roster(a, M.Roster([], [[x, b]]), [], sim.now)
+    assert [(type(c).__name__, c.peer) for c in left] == [("Left", x)]
+    assert node._on_roster(a, M.Roster([row], []), [], sim.now + 1.0) == []
+    assert x not in node.roster
+    # ... but a row well after that is the peer alive after all (a false report)
+    joined = node._on_roster(a, M.Roster([row], []), [], sim.now + 10.0)
+    assert [(type(c).__name__, c.peer) for c in joined] == [("Joined", x)]
+    # middle peers pass each death on once, however many of its links report it
+    assert sim.sent["Roster"] < 200 * 10, sim.sent["Roster"]
 
 
 def test_units_passed_on_get_home_hop_by_hop_with_no_new_link():
