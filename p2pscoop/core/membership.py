@@ -48,7 +48,8 @@ Rules:
   with a HELLO, which re-opens it; otherwise it forgets the link (no death, nothing
   re-dispatched). No lease ever makes a peer dial another, and the origin trims like any
   peer (what only it says travels along the views: ``origin.py``), so ``view_size`` bounds
-  every peer's links. Below ``view_target`` links a peer dials random ``known`` peers.
+  every peer's links; the origin alone closes its links (``spare``), spread over hosts
+  (``pick``). Below ``view_target`` links a peer dials random ``known`` peers.
 * Locality: a WELCOME's members and ``known`` peers on our own host are dialled first (and
   while we have fewer than ``view_size`` links, a host mate we hear of is dialled even
   above ``view_target``); trimming closes links to other hosts first, so that host mates find each other in their
@@ -132,6 +133,8 @@ class Membership:
         self.ping_extra: Callable[[float], tuple] = lambda now: ()
         self.ping_hook: Callable[[bytes, M.Ping, float], list] = lambda peer, msg, now: []
         self.rng = random.Random(identity.me)
+        self.pick = self.rng.sample  # which links ``_trim`` closes (the origin's: origin.py)
+        self.spare = 0 if identity.role == M.ROLE_PEER and identity.rank else -2  # (_trim)
         self.view = ViewCounters()
         self._next: float | None = None  # no heartbeat work is due before this
         self.refused = 0
@@ -453,18 +456,18 @@ class Membership:
         return out
 
     def _trim(self, excess: int, now: float) -> list:
-        """Close ``excess`` random unpinned links older than one ping interval. The origin
-        trims like any peer, and its link is trimmed like any: what only the origin says
-        travels along the views (``origin.py``)."""
+        """Close ``excess`` unpinned links older than a ping interval, random (the origin
+        spreads its view over hosts; a worker leaves its origin link to it: ``origin.py``)."""
         old = now - self.config.ping_interval
         pins = self.pins()
         pool = [m for m in self.members.values()
-                if m.state == ALIVE and m.since <= old and m.id not in pins]
+                if m.state == ALIVE and m.since <= old and m.id not in pins
+                and m.rank != self.spare]
         far = [m for m in pool if m.host != self.identity.host]  # keep host mates
         if len(far) >= excess:
             pool = far
         out: list = []
-        for m in self.rng.sample(pool, min(excess, len(pool))):
+        for m in self.pick(pool, min(excess, len(pool))):
             m.state, m.since, m.greeted = PRUNED, now, False  # re-opening greets again
             self.view.prunes += 1
             self.left.append((m.id, True))

@@ -46,6 +46,7 @@ peer (``membership.py``). What only the origin says travels hop by hop instead:
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from . import messages as M
@@ -82,6 +83,28 @@ class OriginMixin:
         self.members.ping_hook = self._origin_ping
         self.constants.route = self._toward_origin
         self.constants.direct = self._hears_origin
+        if self.is_origin:
+            self.members.pick = self._spread_pick
+
+    def _spread_pick(self, pool: list, k: int) -> list:
+        """The ``k`` links of ``pool`` the origin closes when it trims its view: from the
+        hosts it holds the most links to first (at random within a host). Its own work
+        leaves through its view, so the view spans the program's hosts evenly and each
+        host's peers get their share at once (a view of random links could hold twice as
+        many on one host as on another: that host would get twice the work, and the
+        others would wait for it to come across host by host)."""
+        rng = self.members.rng
+        if len({m.host for m in pool}) <= 1:
+            return rng.sample(pool, k)
+        held = Counter(m.host for m in self.members.alive())
+        pool = rng.sample(pool, len(pool))
+        out = []
+        for _ in range(k):
+            m = max(pool, key=lambda m: held[m.host])
+            pool.remove(m)
+            held[m.host] -= 1
+            out.append(m)
+        return out
 
     def _hears_origin(self, peer: bytes) -> bool:
         """Is ``peer`` the origin or linked to it (its last PING said so)?"""

@@ -42,7 +42,8 @@ from .commands import Joined, Left, SendMsg
 STRUCK_MAX = 4096  # ids the origin removed, remembered so a late join row is refused
 PASSED_MAX = 1024  # gone ids a middle peer passed on, remembered to pass each on once
 HELD_MAX = 256  # ROSTER messages a peer without a way to the origin holds for the next PING
-MAX_HOPS = 32  # links a ROSTER may cross: the distances it follows may be a beat old
+MAX_HOPS = 16  # links a ROSTER crosses in one beat (the distances it follows may be a
+#: beat old, so it may go round a loop): then it waits for the next PING
 QUORUM = 2  # reporters of a death the origin needs (the expiry catches a peer with one link)
 FENCE = 3  # ping intervals after a removal during which the peer's rows are late ones
 REFRESH = 10  # ping intervals between two rows of a peer not linked to the origin
@@ -141,8 +142,10 @@ class RosterMixin:
                 if len(seen) < QUORUM and reporter not in seen:
                     self._remember(self._passed, pid, (*seen, reporter), PASSED_MAX)
                     gone.append([pid, reporter])
-            if not (gone or msg.joined) or msg.hops >= MAX_HOPS:
-                self.roster_lost += msg.hops >= MAX_HOPS  # (a loop while views change)
+            if not (gone or msg.joined):
+                return []
+            if msg.hops >= MAX_HOPS:  # round a loop (distances a beat old): the next PING
+                self._hold_roster(M.Roster(msg.joined, gone))  # brings fresher ones
                 return []
             return self._toward(M.Roster(msg.joined, gone, msg.hops + 1), peer, hold=True)
         out: list = []
@@ -181,11 +184,17 @@ class RosterMixin:
         way = self._toward_origin(but)
         if way is not None:
             return [SendMsg(way, msg)]
-        if hold and len(self._held_rows) < HELD_MAX and not self.leaving:
-            self._held_rows.append(msg)
+        if hold:
+            self._hold_roster(msg)
         else:
             self.roster_lost += 1
         return []
+
+    def _hold_roster(self, msg: M.Message) -> None:
+        if len(self._held_rows) < HELD_MAX and not self.leaving:
+            self._held_rows.append(msg)
+        else:
+            self.roster_lost += 1
 
     def _roster_retry(self) -> list:
         """A PING came (new distances): the held ROSTER messages go if a way is known."""

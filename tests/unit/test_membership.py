@@ -288,20 +288,35 @@ def test_a_pruned_link_reopened_by_either_side_greets_again():
     assert C.SendMsg(pruned, n.members.hello()) in cmds and pruned in n.peers
 
 
-def test_the_origin_trims_its_view_like_any_peer_and_may_be_pruned():
+def test_the_origin_trims_its_view_like_any_peer_and_workers_leave_its_link_to_it():
     n = view_node(4, rank=0)
     assert len(sent(n.handle(Tick(), 1.5), M.Prune)) == 2  # 4 links, view_size 2
     assert n.members.links() == 2
-    for seed in range(20):  # the link to the origin is as likely to go as any other
-        w = NodeState(ME, identity=ident(rank=5), liveness=VIEW)
+    for seed in range(20):  # a worker closes any link but the origin's: the origin
+        w = NodeState(ME, identity=ident(rank=5), liveness=VIEW)  # chooses its view
         w.members.rng.seed(seed)
         for i in range(4):
             w.handle(Received(peer_id(i), hello_of(peer_id(i), i)), 0.0)  # peer 0: rank 0
-        if peer_id(0) in sent(w.handle(Tick(), 1.5), M.Prune):
-            break
-    else:
-        raise AssertionError("the origin's link was never pruned")
-    assert not w.origin_gone and not w.leaving  # a PRUNE is not a death
+        pruned = sent(w.handle(Tick(), 1.5), M.Prune)
+        assert len(pruned) == 2 and peer_id(0) not in pruned, seed
+    # the origin's PRUNE closes the link (nothing pins it here): not a death
+    out = w.handle(Received(peer_id(0), M.Prune()), 2.0)
+    assert not sent(out, M.OriginGone) and not w.origin_gone and not w.leaving
+    assert peer_id(0) not in w.peers
+
+
+def test_the_origins_view_spans_the_hosts_evenly():
+    # 9 links: 6 on host a, 2 on b, 1 on c; view_size 2 + the trims: the origin closes
+    # links on the host it holds the most links to first
+    n = NodeState(ME, identity=ident(rank=0), liveness=VIEW)
+    hosts = ["a"] * 6 + ["b"] * 2 + ["c"]
+    for i, host in enumerate(hosts):
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1, host=host)), 0.0)
+    pruned = sent(n.handle(Tick(), 1.5), M.Prune)
+    assert len(pruned) == 7
+    kept = {hosts[i] for i in range(9) if peer_id(i) in n.peers}
+    assert kept == {"b", "c"} or kept == {"a", "b"} or kept == {"a", "c"}, kept
+    assert sum(1 for i in range(9) if peer_id(i) in n.peers and hosts[i] == "a") <= 1
 
 
 def test_ping_gossip_fills_known_and_a_thin_view_dials_from_it():

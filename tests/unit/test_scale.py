@@ -213,7 +213,7 @@ def test_every_peer_reads_the_programs_size_counted_along_the_views():
     assert sim.links(origin) <= LivenessConfig().view_size + 1  # the origin is trimmed
     assert node.program_size() == 200  # ... and still counts every peer of its program
     assert set(node.roster) == set(sim.ids[1:])
-    sim.run_for(5.0)  # the PINGs carry the count a hop per beat (a few hops at most)
+    sim.run_for(4.0)  # the PINGs carry the count a hop per beat (a few hops at most)
     for pid in sim.live():
         assert sim.shells[pid].node.program_size() == 200, sim.index[pid]
     # deaths (not linked to the origin) are reported towards it by the dead peers' links
