@@ -444,10 +444,9 @@ class Membership:
 
     def _refill(self, missing: int, now: float) -> list:
         out: list = []
-        ids = list(self.mates)[:missing]  # same host first
-        here = self.identity.host
+        ids = list(self.mates)[:missing]  # same host first (none when we have no host name)
         if len(ids) < missing:
-            others = [p for p, row in self.known.items() if row[2] != here]
+            others = [p for p in self.known if p not in self.mates]
             ids += self.rng.sample(others, min(missing - len(ids), len(others)))
         for peer in self.rng.sample(ids, min(missing, len(ids))):
             address = self.known[peer][0]

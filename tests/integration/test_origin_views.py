@@ -72,11 +72,11 @@ def test_a_small_view_run_decides_constants_and_ends_along_the_views():
         procs = list(cluster.procs)
         cluster.stop(0)
     codes = {rank: proc.returncode for rank, proc in enumerate(procs, 1)}
-    # nothing hung or crashed: each worker heard the SHUTDOWN (status 0) or, having missed
-    # it, left when the origin cut its lifeline (status 1; about 1 run in 20 has one such
-    # worker: docs/scale.md, "Not done")
-    assert set(codes.values()) <= {0, 1}, codes
-    # ... and the SHUTDOWN passed on by peers reached workers the origin is not linked to
+    # every worker heard the SHUTDOWN (status 0; a worker that missed it leaves when the
+    # origin cuts its lifeline, with status 1), those the origin is not linked to included:
+    # peers passed it on. (About 1 run in 20 used to have one worker alone at the end: its
+    # links all closed by the others' trims, and with no host name it found no known peer
+    # to dial: ``Membership._refill``; test_membership.py has the exact case.)
     far = [code for rank, code in codes.items() if rank not in linked]
-    assert far and 0 in far, (codes, linked)
-    assert sum(1 for code in codes.values() if code == 0) >= 6, codes
+    assert far, (codes, linked)
+    assert set(codes.values()) == {0}, (codes, linked)

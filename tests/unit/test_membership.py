@@ -329,6 +329,21 @@ def test_ping_gossip_fills_known_and_a_thin_view_dials_from_it():
     assert C.Connect(peer_id(5), "tcp://h:5") in cmds and n.members.view.dials == 1
 
 
+def test_a_peer_without_a_host_name_dials_known_peers_too():
+    # local runs name no host: every known peer has host "" like us, and none is a
+    # "host mate" (those need a name); a peer whose links were all closed must still
+    # dial them (it used to find no one and stay alone: it missed the SHUTDOWN wave)
+    n = NodeState(ME, identity=ident(rank=5, host=""), liveness=VIEW)
+    n.handle(Received(peer_id(0), hello_of(peer_id(0), 1, host="")), 0.0)
+    n.handle(Received(peer_id(0), M.Ping([[peer_id(5), "tcp://h:5", 5, ""]])), 0.5)
+    assert list(n.members.known) == [peer_id(5)] and not n.members.mates
+    n.handle(Received(peer_id(0), M.Prune()), 1.6)  # its only link is closed
+    cmds = n.handle(Tick(), 2.6)  # (read one more ping interval, then forgotten)
+    assert [c for c in cmds if type(c) is C.Connect] in (
+        [C.Connect(peer_id(5), "tcp://h:5")], [C.Connect(peer_id(0), "tcp://h:1")]), cmds
+    assert n.members.view.dials == 1
+
+
 def test_a_ping_carries_a_sample_of_our_other_links():
     n = view_node(2)
     cmds = n.handle(Tick(), 1.0)
