@@ -40,6 +40,10 @@ peer (``membership.py``). What only the origin says travels hop by hop instead:
   it), so a constant crosses a small program's mesh once per peer as before; a peer whose
   link to the origin closes sends its links a PING with its new distance at once, and a
   peer that sees a link's distance grow past 1 sends it every constant it may lack.
+* The origin's links are the origin's choice: a worker never closes its link to it
+  (``Membership.spare``), and the origin, trimming, closes links on the host it holds the
+  most links to first (``_spread_pick``): its own work leaves through its view, which thus
+  spans the program's hosts evenly.
 * Only a peer whose rank is not 0 follows an origin; a node of rank 0 is an origin (unit
   tests whose nodes all have rank 0 thus see no origin's death anywhere).
 """

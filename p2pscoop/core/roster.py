@@ -4,21 +4,27 @@ mixin of ``NodeState`` (``node.py``), beside ``origin.py`` (whose way to the ori
 
     who          learns that a peer joined               learns that a peer is gone
     the origin   its own handshake with it (a link)      its link to it dies or says BYE;
-                 or a ROSTER ``joined`` row passed on     a ROSTER ``gone`` id passed on
+                 or a ROSTER ``joined`` row passed on     two reporters' ``gone`` rows; or
+                                                          no row of it for EXPIRE x REFRESH
     every peer   -                                        its link to it dies or says BYE
                                                           (not a PRUNE): it sends
-                                                          ROSTER(gone=[it]) towards the origin
-    the peer     itself: ROSTER(joined=[its row]) once it has a way to the origin, unless
-                 it is linked to the origin (the origin counted it at the handshake)
+                                                          ROSTER(gone=[[it, us]]) on
+    the peer     itself: ROSTER(joined=[its row]) once it has a way to the origin and every
+                 ``REFRESH`` ping intervals after, while it is not linked to the origin
 
 * ROSTER travels towards the origin hop by hop, to the link nearest to it (``origin.py``'s
-  ``_toward_origin``); a peer without a way drops it (counted in ``roster_lost``). A middle
-  peer passes a ``gone`` id on once (``_passed``, the last ``PASSED_MAX`` ids): the dead
-  peer's other links report it too, and one copy per way is enough.
-* The origin keeps ``roster`` (id -> (rank, host)) and ``_struck``, the last ``STRUCK_MAX``
-  ids it removed: incarnations are never reused, so a join row that arrives after the
-  peer's death report does not bring it back; a handshake with the origin itself does (the
-  peer is alive after all: the origin would have refused a peer it declared dead).
+  ``_toward_origin``, never back to the sender). A peer without a way holds it (at most
+  ``HELD_MAX``) until the next PING; so does a peer that gets one which crossed
+  ``MAX_HOPS`` links (distances a beat old can make a loop). A middle peer passes a death
+  on with its first ``QUORUM`` reporters only (``_passed``, the last ``PASSED_MAX`` ids).
+* The origin keeps ``roster`` (id -> [rank, host, when last heard of]) and ``_struck`` (id
+  -> when removed, the last ``STRUCK_MAX``). It believes a death from ``QUORUM`` reporters
+  (one link alone may be wrong: muted one way, or the reporter was frozen and woke with
+  every link silent) or from its own link. A join row of a peer removed less than
+  ``FENCE`` ping intervals ago was sent before its death: ignored; a later one is the peer
+  alive after all (a false report): counted again. A peer the origin is not linked to and
+  has had no row of for ``EXPIRE`` x ``REFRESH`` ping intervals is forgotten (a report
+  lost on the way, or a peer with one link).
 * News: a peer the origin adds or removes because of a ROSTER (it is not linked to it) is
   reported as ``Joined``/``Left``, like the membership's news of its own links; so the
   launcher, the SSH host count and telemetry see every peer of the program, linked or not.
@@ -26,10 +32,8 @@ mixin of ``NodeState`` (``node.py``), beside ``origin.py`` (whose way to the ori
   (``Ping.size``), and a peer keeps the value that came with the highest heartbeat count
   of the origin it heard (``origin.py``). A peer reads the larger of that and 1 + its own
   links (never fewer peers than it sees). It lags a join or a death by the time the news
-  takes to reach the origin and the next PINGs to come back: a few ping intervals.
-* Limits: a ROSTER lost on its way (its next hop died meanwhile) is not sent again, and a
-  peer declared dead by one link while alive to the others (a link muted one way) is
-  removed; both undercount SIZE until the peer next handshakes with the origin.
+  takes to reach the origin and the PINGs to come back, a hop per ping interval.
+* TELEMETRY reports take the same way (``NodeState._on_telemetry`` passes them on).
 """
 
 from __future__ import annotations
