@@ -110,6 +110,28 @@ class OriginMixin:
             out.append(m)
         return out
 
+    def _rebalance(self, now: float) -> list:
+        """Once per beat (``roster.py``): if the origin's links to two other hosts differ
+        by two or more, it dials a peer of its program on the host it holds the fewest
+        links to; the next trim (``_spread_pick``) then closes one on the host it holds the
+        most links to. Trims alone only choose among links old enough and unpinned, and the
+        joins come host by host: the view they leave can be uneven."""
+        members = self.members
+        if members.links() > members.config.view_size:
+            return []  # (a trim is due first)
+        here = members.identity.host
+        held = Counter({row[1]: 0 for row in self.roster.values() if row[1] != here})
+        if len(held) < 2:
+            return []
+        held.update(m.host for m in members.alive() if m.host != here)
+        few = min(held, key=lambda host: (held[host], host))
+        if max(held.values()) - held[few] < 2:
+            return []
+        for pid, row in self.roster.items():
+            if row[1] == few and row[3] and pid not in members.members:
+                return members.bootstrap(pid, row[3], now)
+        return []
+
     def _hears_origin(self, peer: bytes) -> bool:
         """Is ``peer`` the origin or linked to it (its last PING said so)?"""
         return peer == self.origin or self._origin_hops.get(peer) in (0, 1)

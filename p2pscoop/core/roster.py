@@ -17,7 +17,7 @@ mixin of ``NodeState`` (``node.py``), beside ``origin.py`` (whose way to the ori
   ``HELD_MAX``) until the next PING; so does a peer that gets one which crossed
   ``MAX_HOPS`` links (distances a beat old can make a loop). A middle peer passes a death
   on with its first ``QUORUM`` reporters only (``_passed``, the last ``PASSED_MAX`` ids).
-* The origin keeps ``roster`` (id -> [rank, host, when last heard of]) and ``_struck`` (id
+* The origin keeps ``roster`` (id -> [rank, host, when last heard of, address]) and ``_struck`` (id
   -> when removed, the last ``STRUCK_MAX``). It believes a death from ``QUORUM`` reporters
   (one link alone may be wrong: muted one way, or the reporter was frozen and woke with
   every link silent) or from its own link. A join row of a peer removed less than
@@ -64,7 +64,8 @@ class RosterMixin:
     is_origin: bool
 
     def _roster_setup(self) -> None:
-        #: the origin: peer -> [rank, host, when last heard of (a row, or our link closing)]
+        #: the origin: peer -> [rank, host, when last heard of (a row, or our link closing),
+        #: address]
         self.roster: dict[bytes, list] = {}
         self._struck: dict[bytes, float] = {}  # the origin: peer -> when it was removed
         self._passed: dict[bytes, tuple] = {}  # gone id -> its reporters so far
@@ -89,7 +90,8 @@ class RosterMixin:
         """A handshake with ``peer`` (the membership admitted it)."""
         if self.is_origin:
             self._struck.pop(peer, None)  # alive after all (we would refuse a dead one)
-            self.roster[peer] = [self.members.rank_of(peer), self.members.host_of(peer), now]
+            self.roster[peer] = [self.members.rank_of(peer), self.members.host_of(peer), now,
+                                 self.members.address_of(peer)]
 
     def _roster_link_down(self, peer: bytes, now: float) -> list:
         """``peer``'s link died or it said BYE (a PRUNE is not a departure): the origin
@@ -122,14 +124,15 @@ class RosterMixin:
 
     def _roster_expire(self, now: float) -> list:
         """The origin forgets a peer it is not linked to and has had no row of for
-        ``EXPIRE`` refresh periods (its death report was lost on the way); once per beat."""
+        ``EXPIRE`` refresh periods (its death report was lost on the way); once per beat,
+        with the origin's view's balance over hosts (``_rebalance``)."""
         if now < self._expire_at:
             return []
         self._expire_at = now + self.members.config.ping_interval
+        out: list = self._rebalance(now)  # (``origin.py``: the view spans the hosts)
         limit = now - EXPIRE * self._refresh()
         old = [pid for pid, row in self.roster.items()
                if row[2] < limit and not self.members.admitted(pid)]
-        out: list = []
         for pid in old:
             out.append(Left(pid, self.roster[pid][0], "no news of it along the views for "
                                                       f"{now - self.roster[pid][2]:.0f} s"))
@@ -162,7 +165,7 @@ class RosterMixin:
             self._passed.pop(pid, None)  # alive: earlier reports of its death are void
             if row is None:
                 self._struck.pop(pid, None)
-                self.roster[pid] = [rank, host, now]
+                self.roster[pid] = [rank, host, now, address]
                 out.append(Joined(pid, rank, host, address))
             else:
                 row[2] = now

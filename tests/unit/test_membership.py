@@ -319,6 +319,22 @@ def test_the_origins_view_spans_the_hosts_evenly():
     assert sum(1 for i in range(9) if peer_id(i) in n.peers and hosts[i] == "a") <= 1
 
 
+def test_the_origin_dials_a_peer_on_a_host_its_view_lacks():
+    # three links on host a, none on host b (a peer it knows of by a ROSTER row): the
+    # origin dials it (its next trim then closes one on host a: the view spans the hosts)
+    cfg = LivenessConfig(ping_interval=1.0, suspect_after=2.5, dead_after=4.5, view_size=4,
+                         view_target=1, gossip=2)
+    n = NodeState(ME, identity=ident(rank=0), liveness=cfg)
+    for i in range(3):
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1, host="a")), 0.0)
+    row = [peer_id(7), "tcp://b:7", 7, "b"]
+    assert n.handle(Received(peer_id(0), M.Roster([row], [])), 0.1) == [
+        C.Joined(peer_id(7), 7, "b", "tcp://b:7")]
+    cmds = n.handle(Tick(), 1.0)
+    assert C.Connect(peer_id(7), "tcp://b:7") in cmds
+    assert n.program_size() == 5
+
+
 def test_ping_gossip_fills_known_and_a_thin_view_dials_from_it():
     n = view_node(1)
     rows = [[peer_id(5), "tcp://h:5", 5, "h2"], [ME, "tcp://h:0", 0, "h"]]
