@@ -47,7 +47,8 @@ reach a peer that has already forgotten it. The origin, after ``EndRun``, closes
 sockets only once every link acknowledged or is gone (``Peer.shutdown_peers``): closing
 earlier could discard the SHUTDOWN or let a peer see the origin vanish before reading it.
 The origin's death reaches every peer the same way (ORIGIN_GONE), with the origin's
-heartbeat count in each PING as the safety net for a lost wave.
+heartbeat count in each PING as the safety net for a lost wave; the program's peers are
+counted at the origin from ROSTER rows passed on the same way (``roster.py``: SIZE).
 
 Thread safety is the caller's business: the runtime serialises calls with one lock.
 """
