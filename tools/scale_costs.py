@@ -19,7 +19,11 @@ estimated. The output is the Markdown that ``docs/scale.md`` quotes. Phases:
    noticed;
 4. *steal*: four owners map 4 x 500 units of 0.1 s over the cluster; messages per granted
    steal, results passed on by peers that do not own them (leases chain), how far from
-   its owner a unit ran (hops), most links held at once.
+   its owner a unit ran (hops), most links held at once;
+5. *end*: the origin ends the run; the SHUTDOWN wave's messages and how long until every
+   peer stopped;
+6. *the origin's death* (a fresh cluster, settled as in 1): ORIGIN_GONE's messages and how
+   long until every peer dropped the program.
 
 The idle peers use ``StealConfig(backoff_min=0.05, backoff_max=2.0)`` so that 1,000 of
 them can be simulated in minutes; the idle-steal line is also given for the default
@@ -73,9 +77,13 @@ def measure(n: int, seed: int) -> list[str]:
     links = sorted(sim.links(p) for p in sim.live())
     conns = max(sim.connections(p) for p in sim.live())
     per = {k: v / live / 5.0 for k, v in steady.items()}
+    hops = sorted(sim.shells[p].node.origin_hops() for p in sim.live())
     out += ["### Steady state, no work", "",
             f"- links per peer: min {links[0]}, median {links[len(links) // 2]}, "
-            f"max {links[-1]}; most connections of any peer: {conns}",
+            f"max {links[-1]}; most connections of any peer: {conns}; the origin's "
+            f"links: {sim.links(sim.ids[0])}",
+            f"- distance to the origin in links: median {hops[len(hops) // 2]}, "
+            f"max {hops[-1]}",
             "- messages per peer per second: " + ", ".join(
                 f"{k} {v:.2f}" for k, v in sorted(per.items())), ""]
 
@@ -144,7 +152,7 @@ def measure(n: int, seed: int) -> list[str]:
     forwarded = sum(nd.counters.results_forwarded for nd in nodes) - fwd0
     ran = sum(1 for p in sim.live() if sim.shells[p].units_run)
     far = sorted(hops.values())
-    origin = sim.ids[0]  # rank 0: it keeps every link of its program by design
+    origin = sim.ids[0]  # rank 0: the program's origin
     most = max(sim.shells[o].node.members.view.most_links for o in owners if o != origin)
     most_origin = sim.shells[origin].node.members.view.most_links
     holders_most = sorted(sim.shells[p].node.members.view.most_links for p in sim.live()
@@ -162,12 +170,51 @@ def measure(n: int, seed: int) -> list[str]:
             f"{far[len(far) // 2]}, max {far[-1]}; units run 3 or more hops away: "
             f"{sum(1 for h in far if h >= 3)} of {len(far)}",
             f"- most links held at once while the work ran: by an owner {most} (the "
-            f"origin, rank 0, which keeps every link of its program: {most_origin}); by "
+            f"origin, rank 0: {most_origin}); by "
             f"any other peer {holders_most[-1]} (median "
             f"{holders_most[len(holders_most) // 2]})",
-            f"- local gives {sim.local_gives}, remote gives {sim.remote_gives}", "",
-            f"_simulated in {time.time() - t0:.0f} s of wall time_", ""]
+            f"- local gives {sim.local_gives}, remote gives {sim.remote_gives}", ""]
+    out += end_of_run(sim) + origin_death(n, seed)
+    out += [f"_simulated in {time.time() - t0:.0f} s of wall time_", ""]
     return out
+
+
+def end_of_run(sim: ClusterSim) -> list[str]:
+    """The origin ends the run: the SHUTDOWN wave along the views."""
+    before = Counter(sim.sent)
+    start = sim.now
+    sim.end(0)
+    live = [p for p in sim.live() if p != sim.ids[0]]
+    sim.run_until(lambda: all(p in sim.stopped for p in live), sim.now + 30.0)
+    last = max(sim.stopped.get(p, sim.now) for p in live) - start
+    sim.run_for(1.0)
+    delta = Counter(sim.sent) - before
+    return ["### The end of the run (SHUTDOWN along the views)", "",
+            f"- peers that stopped: {sum(1 for p in live if p in sim.stopped)} of "
+            f"{len(live)}, the last {last * 1000:.1f} ms after the origin's EndRun",
+            f"- SHUTDOWN {delta['Shutdown']} ({delta['Shutdown'] / len(live):.1f} per "
+            f"peer), BYE {delta['Bye']}",
+            ""]
+
+
+def origin_death(n: int, seed: int) -> list[str]:
+    """A fresh cluster; its origin is killed: ORIGIN_GONE along the views."""
+    sim = settle(n, seed, CALM)
+    origin = sim.ids[0]
+    linked = sim.links(origin)
+    before = Counter(sim.sent)
+    start = sim.now
+    sim.kill(origin)
+    live = sim.live()
+    sim.run_until(lambda: all(sim.dropped(p) for p in live), sim.now + 60.0)
+    took = sim.now - start
+    delta = Counter(sim.sent) - before
+    return ["### The origin's death (process killed)", "",
+            f"- noticed by its {linked} linked peers (connections lost); every peer "
+            f"dropped the program: {sum(1 for p in live if sim.dropped(p))} of {len(live)}, "
+            f"{took * 1000:.0f} ms after the kill",
+            f"- ORIGIN_GONE messages: {delta['OriginGone']} "
+            f"({delta['OriginGone'] / len(live):.1f} per peer)", ""]
 
 
 def _track_hops(sim: ClusterSim) -> dict:

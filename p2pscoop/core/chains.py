@@ -41,9 +41,9 @@ the unit, which the owner resolves once.
 Invariants: a unit in a record has at least one lessor; a unit leased on has its work
 kept; a unit goes home to its owner only from a peer the owner leased it to itself (the
 owner would otherwise take it back while the chain between them still waits for it); a
-link is pinned (``membership.pins_of``) while a lease or a buffered result crosses it; a
-peer past its view bound makes no new pinned link (``_past_view``), so that no peer but
-the origin holds more than about ``view_size`` links, however widely its work spreads.
+link is pinned (``pins_of``) while a lease or a buffered result crosses it; a
+peer past its view bound makes no new pinned link (``_past_view``), so that no peer, the
+origin included, holds more than about ``view_size`` links, however widely its work spreads.
 """
 
 from __future__ import annotations
@@ -56,6 +56,23 @@ from .deque import Work
 from .errors import TaskLostError
 from .jobs import Relay
 from .messages import FAILED, RANGE, Encoded, Results
+
+
+def pins_of(node) -> set:
+    """The links a ``NodeState`` needs open (``Membership.pins``): the peers it leased units
+    to (its own or others', ``chains.py``), the peers it got units from or has results
+    for, the victim of its steal request."""
+    pins = set(node._outbox) | set(node._held)
+    for rec in node.jobs.values():
+        pins.update(rec.holders.values())
+    for rel in node.relays.values():
+        pins.update(rel.holders.values())
+        for hops in rel.lessors.values():
+            pins.update(hops)
+    pins.update(w.lessor for w in node.deque if w.lessor is not None)
+    if node._steal is not None:
+        pins.add(node._steal[0])
+    return pins
 
 
 class ChainMixin:
@@ -79,11 +96,10 @@ class ChainMixin:
         """Past its view bound (more than ``view_size`` links, links that a HELLO opened
         and the next trim will close), a peer makes no new lease link: it leases only to
         the peers it is pinned to already (returned), so that the trim can close the rest.
-        None while within the bound, and always on the origin, which keeps every link of
-        its program anyway."""
+        None while within the bound."""
         members = self.members
         size = members.config.view_size
-        if members.identity.rank == 0 or len(members.members) <= size or (
+        if len(members.members) <= size or (
                 members.links() <= size):
             return None
         return members.pins()

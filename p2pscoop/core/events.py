@@ -7,7 +7,8 @@
     Finished      scheduler (main)     a unit ended (value or exception, not pickled)
     Cancel        API (main)           cancel a one-unit job that has not started
     DefineConst   API (main)           this peer defines a shared constant
-    EndRun        launcher (main)      the origin ends the run: tell every peer
+    EndRun        launcher (main)      the origin ends the run: tell every peer (a
+                                       SHUTDOWN to its links, passed on along the views)
     Leave         node supervisor      this peer leaves: say BYE to every peer
     Bootstrap     launcher, discovery  greet a peer known by identity and address
     Received      comm                 a decoded, validated message from a peer
@@ -108,7 +109,8 @@ class DefineConst:
 
 @dataclass(slots=True)
 class EndRun:
-    """The origin ends the run: every peer is told to stop with ``code``."""
+    """The origin ends the run: every peer is told to stop with ``code`` (its links
+    directly, the others along the views: ``origin.py``)."""
     code: int
 
 

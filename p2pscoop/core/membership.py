@@ -12,8 +12,9 @@ only randomness is an RNG seeded with our own incarnation (same peer, same choic
                                                                connection -> DEAD; PRUNE -> gone
     SUSPECT    silent for ``suspect_after``                    any message -> ALIVE;
                                                                silence ``dead_after`` -> DEAD
-    PRUNED     we closed the link (view full); its messages    its HELLO -> ALIVE; after
-               in flight are still read, we send nothing       ``ping_interval`` -> gone
+    PRUNED     we closed the link (view full), or it did;     its HELLO -> ALIVE; after
+               its messages in flight are still read; we       ``ping_interval`` -> gone
+               send nothing but a SHUTDOWN passed on
     DEAD       gone; its incarnation is fenced for good        (never leaves)
 
 A *link* is a member in JOINING, ALIVE or SUSPECT: both sides hold a connection and ping it.
@@ -31,7 +32,8 @@ Rules:
   with a random sample of the members we know (at most ``view_size`` rows); it dials them
   while it has fewer than ``view_target`` links: the mesh forms from any one introducer.
 * Heartbeats: every ``ping_interval`` each linked peer is sent a PING carrying ``gossip``
-  members sampled from our links (gossip keeps ``known`` fresh); PINGs go out on a grid of
+  members sampled from our links (gossip keeps ``known`` fresh) and NodeState's news of the
+  program's origin (``ping_extra``/``ping_hook``: ``origin.py``); PINGs go out on a grid of
   the interval (``_beat``), so all of a peer's links beat in one tick; any message from a peer
   counts as a sign of life. Silence past ``suspect_after`` makes it SUSPECT (logged), past
   ``dead_after`` DEAD: its connection is dropped and its leases are re-dispatched by
@@ -44,9 +46,10 @@ Rules:
   buffered for the peer, work it gave us, or a steal request out to it. A pinned link is
   never closed; a peer told PRUNE that still needs the link (pinned on its side) answers
   with a HELLO, which re-opens it; otherwise it forgets the link (no death, nothing
-  re-dispatched). No lease ever makes a peer dial another, so ``view_size`` bounds every
-  peer's links but the origin's (below). Below ``view_target`` links a peer dials random
-  ``known`` peers.
+  re-dispatched). No lease ever makes a peer dial another, and the origin trims like any
+  peer (what only it says travels along the views: ``origin.py``), so ``view_size`` bounds
+  every peer's links; the origin alone closes its links (``spare``), spread over hosts
+  (``pick``). Below ``view_target`` links a peer dials random ``known`` peers.
 * Locality: a WELCOME's members and ``known`` peers on our own host are dialled first (and
   while we have fewer than ``view_size`` links, a host mate we hear of is dialled even
   above ``view_target``); trimming closes links to other hosts first, so that host mates find each other in their
@@ -109,23 +112,6 @@ class ViewCounters:
     most_links: int = 0  # the most links we held at once
 
 
-def pins_of(node) -> set:
-    """The links a ``NodeState`` needs open (``Membership.pins``): the peers it leased units
-    to (its own or others', ``chains.py``), the peers it got units from or has results
-    for, the victim of its steal request."""
-    pins = set(node._outbox) | set(node._held)
-    for rec in node.jobs.values():
-        pins.update(rec.holders.values())
-    for rel in node.relays.values():
-        pins.update(rel.holders.values())
-        for hops in rel.lessors.values():
-            pins.update(hops)
-    pins.update(w.lessor for w in node.deque if w.lessor is not None)
-    if node._steal is not None:
-        pins.add(node._steal[0])
-    return pins
-
-
 def _mac(key: bytes, msg: M.Hello) -> bytes:
     return hmac.new(key, M.hello_body(msg), hashlib.sha256).digest()
 
@@ -143,7 +129,12 @@ class Membership:
         self.left: list[tuple] = []  # (peer, graceful) newly gone, for NodeState to take
         #: NodeState's answer to "which links do leases or messages in flight need?"
         self.pins: Callable[[], set] = set
+        #: NodeState's origin fields of each PING and its reader of them (``origin.py``)
+        self.ping_extra: Callable[[float], tuple] = lambda now: ()
+        self.ping_hook: Callable[[bytes, M.Ping, float], list] = lambda peer, msg, now: []
         self.rng = random.Random(identity.me)
+        self.pick = self.rng.sample  # which links ``_trim`` closes (the origin's: origin.py)
+        self.spare = 0 if identity.role == M.ROLE_PEER and identity.rank else -2  # (_trim)
         self.view = ViewCounters()
         self._next: float | None = None  # no heartbeat work is due before this
         self.refused = 0
@@ -296,7 +287,7 @@ class Membership:
                 out.append(C.SendMsg(peer, M.Welcome(max(1, self.identity.size), rows)))
             links = self.links()
             self.view.most_links = max(self.view.most_links, links)
-            if links > self.config.view_size and self.identity.rank != 0:
+            if links > self.config.view_size:
                 self._soon(now)  # trim at the next tick, not the next beat
         return out
 
@@ -317,13 +308,14 @@ class Membership:
     def on_ping(self, peer: bytes, msg: M.Ping, now: float) -> list:
         if msg.peers:
             self._learn(msg.peers)
-        return []
+        return self.ping_hook(peer, msg, now)
 
     def on_bye(self, peer: bytes, msg: M.Bye, now: float) -> list:
         return self._kill(peer, "it left", graceful=True)
 
     def on_prune(self, peer: bytes, msg: M.Prune, now: float) -> list:
-        """The peer closed our link to bound its view. Keep it if we need it, else forget."""
+        """The peer closed our link to bound its view. Keep it if we need it, else close
+        it too (read for one more ping interval, then forgotten)."""
         m = self.members.get(peer)
         if m is None or m.state not in (ALIVE, SUSPECT):
             return []
@@ -331,10 +323,12 @@ class Membership:
             self.view.kept += 1
             m.greeted = True
             return [C.SendMsg(peer, self.hello())]  # it re-admits us: the link stays
-        del self.members[peer]
-        self._remember(peer, m.address, m.rank, m.host)
+        # closed as the pruner closes it: its messages in flight (a SHUTDOWN passed on)
+        # are still read for one ping interval, then ``tick`` drops it into ``known``
+        m.state, m.since, m.greeted = PRUNED, now, False
         self.left.append((peer, True))  # no lease joins us: nothing comes back
-        return [C.Drop(peer)]
+        self._soon(now + self.config.ping_interval)
+        return []
 
     def disconnected(self, peer: bytes, now: float) -> list:
         return self._kill(peer, "connection lost")
@@ -396,7 +390,8 @@ class Membership:
                 beat = self._beat(m.pinged)
                 if now >= beat:
                     m.pinged = now
-                    out.append(C.SendMsg(m.id, M.Ping(self._sample(cfg.gossip, m.id))))
+                    out.append(C.SendMsg(m.id, M.Ping(self._sample(cfg.gossip, m.id),
+                                                      *self.ping_extra(now))))
                     beat = self._beat(now)
                 due = min(beat,
                           m.heard + (cfg.dead_after if m.state == SUSPECT
@@ -405,8 +400,7 @@ class Membership:
         if links > cfg.view_size:
             trimmed = self._trim(links - cfg.view_size, now)
             out += trimmed
-            if self.identity.rank != 0 and len(trimmed) < links - cfg.view_size:
-                # the rest once they are old enough (the origin trims none: ``_trim``)
+            if len(trimmed) < links - cfg.view_size:  # the rest once they are old enough
                 soonest = min(soonest or now + cfg.ping_interval, now + cfg.ping_interval / 4)
         elif (links < cfg.view_target and self.known) or (links < cfg.view_size and
                                                            self.mates):
@@ -450,10 +444,9 @@ class Membership:
 
     def _refill(self, missing: int, now: float) -> list:
         out: list = []
-        ids = list(self.mates)[:missing]  # same host first
-        here = self.identity.host
+        ids = list(self.mates)[:missing]  # same host first (none when we have no host name)
         if len(ids) < missing:
-            others = [p for p, row in self.known.items() if row[2] != here]
+            others = [p for p in self.known if p not in self.mates]
             ids += self.rng.sample(others, min(missing - len(ids), len(others)))
         for peer in self.rng.sample(ids, min(missing, len(ids))):
             address = self.known[peer][0]
@@ -462,21 +455,18 @@ class Membership:
         return out
 
     def _trim(self, excess: int, now: float) -> list:
-        """Close ``excess`` random unpinned links older than one ping interval. The link to
-        the program's origin (rank 0) is never closed, and the origin closes none: what only
-        the origin sends (SHUTDOWN, constants it arbitrates) and its death must reach every
-        peer, so the origin's own links are bounded by the program's size, not the view."""
-        if self.identity.rank == 0:
-            return []
+        """Close ``excess`` unpinned links older than a ping interval, random (the origin
+        spreads its view over hosts; a worker leaves its origin link to it: ``origin.py``)."""
         old = now - self.config.ping_interval
         pins = self.pins()
         pool = [m for m in self.members.values()
-                if m.state == ALIVE and m.since <= old and m.id not in pins and m.rank != 0]
+                if m.state == ALIVE and m.since <= old and m.id not in pins
+                and m.rank != self.spare]
         far = [m for m in pool if m.host != self.identity.host]  # keep host mates
         if len(far) >= excess:
             pool = far
         out: list = []
-        for m in self.rng.sample(pool, min(excess, len(pool))):
+        for m in self.pick(pool, min(excess, len(pool))):
             m.state, m.since, m.greeted = PRUNED, now, False  # re-opening greets again
             self.view.prunes += 1
             self.left.append((m.id, True))
@@ -489,11 +479,15 @@ class Membership:
         m = self.members.get(peer)
         if m is None or m.state == DEAD:
             return []
+        if m.state == PRUNED:  # a closed link closing at the other end too: not a death
+            del self.members[peer]  # (it left our peers when it was closed)
+            self._remember(peer, m.address, m.rank, m.host)
+            return [C.Drop(peer)]
         was = m.state
         m.state = DEAD
         self._forget(peer)
         out: list = [C.Drop(peer)]
-        if was in (JOINING, PRUNED):
+        if was == JOINING:
             self.left.append((peer, False))
         else:
             self.left.append((peer, graceful))

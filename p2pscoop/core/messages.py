@@ -40,7 +40,11 @@ from .fields import (ID_LEN, MAX_BLOB, MAX_INT, MAX_LIST, MAX_STR, Blob,  # noqa
 
 PROTOCOL_VERSION = 6  # 3: constants arbitrated by the origin; PING gossips members,
                       # PRUNE; 4: TELEMETRY, SERVE's config; 5: leases chain (RESULTS
-                      # rows name their owner; MOVED and HOLDING are gone); 6: RANGE rows
+                      # rows name their owner; MOVED and HOLDING are gone); 6: the origin
+                      # is reached along the views (PING's origin fields, ORIGIN_GONE,
+                      # CONST_VERDICT's error; SHUTDOWN and CONST are forwarded; ROSTER
+                      # and TELEMETRY hop towards the origin, PING carries its count),
+                      # RANGE rows (a stolen range's results in one row)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 RESULTS_ROWS = 1024  # entries per RESULTS message: its header fits MAX_HEADER however large
@@ -158,8 +162,26 @@ class Const(Message):
 @dataclass
 class Shutdown(Message):
     TYPE: ClassVar[int] = 8
-    DOC: ClassVar[str] = "the origin ends the run"
+    DOC: ClassVar[str] = ("the origin ends the run; a peer forwards it once to its other "
+                          "links, then stops")
     code: int = f(Int(0, 255))
+
+
+#: PING's ``hops`` while the sender knows no way to the program's origin
+NO_ROUTE = 0xFFFF
+#: hops a CONST_PROPOSE may travel toward the origin (distances a ping interval old could
+#: otherwise send it round a loop)
+PROPOSE_TTL = 64
+
+
+@dataclass
+class OriginGone(Message):
+    TYPE: ClassVar[int] = 16
+    DOC: ClassVar[str] = ("the program's origin died: drop the program; forwarded once to "
+                          "every link; ignored by a peer that heard a later heartbeat count "
+                          "of the origin than `beat` (the sender's last)")
+    origin: bytes = f(Id())
+    beat: int = f(Int())
 
 
 @dataclass
@@ -173,8 +195,15 @@ class Refuse(Message):
 class Ping(Message):
     TYPE: ClassVar[int] = 11
     DOC: ClassVar[str] = ("heartbeat, to every linked peer each ping interval, with a few "
-                          "members sampled from the sender's view (gossip)")
+                          "members sampled from the sender's view (gossip), the program's "
+                          "origin as far as the sender knows (empty: unknown), the origin's "
+                          "heartbeat count it heard last, its distance to it in links and "
+                          "the program's size that came with that count (0: unknown)")
     peers: list = f(Rows(MEMBER_ROWS), default_factory=list)
+    origin: bytes = f(Blob(ID_LEN), default=b"")
+    beat: int = f(Int(), default=0)
+    hops: int = f(Int(0, NO_ROUTE), default=NO_ROUTE)
+    size: int = f(Int(), default=0)  # the program's peers as the origin counts them
 
 
 @dataclass
@@ -229,10 +258,12 @@ class StatusReport(Message):
 @dataclass
 class ConstPropose(Message):
     TYPE: ClassVar[int] = 13
-    DOC: ClassVar[str] = "to the origin, which arbitrates constants: may I define `name`?"
+    DOC: ClassVar[str] = ("to the origin, which arbitrates constants, hop by hop toward it "
+                          "(`ttl`: hops left): may I define `name`?")
     PAYLOADS: ClassVar[str] = "1 (the proposed value)"
     req: int = f(Int())
     name: str = f(Str())
+    ttl: int = f(Int(0, 255), default=PROPOSE_TTL)
 
     def payload_count(self) -> int:
         return 1
@@ -241,17 +272,21 @@ class ConstPropose(Message):
 @dataclass
 class ConstVerdict(Message):
     TYPE: ClassVar[int] = 14
-    DOC: ClassVar[str] = ("the origin's answer to CONST_PROPOSE; when refused, the winner's "
-                          "CONST was sent first")
+    DOC: ClassVar[str] = ("the origin's answer to CONST_PROPOSE, back the way it came; when "
+                          "refused, the winner's CONST was sent first; `error`: no verdict "
+                          "(the way to the origin is lost)")
     req: int = f(Int())
     accepted: bool = f(Bool())
+    error: str = f(Str(), default="")
 
 
 @dataclass
 class Telemetry(Message):
     TYPE: ClassVar[int] = 24
-    DOC: ClassVar[str] = ("to the origin, while telemetry is on: this peer's counters, queue, "
-                          "running function, and its unit runs and granted steals (--trace)")
+    DOC: ClassVar[str] = ("to the origin (hop by hop along the views, `src` naming the "
+                          "reporting peer), while telemetry is on: this peer's counters, "
+                          "queue, running function, its unit runs and granted steals "
+                          "(--trace)")
     host: str = f(Str())
     pid: int = f(Int())
     queue: int = f(Int())  # units queued here now
@@ -268,6 +303,19 @@ class Telemetry(Message):
     runs: list = f(Rows((("job", Int()), ("owner", Id()), ("start", Int()), ("end", Int()),
                          ("fn", Str()))))
     steals: list = f(Rows((("thief", Id()), ("units", Int(1)), ("at", Int()))))
+    src: bytes = f(Blob(ID_LEN), default=b"")  # the reporting peer (passed on hop by hop)
+
+
+@dataclass
+class Roster(Message):
+    TYPE: ClassVar[int] = 25
+    DOC: ClassVar[str] = ("towards the origin, hop by hop (the link nearest to it): a peer "
+                          "of the program that joined (its own row, once it has a way) and "
+                          "peers that left or died (each of their links reports them; the origin "
+                          "believes two reporters)")
+    joined: list = f(Rows(MEMBER_ROWS), default_factory=list)
+    gone: list = f(Rows((("incarnation", Id()), ("reporter", Id()))), default_factory=list)
+    hops: int = f(Int(0, 255), default=0)  # links crossed so far (distances may be stale)
 
 
 REGISTRY: dict[int, type[Message]] = {}
@@ -283,7 +331,8 @@ def _register(*classes) -> None:
 
 
 _register(Hello, Welcome, Steal, Give, Results, Hint, Const, Shutdown, Refuse, Ping, Bye,
-          Prune, ConstPropose, ConstVerdict, Serve, Served, Status, StatusReport, Telemetry)
+          Prune, ConstPropose, ConstVerdict, OriginGone, Serve, Served, Status, StatusReport,
+          Telemetry, Roster)
 
 
 # --- codec ----------------------------------------------------------------------------

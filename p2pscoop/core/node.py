@@ -39,12 +39,16 @@ owner's job wait here (a thief's share of a map) and its units are short (under
 ``result_linger``), results linger up to ``result_linger`` and leave together; the last of
 them goes at once.
 
-Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the origin, and a peer that
-leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
+Leaving: a peer told SHUTDOWN acknowledges it with a BYE to the peer it came from and
+passes it on along its view (``origin.py``: the origin links to its view only), and a peer
+that leaves (``Leave``) says BYE to every peer; from then on it sends nothing (no steal, no
 reply, no result, no heartbeat; ``handle`` drops such commands), so nothing of it can
 reach a peer that has already forgotten it. The origin, after ``EndRun``, closes its
-sockets only once every peer acknowledged or is gone (``Peer.shutdown_peers``): closing
+sockets only once every link acknowledged or is gone (``Peer.shutdown_peers``): closing
 earlier could discard the SHUTDOWN or let a peer see the origin vanish before reading it.
+The origin's death reaches every peer the same way (ORIGIN_GONE), with the origin's
+heartbeat count in each PING as the safety net for a lost wave; the program's peers are
+counted at the origin from ROSTER rows passed on the same way (``roster.py``: SIZE).
 
 Thread safety is the caller's business: the runtime serialises calls with one lock.
 """
@@ -59,8 +63,8 @@ from . import commands as C
 from . import messages as M
 from . import task as T
 from .commands import (Cancelled, Left, Resolve, Run, SendMsg, ShipResults, ShipWorks,
-                       Stop, Wake)
-from .chains import ChainMixin
+                       Wake)
+from .chains import ChainMixin, pins_of
 from .config import StealConfig
 from .consts import Constants
 from .deque import Work, WorkDeque
@@ -71,14 +75,16 @@ from .broker import BrokerMixin
 from .leases import LeaseMixin
 from .lifelines import LifelineMixin
 from .local import LocalPathMixin
+from .membership import Identity, Membership
+from .origin import OriginMixin
 from .ranges import RangeMixin
-from .membership import Identity, Membership, pins_of
+from .roster import RosterMixin
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
 
 
 class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin,
-                RangeMixin):
+                OriginMixin, RosterMixin, RangeMixin):
     """The sans-I/O peer. See the module docstring (leases and faults: ``leases.py``)."""
 
     def __init__(self, me: bytes, config: StealConfig | None = None,
@@ -127,6 +133,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self.ended: int | None = None  # the origin ended the run (EndRun) with this code
         self.members.pins = lambda: pins_of(self)  # the partial view: see docs/scale.md
         self.policy.locate(self.members.identity.host, self.members.host_of)  # near first
+        self._origin_setup()  # the origin along the views: ``origin.py``
+        self._roster_setup()  # the program's peers, counted there: ``roster.py``
 
     # -- pure helpers --------------------------------------------------------------------
 
@@ -148,7 +156,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         """When an idle scheduler must call ``Idle`` again (a steal may be due), or None."""
         if self._steal is not None:
             return self._steal[2] + self.config.request_timeout
-        if self.peers:
+        if self.peers and not self.leaving:  # (a leaving node asks nobody)
             return max(now, self.policy.not_before)
         return None
 
@@ -165,6 +173,9 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             times.append(self._outbox_since + self._outbox_delay)
         if self._steal is not None:
             times.append(self._steal[2] + self.config.request_timeout)
+        watch = self._origin_deadline()  # the origin's heartbeat (``origin.py``)
+        if watch is not None:
+            times.append(watch)
         return min(times) if times else None
 
     @property
@@ -279,6 +290,10 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             out.extend(self._flush_all(now))
         if self._steal is not None and now - self._steal[2] >= self.config.request_timeout:
             self._steal = None
+        if self._beat_at is not None or self._doubt is not None:
+            out.extend(self._origin_watch(now))
+        if self.roster and self.is_origin:  # silent rows of the program's peers
+            out.extend(self._roster_expire(now))  # (``roster.py``)
         return out
 
     def _on_Cancel(self, ev: Cancel, now: float) -> list:
@@ -321,10 +336,16 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             if members.joined:
                 peer = members.joined.pop(0)
                 cmds += self._peer_up(peer)
+                self._origin_link_up(peer, now)
+                self._roster_link_up(peer, now)
+                if self.constants.pending:  # (a proposal may wait for a way to the origin)
+                    cmds += self.constants.retry()
                 if self.ended is not None:  # joined after the end: it needs the SHUTDOWN too
                     cmds.append(SendMsg(peer, M.Shutdown(self.ended)))
             else:
                 peer, graceful = members.left.pop(0)
+                cmds += self._origin_link_down(peer, now, graceful)  # (before _peer_down)
+                cmds += self._roster_link_down(peer, now)
                 before = self.counters.units_redispatched
                 cmds += self._peer_down(peer, now, graceful)
                 for cmd in cmds:
@@ -342,7 +363,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _on_EndRun(self, ev: EndRun, now: float) -> list:
         self.ended = ev.code
-        return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self.members.alive()]
+        # (and the links closed this beat: ``origin.py``, ``_reachable``)
+        return [SendMsg(m.id, M.Shutdown(ev.code)) for m in self._reachable()]
 
     def _on_Leave(self, ev: Leave, now: float) -> list:
         self.leaving = True
@@ -356,7 +378,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     def _on_PeerDown(self, ev: PeerDown, now: float) -> list:
         """A peer known dead without the membership's verdict (the simulator, tests)."""
         self.members.force_dead(ev.peer)
-        return self._peer_down(ev.peer, now)
+        return (self._origin_link_down(ev.peer, now) + self._roster_link_down(ev.peer, now)
+                + self._peer_down(ev.peer, now))
 
     # -- messages ------------------------------------------------------------------------
 
@@ -388,20 +411,16 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     # -- shared constants (decided in ``consts.py``) -----------------------------------
 
     def _on_const(self, peer: bytes, msg: M.Const, works: list, now: float) -> list:
-        return self.constants.on_const(peer, msg)
+        return self.constants.on_const(peer, msg, self.peers)
 
     def _on_const_propose(self, peer: bytes, msg: M.ConstPropose, works: list,
                           now: float) -> list:
-        out = self.constants.on_propose(peer, msg, self.peers)
-        if out is None:  # only the arbiter decides
-            self.counters.bad_messages += 1
-            return []
-        return out
+        return self.constants.on_propose(peer, msg, self.peers)
 
     def _on_const_verdict(self, peer: bytes, msg: M.ConstVerdict, works: list,
                           now: float) -> list:
-        out = self.constants.on_verdict(peer, msg)
-        if out is None:  # not from the arbiter, or not asked for
+        out = self.constants.on_verdict(peer, msg, self.peers)
+        if out is None:  # not from the peer we asked, or not asked for
             self.counters.bad_messages += 1
             return []
         return out
@@ -415,16 +434,13 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _on_telemetry(self, peer: bytes, msg: M.Telemetry, works: list, now: float) -> list:
         """A peer's report: only the program's origin collects them (``runtime/telemetry``),
-        which counts a report it does not want (telemetry off there) as a bad message."""
-        if self.members.identity.rank != 0:
-            self.counters.bad_messages += 1
-            return []
-        return [C.Report(peer, msg)]
-
-    def _on_shutdown(self, peer: bytes, msg: M.Shutdown, works: list, now: float) -> list:
-        """Stop, and acknowledge with a BYE: the origin keeps its sockets open until then."""
-        self.leaving = True
-        return [Stop(msg.code), SendMsg(peer, M.Bye())]
+        which counts a report it does not want (telemetry off there) as a bad message; any
+        other peer passes it on towards the origin (``src`` names the reporting peer)."""
+        src = msg.src or peer
+        if not self.is_origin:
+            msg.src = src
+            return self._toward(msg, peer)  # (``roster.py``: dropped without a way)
+        return [C.Report(src, msg)]
 
     # -- internals -----------------------------------------------------------------------
 
@@ -469,6 +485,7 @@ NodeState.HANDLERS = {
     M.Results: NodeState._on_results, M.Hint: NodeState._on_hint, M.Const: NodeState._on_const,
     M.Shutdown: NodeState._on_shutdown, M.ConstPropose: NodeState._on_const_propose,
     M.ConstVerdict: NodeState._on_const_verdict, M.Telemetry: NodeState._on_telemetry,
+    M.OriginGone: NodeState._on_origin_gone, M.Roster: NodeState._on_roster,
 }
 
 

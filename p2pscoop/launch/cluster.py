@@ -7,8 +7,8 @@
               node answers SERVED(k) and starts k peers that greet the origin (HELLO), get a
               WELCOME listing the other peers, and steal like any local peer
 
-The program starts at once: nodes join while it runs (``SIZE`` counts the peers admitted at
-the moment it is read). Nothing here decides who is trusted: the node's transport checks the
+The program starts at once: nodes join while it runs (``SIZE`` counts the program's peers
+at the moment it is read, as the origin counts them along the views: ``core/roster.py``). Nothing here decides who is trusted: the node's transport checks the
 CURVE key, its membership check the HELLO; this module only opens the conversations.
 
 ``Secure`` gathers what a secure peer needs (cluster name, secret, derived keys, where to

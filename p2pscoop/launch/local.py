@@ -5,7 +5,9 @@
       spawn workers  ── env: address, id ──▶     Peer.bind, DEALER ─HELLO─▶ origin
       accept each HELLO (the core's membership): (refused if cluster/Python/version differ)
       WELCOME(peers known so far) ─────────▶     connect to every peer, HELLO each
-      wait until N-1 workers joined
+      wait until the origin counts N peers       (the origin trims its links to its view:
+                                                  it counts the program's peers along the
+                                                  views, core/roster.py, not its links)
       run the program / the with-block           steal, run, send results to owners
       SHUTDOWN ────────────────────────────▶     exit 0
       reap children (kill after a grace period)
@@ -91,7 +93,6 @@ class LocalCluster:
         self._joined = threading.Event()
         self._started = False
         self._stopping = threading.Event()
-        self._hellos = 0
         self._refused: str | None = None
         self._watcher: threading.Thread | None = None
         self._next_rank = n
@@ -137,13 +138,12 @@ class LocalCluster:
         return peer
 
     def _on_news(self, cmd) -> None:
-        """Membership news (comm thread): count joined workers; a worker refused before
-        the start fails the start at once, with the reason."""
+        """Membership news (comm thread): a worker joined (``_wait_joined`` counts the
+        program's peers again); a worker refused before the start fails the start at
+        once, with the reason."""
         t = type(cmd)
         if t is C.Joined:
-            self._hellos += 1
-            if self._hellos >= self.n - 1:
-                self._joined.set()
+            self._joined.set()
         elif t is C.Refused and not self._started:
             self._refused = f"worker {cmd.rank} was refused: {cmd.reason}"
             self._joined.set()
@@ -199,16 +199,21 @@ class LocalCluster:
     def _wait_joined(self) -> None:
         timeout = self.config.startup_timeout
         deadline = time.monotonic() + timeout
-        while not self._joined.wait(0.05) or self._refused:
+        while True:
             if self._refused:
                 raise StartupError(f"p2pscoop: {self._refused}")
+            joined = self.peer.program_peers() - 1  # (the origin's count: not its links)
+            if joined >= self.n - 1:
+                return
+            self._joined.wait(0.05)
+            self._joined.clear()
             for rank, proc in enumerate(self.procs, 1):
                 if proc.poll() is not None:
                     raise StartupError(f"p2pscoop: worker {rank} exited with status "
                                        f"{proc.returncode} before joining (see its "
                                        f"output above)")
             if time.monotonic() > deadline:
-                raise StartupError(f"p2pscoop: only {self._hellos} of {self.n - 1} workers "
+                raise StartupError(f"p2pscoop: only {joined} of {self.n - 1} workers "
                                    f"joined within {timeout:.0f} s")
 
     def stop(self, code: int = 0) -> None:

@@ -141,11 +141,20 @@ class Peer:
     @property
     def size(self) -> int:
         """SIZE: the peers of this run. Fixed for a local run; in cluster mode (elastic) the
-        peers admitted right now, this one included: it changes as peers join and leave."""
+        program's peers right now, this one included, as its origin counts them along the
+        views (``core/roster.py``: not only this peer's links): it changes as peers join
+        and leave, a few ping intervals after they do."""
         if not self.elastic:
             return self._size
         with self.lock:
-            return 1 + len(self.node.peers)
+            return self.node.program_size()
+
+    def program_peers(self) -> int:
+        """The program's peers as this peer counts them now, this one included (on the
+        origin: every peer that handshook with any peer of the program, ``core/roster.py``),
+        local run or not. The launcher's wait for its peers reads it."""
+        with self.lock:
+            return self.node.program_size()
 
     @property
     def worker_name(self) -> bytes:
@@ -419,9 +428,10 @@ class Peer:
         self.comm.start()
 
     def shutdown_peers(self, code: int, wait: float = 0.0) -> list[int]:
-        """The origin ends the run: every peer is told to stop (SHUTDOWN).
+        """The origin ends the run: every peer is told to stop (SHUTDOWN to our links,
+        which pass it on along the views: ``core/origin.py``).
 
-        Then wait up to ``wait`` seconds until each has acknowledged (BYE) or is gone, so
+        Then wait up to ``wait`` seconds until each link has acknowledged (BYE) or is gone, so
         that closing our sockets afterwards can neither discard a SHUTDOWN not yet written
         nor show a peer our connections closing before it has read it. Returns the ranks of
         the peers still there when the wait ended.

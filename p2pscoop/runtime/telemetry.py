@@ -14,8 +14,10 @@ None otherwise: the scheduler's hook costs one test per unit). The recorder coun
 its peer ran, names the function running now and, with ``NodeConfig.trace``, keeps each unit
 run (job, owner, start, end, function) and each steal it granted (thief, units) until its
 next report. Reports leave from the comm thread (``Peer.node_tick`` asks ``tick`` for the
-next deadline, ``now`` being the comm loop's clock) to the origin, the member of rank 0;
-the last one leaves when the peer is told to stop (the ``Stop`` news runs before the BYE
+next deadline, ``now`` being the comm loop's clock) towards the origin, the member of
+rank 0: to it when linked, else to the link nearest to it, which passes it on (the origin
+keeps links to its view only: ``core/origin.py``; ``src`` names the reporting peer); the
+last one leaves when the peer is told to stop (the ``Stop`` news runs before the BYE
 that acknowledges the SHUTDOWN, so the BYE still comes last) or leaves (``final``).
 
 The origin's own recorder hands its reports to the origin's ``Collector`` without the
@@ -101,7 +103,7 @@ class Recorder:
         self.collector: Collector | None = None
         self.due = 0.0  # monotonic time of the next report
         self.finished = False  # the last report is out: nothing more
-        self._origin: bytes | None = None
+        self._found = False  # a way to the origin was found (the idle time counts from then)
 
     # -- hooks (scheduler, executor) -----------------------------------------------------
 
@@ -175,25 +177,22 @@ class Recorder:
             for msg in self.messages(final):
                 self.collector.ingest(self.peer.me, msg, local=True)
             return
-        origin = self._origin or self._find_origin()
-        if origin is None:
-            return  # not linked to the origin yet: the events wait for the next report
+        way = self.peer.node.origin_way()  # (lock-free: ``core/origin.py``)
+        if way is None:
+            return  # no way to the origin yet: the events wait for the next report
+        if not self._found:
+            self._found = True
+            if self._first:
+                self.idle = 0.0
         comm = self.peer.comm
+        me = self.peer.me
         for msg in self.messages(final):
+            msg.src = me
             for frames in _encode(msg):
                 if comm.on_thread:
-                    comm.send(origin, frames)
+                    comm.send(way, frames)
                 else:
-                    comm.post(origin, frames)
-
-    def _find_origin(self) -> bytes | None:
-        for m in self.peer.node.members.alive():
-            if m.rank == 0:
-                self._origin = m.id
-                if self._first:
-                    self.idle = 0.0
-                return m.id
-        return None
+                    comm.post(way, frames)
 
     def close(self) -> None:
         """The peer closes: the origin takes its own last report and ends the run."""
@@ -293,7 +292,8 @@ class Collector:
         return True
 
     def gone(self, peer: bytes) -> None:
-        """A peer left or died (the origin's membership news)."""
+        """A peer left or died (the origin's news: of its links, or reported along the
+        views, ``core/roster.py``)."""
         with self.lock:
             row = self.rows.get(peer)
             if row is not None:

@@ -120,7 +120,7 @@ BAD_REPORTS = """
 
     def send_bad(_):
         peer = context.current()
-        origin = peer.recorder._origin or peer.recorder._find_origin()
+        origin = peer.node.origin_way()  # (n=2: the origin itself)
         # a frame the codec refuses: a TELEMETRY with a string where the pid goes
         bad = msgpack.packb([M.PROTOCOL_VERSION, M.Telemetry.TYPE, "h", "pid", 0, "", 0, 0,
                              0, 0, 0, 0, 0, False, [], []], use_bin_type=True)

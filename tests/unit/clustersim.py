@@ -36,7 +36,7 @@ from p2pscoop.core import commands as C
 from p2pscoop.core import messages as M
 from p2pscoop.core.config import LivenessConfig, StealConfig
 from p2pscoop.core.deque import Work
-from p2pscoop.core.events import Bootstrap, Finished, Idle, Pop, Submit, Tick
+from p2pscoop.core.events import Bootstrap, EndRun, Finished, Idle, Pop, Submit, Tick
 from p2pscoop.core.membership import Identity
 from p2pscoop.core.node import NodeState
 from p2pscoop.transport.memory import MemoryNet
@@ -112,6 +112,7 @@ class ClusterSim:
         self.local_gives = 0
         self.remote_gives = 0
         self.pushes = 0  # GIVEs a victim sent unasked (lifelines)
+        self.stopped: dict[bytes, float] = {}  # peers told to stop (SHUTDOWN) -> when
 
     # -- the world -----------------------------------------------------------------------
 
@@ -139,6 +140,15 @@ class ClusterSim:
             self.expected[(pid, work.job, i)] = x * x
         self._feed(pid, Submit(work))
         return work.job
+
+    def end(self, code: int = 0) -> None:
+        """The program ends: its origin (rank 0, ``ids[0]``) sends SHUTDOWN to its links,
+        which pass it on along the views (``core/origin.py``)."""
+        self._feed(self.ids[0], EndRun(code))
+
+    def dropped(self, pid: bytes) -> bool:
+        """Did this peer drop its program because the origin is gone?"""
+        return self.shells[pid].node.origin_gone
 
     def kill(self, pid: bytes) -> None:
         """The process dies: its connections break, everything it held is gone."""
@@ -326,6 +336,8 @@ class ClusterSim:
                 self._wake(pid)
             elif t in C.NEWS or t is C.Cancelled or t is C.PublishConst or t is C.Stop:
                 self.news[t.__name__] += 1
+                if t is C.Stop:
+                    self.stopped.setdefault(pid, self.now)
             else:
                 raise AssertionError(f"unexpected command {cmd!r}")
 

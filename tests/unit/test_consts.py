@@ -15,7 +15,8 @@ import pytest
 
 from p2pscoop.core import commands as C
 from p2pscoop.core import messages as M
-from p2pscoop.core.consts import ARBITER_GONE, NO_ARBITER
+from p2pscoop.core.config import LivenessConfig
+from p2pscoop.core.consts import ARBITER_GONE, NO_ARBITER, ROUTE_LOST
 from p2pscoop.core.events import (Bootstrap, DefineConst, Disconnected, EndRun, Idle,
                                   Received, Submit, Tick)
 from p2pscoop.core.membership import Identity
@@ -26,30 +27,47 @@ RANKS = {O: 0, W1: 1, W2: 2, W3: 3}
 SENDS = (C.SendMsg, C.ShipWorks, C.ShipResults)
 
 
-def identity(me):
-    return Identity(me, RANKS[me], f"tcp://h:{RANKS[me]}", "h", "lab", "cpython-3.11", 5,
+def identity(me, host="h"):
+    return Identity(me, RANKS[me], f"tcp://h:{RANKS[me]}", host, "lab", "cpython-3.11", 5,
                     "1.0", len(RANKS))
 
 
 class Wire:
-    """Nodes joined through the real handshake; FIFO links; commands kept per node."""
+    """Nodes joined through the real handshake; FIFO links; commands kept per node.
 
-    def __init__(self, *ids):
-        self.nodes = {i: NodeState(i, identity=identity(i)) for i in ids}
+    Each node greets ``via[node]`` (the origin by default); with ``chain`` the nodes dial
+    no further (``view_target`` 1), so ``via`` is the whole topology. One round of PINGs
+    (``beat``) then tells every node its links' distance to the origin."""
+
+    def __init__(self, *ids, via=None, chain=False):
+        live = LivenessConfig(view_target=1) if chain else None
+        self.nodes = {i: NodeState(i, identity=identity(i, f"h{i[:1]}" if chain else "h"),
+                                   liveness=live) for i in ids}
+        self.now = 0.0
         self.links: dict = defaultdict(deque)  # (src, dst) -> frames in order
         self.seen: dict = defaultdict(list)  # node -> its commands other than sends
         self.sent: dict = defaultdict(list)  # node -> its messages, in order
+        via = via or {}
         for i in ids:
             if i != O:
-                self.feed(i, Bootstrap(O, f"tcp://h:{RANKS[O]}"))
+                to = via.get(i, O)
+                self.feed(i, Bootstrap(to, f"tcp://h:{RANKS[to]}"))
         self.settle(random.Random(0))
-        for i in ids:
-            assert sorted(self.nodes[i].peers) == sorted(set(ids) - {i})
+        if not chain:
+            for i in ids:
+                assert sorted(self.nodes[i].peers) == sorted(set(ids) - {i})
+        self.beat()
         self.seen.clear()
         self.sent.clear()
 
+    def beat(self):
+        self.now += 1.0
+        for i in self.nodes:
+            self.feed(i, Tick())
+        self.settle(random.Random(0))
+
     def feed(self, who, event):
-        cmds = self.nodes[who].handle(event, 0.0)
+        cmds = self.nodes[who].handle(event, self.now)
         for c in cmds:
             if type(c) is C.SendMsg:
                 self.links[(who, c.peer)].append(M.encode(c.msg))
@@ -168,14 +186,14 @@ def test_a_worker_that_never_met_the_origin_gets_an_error_not_a_wait():
         C.ConstAnswer(1, "k", False, NO_ARBITER)]
 
 
-def test_proposals_and_verdicts_from_the_wrong_peer_are_counted_and_ignored():
+def test_verdicts_from_the_wrong_peer_are_counted_and_ignored():
     w = Wire(O, W1, W2)
     n = w.nodes[W1]
     before = n.counters.bad_messages
-    assert n.handle(Received(W2, M.ConstPropose(1, "k", payloads=[b"v"])), 0.0) == []
-    assert n.handle(Received(W2, M.ConstVerdict(1, True)), 0.0) == []  # not the origin
-    assert n.handle(Received(O, M.ConstVerdict(99, True)), 0.0) == []  # never asked
-    assert n.counters.bad_messages == before + 3
+    w.feed(W1, DefineConst("k", b"v", 1))
+    assert n.handle(Received(W2, M.ConstVerdict(1, True)), 1.0) == []  # not asked there
+    assert n.handle(Received(O, M.ConstVerdict(99, True)), 1.0) == []  # never asked
+    assert n.counters.bad_messages == before + 2
     assert n.consts == {}
 
 
@@ -200,7 +218,9 @@ def test_a_worker_forwards_decided_constants_to_its_thieves_never_pending_ones()
 def test_shutdown_is_acknowledged_with_a_bye_then_the_peer_is_quiet():
     w = Wire(O, W1, W2)
     n = w.nodes[W1]
-    assert n.handle(Received(O, M.Shutdown(0)), 0.0) == [C.Stop(0), C.SendMsg(O, M.Bye())]
+    # passed on to every other link (W2 ignores this copy: the origin's came first)
+    assert n.handle(Received(O, M.Shutdown(0)), 0.0) == [
+        C.Stop(0), C.SendMsg(O, M.Bye()), C.SendMsg(W2, M.Shutdown(0))]
     work = n.new_job(abs, [(1,), (2,)])
     n.handle(Submit(work), 0.0)
     assert n.handle(Received(W2, M.Steal(1)), 0.0) == []  # no reply, no lease
@@ -215,3 +235,130 @@ def test_the_origin_sees_each_acknowledgement_as_a_departure():
     w.settle(random.Random(0))
     assert w.nodes[O].members.alive() == []
     assert {c.peer for c in w.seen[O] if type(c) is C.Left} == {W1, W2}
+
+
+# -- an origin not linked to every peer: proposals hop toward it, values flood ------------
+
+def chain(*ids):
+    """O - W1 - W2 (- W3): each node linked to its neighbours only."""
+    via = {ids[k]: ids[k - 1] for k in range(1, len(ids))}
+    w = Wire(*ids, via=via, chain=True)
+    for _ in ids:  # a distance travels one link per beat
+        w.beat()
+    w.seen.clear()
+    w.sent.clear()
+    for k, i in enumerate(ids):
+        linked = {ids[j] for j in (k - 1, k + 1) if 0 <= j < len(ids)}
+        assert set(w.nodes[i].peers) == linked, (i, w.nodes[i].peers)
+    return w
+
+
+def test_a_proposal_hops_toward_the_origin_and_its_verdict_comes_back():
+    w = chain(O, W1, W2)
+    assert w.nodes[W2].origin_hops() == 2 and w.nodes[W2].origin == O
+    assert w.feed(W2, DefineConst("k", b"v", 3)) == [
+        C.SendMsg(W1, M.ConstPropose(3, "k", payloads=[b"v"]))]
+    w1 = w.nodes[W1]
+    relay = w1.constants._relay_req + 1
+    assert w1.handle(Received(W2, M.ConstPropose(3, "k", payloads=[b"v"])), 1.0) == [
+        C.SendMsg(O, M.ConstPropose(relay, "k", M.PROPOSE_TTL - 1, payloads=[b"v"]))]
+    assert w.feed(O, Received(W1, M.ConstPropose(relay, "k", 63, payloads=[b"v"]))) == [
+        C.SendMsg(W1, M.ConstVerdict(relay, True)), C.PublishConst("k", b"v")]
+    # the middle peer learns the decided value from the verdict, and passes the verdict on
+    assert w1.handle(Received(O, M.ConstVerdict(relay, True)), 1.0) == [
+        C.PublishConst("k", b"v"), C.SendMsg(W2, M.ConstVerdict(3, True))]
+    w.links.clear()
+    assert w.feed(W2, Received(W1, M.ConstVerdict(3, True))) == [
+        C.ConstAnswer(3, "k", True)]
+    assert values(w, "k") == {O: b"v", W1: b"v", W2: b"v"}
+
+
+def test_a_middle_peer_that_knows_the_name_refuses_with_the_winner_first():
+    w = chain(O, W1, W2)
+    w.feed(O, DefineConst("k", b"one", 1))
+    w.settle(random.Random(0))
+    assert values(w, "k") == {O: b"one", W1: b"one", W2: b"one"}  # flooded along the chain
+    w.nodes[W1].constants.known[W2].discard("k")
+    assert w.feed(W1, Received(W2, M.ConstPropose(4, "k", payloads=[b"two"]))) == [
+        C.SendMsg(W2, M.Const("k", payloads=[b"one"])), C.SendMsg(W2, M.ConstVerdict(4, False))]
+
+
+def test_a_refusal_from_the_origin_reaches_a_far_proposer_after_the_winner():
+    w = chain(O, W1, W2, W3)
+    w.feed(O, DefineConst("k", b"origin", 1))
+    w.feed(W3, DefineConst("k", b"far", 1))  # crossing: the flood meets the proposal
+    w.settle(random.Random(2))
+    assert w.answers(W3) == [C.ConstAnswer(1, "k", False)]
+    kinds = [type(c) for c in w.seen[W3] if type(c) in (C.PublishConst, C.ConstAnswer)]
+    assert kinds == [C.PublishConst, C.ConstAnswer]
+    assert set(values(w, "k").values()) == {b"origin"}
+
+
+def test_a_proposal_waits_for_a_way_to_the_origin_when_none_is_known_yet():
+    """Linked, but in its first beat: no link has said how far the origin is."""
+    w = Wire(O, W1, W2, via={W2: W1}, chain=True)  # one beat: W2 heard W1 say "unknown"
+    w2 = w.nodes[W2]
+    w2.handle(Received(W1, M.Ping([], O, 0, M.NO_ROUTE)), 1.5)
+    assert w2.origin_hops() == M.NO_ROUTE
+    assert w.feed(W2, DefineConst("k", b"v", 3)) == []  # parked, not refused
+    assert w2.handle(Received(W1, M.Ping([], O, 2, 1)), 2.0) == [
+        C.SendMsg(W1, M.ConstPropose(3, "k", payloads=[b"v"]))]
+
+
+def test_a_proposal_that_ran_out_of_hops_waits_for_the_next_beat():
+    w = chain(O, W1, W2)
+    w1 = w.nodes[W1]
+    assert w.feed(W1, Received(W2, M.ConstPropose(3, "k", 1, payloads=[b"v"]))) == []
+    relay = w1.constants._relay_req
+    assert w1.handle(Received(W2, M.Ping([], O, 9, 2)), 2.0) == [
+        C.SendMsg(O, M.ConstPropose(relay, "k", M.PROPOSE_TTL, payloads=[b"v"]))]
+
+
+def test_a_proposal_whose_way_is_lost_gets_an_error():
+    w = chain(O, W1, W2)
+    w.feed(W2, DefineConst("k", b"v", 3))
+    w.links.clear()  # W1 never got it: W1 dies
+    w.feed(W2, Disconnected(W1))
+    assert w.answers(W2) == [C.ConstAnswer(3, "k", False, ROUTE_LOST)]
+    # a middle peer whose next hop is lost answers the proposer with an error verdict
+    w = chain(O, W1, W2)
+    w.feed(W1, Received(W2, M.ConstPropose(3, "k", payloads=[b"v"])))
+    relay = w.nodes[W1].constants._relay_req
+    assert relay in w.nodes[W1].constants.pending
+    assert w.feed(W1, Disconnected(O)) == [
+        C.Drop(O), C.Left(O, 0, "connection lost"),
+        C.SendMsg(W2, M.ConstVerdict(3, False, ROUTE_LOST)), C.Wake()]
+    # ... and, no later heartbeat count of the origin coming through its other links
+    # within 2.5 beats, tells the rest of its view that the origin is gone (ORIGIN_GONE)
+    w1 = w.nodes[W1]
+    def gone(cmds):
+        return [c for c in cmds if type(c) is C.SendMsg and type(c.msg) is M.OriginGone]
+    assert not gone(w1.handle(Tick(), w.now + 2.0)) and not w1.origin_gone
+    assert gone(w1.handle(Tick(), w.now + 2.5)) == [C.SendMsg(W2, M.OriginGone(O, 4))]
+    assert w1.leaving and w1.origin_gone
+    # the far peer drops the program too: its launcher hears Left(origin)
+    assert w.feed(W2, Received(W1, M.OriginGone(O, 4))) == [
+        C.Left(O, 0, f"peer {W1.hex()[:8]} says the origin died")]
+    assert w.nodes[W2].leaving and w.nodes[W2].origin_gone
+    assert w.feed(W2, Received(W1, M.OriginGone(O, 4))) == []  # once
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_schedule_along_a_chain_ends_with_one_value_everywhere(seed):
+    rng = random.Random(seed)
+    w = chain(O, W1, W2, W3)
+    order = [(who, name) for who in w.nodes for name in ("a", "b")]
+    rng.shuffle(order)
+    for req, (who, name) in enumerate(order, 1):
+        w.feed(who, DefineConst(name, b"%s from %s" % (name.encode(), who[:1]), req))
+        if rng.random() < 0.3:
+            w.settle(rng)
+    w.settle(rng)
+    for name in ("a", "b"):
+        winners = [who for who in w.nodes for a in w.answers(who) if a.name == name
+                   and a.accepted]
+        assert len(winners) == 1, (name, winners)
+        assert set(values(w, name).values()) == {
+            b"%s from %s" % (name.encode(), winners[0][:1])}
+    assert sum(len(w.answers(who)) for who in w.nodes) == len(order)
+    assert not [a for who in w.nodes for a in w.answers(who) if a.error]

@@ -122,8 +122,11 @@ def admitted_node():
 def test_heartbeats_then_suspicion_then_death():
     n = admitted_node()
     assert n.next_tick(0.0) == 1.0
-    assert n.handle(Tick(), 1.0) == [C.SendMsg(A, M.Ping())]
-    assert n.handle(Tick(), 2.6) == [C.Suspected(A, 1, 2.6), C.SendMsg(A, M.Ping())]
+    # the origin (rank 0) says who it is, its heartbeat count, distance 0 and the
+    # program's size (itself and A)
+    assert n.handle(Tick(), 1.0) == [C.SendMsg(A, M.Ping([], ME, 1, 0, 2))]
+    assert n.handle(Tick(), 2.6) == [C.Suspected(A, 1, 2.6),
+                                     C.SendMsg(A, M.Ping([], ME, 2, 0, 2))]
     assert n.members.members[A].state == SUSPECT and n.members.admitted(A)
     cmds = n.handle(Tick(), 4.6)
     assert cmds[:2] == [C.Drop(A), C.Left(A, 1, "silent for 4.6 s")]
@@ -264,9 +267,14 @@ def test_a_prune_of_a_link_we_need_is_answered_with_a_hello():
 
 def test_a_prune_of_a_link_we_do_not_need_forgets_it_without_fencing():
     n = view_node(1)
-    cmds = n.handle(Received(peer_id(0), M.Prune()), 0.1)
-    assert cmds == [C.Drop(peer_id(0))]
-    assert peer_id(0) not in n.peers and peer_id(0) in n.members.known
+    assert n.handle(Received(peer_id(0), M.Prune()), 0.1) == []
+    assert peer_id(0) not in n.peers and n.members.pruned(peer_id(0))
+    # still read for one ping interval (a SHUTDOWN passed on), then forgotten
+    assert n.members.admitted(peer_id(0))
+    cmds = n.handle(Tick(), 1.1)
+    assert C.Drop(peer_id(0)) in cmds and not n.members.admitted(peer_id(0))
+    # not fenced: back in ``known``, from where this thin view dials it again at once
+    assert C.Connect(peer_id(0), "tcp://h:1") in cmds and n.members.joining(peer_id(0))
     # it may link again later: a pruned peer is not a dead one
     cmds = n.handle(Received(peer_id(0), hello_of(peer_id(0), 1)), 5.0)
     assert cmds[0] == C.Admit(peer_id(0)) and peer_id(0) in n.peers
@@ -280,14 +288,51 @@ def test_a_pruned_link_reopened_by_either_side_greets_again():
     assert C.SendMsg(pruned, n.members.hello()) in cmds and pruned in n.peers
 
 
-def test_the_origin_keeps_every_link_and_nobody_prunes_the_origin():
+def test_the_origin_trims_its_view_like_any_peer_and_workers_leave_its_link_to_it():
     n = view_node(4, rank=0)
-    assert not sent(n.handle(Tick(), 1.5), M.Prune)  # the origin closes none
-    w = NodeState(ME, identity=ident(rank=5), liveness=VIEW)
-    for i in range(4):
-        w.handle(Received(peer_id(i), hello_of(peer_id(i), i)), 0.0)  # peer 0 is rank 0
-    pruned = sent(w.handle(Tick(), 1.5), M.Prune)
-    assert pruned and peer_id(0) not in pruned
+    assert len(sent(n.handle(Tick(), 1.5), M.Prune)) == 2  # 4 links, view_size 2
+    assert n.members.links() == 2
+    for seed in range(20):  # a worker closes any link but the origin's: the origin
+        w = NodeState(ME, identity=ident(rank=5), liveness=VIEW)  # chooses its view
+        w.members.rng.seed(seed)
+        for i in range(4):
+            w.handle(Received(peer_id(i), hello_of(peer_id(i), i)), 0.0)  # peer 0: rank 0
+        pruned = sent(w.handle(Tick(), 1.5), M.Prune)
+        assert len(pruned) == 2 and peer_id(0) not in pruned, seed
+    # the origin's PRUNE closes the link (nothing pins it here): not a death
+    out = w.handle(Received(peer_id(0), M.Prune()), 2.0)
+    assert not sent(out, M.OriginGone) and not w.origin_gone and not w.leaving
+    assert peer_id(0) not in w.peers
+
+
+def test_the_origins_view_spans_the_hosts_evenly():
+    # 9 links: 6 on host a, 2 on b, 1 on c; view_size 2 + the trims: the origin closes
+    # links on the host it holds the most links to first
+    n = NodeState(ME, identity=ident(rank=0), liveness=VIEW)
+    hosts = ["a"] * 6 + ["b"] * 2 + ["c"]
+    for i, host in enumerate(hosts):
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1, host=host)), 0.0)
+    pruned = sent(n.handle(Tick(), 1.5), M.Prune)
+    assert len(pruned) == 7
+    kept = {hosts[i] for i in range(9) if peer_id(i) in n.peers}
+    assert kept == {"b", "c"} or kept == {"a", "b"} or kept == {"a", "c"}, kept
+    assert sum(1 for i in range(9) if peer_id(i) in n.peers and hosts[i] == "a") <= 1
+
+
+def test_the_origin_dials_a_peer_on_a_host_its_view_lacks():
+    # three links on host a, none on host b (a peer it knows of by a ROSTER row): the
+    # origin dials it (its next trim then closes one on host a: the view spans the hosts)
+    cfg = LivenessConfig(ping_interval=1.0, suspect_after=2.5, dead_after=4.5, view_size=4,
+                         view_target=1, gossip=2)
+    n = NodeState(ME, identity=ident(rank=0), liveness=cfg)
+    for i in range(3):
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1, host="a")), 0.0)
+    row = [peer_id(7), "tcp://b:7", 7, "b"]
+    assert n.handle(Received(peer_id(0), M.Roster([row], [])), 0.1) == [
+        C.Joined(peer_id(7), 7, "b", "tcp://b:7")]
+    cmds = n.handle(Tick(), 1.0)
+    assert C.Connect(peer_id(7), "tcp://b:7") in cmds
+    assert n.program_size() == 5
 
 
 def test_ping_gossip_fills_known_and_a_thin_view_dials_from_it():
@@ -298,6 +343,21 @@ def test_ping_gossip_fills_known_and_a_thin_view_dials_from_it():
     n.handle(Disconnected(peer_id(0)), 0.6)  # its only link dies
     cmds = n.handle(Tick(), 1.0)
     assert C.Connect(peer_id(5), "tcp://h:5") in cmds and n.members.view.dials == 1
+
+
+def test_a_peer_without_a_host_name_dials_known_peers_too():
+    # local runs name no host: every known peer has host "" like us, and none is a
+    # "host mate" (those need a name); a peer whose links were all closed must still
+    # dial them (it used to find no one and stay alone: it missed the SHUTDOWN wave)
+    n = NodeState(ME, identity=ident(rank=5, host=""), liveness=VIEW)
+    n.handle(Received(peer_id(0), hello_of(peer_id(0), 1, host="")), 0.0)
+    n.handle(Received(peer_id(0), M.Ping([[peer_id(5), "tcp://h:5", 5, ""]])), 0.5)
+    assert list(n.members.known) == [peer_id(5)] and not n.members.mates
+    n.handle(Received(peer_id(0), M.Prune()), 1.6)  # its only link is closed
+    cmds = n.handle(Tick(), 2.6)  # (read one more ping interval, then forgotten)
+    assert [c for c in cmds if type(c) is C.Connect] in (
+        [C.Connect(peer_id(5), "tcp://h:5")], [C.Connect(peer_id(0), "tcp://h:1")]), cmds
+    assert n.members.view.dials == 1
 
 
 def test_a_ping_carries_a_sample_of_our_other_links():
@@ -350,3 +410,145 @@ def test_results_for_a_link_being_reopened_wait_for_it():
     assert n._held == {pruned: [(owner, 3, 0, M.OK, 1)]}
     cmds = n.handle(Received(pruned, hello_of(pruned, 9)), 1.8)
     assert C.ShipResults(pruned, [(owner, 3, 0, M.OK, 1)]) in cmds and not n._held
+
+
+# -- the origin along the views (core/origin.py) -----------------------------------------
+
+def linked(rank, *peers):
+    """A node of ``rank`` linked to ``peers`` (id, rank) through the real handshake."""
+    n = NodeState(ME, identity=ident(rank=rank), liveness=LIVE)
+    for pid, r in peers:
+        n.handle(Received(pid, hello_of(pid, r)), 0.0)
+    return n
+
+
+def test_a_ping_carries_the_origins_heartbeat_and_our_distance_to_it():
+    O = peer_id(0)
+    n = linked(3, (A, 1), (B, 2))  # not linked to the origin
+    n.handle(Received(A, M.Ping([], O, 7, 1)), 0.5)
+    n.handle(Received(B, M.Ping([], O, 6, 3)), 0.5)
+    assert n.origin == O and n.origin_beat == 7 and n.origin_hops() == 2
+    pings = [c for c in n.handle(Tick(), 1.0) if type(c) is C.SendMsg]
+    assert [(c.peer, c.msg.origin, c.msg.beat, c.msg.hops) for c in pings] == [
+        (A, O, 7, 2), (B, O, 7, 2)]
+
+
+def test_the_shutdown_wave_goes_on_to_every_other_link_and_those_closing():
+    O, P = peer_id(0), peer_id(5)
+    n = linked(3, (O, 0), (A, 1), (B, 2), (P, 4))
+    n.handle(Received(A, M.Ping([], O, 1, 1)), 0.5)  # A says it is linked to the origin:
+    n.handle(Received(B, M.Ping([], O, 1, 2)), 0.5)  # (a beat old, maybe) told anyway
+    n.handle(Received(P, M.Prune()), 0.55)  # P closed our link: still read this beat
+    assert n.handle(Received(O, M.Shutdown(4)), 0.6) == [
+        C.Stop(4), C.SendMsg(O, M.Bye()), C.SendMsg(A, M.Shutdown(4)),
+        C.SendMsg(B, M.Shutdown(4)), C.SendMsg(P, M.Shutdown(4))]
+    assert n.handle(Received(B, M.Shutdown(4)), 0.7) == []  # once
+    # passed on by a peer before the origin's own arrives: the origin gets its BYE anyway
+    n = linked(3, (O, 0), (A, 1), (B, 2))
+    n.handle(Received(A, M.Ping([], O, 1, 1)), 0.5)
+    n.handle(Received(B, M.Ping([], O, 1, 1)), 0.5)
+    assert n.handle(Received(A, M.Shutdown(4)), 0.6) == [
+        C.Stop(4), C.SendMsg(A, M.Bye()), C.SendMsg(O, M.Bye()), C.SendMsg(B, M.Shutdown(4))]
+    assert n.handle(Received(O, M.Shutdown(4)), 0.7) == []
+
+
+def test_a_forwarded_shutdown_is_acknowledged_to_the_peer_it_came_from():
+    n = linked(3, (A, 1), (B, 2))  # never linked to the origin: distances unknown
+    assert n.handle(Received(A, M.Shutdown(0)), 0.6) == [
+        C.Stop(0), C.SendMsg(A, M.Bye()), C.SendMsg(B, M.Shutdown(0))]
+
+
+def gone_sent(cmds):
+    return [c for c in cmds if type(c) is C.SendMsg and type(c.msg) is M.OriginGone]
+
+
+def test_the_origins_death_floods_once_and_drops_the_program():
+    """Our link to the origin is lost: with other links, we first wait 2.5 beats for a
+    later heartbeat count through them; none comes: the origin is gone, tell every link."""
+    O = peer_id(0)
+    n = linked(3, (O, 0), (A, 1), (B, 2))
+    n.handle(Received(O, M.Ping([], O, 7, 0)), 0.5)
+    assert n.handle(Disconnected(O), 1.0) == [C.Drop(O), C.Left(O, 0, "connection lost")]
+    assert n.next_tick(1.0) <= 3.5
+    assert not gone_sent(n.handle(Tick(), 3.4)) and not n.origin_gone
+    assert gone_sent(n.handle(Tick(), 3.5)) == [
+        C.SendMsg(A, M.OriginGone(O, 7)), C.SendMsg(B, M.OriginGone(O, 7))]
+    assert n.origin_gone and n.leaving
+    assert n.handle(Received(A, M.OriginGone(O, 7)), 3.6) == []
+
+
+def test_a_lost_link_to_a_live_origin_ends_nothing():
+    """The link broke, the origin did not: a later count comes through another link."""
+    O = peer_id(0)
+    n = linked(3, (O, 0), (A, 1))
+    n.handle(Received(O, M.Ping([], O, 7, 0)), 0.5)
+    n.handle(Disconnected(O), 1.0)
+    n.handle(Received(A, M.Ping([], O, 8, 1)), 1.5)
+    assert not gone_sent(n.handle(Tick(), 4.0)) and not n.origin_gone and not n.leaving
+
+
+def test_the_origins_death_with_no_other_link_drops_the_program_at_once():
+    O = peer_id(0)
+    n = linked(3, (O, 0))
+    n.handle(Disconnected(O), 1.0)
+    assert n.origin_gone and n.leaving
+
+
+def test_a_closed_link_whose_connection_then_drops_is_not_a_death():
+    """Both ends read a pruned link for one more beat; the first to drop it closes the
+    connection, which the other sees as lost: a PRUNE, not a death (no fence, no Left;
+    for the origin's link, no ORIGIN_GONE)."""
+    O = peer_id(0)
+    n = linked(3, (O, 0), (A, 1))
+    n.handle(Received(A, M.Ping([], O, 3, 1)), 0.9)
+    # our links learn at once that we no longer hear the origin (A: distance 1, so 2)
+    assert n.handle(Received(O, M.Prune()), 1.0) == [C.SendMsg(A, M.Ping([], O, 3, 2))]
+    assert n.handle(Disconnected(O), 1.2) == [C.Drop(O)]
+    assert not n.origin_gone and not n.members.dead(O) and O in n.members.known
+
+
+def test_the_origins_bye_is_its_death_too_but_its_prune_is_not():
+    O = peer_id(0)
+    n = linked(3, (O, 0), (A, 1))
+    n.handle(Received(O, M.Prune()), 1.0)
+    assert not n.origin_gone
+    n = linked(3, (O, 0), (A, 1))
+    cmds = n.handle(Received(O, M.Bye()), 1.0)
+    assert C.SendMsg(A, M.OriginGone(O, 0)) in cmds and n.origin_gone
+
+
+def test_a_heartbeat_that_stops_growing_means_the_origin_is_gone():
+    """The safety net for a lost wave: PINGs keep coming, the origin's count does not."""
+    O = peer_id(0)
+    n = linked(3, (A, 1))
+    n.handle(Received(A, M.Ping([], O, 5, 1)), 1.0)
+    n.handle(Received(A, M.Ping([], O, 5, 1)), 1.0 + 3 * 4.5 - 0.1)
+    assert not n.origin_gone
+    assert n.handle(Received(A, M.Ping([], O, 5, 1)), 1.0 + 3 * 4.5) == [
+        C.SendMsg(A, M.OriginGone(O, 5)),
+        C.Left(O, 0, "its heartbeat has not reached us for 13.5 s")]
+    assert n.origin_gone and n.leaving
+
+
+def test_a_claim_older_than_what_we_heard_of_the_origin_is_ignored():
+    """A peer frozen past dead_after (or cut off from the origin) declares the origin dead
+    on waking: the peers that heard the origin since ignore its claim, and it alone drops
+    the program, as a worker that lost its link to the origin always did."""
+    O = peer_id(0)
+    n = linked(3, (A, 1), (B, 2))
+    n.handle(Received(A, M.Ping([], O, 34, 1)), 1.0)
+    assert n.handle(Received(B, M.OriginGone(O, 20)), 1.1) == []  # stale: not passed on
+    assert not n.origin_gone and n.counters.bad_messages == 0
+    n.handle(Tick(), 1.2)
+    assert not n.origin_gone  # no verdict on a bare tick
+    assert n.handle(Received(B, M.OriginGone(O, 34)), 1.3) == [
+        C.SendMsg(A, M.OriginGone(O, 34)), C.Left(O, 0, f"peer {B.hex()[:8]} says the origin died")]
+
+
+def test_an_origin_gone_from_another_program_is_a_bad_message():
+    O = peer_id(0)
+    n = linked(3, (A, 1))
+    n.handle(Received(A, M.Ping([], O, 5, 1)), 1.0)
+    before = n.counters.bad_messages
+    assert n.handle(Received(A, M.OriginGone(peer_id(9), 5)), 1.1) == []
+    assert n.counters.bad_messages == before + 1 and not n.origin_gone

@@ -47,6 +47,12 @@ MESSAGES = [
     M.Refuse("python 3.12 there, 3.11 here"),
     M.Ping(),
     M.Ping([[ID, "tcp://10.0.0.1:5000", 3, "h1"], [ID2, "tcp://10.0.0.2:5001", 0, "h2"]]),
+    M.Ping([], ID, 123_456, 0),
+    M.Ping([], ID2, 7, M.NO_ROUTE),
+    M.Ping([], ID, 9, 2, 1000),
+    M.Roster(),
+    M.Roster([[ID, "tcp://10.0.0.1:5000", 3, "h1"]], [[ID2, ID]]),
+    M.OriginGone(ID, 41),
     M.Bye(),
     M.Prune(),
     M.Serve("prog", ID, "tcp://10.0.0.1:5000", 0),
@@ -54,12 +60,15 @@ MESSAGES = [
     M.Status(4),
     M.StatusReport(4, '{"peers": 2}'),
     M.ConstPropose(9, "table", payloads=[b"\x80\x05N."]),
+    M.ConstPropose(2, "k", 0, payloads=[b""]),
     M.ConstVerdict(9, True),
     M.ConstVerdict(0, False),
+    M.ConstVerdict(3, False, "the program's origin is gone"),
     M.Telemetry("h1", 123, 4, "fib", 10, 12, 3, 2, 1, 0, 250_000, False,
                 [[0, ID, 1_700_000_000_000_000, 1_700_000_000_000_100, "fib"]],
                 [[ID2, 5, 1_700_000_000_000_050]]),
     M.Telemetry("h1", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, True, [], []),
+    M.Telemetry("h1", 1, 0, "", 0, 0, 0, 0, 0, 0, 0, False, [], [], ID2),
 ]
 
 

@@ -299,8 +299,9 @@ def test_every_message_type_has_exactly_one_handler():
 def test_a_constant_from_a_peer_is_published_once_first_definition_wins():
     from p2pscoop.core.commands import PublishConst
     n = make_node(P1, P2)
+    # (and passed on to the links that may not know it: the flood along the views)
     assert n.handle(Received(P1, Const("c", payloads=[b"x"])), 0.0) == [
-        PublishConst("c", b"x")]
+        SendMsg(P2, Const("c", payloads=[b"x"])), PublishConst("c", b"x")]
     assert n.handle(Received(P2, Const("c", payloads=[b"y"])), 0.0) == []
     assert n.consts == {"c": b"x"}
 

@@ -4,9 +4,12 @@
   four owners map work over them while holders are killed, frozen past the failure
   detector (declared dead while alive) and cut off one way from the peer they got their
   units from: every result arrives exactly once, with its value, work travels more than
-  two hops from its owner, and every peer but the program's origin stays within its view
-  bound, owners included (leases chain along the steal path: no owner links to the peers
-  its work reached).
+  two hops from its owner, and every peer, the program's origin and the owners included,
+  stays within its view bound (leases chain along the steal path: no owner links to the
+  peers its work reached; what only the origin says travels along the views). Then the
+  origin ends the run: the SHUTDOWN reaches every live peer.
+* 1,000 peers, then the origin dies: every peer learns it (ORIGIN_GONE along the views)
+  and drops the program; a lost wave is caught by the origin's heartbeat count.
 * Smaller runs check the parts one by one: a view never exceeds its bound without a lease,
   units passed on by peers that do not own them get home hop by hop with no new link, a
   PRUNE of a link that a lease needs is answered by a HELLO, and steals go to the same
@@ -16,6 +19,7 @@
 from clustersim import ClusterSim
 
 from p2pscoop.core.membership import PRUNED
+from p2pscoop.core import messages as M
 from p2pscoop.core.config import LivenessConfig, StealConfig
 
 #: idle peers back off up to 5 s: a 1,000-peer run then takes seconds, not minutes
@@ -47,9 +51,8 @@ def test_a_thousand_peers_every_result_exactly_once_under_kills_and_false_suspic
     sim.grow(996, 1.0)
     assert len(sim.live()) == 1000
     # the joins opened many links to the first peers (HELLOs are always accepted); those
-    # that no lease pins are closed once a ping interval old: from then on, no peer but
-    # the origin (rank 0, which keeps a link to each peer of its program by design) holds
-    # more than view_size links plus a few greeting it, owners included
+    # that no lease pins are closed once a ping interval old: from then on, no peer holds
+    # more than view_size links plus a few greeting it, the origin and owners included
     settled = sim.now + 1.5
     size = LivenessConfig().view_size
     most: dict = {}
@@ -57,7 +60,7 @@ def test_a_thousand_peers_every_result_exactly_once_under_kills_and_false_suspic
     def sample():
         if sim.now >= settled:
             for p in sim.live():
-                if p != owners[0] and sim.shells[p].frozen_until < sim.now - 0.5:
+                if sim.shells[p].frozen_until < sim.now - 0.5:
                     most[p] = max(most.get(p, 0), sim.links(p))
 
     # faults while leases are out: kills (connections break), freezes past dead_after
@@ -87,17 +90,71 @@ def test_a_thousand_peers_every_result_exactly_once_under_kills_and_false_suspic
     assert sum(sim.shells[p].node.counters.units_lost for p in owners) == 0
     worst = max((n, sim.index[p]) for p, n in most.items())
     assert worst[0] <= size + 3, worst
+    assert owners[0] in most  # the origin is held to the bound like any peer
     sim.run_for(5.0)
     for pid in sim.live():
-        if pid != owners[0]:
-            assert sim.links(pid) <= size + 1, (pid, sim.links(pid))  # + the origin
+        assert sim.links(pid) <= size + 1, (pid, sim.links(pid))
     links = sorted(sim.links(p) for p in sim.live())
     assert links[len(links) // 2] <= size
+    # the origin counts its program along the views: the 5 killed peers are gone; the
+    # rows lost with a frozen middle peer came again (refreshed), and the peer falsely
+    # declared dead by a muted link counts again; a frozen one that dropped the program
+    # on waking is gone too
+    sim.run_for(6.0)
+    counted = sim.shells[owners[0]].node.program_size()
+    assert counted == 1000 - 5 - sum(1 for p in frozen if sim.dropped(p)), counted
     # the work spread further than two hops from its owners: with leases that went only
     # back to their owner (MOVED, lease links), 355 peers ran a unit at this seed
     ran = sum(1 for sh in sim.shells.values() if sh.units_run)
     assert ran > 355, ran
     assert sum(sim.shells[p].node.counters.results_forwarded for p in sim.live()) > 0
+    # the end: the SHUTDOWN wave reaches every live peer along the views (a peer that was
+    # frozen past dead_after may have dropped the program on waking instead: it lost its
+    # links, the origin's among them, as a worker that loses its origin always did)
+    sim.end(0)
+    sim.run_for(3.0)
+    for pid in sim.live():
+        if pid != owners[0]:
+            assert pid in sim.stopped or (pid in frozen and sim.dropped(pid)), sim.index[pid]
+    assert not any(sim.dropped(p) for p in sim.live() if p not in frozen)
+
+
+def test_a_thousand_peers_all_drop_the_program_when_the_origin_dies():
+    sim = ClusterSim(1000, seed=11, steal=CALM, unit_time=0.1)
+    origin = sim.ids[0]
+    sim.start(origin)
+    sim.grow(999, 1.0)
+    sim.run_for(3.0)
+    size = LivenessConfig().view_size
+    assert sim.links(origin) <= size + 1
+    far = [p for p in sim.live() if sim.shells[p].node.origin_hops() >= 3]
+    assert far, "every peer is near the origin: the flood is not tested"
+    sim.kill(origin)
+    sim.run_for(6.0)  # dead_after (4.5 s) for its links to notice, then the flood
+    live = sim.live()
+    assert all(sim.dropped(p) for p in live), sum(1 for p in live if not sim.dropped(p))
+    assert all(sim.shells[p].node.leaving for p in live)
+    assert sim.news["Left"] >= len(live)  # each peer's launcher hears Left(origin)
+    assert not sim.stopped
+
+
+def test_a_peer_that_missed_the_shutdown_wave_drops_the_program_on_its_own():
+    """The safety net: every message to one peer is lost while the SHUTDOWN wave passes;
+    once the origin is gone its heartbeat count stops growing, and the peer, which hears
+    nothing any more, drops the program anyway."""
+    sim = small(60)
+    origin = sim.ids[0]
+    deaf = next(p for p in sim.live() if sim.shells[p].node.origin_hops() >= 2)
+    for pid in sim.live():
+        if pid != deaf:
+            sim.mute(pid, deaf, 3.0)
+    sim.end(0)
+    sim.run_for(3.0)
+    assert deaf not in sim.stopped and not sim.dropped(deaf)
+    assert len(sim.stopped) == len(sim.live()) - 2  # all but the origin and the deaf peer
+    sim.kill(origin)  # the origin's process exits
+    sim.run_for(60.0)
+    assert sim.dropped(deaf) and sim.shells[deaf].node.leaving
 
 
 def small(n=40, **kw):
@@ -113,10 +170,7 @@ def test_the_view_stays_bounded_and_connected_without_work():
     size = LivenessConfig().view_size
     target = LivenessConfig().view_target
     for pid in sim.live():
-        if pid == sim.ids[0]:  # the origin (rank 0): every peer keeps its link to it
-            assert sim.links(pid) <= 59
-            continue
-        assert target <= sim.links(pid) <= size + 1, (pid, sim.links(pid))  # + the origin
+        assert target <= sim.links(pid) <= size + 1, (pid, sim.links(pid))  # the origin too
         # beyond its links, a peer holds only connections it is closing (PRUNED this beat:
         # kept one ping interval for what is in flight on them)
         closing = sum(1 for m in sim.shells[pid].node.members.members.values()
@@ -149,9 +203,52 @@ def test_a_dead_peer_leaves_the_views_and_is_replaced():
         assert sim.links(pid) >= target  # refilled from known peers
 
 
+def test_every_peer_reads_the_programs_size_counted_along_the_views():
+    sim = ClusterSim(200, seed=5, steal=CALM)
+    origin = sim.ids[0]
+    sim.start(origin)
+    sim.grow(199, 1.0)  # most peers greet another peer, never the origin
+    sim.run_for(4.0)
+    node = sim.shells[origin].node
+    assert sim.links(origin) <= LivenessConfig().view_size + 1  # the origin is trimmed
+    assert node.program_size() == 200  # ... and still counts every peer of its program
+    assert set(node.roster) == set(sim.ids[1:])
+    sim.run_for(4.0)  # the PINGs carry the count a hop per beat (a few hops at most)
+    for pid in sim.live():
+        assert sim.shells[pid].node.program_size() == 200, sim.index[pid]
+    # deaths (not linked to the origin) are reported towards it by the dead peers' links
+    far = [p for p in sim.live() if p != origin and not sim.shells[origin].node.members
+           .admitted(p)][:5]
+    assert len(far) == 5
+    for pid in far:
+        sim.kill(pid)
+    sim.run_for(10.0)
+    assert node.program_size() == 195
+    assert not set(far) & set(node.roster)
+    for pid in sim.live():
+        assert sim.shells[pid].node.program_size() == 195, sim.index[pid]
+    assert sim.news["Left"] >= 5  # the origin reported them too (telemetry's news)
+    # one reporter is not believed (its link alone may be wrong); two are, and a late
+    # join row of the dead peer does not bring it back
+    x = next(p for p in sim.live() if p in node.roster and not node.members.admitted(p))
+    a, b = sim.ids[1], sim.ids[2]
+    row = [x, "sim://x", 9, "h9"]
+    assert node._on_roster(a, M.Roster([], [[x, a]]), [], sim.now) == []
+    assert x in node.roster
+    left = node._on_roster(a, M.Roster([], [[x, b]]), [], sim.now)
+    assert [(type(c).__name__, c.peer) for c in left] == [("Left", x)]
+    assert node._on_roster(a, M.Roster([row], []), [], sim.now + 1.0) == []
+    assert x not in node.roster
+    # ... but a row well after that is the peer alive after all (a false report)
+    joined = node._on_roster(a, M.Roster([row], []), [], sim.now + 10.0)
+    assert [(type(c).__name__, c.peer) for c in joined] == [("Joined", x)]
+    # middle peers pass each death on once, however many of its links report it
+    assert sim.sent["Roster"] < 200 * 10, sim.sent["Roster"]
+
+
 def test_units_passed_on_get_home_hop_by_hop_with_no_new_link():
     sim = small(60, unit_time=0.05)
-    owner = sim.ids[1]  # not the origin (rank 0), which keeps every link by design
+    owner = sim.ids[1]
     linked, most = set(), 0
     sim.submit(owner, list(range(600)))
     while not sim.all_resolved():
@@ -166,7 +263,7 @@ def test_units_passed_on_get_home_hop_by_hop_with_no_new_link():
     assert far, "no unit travelled beyond the owner's links"
     forwarded = sum(sim.shells[p].node.counters.results_forwarded for p in sim.live())
     assert forwarded > 0 and "Moved" not in sim.sent and "Holding" not in sim.sent
-    assert most <= size + 1, most  # (+ its link to the origin)
+    assert most <= size + 1, most
     assert not any(sim.shells[p].node.relays for p in sim.live())  # nothing left owed
 
 

@@ -52,15 +52,25 @@ def test_a_malformed_report_is_refused_by_the_codec(bad):
         M.decode([msgpack.packb(bad, use_bin_type=True)])
 
 
-def test_only_the_origin_takes_reports_others_count_them_as_bad():
+def test_the_origin_takes_reports_others_pass_them_on_towards_it():
     origin = NodeState(A, identity=Identity(A, rank=0))
     origin.handle(PeerUp(B), 0.0)
     msg = report(done=1)
     assert origin.handle(Received(B, msg), 0.0) == [C.Report(B, msg)]
+    # a worker not linked to the origin's view passes its links' reports on to the link
+    # nearest to the origin, naming the reporting peer (``src``); the origin files it so
     worker = NodeState(B, identity=Identity(B, rank=1))
     worker.handle(PeerUp(A), 0.0)
-    assert worker.handle(Received(A, msg), 0.0) == []
-    assert worker.counters.bad_messages == 1
+    worker.handle(PeerUp(C_), 0.0)
+    assert worker.handle(Received(C_, report(done=2)), 0.0) == []  # no way known yet
+    assert worker.roster_lost == 1
+    worker.handle(Received(A, M.Ping([], A, 1, 0, 3)), 0.5)  # A is the origin
+    out = worker.handle(Received(C_, report(done=2)), 1.0)
+    assert [(type(c), c.peer, c.msg.src, c.msg.done) for c in out] == [
+        (C.SendMsg, A, C_, 2)]
+    passed = M.decode(M.encode(out[0].msg))
+    assert origin.handle(Received(B, passed), 1.0) == [C.Report(C_, passed)]
+    assert worker.counters.bad_messages == 0
 
 
 def test_snapshot_has_the_schema_keys_and_totals():
