@@ -5,15 +5,21 @@
 * Work-first ``result()`` (``Scheduler.run_inline``) runs the awaited unit in the caller's
   greenlet: its exception still reaches the caller, a unit that itself waits still works,
   and deep chains of submit-and-wait are not limited by the in-place depth
-  (``INLINE_DEPTH``): deeper waits park, as before.
+  (``INLINE_DEPTH``): deeper waits park, as before. Nor do in-place runs pile up more
+  than ``INLINE_ROOM`` bytes of frames in one greenlet: the unit that would go deeper runs
+  in a new greenlet (CPython 3.11+ would otherwise map and unmap a frame chunk at every
+  call of a leaf recursion straddling a chunk's end).
 * A timed ``result(timeout=...)`` is honoured (no unit runs in place under a timeout).
 
 Every test runs over the ``rt`` matrix (serial, one peer, two peers).
 """
 
+import sys
+
 import pytest
 
 from p2pscoop import futures
+from p2pscoop.runtime.scheduler import _stack_bytes
 
 from api_helpers import rt, runtime_mode, wait_const  # noqa: F401
 
@@ -44,6 +50,13 @@ def fork_join(n):
     a = futures.submit(fork_join, n - 1)
     b = futures.submit(fork_join, n - 2)
     return a.result() + b.result()
+
+
+def frames_at_the_leaf(depth):
+    """A chain like ``chain``; the leaf returns its greenlet's frame bytes (estimated)."""
+    if depth == 0:
+        return _stack_bytes(sys._getframe(), None)[0]
+    return futures.submit(frames_at_the_leaf, depth - 1).result()
 
 
 def raises(x):
@@ -99,6 +112,18 @@ def test_fork_join_results_and_exceptions(rt):
 def test_a_chain_deeper_than_the_in_place_depth(rt, runtime_mode):
     depth = 200 if runtime_mode != "serial" else 50  # serial mode recurses for real
     assert chain(depth) == depth
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="frames in chunks since 3.11")
+def test_units_run_in_place_leave_room_for_the_leaf(rt, runtime_mode):
+    if runtime_mode == "serial":
+        pytest.skip("serial mode runs the task at submit")
+    # 20 levels of about 0.9 KiB each would hold 18 KiB (more than a 16 KiB chunk) in the
+    # caller's greenlet if each ran in place; at most 8 KiB (``INLINE_ROOM``) and the
+    # leaf's frame are
+    assert frames_at_the_leaf(20) <= 9 * 1024
+    futs = [futures.submit(frames_at_the_leaf, 20) for _ in range(4)]
+    assert all(f.result() <= 9 * 1024 for f in futs)
 
 
 def test_a_unit_run_in_place_may_itself_wait(rt):
