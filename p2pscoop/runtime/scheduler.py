@@ -61,8 +61,8 @@ INLINE_DEPTH = 24
 #: below a unit run in place. CPython 3.11+ keeps frames in 16 KiB chunks and maps and unmaps
 #: a chunk each time a call crosses a chunk's end, so a leaf recursion that straddles one
 #: runs about 5x slower (fib leaves of 0.1 ms nested 12 deep: 274,000 mmap/munmap pairs in
-#: 0.25 s of work). Past this room the waiter parks and the hub runs the unit in a new
-#: greenlet, whose frames start in a fresh chunk: half a chunk is left to the leaves.
+#: 0.25 s of work). Past this room the unit runs in a new greenlet (``_call_fresh``), whose
+#: frames start in a fresh chunk: half a chunk at least is left to the leaves.
 INLINE_ROOM = 8192 if sys.version_info >= (3, 11) else 1 << 62
 
 
@@ -89,6 +89,20 @@ def _stack_bytes(frame, stop) -> tuple[int, bool]:
         total += size
         frame = frame.f_back
     return total, False
+
+
+def _call_fresh(depth: int, fn, args: tuple, kwargs: dict) -> tuple[bool, Any]:
+    """``(True, fn(*args, **kwargs))`` or ``(False, exception)``, run at ``run_inline``'s
+    ``depth`` in a new greenlet whose parent is the caller's: its frames start in a chunk of
+    their own. If the unit parks, the hub resumes it later and its end returns to the caller
+    (still inside ``switch.spawn``), as if it had run in place."""
+    glet = getcurrent()
+    glet.p2pscoop_inline = depth
+    glet.p2pscoop_room = 0
+    try:
+        return True, fn(*args, **kwargs)
+    except BaseException as exc:  # (``run_inline`` re-raises it and sorts it out)
+        return False, exc
 
 
 class Scheduler:
@@ -296,8 +310,9 @@ class Scheduler:
         nest at most ``INLINE_DEPTH`` deep in one greenlet, so recursion keeps the room
         it has with a greenlet per unit, and at most ``INLINE_ROOM`` bytes of frames below
         (the first level not counted: a unit awaited by a task of its own runs in place as
-        it would serially), so a leaf recursion keeps half a frame chunk of CPython's to
-        itself."""
+        it would serially): past that the unit runs in a new greenlet (``_call_fresh``: a
+        greenlet creation and two switches, no park), so a leaf recursion keeps at least
+        half a frame chunk of CPython's to itself."""
         if self.ready or self._timers or self.stopping:
             return False
         glet = getcurrent()
@@ -313,8 +328,7 @@ class Scheduler:
             else:
                 used = _stack_bytes(frame.f_back, frame.f_code)[0] + glet.p2pscoop_room
                 used += _code_bytes[frame.f_code]  # (cached by level 1's walk)
-            if used > INLINE_ROOM:
-                return False
+        fresh = used > INLINE_ROOM  # (then the unit runs in a new greenlet: ``_call_fresh``)
         peer = self.peer
         node = peer.node
         job = fut._job
@@ -341,8 +355,13 @@ class Scheduler:
         t0 = rec.begin(fn) if rec is not None else 0.0
         started = perf_counter()
         try:  # (work of ours never carries a decoding ``error``: ``pop_job``)
-            value = fn(*args, **kwargs)
-            ok = True
+            if fresh:
+                ok, value = switch.spawn(_call_fresh, glet, depth + 1, fn, args, kwargs)
+                if not ok:
+                    raise value
+            else:
+                value = fn(*args, **kwargs)
+                ok = True
         except BaseException as exc:  # as in _run_one
             if isinstance(exc, greenlet.GreenletExit) or (
                     isinstance(exc, KeyboardInterrupt) and peer.rank == 0):

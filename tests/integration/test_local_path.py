@@ -59,6 +59,13 @@ def frames_at_the_leaf(depth):
     return futures.submit(frames_at_the_leaf, depth - 1).result()
 
 
+def waits_at_the_leaf(depth):
+    """A chain whose leaf, run in a greenlet of its own past ``INLINE_ROOM``, parks."""
+    if depth == 0:
+        return waits_for_a_map(300)
+    return futures.submit(waits_at_the_leaf, depth - 1).result() + 1
+
+
 def raises(x):
     raise KeyError(x)
 
@@ -124,6 +131,13 @@ def test_units_run_in_place_leave_room_for_the_leaf(rt, runtime_mode):
     assert frames_at_the_leaf(20) <= 9 * 1024
     futs = [futures.submit(frames_at_the_leaf, 20) for _ in range(4)]
     assert all(f.result() <= 9 * 1024 for f in futs)
+
+
+def test_a_unit_run_in_a_greenlet_of_its_own_may_wait(rt):
+    want = sum(2 * i for i in range(300)) + 20
+    assert waits_at_the_leaf(20) == want
+    futs = [futures.submit(waits_at_the_leaf, 20) for _ in range(3)]
+    assert [f.result() for f in futs] == [want] * 3
 
 
 def test_a_unit_run_in_place_may_itself_wait(rt):
