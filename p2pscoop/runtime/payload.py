@@ -169,8 +169,8 @@ def check_callable(fn: Any) -> None:
 
 
 def check_args(args: tuple, kwargs: dict | None = None) -> None:
-    """Raise ``PayloadError`` if an argument could not be pickled (atomic types, and small
-    tuples of them, skip)."""
+    """Raise ``PayloadError`` if an argument could not be pickled (atomic types, and tuples,
+    lists and sets of them, skip)."""
     for value in args:
         if type(value) not in _ATOMIC:
             _check_value(value, "argument")
@@ -188,9 +188,15 @@ def check_args(args: tuple, kwargs: dict | None = None) -> None:
 _checked_args: dict[int, Any] = {}
 
 
+#: containers whose elements, if all of atomic types, make them pickle for sure
+_SCANNED = frozenset((tuple, list, set, frozenset))
+_all_atomic = _ATOMIC.issuperset  # (of an iterable of types: stops at the first other one)
+
+
 def _check_value(value: Any, what: str) -> None:
-    if type(value) is tuple and len(value) <= 16 and all(type(x) in _ATOMIC for x in value):
-        return  # a small plain tuple (a map's job tuples): it pickles; cloudpickle: ~2.6 µs
+    if type(value) in _SCANNED and _all_atomic(map(type, value)):
+        return  # a map's job tuple, a list of bytes...: 0.15 µs for 2, 1.1 µs for 57 items,
+        # where a cloudpickle run takes 2 and 3.3 µs (and a generator scan 0.44 and 1.8)
     ref = _checked_args.get(id(value))
     if ref is not None and ref() is value:
         return
