@@ -66,6 +66,12 @@ def waits_at_the_leaf(depth):
     return futures.submit(waits_at_the_leaf, depth - 1).result() + 1
 
 
+def raises_at_the_leaf(depth):
+    if depth == 0:
+        raise KeyError("leaf")
+    return futures.submit(raises_at_the_leaf, depth - 1).result()
+
+
 def raises(x):
     raise KeyError(x)
 
@@ -138,6 +144,13 @@ def test_a_unit_run_in_a_greenlet_of_its_own_may_wait(rt):
     assert waits_at_the_leaf(20) == want
     futs = [futures.submit(waits_at_the_leaf, 20) for _ in range(3)]
     assert [f.result() for f in futs] == [want] * 3
+
+
+def test_an_exception_deep_in_a_chain_reaches_the_top_and_the_next_chain_runs(rt):
+    for _ in range(3):  # (greenlets of the second chain are reused from the first)
+        with pytest.raises(KeyError, match="leaf"):
+            raises_at_the_leaf(20)
+        assert frames_at_the_leaf(20) > 0
 
 
 def test_a_unit_run_in_place_may_itself_wait(rt):
