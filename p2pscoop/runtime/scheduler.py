@@ -32,7 +32,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import sys
 import time
 from collections import deque
 from threading import get_ident
@@ -45,7 +44,7 @@ from greenlet import getcurrent
 from ..core.deque import Work
 from ..core.messages import FAILED, OK, RAISED
 from ..core.node import Finished, Idle, Pop, Run
-from . import payload, switch
+from . import frames, payload, switch
 from .future import RUNNING, Future
 from .payload import check_submittable
 
@@ -57,58 +56,6 @@ RANGE_BUDGET = 0.0002
 RANGE_MAX = 256
 #: how deep work-first runs (``Scheduler.run_inline``) may nest in one greenlet
 INLINE_DEPTH = 24
-#: ... and how many bytes of Python frames (estimated, ``_stack_bytes``) a greenlet may hold
-#: below a unit run in place. CPython 3.11+ keeps frames in 16 KiB chunks and maps and unmaps
-#: a chunk each time a call crosses a chunk's end, so a leaf recursion that straddles one
-#: runs about 5x slower (fib leaves of 0.1 ms nested 12 deep: 274,000 mmap/munmap pairs in
-#: 0.25 s of work). Past this room the unit runs in a greenlet of its own (``_fresh_loop``),
-#: whose frames start in a chunk of their own: half a chunk at least is left to the leaves.
-INLINE_ROOM = 8192 if sys.version_info >= (3, 11) else 1 << 62
-#: idle greenlets of ``_fresh_loop`` kept for reuse
-FRESH_POOL = 8
-
-
-_code_bytes: dict = {}  # code object -> its frame's size in bytes (estimated)
-
-
-def _stack_bytes(frame, stop) -> tuple[int, bool]:
-    """Estimated bytes of CPython's data stack held by ``frame`` and its callers, down to a
-    frame running the code ``stop`` (excluded; second value True) or to the greenlet's
-    first frame (False). A frame takes its locals, cells, free variables and value stack
-    plus about ten words of its own bookkeeping."""
-    total = 0
-    sizes = _code_bytes
-    while frame is not None:
-        code = frame.f_code
-        if code is stop:
-            return total, True
-        size = sizes.get(code)
-        if size is None:
-            if len(sizes) > 4096:
-                sizes.clear()
-            size = sizes[code] = 8 * (code.co_nlocals + len(code.co_cellvars)
-                                      + len(code.co_freevars) + code.co_stacksize + 10)
-        total += size
-        frame = frame.f_back
-    return total, False
-
-
-def _fresh_loop(caller, depth: int, fn, args: tuple, kwargs: dict) -> None:
-    """The body of a pooled greenlet of ``run_inline``'s: run ``fn(*args, **kwargs)`` at
-    ``depth`` with its frames in a chunk of their own, switch ``(True, value)`` or ``(False,
-    exception)`` back to ``caller``, then wait for the next unit. A unit that parks in here
-    is resumed by the hub as any other, and its end still switches to its caller (which
-    waits inside ``run_inline``), as if it had run in place. Reused, the greenlet keeps its
-    chunk: no new greenlet (6 µs) and no page faults per unit."""
-    glet = getcurrent()
-    while True:
-        glet.p2pscoop_inline = depth
-        glet.p2pscoop_room = 0
-        try:
-            out = True, fn(*args, **kwargs)
-        except BaseException as exc:  # (``run_inline`` re-raises it and sorts it out)
-            out = False, exc
-        caller, depth, fn, args, kwargs = caller.switch(out)
 
 
 class Scheduler:
@@ -127,7 +74,7 @@ class Scheduler:
         self._hub: greenlet.greenlet | None = None
         self.stopping = False
         self.units_run = 0
-        self._fresh: list = []  # idle greenlets of ``_fresh_loop``
+        self._fresh: list = []  # idle greenlets of ``frames.run_fresh``
 
     # -- hub lifecycle -------------------------------------------------------------------
 
@@ -315,27 +262,18 @@ class Scheduler:
         while a timed wait is pending (``may_start``). A unit that parks parks its caller
         with it, which changes nothing either: the caller waits for that very unit. Runs
         nest at most ``INLINE_DEPTH`` deep in one greenlet, so recursion keeps the room
-        it has with a greenlet per unit, and at most ``INLINE_ROOM`` bytes of frames below
-        (the first level not counted: a unit awaited by a task of its own runs in place as
-        it would serially): past that the unit runs in a pooled greenlet of its own
-        (``_fresh_loop``: two switches, no park), so a leaf recursion keeps at least half a
-        frame chunk of CPython's to itself."""
+        it has with a greenlet per unit; and with at most ``frames.INLINE_ROOM`` bytes of
+        frames below it (the first level not counted: it runs where it would serially),
+        else in a pooled greenlet of its own (``frames.run_fresh``: two switches, no park),
+        so that a leaf recursion keeps half a chunk of CPython's frame stack to itself."""
         if self.ready or self._timers or self.stopping:
             return False
         glet = getcurrent()
         depth = getattr(glet, "p2pscoop_inline", 0)
         if depth >= INLINE_DEPTH or glet is self._hub:
             return False
-        used = 0
-        if depth:  # (level 1 walks down to the greenlet's first frame, deeper ones to the
-            # run_inline of the level above, whose count is kept in ``p2pscoop_room``)
-            frame = sys._getframe()
-            if depth == 1:
-                used = _stack_bytes(frame, None)[0]
-            else:
-                used = _stack_bytes(frame.f_back, frame.f_code)[0] + glet.p2pscoop_room
-                used += _code_bytes[frame.f_code]  # (cached by level 1's walk)
-        fresh = used > INLINE_ROOM  # (then the unit runs in a greenlet of ``_fresh_loop``)
+        used = frames.used(glet, depth) if depth else 0
+        fresh = used > frames.INLINE_ROOM  # (then it runs in a greenlet of its own)
         peer = self.peer
         node = peer.node
         job = fut._job
@@ -363,16 +301,10 @@ class Scheduler:
         started = perf_counter()
         try:  # (work of ours never carries a decoding ``error``: ``pop_job``)
             if fresh:
-                pool = self._fresh
-                runner = pool.pop() if pool else greenlet.greenlet(_fresh_loop)
-                ok, value = runner.switch(glet, depth + 1, fn, args, kwargs)
-                if len(pool) < FRESH_POOL:
-                    pool.append(runner)
-                if not ok:
-                    raise value
+                value = frames.run_fresh(self._fresh, glet, depth + 1, fn, args, kwargs)
             else:
                 value = fn(*args, **kwargs)
-                ok = True
+            ok = True
         except BaseException as exc:  # as in _run_one
             if isinstance(exc, greenlet.GreenletExit) or (
                     isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
@@ -482,3 +414,6 @@ class Scheduler:
                 cmds += handle(Finished(owner, job, i, OK if ok else RAISED, value), now)
         if cmds:
             peer.execute_all(cmds)
+
+
+frames.bind(Scheduler.run_inline.__code__, Future._await.__code__, Future.result.__code__)

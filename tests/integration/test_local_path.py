@@ -6,9 +6,9 @@
   greenlet: its exception still reaches the caller, a unit that itself waits still works,
   and deep chains of submit-and-wait are not limited by the in-place depth
   (``INLINE_DEPTH``): deeper waits park, as before. Nor do in-place runs pile up more
-  than ``INLINE_ROOM`` bytes of frames in one greenlet: the unit that would go deeper runs
-  in a new greenlet (CPython 3.11+ would otherwise map and unmap a frame chunk at every
-  call of a leaf recursion straddling a chunk's end).
+  than ``frames.INLINE_ROOM`` bytes of frames in one greenlet: the unit that would go
+  deeper runs in a greenlet of its own (CPython 3.11+ would otherwise map and unmap a
+  frame chunk at every call of a leaf recursion straddling a chunk's end).
 * A timed ``result(timeout=...)`` is honoured (no unit runs in place under a timeout).
 
 Every test runs over the ``rt`` matrix (serial, one peer, two peers).
@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from p2pscoop import futures
-from p2pscoop.runtime.scheduler import _stack_bytes
+from p2pscoop.runtime.frames import stack_bytes
 
 from api_helpers import rt, runtime_mode, wait_const  # noqa: F401
 
@@ -55,12 +55,12 @@ def fork_join(n):
 def frames_at_the_leaf(depth):
     """A chain like ``chain``; the leaf returns its greenlet's frame bytes (estimated)."""
     if depth == 0:
-        return _stack_bytes(sys._getframe(), None)[0]
+        return stack_bytes(sys._getframe())
     return futures.submit(frames_at_the_leaf, depth - 1).result()
 
 
 def waits_at_the_leaf(depth):
-    """A chain whose leaf, run in a greenlet of its own past ``INLINE_ROOM``, parks."""
+    """A chain whose leaf (in a greenlet of its own past ``frames.INLINE_ROOM``) parks."""
     if depth == 0:
         return waits_for_a_map(300)
     return futures.submit(waits_at_the_leaf, depth - 1).result() + 1
@@ -132,7 +132,7 @@ def test_units_run_in_place_leave_room_for_the_leaf(rt, runtime_mode):
     if runtime_mode == "serial":
         pytest.skip("serial mode runs the task at submit")
     # 20 levels of about 0.9 KiB each would hold 18 KiB (more than a 16 KiB chunk) in the
-    # caller's greenlet if each ran in place; at most 8 KiB (``INLINE_ROOM``) and the
+    # caller's greenlet if each ran in place; at most 8 KiB (``frames.INLINE_ROOM``) and the
     # leaf's frame are
     assert frames_at_the_leaf(20) <= 9 * 1024
     futs = [futures.submit(frames_at_the_leaf, 20) for _ in range(4)]
