@@ -10,9 +10,9 @@ deep ran 5x slower there than serially (274,000 mmap/munmap pairs in 0.25 s of w
 What this module owns:
 
 * ``used(glet, depth)``: the bytes of frames (estimated) that a unit about to run in place
-  at ``depth`` would sit on in greenlet ``glet``: level 1 walks down to the greenlet's
-  first frame, a deeper level to the ``run_inline`` frame of the level above and adds
-  that level's count (``glet.p2pscoop_room``, kept by ``run_inline``);
+  at ``depth`` would sit on in greenlet ``glet``: a walk up to the ``run_inline`` frame of
+  the level above, plus that level's count (``glet.p2pscoop_room``, kept by
+  ``run_inline``; level 0's is walked once, when first needed);
 * ``run_fresh(pool, caller, depth, fn, args, kwargs)``: past ``INLINE_ROOM`` the unit runs
   in a greenlet of its own, taken from ``pool`` (two switches, 0.7 µs; a new greenlet
   costs 6 µs and the page faults of a new chunk), whose frames start in a chunk of their
@@ -51,19 +51,20 @@ def frame_bytes(code) -> int:
     return size
 
 
-def stack_bytes(frame, stop=None) -> int:
+def stack_bytes(frame, stop=None) -> tuple[int, Any]:
     """Estimated bytes held by ``frame`` and its callers, down to a frame running the code
-    ``stop`` (excluded) or to the greenlet's first frame."""
+    ``stop`` (excluded), or to the greenlet's first frame; and that ``stop`` frame (None
+    if not met)."""
     total = 0
     sizes = _code_bytes
     while frame is not None:
         code = frame.f_code
         if code is stop:
-            return total
+            return total, frame
         size = sizes.get(code)
         total += size if size is not None else frame_bytes(code)
         frame = frame.f_back
-    return total
+    return total, None
 
 
 _run_inline = None  # the code of ``Scheduler.run_inline``, and the bytes of its frame,
@@ -80,10 +81,16 @@ def bind(run_inline_code, *codes) -> None:
 
 def used(glet: Any, depth: int) -> int:
     """Bytes of frames below a unit about to run in place at ``depth`` >= 1 (called by
-    ``run_inline`` itself: its frame, ``_await``'s and ``result``'s come first)."""
-    if depth == 1:
-        return stack_bytes(sys._getframe(1))
-    return stack_bytes(sys._getframe(4), _run_inline) + glet.p2pscoop_room + _ours
+    ``run_inline`` itself: its frame, ``_await``'s and ``result``'s come first): the frames
+    up to the ``run_inline`` of the level above, and the count that level keeps in
+    ``glet.p2pscoop_room``. Level 0 keeps -1 there (unknown) until a unit at level 1 walks
+    the rest of the stack once for it, so a task awaiting many children pays that walk
+    once, not per child."""
+    above, frame = stack_bytes(sys._getframe(4), _run_inline)
+    room = glet.p2pscoop_room
+    if room < 0:
+        room = glet.p2pscoop_room = stack_bytes(frame)[0] if frame is not None else 0
+    return above + room + _ours
 
 
 def _fresh_loop(caller, depth: int, fn, args: tuple, kwargs: dict) -> None:

@@ -294,8 +294,7 @@ class Scheduler:
         self.units_run += 1
         fut._state = RUNNING  # (no thread can cancel it now: the node no longer has it)
         glet.p2pscoop_inline = depth + 1
-        if depth:
-            outer, glet.p2pscoop_room = getattr(glet, "p2pscoop_room", 0), used
+        outer, glet.p2pscoop_room = getattr(glet, "p2pscoop_room", 0), used if depth else -1
         rec = peer.recorder
         t0 = rec.begin(fn) if rec is not None else 0.0
         started = perf_counter()
@@ -312,8 +311,7 @@ class Scheduler:
             ok, value = False, exc
         finally:
             glet.p2pscoop_inline = depth
-            if depth:
-                glet.p2pscoop_room = outer
+            glet.p2pscoop_room = outer
         took = perf_counter() - started
         lengths = self._lengths  # (``_record_length``, inlined: half a quick unit's cost)
         old = lengths.get(id(fn))

@@ -55,7 +55,7 @@ def fork_join(n):
 def frames_at_the_leaf(depth):
     """A chain like ``chain``; the leaf returns its greenlet's frame bytes (estimated)."""
     if depth == 0:
-        return stack_bytes(sys._getframe())
+        return stack_bytes(sys._getframe())[0]
     return futures.submit(frames_at_the_leaf, depth - 1).result()
 
 
