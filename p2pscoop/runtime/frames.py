@@ -79,14 +79,38 @@ def bind(run_inline_code, *codes) -> None:
     _ours = sum(map(frame_bytes, (run_inline_code,) + codes))
 
 
+#: code that awaits -> (how many frames up to the ``run_inline`` of the level above, their
+#: bytes): a recursion awaits from the same code at every level, through the same frames
+_levels: dict = {}
+
+
 def used(glet: Any, depth: int) -> int:
     """Bytes of frames below a unit about to run in place at ``depth`` >= 1 (called by
     ``run_inline`` itself: its frame, ``_await``'s and ``result``'s come first): the frames
-    up to the ``run_inline`` of the level above, and the count that level keeps in
+    up to the ``run_inline`` of the level above (walked once per awaiting code, then
+    checked by one ``sys._getframe``), and the count that level keeps in
     ``glet.p2pscoop_room``. Level 0 keeps -1 there (unknown) until a unit at level 1 walks
     the rest of the stack once for it, so a task awaiting many children pays that walk
     once, not per child."""
-    above, frame = stack_bytes(sys._getframe(4), _run_inline)
+    start = sys._getframe(4)
+    known = _levels.get(start.f_code)
+    frame = None
+    if known is not None:
+        try:
+            frame = sys._getframe(4 + known[0])
+        except ValueError:
+            pass
+    if frame is not None and frame.f_code is _run_inline:
+        above = known[1]
+    else:
+        above, frame = stack_bytes(start, _run_inline)
+        if frame is not None:
+            count, walk = 0, start
+            while walk is not frame:
+                count, walk = count + 1, walk.f_back
+            if len(_levels) > 4096:
+                _levels.clear()
+            _levels[start.f_code] = (count, above)
     room = glet.p2pscoop_room
     if room < 0:
         room = glet.p2pscoop_room = stack_bytes(frame)[0] if frame is not None else 0
