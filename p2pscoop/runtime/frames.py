@@ -119,23 +119,28 @@ def used(glet: Any, depth: int) -> int:
 
 def _fresh_loop(caller, depth: int, fn, args: tuple, kwargs: dict) -> None:
     """The body of a pooled greenlet: run ``fn(*args, **kwargs)`` at ``depth``, switch
-    ``(True, value)`` or ``(False, exception)`` back to ``caller``, wait for the next."""
+    ``[True, value]`` or ``[False, exception]`` back to ``caller`` (who empties the list,
+    so that an idle greenlet keeps nothing of its last unit alive), wait for the next."""
     glet = getcurrent()
     while True:
         glet.p2pscoop_inline = depth
         glet.p2pscoop_room = 0
         try:
-            out = True, fn(*args, **kwargs)
+            out = [True, fn(*args, **kwargs)]
         except BaseException as exc:  # (the caller re-raises it and sorts it out)
-            out = False, exc
-        caller, depth, fn, args, kwargs = caller.switch(out)
+            out = [False, exc]
+        fn = args = kwargs = None
+        back, caller = caller, None
+        caller, depth, fn, args, kwargs = back.switch(out)
 
 
 def run_fresh(pool: list, caller, depth: int, fn, args: tuple, kwargs: dict) -> Any:
     """``fn(*args, **kwargs)`` run at ``depth`` in a greenlet of ``pool`` (or a new one),
     for ``caller`` (the current greenlet); its exception is raised here."""
     runner = pool.pop() if pool else greenlet.greenlet(_fresh_loop)
-    ok, value = runner.switch(caller, depth, fn, args, kwargs)
+    out = runner.switch(caller, depth, fn, args, kwargs)
+    ok, value = out
+    out.clear()
     if len(pool) < FRESH_POOL:
         pool.append(runner)
     if not ok:

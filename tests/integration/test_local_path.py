@@ -72,6 +72,14 @@ def raises_at_the_leaf(depth):
     return futures.submit(raises_at_the_leaf, depth - 1).result()
 
 
+class Payload:
+    """A result that allows weak references."""
+
+
+def payload_at_the_leaf(depth):
+    return Payload() if depth == 0 else futures.submit(payload_at_the_leaf, depth - 1).result()
+
+
 def raises(x):
     raise KeyError(x)
 
@@ -151,6 +159,17 @@ def test_an_exception_deep_in_a_chain_reaches_the_top_and_the_next_chain_runs(rt
         with pytest.raises(KeyError, match="leaf"):
             raises_at_the_leaf(20)
         assert frames_at_the_leaf(20) > 0
+
+
+def test_a_greenlet_of_its_own_keeps_no_result_alive_once_idle(rt, runtime_mode):
+    if runtime_mode != "local1":
+        pytest.skip("the result must be the object the leaf made, on this peer")
+    import gc
+    import weakref
+
+    ref = weakref.ref(payload_at_the_leaf(20))
+    gc.collect()
+    assert ref() is None
 
 
 def test_a_unit_run_in_place_may_itself_wait(rt):
