@@ -127,6 +127,8 @@ def _fresh_loop(caller, depth: int, fn, args: tuple, kwargs: dict) -> None:
         glet.p2pscoop_room = 0
         try:
             out = [True, fn(*args, **kwargs)]
+        except greenlet.GreenletExit:  # killed (collected while parked): die, as the
+            raise  # caller would have died in its place
         except BaseException as exc:  # (the caller re-raises it and sorts it out)
             out = [False, exc]
         fn = args = kwargs = None
