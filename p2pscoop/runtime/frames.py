@@ -10,8 +10,9 @@ deep ran 5x slower there than serially (274,000 mmap/munmap pairs in 0.25 s of w
 What this module owns:
 
 * ``used(glet, depth)``: the bytes of frames (estimated) that a unit about to run in place
-  at ``depth`` would sit on in greenlet ``glet``: a walk up to the ``run_inline`` frame of
-  the level above, plus that level's count (``glet.p2pscoop_room``, kept by
+  at ``depth`` would sit on in greenlet ``glet``: the frames up to the ``run_inline`` frame
+  of the level above (walked once per awaiting code, ``_levels``, then checked with one
+  ``sys._getframe``), plus that level's count (``glet.p2pscoop_room``, kept by
   ``run_inline``; level 0's is walked once, when first needed);
 * ``run_fresh(pool, caller, depth, fn, args, kwargs)``: past ``INLINE_ROOM`` the unit runs
   in a greenlet of its own, taken from ``pool`` (two switches, 0.7 µs; a new greenlet
@@ -20,8 +21,10 @@ What this module owns:
 
 Invariants: the estimate never blocks a unit from running (it only chooses where); a pooled
 greenlet runs one unit at a time and its result always goes back to the caller waiting in
-``run_fresh``, also when the unit parks in between and the hub resumes it. On Python 3.10
-(frames on the heap) ``INLINE_ROOM`` is unbounded and nothing changes.
+``run_fresh``, also when the unit parks in between and the hub resumes it; an idle pooled
+greenlet holds nothing of its last unit (result, function, arguments); the depth a pooled
+greenlet runs at is its caller's plus one, so ``INLINE_DEPTH`` still bounds the C stack.
+On Python 3.10 (frames on the heap) ``INLINE_ROOM`` is unbounded and nothing changes.
 """
 
 from __future__ import annotations
