@@ -64,7 +64,7 @@ MAX_TEXT = 10_000  # characters of remote traceback and message kept
 #: argument types that always pickle: submit skips the check for them
 _ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None), range, slice))
 ATOMIC = _ATOMIC  # (``futures._plain``: a map's chunk of such arguments is checked at once)
-SMALL_TUPLE = 16  # a tuple of at most this many atomic values pickles: no cloudpickle run
+SMALL_TUPLE = 16  # ``futures._plain``: a chunk of tuples of at most this many atomic values
 
 
 #: containers plain pickle saves itself, before looking at copyreg: the fast path
@@ -171,8 +171,8 @@ def check_callable(fn: Any) -> None:
 
 
 def check_args(args: tuple, kwargs: dict | None = None) -> None:
-    """Raise ``PayloadError`` if an argument could not be pickled (atomic types, and small
-    tuples of them, skip)."""
+    """Raise ``PayloadError`` if an argument could not be pickled (atomic types, and tuples,
+    lists and sets of them, skip)."""
     for value in args:
         if type(value) not in _ATOMIC:
             _check_value(value, "argument")
@@ -190,10 +190,15 @@ def check_args(args: tuple, kwargs: dict | None = None) -> None:
 _checked_args: dict[int, Any] = {}
 
 
+#: containers whose elements, if all of atomic types, make them pickle for sure
+_SCANNED = frozenset((tuple, list, set, frozenset))
+_all_atomic = _ATOMIC.issuperset  # (of an iterable of types: stops at the first other one)
+
+
 def _check_value(value: Any, what: str) -> None:
-    if type(value) is tuple and len(value) <= SMALL_TUPLE and all(type(x) in _ATOMIC
-                                                                  for x in value):
-        return  # a small plain tuple (a map's job tuples): it pickles; cloudpickle: ~2.6 µs
+    if type(value) in _SCANNED and _all_atomic(map(type, value)):
+        return  # a map's job tuple, a list of bytes...: 0.15 µs for 2, 1.1 µs for 57 items,
+        # where a cloudpickle run takes 2 and 3.3 µs (and a generator scan 0.44 and 1.8)
     ref = _checked_args.get(id(value))
     if ref is not None and ref() is value:
         return

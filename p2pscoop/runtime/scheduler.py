@@ -44,7 +44,7 @@ from greenlet import getcurrent
 from ..core.deque import Work
 from ..core.messages import FAILED, OK, RAISED
 from ..core.node import Finished, Idle, Pop, Run
-from . import payload, ranges, switch
+from . import frames, payload, ranges, switch
 from .future import RUNNING, Future
 from .payload import check_submittable
 
@@ -76,6 +76,7 @@ class Scheduler:
         self._hub: greenlet.greenlet | None = None
         self.stopping = False
         self.units_run = 0
+        self._fresh: list = []  # idle greenlets of ``frames.run_fresh``
 
     # -- hub lifecycle -------------------------------------------------------------------
 
@@ -264,13 +265,18 @@ class Scheduler:
         while a timed wait is pending (``may_start``). A unit that parks parks its caller
         with it, which changes nothing either: the caller waits for that very unit. Runs
         nest at most ``INLINE_DEPTH`` deep in one greenlet, so recursion keeps the room
-        it has with a greenlet per unit."""
+        it has with a greenlet per unit; and with at most ``frames.INLINE_ROOM`` bytes of
+        frames below it (the first level not counted: it runs where it would serially),
+        else in a pooled greenlet of its own (``frames.run_fresh``: two switches, no park),
+        so that a leaf recursion keeps half a chunk of CPython's frame stack to itself."""
         if self.ready or self._timers or self.stopping:
             return False
         glet = getcurrent()
         depth = getattr(glet, "p2pscoop_inline", 0)
         if depth >= INLINE_DEPTH or glet is self._hub:
             return False
+        used = frames.used(glet, depth) if depth else 0
+        fresh = used > frames.INLINE_ROOM  # (then it runs in a greenlet of its own)
         peer = self.peer
         node = peer.node
         job = fut._job
@@ -291,11 +297,15 @@ class Scheduler:
         self.units_run += 1
         fut._state = RUNNING  # (no thread can cancel it now: the node no longer has it)
         glet.p2pscoop_inline = depth + 1
+        outer, glet.p2pscoop_room = getattr(glet, "p2pscoop_room", 0), used if depth else -1
         rec = peer.recorder
         t0 = rec.begin(fn) if rec is not None else 0.0
         started = perf_counter()
         try:  # (work of ours never carries a decoding ``error``: ``pop_job``)
-            value = fn(*args, **kwargs)
+            if fresh:
+                value = frames.run_fresh(self._fresh, glet, depth + 1, fn, args, kwargs)
+            else:
+                value = fn(*args, **kwargs)
             ok = True
         except BaseException as exc:  # as in _run_one
             if isinstance(exc, greenlet.GreenletExit) or (
@@ -304,6 +314,7 @@ class Scheduler:
             ok, value = False, exc
         finally:
             glet.p2pscoop_inline = depth
+            glet.p2pscoop_room = outer
         took = perf_counter() - started
         lengths = self._lengths  # (``_record_length``, inlined: half a quick unit's cost)
         old = lengths.get(id(fn))
@@ -410,3 +421,6 @@ class Scheduler:
                 cmds += handle(Finished(owner, job, i, OK if ok else RAISED, value), now)
         if cmds:
             peer.execute_all(cmds)
+
+
+frames.bind(Scheduler.run_inline.__code__, Future._await.__code__, Future.result.__code__)

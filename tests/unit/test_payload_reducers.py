@@ -239,3 +239,22 @@ def test_a_small_tuple_of_atomic_values_passes_and_one_holding_a_lock_does_not()
         payload.check_args(((1, threading.Lock()),))
     with pytest.raises(payload.PayloadError, match="cannot be pickled"):
         payload.check_args((tuple(range(20)) + (threading.Lock(),),))
+
+
+class _ListWithLock(list):
+    """A list subclass: its elements may be atomic, its own attributes still travel."""
+
+
+def test_lists_and_sets_of_atomic_values_of_any_length_pass_and_others_are_pickled():
+    import threading
+
+    frontier = [bytes([i % 256]) * 20 for i in range(5000)]  # UTS's argument: a list of ids
+    payload.check_args((frontier, set(range(100)), frozenset("ab"), tuple(range(40))))
+    for bad in (frontier + [threading.Lock()], {1, threading.Lock()},
+                tuple(range(40)) + (threading.Lock(),)):
+        with pytest.raises(payload.PayloadError, match="cannot be pickled"):
+            payload.check_args((bad,))
+    sub = _ListWithLock([1, 2])
+    sub.lock = threading.Lock()  # a subclass is not scanned: pickled, so this is caught
+    with pytest.raises(payload.PayloadError, match="cannot be pickled"):
+        payload.check_args((sub,))
