@@ -444,9 +444,15 @@ class Membership:
 
     def _refill(self, missing: int, now: float) -> list:
         out: list = []
-        ids = list(self.mates)[:missing]  # same host first (none when we have no host name)
+        # same host first (none when we have no host name); never a worker's origin: its
+        # links are its choice (``origin.py``), a closed one re-dialed is churn for both
+        # (unless we know nobody else)
+        known, spare = self.known, self.spare
+        if any(row[1] != spare for row in known.values()):
+            known = {p: row for p, row in known.items() if row[1] != spare}
+        ids = [p for p in self.mates if p in known][:missing]
         if len(ids) < missing:
-            others = [p for p in self.known if p not in self.mates]
+            others = [p for p in known if p not in self.mates]
             ids += self.rng.sample(others, min(missing - len(ids), len(others)))
         for peer in self.rng.sample(ids, min(missing, len(ids))):
             address = self.known[peer][0]
@@ -459,11 +465,19 @@ class Membership:
         spreads its view over hosts; a worker leaves its origin link to it: ``origin.py``)."""
         old = now - self.config.ping_interval
         pins = self.pins()
+        here = self.identity.host
         pool = [m for m in self.members.values()
                 if m.state == ALIVE and m.since <= old and m.id not in pins
                 and m.rank != self.spare]
-        far = [m for m in pool if m.host != self.identity.host]  # keep host mates
-        if len(far) >= excess:
+        # keep host mates: close one only when the links to other hosts, counting those
+        # too young to close yet, cannot make up the excess. (A burst of joins leaves the
+        # mates the only links old enough: the origin closed its own worker that way, and
+        # the worker's re-dial met its old connection still open at the origin.)
+        far = [m for m in pool if m.host != here]
+        later = sum(1 for m in self.members.values()
+                    if m.state in LINKED and m.host != here and m.id not in pins
+                    and m.rank != self.spare)
+        if later >= excess:
             pool = far
         out: list = []
         for m in self.pick(pool, min(excess, len(pool))):
