@@ -191,7 +191,10 @@ class LifelineMixin:
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
         pinned = self._past_view() if hungry else None
-        if pinned is not None:  # past the view bound: no new lease link (``chains.py``)
+        if pinned is not None:  # past the view bound: no new lease link (``chains.py``);
+            # the others stay remembered for our next surplus (forgotten here, they were
+            # the origin's only way out: its quiet links do not ask it again soon)
+            self._hungry.update((p, None) for p in hungry if p not in pinned)
             hungry = [p for p in hungry if p in pinned]
         out: list = []
         me = self.me
@@ -251,7 +254,9 @@ class LifelineMixin:
         pinned = self._past_view()
         if pinned is not None and thief not in pinned:
             # a link past our view bound, which the next trim closes: no lease over it
+            # (remembered: if the trim keeps it, our next surplus goes to it)
             self.counters.steals_denied += 1
+            self._hungry[thief] = None
             return [SendMsg(thief, Give(msg.req, []))]
         suspect = self._next_suspect(thief)
         if suspect is not None:
