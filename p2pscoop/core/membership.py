@@ -444,12 +444,8 @@ class Membership:
 
     def _refill(self, missing: int, now: float) -> list:
         out: list = []
-        # same host first (none when we have no host name); never a worker's origin: its
-        # links are its choice (``origin.py``), a closed one re-dialed is churn for both
-        # (unless we know nobody else)
-        known, spare = self.known, self.spare
-        if any(row[1] != spare for row in known.values()):
-            known = {p: row for p, row in known.items() if row[1] != spare}
+        # mates first; a worker's origin only if nobody else is known (``origin.py``)
+        known = {p: r for p, r in self.known.items() if r[1] != self.spare} or self.known
         ids = [p for p in self.mates if p in known][:missing]
         if len(ids) < missing:
             others = [p for p in known if p not in self.mates]
@@ -466,19 +462,14 @@ class Membership:
         old = now - self.config.ping_interval
         pins = self.pins()
         here = self.identity.host
-        pool = [m for m in self.members.values()
-                if m.state == ALIVE and m.since <= old and m.id not in pins
+        pool = [m for m in self.members.values() if m.state in LINKED and m.id not in pins
                 and m.rank != self.spare]
-        # keep host mates: close one only when the links to other hosts, counting those
-        # too young to close yet, cannot make up the excess. (A burst of joins leaves the
-        # mates the only links old enough: the origin closed its own worker that way, and
-        # the worker's re-dial met its old connection still open at the origin.)
-        far = [m for m in pool if m.host != here]
-        later = sum(1 for m in self.members.values()
-                    if m.state in LINKED and m.host != here and m.id not in pins
-                    and m.rank != self.spare)
-        if later >= excess:
-            pool = far
+        # keep host mates unless the far links, young ones counted, cannot make up the
+        # excess (after a join burst only a mate is old enough: docs/scale.md)
+        far_later = sum(1 for m in pool if m.host != here)
+        pool = [m for m in pool if m.state == ALIVE and m.since <= old]
+        if far_later >= excess:
+            pool = [m for m in pool if m.host != here]
         out: list = []
         for m in self.pick(pool, min(excess, len(pool))):
             m.state, m.since, m.greeted = PRUNED, now, False  # re-opening greets again
