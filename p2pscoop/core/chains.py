@@ -143,13 +143,21 @@ class ChainMixin:
             rel.holders[i] = thief
             rel.works[i] = work
 
-    def _going_home(self, work: Work) -> None:
-        """``work`` goes back to the peer that leased it to us (its owner, or a peer on the
-        way): we have nothing to answer for any more."""
+    def _going_home(self, work: Work, thief: bytes) -> None:
+        """``work`` goes back to ``thief``, the peer that leased it to us (its owner, or a
+        peer on the way): we answer to it for those units no more. A unit that reached us
+        along a second chain as well, and that we leased on along the first (a cycle of
+        steals: O->F->H->G->D->F->D), is still ours to answer for to the first chain's
+        lessor: its result comes back to us from the holder. Forgetting it there dropped
+        that result, and the owner's lease waited for ever (``test_simulation.py``)."""
         rel = self.relays.get((work.owner, work.job))
         if rel is not None:
             for i in range(work.lo, work.hi):
-                rel.forget(i)
+                rest = tuple(h for h in rel.lessors.get(i, ()) if h != thief)
+                if rest and i in rel.holders:
+                    rel.lessors[i] = rest
+                else:
+                    rel.forget(i)
             self._tidy(rel)
 
     def _unlease(self, work: Work) -> None:

@@ -15,11 +15,15 @@ serves every remembered thief at once, so an idle peer need not poll for work
                           units wait for a thief that asks: pushed to a thief that found
                           work meanwhile, they would only lengthen the chain they travel)
 
-Thieves served that way are likely to come back soon (``_coming``); until they do, a
+Thieves we pushed work to are likely to come back soon (``_coming``); until they do, a
 thief that asks takes an even share with them, not half (``_share``). Half is right for
 one thief; with many, it leaves the first thief most of a flat map and the others only
 what they take from it in turn, each a hop further from home (``chains.py``), and the map
-waits on a few long queues and long chains.
+waits on a few long queues and long chains. A hinted thief is not counted: it is hungry
+at every victim that denied it, hears a HINT from each that gets surplus and takes work
+from the first it asks, so counting it everywhere split each hinter's surplus between
+thieves that mostly never came (the 32-peer map with the origin linked to 16 of them: the
+16 others got 7-9 units each from peers holding 117, and stole again and again).
 
 The steal exchange itself lives here too: ``_on_steal`` (the victim's side: what to give,
 or a denial that remembers the thief, and in broker mode a pull: ``broker.py``), ``_grant``
@@ -187,7 +191,10 @@ class LifelineMixin:
         hungry = [p for p in self._hungry if p in peers]
         self._hungry.clear()
         pinned = self._past_view() if hungry else None
-        if pinned is not None:  # past the view bound: no new lease link (``chains.py``)
+        if pinned is not None:  # past the view bound: no new lease link (``chains.py``);
+            # the others stay remembered for our next surplus (forgotten here, they were
+            # the origin's only way out: its quiet links do not ask it again soon)
+            self._hungry.update((p, None) for p in hungry if p not in pinned)
             hungry = [p for p in hungry if p in pinned]
         out: list = []
         me = self.me
@@ -208,6 +215,7 @@ class LifelineMixin:
             elif budget > 0:
                 budget -= 1
                 out.append(SendMsg(thief, Hint()))
+                continue  # hinted, not coming for sure (``_share``)
             else:  # nothing left for it: remembered for our next surplus
                 self._hungry.update(dict.fromkeys(hungry[i:]))
                 break
@@ -246,7 +254,9 @@ class LifelineMixin:
         pinned = self._past_view()
         if pinned is not None and thief not in pinned:
             # a link past our view bound, which the next trim closes: no lease over it
+            # (remembered: if the trim keeps it, our next surplus goes to it)
             self.counters.steals_denied += 1
+            self._hungry[thief] = None
             return [SendMsg(thief, Give(msg.req, []))]
         suspect = self._next_suspect(thief)
         if suspect is not None:
@@ -288,7 +298,7 @@ class LifelineMixin:
             elif work.owner != thief and work.lessor != thief:  # we answer for it
                 self._lease_on(thief, work)
             else:  # back to the peer that leased it to us
-                self._going_home(work)
+                self._going_home(work, thief)
         return out
 
     def _on_give(self, victim: bytes, msg: Give, works: list, now: float) -> list:

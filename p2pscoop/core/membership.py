@@ -444,9 +444,11 @@ class Membership:
 
     def _refill(self, missing: int, now: float) -> list:
         out: list = []
-        ids = list(self.mates)[:missing]  # same host first (none when we have no host name)
+        # mates first; a worker's origin only if nobody else is known (``origin.py``)
+        known = {p: r for p, r in self.known.items() if r[1] != self.spare} or self.known
+        ids = [p for p in self.mates if p in known][:missing]
         if len(ids) < missing:
-            others = [p for p in self.known if p not in self.mates]
+            others = [p for p in known if p not in self.mates]
             ids += self.rng.sample(others, min(missing - len(ids), len(others)))
         for peer in self.rng.sample(ids, min(missing, len(ids))):
             address = self.known[peer][0]
@@ -459,12 +461,15 @@ class Membership:
         spreads its view over hosts; a worker leaves its origin link to it: ``origin.py``)."""
         old = now - self.config.ping_interval
         pins = self.pins()
-        pool = [m for m in self.members.values()
-                if m.state == ALIVE and m.since <= old and m.id not in pins
+        here = self.identity.host
+        pool = [m for m in self.members.values() if m.state in LINKED and m.id not in pins
                 and m.rank != self.spare]
-        far = [m for m in pool if m.host != self.identity.host]  # keep host mates
-        if len(far) >= excess:
-            pool = far
+        # keep host mates unless the far links, young ones counted, cannot make up the
+        # excess (after a join burst only a mate is old enough: docs/scale.md)
+        far_later = sum(1 for m in pool if m.host != here)
+        pool = [m for m in pool if m.state == ALIVE and m.since <= old]
+        if far_later >= excess:
+            pool = [m for m in pool if m.host != here]
         out: list = []
         for m in self.pick(pool, min(excess, len(pool))):
             m.state, m.since, m.greeted = PRUNED, now, False  # re-opening greets again

@@ -111,6 +111,13 @@ class Comm(RelayMixin):
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_msg_size)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.RCVHWM, 0)
+        # A peer that closes its connection to us and dials again (a link pruned, then
+        # re-opened) reconnects under the same identity, its incarnation. Without handover
+        # the ROUTER ignores the new connection for as long as it still holds the old one
+        # (until this thread reads the old one's end): everything the peer sends on it is
+        # lost, its HELLO included, and it gives us up 13.5 s later. An incarnation is one
+        # process: its newest connection is the live one.
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         where = f"tcp://{_bracket(host)}"
         try:
             if port:

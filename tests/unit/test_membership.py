@@ -552,3 +552,38 @@ def test_an_origin_gone_from_another_program_is_a_bad_message():
     before = n.counters.bad_messages
     assert n.handle(Received(A, M.OriginGone(peer_id(9), 5)), 1.1) == []
     assert n.counters.bad_messages == before + 1 and not n.origin_gone
+
+
+def test_a_burst_of_joins_does_not_close_the_origins_host_mate():
+    # the origin's own worker (host h, like the origin) linked first; then six peers of
+    # host far greet it at once: only the mate is old enough to close, but the far links
+    # can make up the excess once they are: the origin waits for them (in the 32-peer lab
+    # it closed its worker, whose re-dial went unheard for 14 s)
+    n = NodeState(ME, identity=ident(rank=0), liveness=VIEW)
+    mate = peer_id(0)
+    n.handle(Received(mate, hello_of(mate, 1)), 0.0)
+    for i in range(1, 7):
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), 1000 + i, host="far")), 2.0)
+    assert not sent(n.handle(Tick(), 2.1), M.Prune)  # nothing but the mate is old enough
+    pruned = sent(n.handle(Tick(), 3.1), M.Prune)
+    assert len(pruned) == 5 and mate not in pruned and mate in n.peers
+    # a peer with only host mates to close still closes them
+    m = view_node(4)
+    assert len(sent(m.handle(Tick(), 1.5), M.Prune)) == 2
+
+
+def test_a_worker_closed_by_its_origin_does_not_dial_it_again():
+    # the origin's links are its choice: its PRUNE is not undone by the worker's refill
+    # (unless the worker knows nobody else)
+    w = NodeState(ME, identity=ident(rank=5), liveness=VIEW)
+    origin, other = peer_id(0), peer_id(1)
+    w.handle(Received(origin, hello_of(origin, 0)), 0.0)
+    w.handle(Received(other, hello_of(other, 1, host="far")), 0.0)
+    w.handle(Received(origin, M.Prune()), 0.5)
+    w.handle(Received(other, M.Prune()), 0.5)
+    cmds = w.handle(Tick(), 1.6)  # both forgotten: the thin view dials
+    assert C.Connect(other, "tcp://h:1") in cmds and not w.members.joining(origin)
+    lone = NodeState(ME, identity=ident(rank=5), liveness=VIEW)
+    lone.handle(Received(origin, hello_of(origin, 0)), 0.0)
+    lone.handle(Received(origin, M.Prune()), 0.5)
+    assert C.Connect(origin, "tcp://h:0") in lone.handle(Tick(), 1.6)

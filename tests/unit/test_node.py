@@ -7,6 +7,7 @@ objects, payload bytes); ``rng`` is a seeded ``random.Random``; no sockets, no s
 """
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -1048,3 +1049,22 @@ def test_an_idle_peer_goes_quiet_after_a_few_rounds_until_a_hint():
     assert n.handle(Idle(), now - 4.0) == []  # quiet: nothing sent for seconds...
     assert n.handle(Received(P1, Hint()), now - 4.0) == [Wake()]  # ...until a lifeline
     assert n.handle(Idle(), now - 4.0) == [SendMsg(P1, Steal(req + 1))]  # the hinter first
+
+
+def test_a_quiet_peer_asks_far_links_too():
+    # a quiet round of one must reach every link in time, not only the host mates: the
+    # origin, alone on its host with its work, was asked by nobody (lab map: 9-40 s)
+    n = make_node(P1, P2, backoff_min=0.01, backoff_max=0.02, quiet_after=1, quiet_wait=1.0)
+    n.policy.locate("here", lambda peer: "here" if peer == P1 else "far")
+    now, req, asked = 0.0, 0, Counter()
+    for _ in range(40):
+        while True:
+            cmds = n.handle(Idle(), now)
+            if not cmds:
+                break
+            req += 1
+            assert cmds == [Like(SendMsg, msg=Steal(req))]
+            asked[cmds[0].peer] += 1
+            n.handle(Received(cmds[0].peer, Give(req, [])), now)
+        now = n.next_deadline(now)
+    assert asked[P2] >= 5 and asked[P1] >= 5, asked

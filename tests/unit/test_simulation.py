@@ -177,7 +177,9 @@ def big_run(seed, faults=False):
     return sim
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+# seed 8 (and, with hinted thieves not counted as coming, 1, 3, 4, 6): a cycle of steals
+# that once lost a unit (``chains.py`` ``_going_home``)
+@pytest.mark.parametrize("seed", [1, 2, 8])
 def test_ten_thousand_units_and_a_tree_on_eight_peers(seed):
     sim = big_run(seed)
     assert len(sim.resolved) >= 10_001 + 120
