@@ -391,6 +391,32 @@ def loads_result(status: int, payload: bytes) -> tuple[bool, Any]:
     return False, PayloadError(f"malformed failure payload: {_describe(value)}")
 
 
+def dumps_values(values: list) -> bytes | None:
+    """The values of a range of a map's units run in one loop (``runtime/ranges.py``),
+    pickled as ``dumps_result`` pickles one value (plain pickle when all are atomic); None
+    if they do not pickle (the caller then sends them one by one, each failure reported)."""
+    try:
+        if _all_atomic(map(type, values)):
+            return pickle.dumps(values, protocol=PROTOCOL)
+        return dumps(values)
+    except Exception:
+        return None
+
+
+def loads_values(data: bytes, count: int) -> list:
+    """The owner's side of ``dumps_values``: ``count`` outcomes ``(ok, value)``; a payload
+    that cannot be unpickled, or holds another number of values, fails all of them."""
+    try:
+        values = _safe_loads(data)
+        if type(values) is not list or len(values) != count:
+            raise PayloadError(f"a range of {count} results holds "
+                               f"{len(values) if type(values) is list else 'no list'}")
+    except PayloadError as exc:
+        err = PayloadError(f"the tasks' results could not be unpickled here: {exc}")
+        return [(False, err)] * count
+    return [(True, v) for v in values]
+
+
 def dumps_const(value: Any) -> bytes:
     try:
         return dumps(value)

@@ -14,15 +14,15 @@ an unpicklable value or a chain of leases behave exactly as without ranges).
 
 Invariants: the owner delivers a value to each unit the core resolved (``won``) and to no
 other; a payload that cannot be unpickled, or holds the wrong number of values, fails
-those units with ``PayloadError`` (as a single result that cannot be unpickled does).
+those units with ``PayloadError`` (as a single result that cannot be unpickled does). The
+pickling and unpickling themselves are ``payload.dumps_values``/``loads_values``: the one
+module that reads pickles from peers.
 """
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
-from ..core.errors import PayloadError
 from . import payload
 
 
@@ -31,19 +31,6 @@ from . import payload
 #: each range is one message home and one wake-up of the owner's threads
 STOLEN_BUDGET = 0.002
 STOLEN_MAX = 2048
-
-
-def dumps_values(values: list) -> bytes | None:
-    """The values of a range, pickled (plain pickle first, then cloudpickle); None if
-    they do not pickle (the caller sends them one by one: each failure is reported)."""
-    try:
-        return pickle.dumps(values, protocol=payload.PROTOCOL)
-    except Exception:
-        pass
-    try:
-        return payload.dumps(values)
-    except Exception:
-        return None
 
 
 def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> bool:
@@ -59,7 +46,7 @@ def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> boo
         if not ok:
             return False
         values.append(value)
-    data = dumps_values(values)
+    data = payload.dumps_values(values)
     if data is None:
         return False
     with peer.lock:
@@ -74,16 +61,6 @@ def resolve_range(peer: Any, cmd: Any) -> None:
     value is ``(won, count, pickled values)``) to the map window of ``cmd.job``
     (main thread, from the inbox, under ``resolve_lock``)."""
     won, count, data = cmd.value
-    try:
-        values = payload._safe_loads(data)
-        if type(values) is not list or len(values) != count:
-            raise PayloadError(f"a range of {count} results holds "
-                               f"{len(values) if type(values) is list else 'no list'}")
-        outcomes = [(True, v) for v in values]
-    except PayloadError as exc:
-        err = PayloadError(f"the tasks' results could not be unpickled here: {exc}")
-        outcomes = [(False, err)] * count
-    target = peer.targets.get(cmd.job)
-    if type(target) is not list:  # not a map's window (or gone): nothing waits for them
-        return
-    peer.resolve_range(cmd.job, cmd.index, outcomes, won)
+    if type(peer.targets.get(cmd.job)) is not list:  # not a map's window (or gone):
+        return  # nothing waits for them
+    peer.resolve_range(cmd.job, cmd.index, payload.loads_values(data, count), won)
