@@ -110,21 +110,6 @@ def submit(func: Callable, *args, **kwargs) -> Future:
 
 # --- map ------------------------------------------------------------------------------
 
-def _plain(chunk: list) -> bool:
-    """Are the argument tuples of ``chunk`` made of atomic values (ints, floats, strings...)
-    and small tuples of them only (``payload.check_args``'s shortcut)? Then they travel,
-    and need no check each: one pass over the lot."""
-    atomic = payload.ATOMIC
-    types = set(builtins.map(type, itertools.chain.from_iterable(chunk)))
-    if types <= atomic:
-        return True
-    if types - atomic != {tuple}:
-        return False
-    inner = [v for item in chunk for v in item if type(v) is tuple]
-    return (max(builtins.map(len, inner)) <= payload.SMALL_TUPLE and
-            set(builtins.map(type, itertools.chain.from_iterable(inner))) <= atomic)
-
-
 class _MapRun:
     """One ``map``: lazily issued windows of units, results collected by index."""
 
@@ -162,7 +147,7 @@ class _MapRun:
             except Exception as exc:  # the input iterator failed
                 self.error_at = (self.issued + len(chunk), exc)
                 self.exhausted = True
-            if not _plain(chunk):  # an argument that cannot travel ends the input there
+            if not payload.plain_chunk(chunk):  # one that cannot travel ends it there
                 for k, item in enumerate(chunk):
                     try:
                         payload.check_args(item)

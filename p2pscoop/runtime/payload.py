@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copyreg
 import io
+import itertools
 import os
 import pickle
 import socket
@@ -63,8 +64,6 @@ MAX_TEXT = 10_000  # characters of remote traceback and message kept
 
 #: argument types that always pickle: submit skips the check for them
 _ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None), range, slice))
-ATOMIC = _ATOMIC  # (``futures._plain``: a map's chunk of such arguments is checked at once)
-SMALL_TUPLE = 16  # ``futures._plain``: a chunk of tuples of at most this many atomic values
 
 
 #: containers plain pickle saves itself, before looking at copyreg: the fast path
@@ -193,6 +192,19 @@ _checked_args: dict[int, Any] = {}
 #: containers whose elements, if all of atomic types, make them pickle for sure
 _SCANNED = frozenset((tuple, list, set, frozenset))
 _all_atomic = _ATOMIC.issuperset  # (of an iterable of types: stops at the first other one)
+
+
+def plain_chunk(chunk: list) -> bool:
+    """Does every argument tuple of a map's ``chunk`` hold only values that
+    ``_check_value`` passes at once (atomic values, tuples/lists/sets of them)? Then the
+    chunk travels and needs no check per element: one pass over the lot."""
+    types = set(map(type, itertools.chain.from_iterable(chunk)))
+    if types <= _ATOMIC:
+        return True
+    if not types - _ATOMIC <= _SCANNED:
+        return False
+    return _all_atomic(type(x) for item in chunk for v in item if type(v) in _SCANNED
+                       for x in v)
 
 
 def _check_value(value: Any, what: str) -> None:

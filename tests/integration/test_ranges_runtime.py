@@ -80,7 +80,7 @@ def _input(bad_at, fail_at, n=600):
                                                     (300, 301, "payload"),
                                                     (301, 300, "input")])
 def test_the_first_bad_element_of_a_chunk_ends_the_map_there(rt, bad_at, fail_at, first):
-    """A map's chunk of plain arguments is checked at once (``futures._plain``); one with
+    """A map's chunk of plain arguments is checked at once (``payload.plain_chunk``); one with
     an element that cannot travel, or cut short by its input, still yields every result
     before the first bad position, then that position's error, then stops (serially,
     the builtin ``map`` goes on after a bad element: not checked there)."""
