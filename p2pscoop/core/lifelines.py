@@ -187,8 +187,10 @@ class LifelineMixin:
         budget = max(self._spare(holding) - keep, 0) + len(self.suspects)
         if budget <= 0:
             return []
-        peers = self.peers
-        hungry = [p for p in self._hungry if p in peers]
+        # (a link our trim closed in this very tick is still in ``peers`` until its turn
+        # in ``NodeState._membership``: pushed to, its peer would re-open it, past our bound)
+        peers, closing = self.peers, self.members.pruned
+        hungry = [p for p in self._hungry if p in peers and not closing(p)]
         self._hungry.clear()
         pinned = self._past_view() if hungry else None
         if pinned is not None:  # past the view bound: no new lease link (``chains.py``);
