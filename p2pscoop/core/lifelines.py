@@ -247,9 +247,9 @@ class LifelineMixin:
     def _host_shares(self, hungry: list) -> list | None:
         """The origin's pushes when its view does not reach every peer of its program: a
         hungry link's share is for itself and for the peers of its host that none of our
-        hungry links is (they steal from their host mates first: ``policy.py``), i.e. our
-        units x (the program's peers on its host / our hungry links there) / (that summed
-        over the links, plus one: ours). The origin knows its program's peers and their
+        links is (they steal from their host mates first: ``policy.py``), i.e. our units x
+        (the program's peers on its host / our links there) / (that summed over the hungry
+        links, plus one: ours). The origin knows its program's peers and their
         hosts (``roster.py``). Even shares sent each host work in proportion to our links
         there, not to its peers: an origin linked to its 9 host mates and to 2 peers of a
         host of 10 sent 9/17 of a map to its own host and 2/17 to that one, which then
@@ -259,11 +259,12 @@ class LifelineMixin:
         if not getattr(self, "is_origin", False) or not self.roster:
             return None
         on_host = Counter(row[1] for row in self.roster.values())
-        if sum(on_host.values()) <= len(hungry):
+        if sum(on_host.values()) <= len(self.peers):
             return None
         host_of = self.members.host_of
-        links = Counter(host_of(t) for t in hungry)
-        weights = [on_host.get(host_of(t), 0) / links[host_of(t)] or 1.0 for t in hungry]
+        links = Counter(host_of(p) for p in self.peers)  # (busy links feed their host too)
+        weights = [on_host.get(host_of(t), 0) / max(links[host_of(t)], 1) or 1.0
+                   for t in hungry]
         total, whole = self.deque.total, 1.0 + sum(weights)
         return [int(total * w / whole) for w in weights]
 

@@ -23,10 +23,10 @@ def ident(rank=0, host="o"):
                     size=3)
 
 
-def origin_with_thieves(hosts, far):
+def origin_with_thieves(hosts, far, busy=()):
     """An origin (host o) linked to one peer per entry of ``hosts`` (its host), each of
-    which asked for work and was denied; ``far``: {host: peers of the program there that
-    the origin is not linked to} (ROSTER rows)."""
+    which (but those whose index is in ``busy``) asked for work and was denied; ``far``:
+    {host: peers of the program there that the origin is not linked to} (ROSTER rows)."""
     n = NodeState(ME, identity=ident(), liveness=LIVE)
     links = [peer_id(i) for i in range(len(hosts))]
     for i, (peer, host) in enumerate(zip(links, hosts)):
@@ -38,7 +38,7 @@ def origin_with_thieves(hosts, far):
             k += 1
     if rows:
         n.handle(Received(links[0], M.Roster(rows, [])), 0.1)
-    for peer in links:
+    for peer in [p for i, p in enumerate(links) if i not in busy]:
         assert n.handle(Received(peer, M.Steal(1)), 0.2) == [
             C.SendMsg(peer, M.Give(1, []))]
     return n, links
@@ -57,6 +57,14 @@ def test_the_origin_pushes_each_host_its_peers_share_through_its_links_there():
     assert n.program_size() == 13
     cmds = n.handle(Submit(n.new_job(abs, [(i,) for i in range(130)])), 1.0)
     assert pushed(cmds) == {mate: 10, a1: 50, a2: 50, b: 10} and n.deque.total == 10
+
+
+def test_a_busy_link_still_feeds_its_host_so_the_hungry_ones_get_no_more():
+    # a2 asked for nothing: a1 is one of two links to host a (weight 10/2), not its only
+    # way; of 80 units, 50 to a1, 10 to the mate, to b and to us
+    n, (mate, a1, a2, b) = origin_with_thieves(["o", "a", "a", "b"], {"a": 8}, busy=(2,))
+    cmds = n.handle(Submit(n.new_job(abs, [(i,) for i in range(80)])), 1.0)
+    assert pushed(cmds) == {mate: 10, a1: 50, b: 10} and n.deque.total == 10
 
 
 def test_pushes_as_before_when_the_origin_reaches_every_peer():
