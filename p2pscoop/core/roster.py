@@ -103,6 +103,11 @@ class RosterMixin:
         if self.is_origin:
             self._strike(peer, now)
             return []  # (the membership reported Left already)
+        if peer == self.origin and not self.leaving:
+            # the origin may have declared us dead (a link muted one way): our next row
+            # comes once its fence is over, or it is ignored and the next one a refresh
+            # later (the rows and the origin's removal both fall on the ping grid)
+            self._announce_at = now + (FENCE + 1) * self.members.config.ping_interval
         if peer == self.origin or self.leaving:
             return []
         return self._toward(M.Roster([], [[peer, self.me]]), None, hold=True)

@@ -587,3 +587,33 @@ def test_a_worker_closed_by_its_origin_does_not_dial_it_again():
     lone.handle(Received(origin, hello_of(origin, 0)), 0.0)
     lone.handle(Received(origin, M.Prune()), 0.5)
     assert C.Connect(origin, "tcp://h:0") in lone.handle(Tick(), 1.6)
+
+
+def test_no_lifeline_work_goes_to_a_link_closed_in_the_same_tick():
+    # the origin (view_size 2) leased units to one peer; two thieves denied past its bound
+    # wait on its lifeline. The holder falls silent: in one tick it is declared dead (its
+    # units come back, surplus for the lifelines) and the trim closes one thief's link.
+    # That thief must get nothing: a push over the link would make it dial the origin
+    # again (a 1,000-peer run once held 27 links when thieves went quiet after one round)
+    from p2pscoop.core.events import Submit
+    n = NodeState(ME, identity=ident(rank=0), liveness=VIEW)
+    holder, thieves = peer_id(0), [peer_id(i) for i in range(1, 4)]
+    n.handle(Received(holder, hello_of(holder, 1)), 0.0)
+    n.handle(Submit(n.new_job(abs, [(i,) for i in range(16)])), 0.0)
+    n.handle(Received(holder, M.Steal(1)), 0.0)
+    for i, t in enumerate(thieves):
+        n.handle(Received(t, hello_of(t, i + 2)), 0.0)
+        n.handle(Received(t, M.Steal(1)), 0.0)
+    assert len(n._hungry) >= 2
+    for t in thieves:
+        n.handle(Received(t, M.Hint()), 4.0)  # alive
+    cmds = n.handle(Tick(), 4.6)
+    assert any(type(c) is C.Left and c.peer == holder for c in cmds)
+    pruned = sent(cmds, M.Prune)
+    assert pruned
+    for p in pruned:
+        after = cmds[cmds.index(C.SendMsg(p, M.Prune())) + 1:]
+        assert not [c for c in after if getattr(c, "peer", None) == p], after
+    # the others that waited still get their share or a hint
+    assert [c for c in cmds if type(c) in (C.ShipWorks, C.SendMsg) and c.peer not in pruned
+            and (type(c) is C.ShipWorks or type(c.msg) is M.Hint)]

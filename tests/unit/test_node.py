@@ -369,7 +369,7 @@ def test_give_denial_wakes_and_the_next_idle_asks_someone_else():
 
 
 def test_victim_choice_and_backoff_follow_the_seeded_rng():
-    cfg = dict(backoff_min=0.01, backoff_max=0.03)
+    cfg = dict(backoff_min=0.01, backoff_max=0.03, quiet_after=4)  # 4 rounds of polling
     n = make_node(P1, P2, P3, seed=42, **cfg)
     peers = [P1, P2, P3]
     mirror = random.Random(42)  # replays StealPolicy.choose_victim's draws

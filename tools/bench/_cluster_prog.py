@@ -59,6 +59,18 @@ WAIT_LIMIT = 120.0  # seconds to wait for the expected peers
 IDLE_PROBE = float(os.environ.get("P2PSCOOP_BENCH_IDLE", "3.0"))
 
 
+#: P2PSCOOP_BENCH_TIMELINE=1: a map's record also lists every task's start, per process
+#: (ms after the map started): where a process waited for work, and how long
+TIMELINE = os.environ.get("P2PSCOOP_BENCH_TIMELINE") == "1"
+
+
+def timeline(out, t0):
+    starts = collections.defaultdict(list)
+    for host, pid, at in out:
+        starts[f"{host}/{pid}"].append(round((at - t0) * 1000, 1))
+    return {"starts": {k: sorted(v) for k, v in sorted(starts.items())}}
+
+
 def emit(record):
     print("BENCH " + json.dumps(record), flush=True)
 
@@ -127,7 +139,8 @@ def run_map(size, tasks, seconds):
     emit({"mode": "map", "peers": peers, "peers_after": p2pscoop.SIZE, "tasks": len(out),
           "makespan_s": round(makespan, 4), "ideal_s": round(ideal, 4),
           "ratio": round(makespan / ideal, 4), "hosts": dict(sorted(hosts.items())),
-          "processes": len({p for _, p, _ in out}), **spread(out, wall0)})
+          "processes": len({p for _, p, _ in out}), **spread(out, wall0),
+          **(timeline(out, wall0) if TIMELINE else {})})
 
 
 def run_join(host, seconds, limit):
