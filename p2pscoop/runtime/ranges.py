@@ -5,7 +5,7 @@ unpickles that payload and fills its map window in one go (``resolve_range``).
     thief (main thread)                          owner (main thread, ``poll_inbox``)
     Scheduler._run_range: units [lo, hi) ran     Resolve(status RANGE) from the core
       -> ship_range: one pickle, one entry         -> resolve_range: one unpickling,
-         (``NodeState.finish_range_of``)              ``Peer.resolve_range`` (one fill)
+         (``NodeState.finish_range_of``)              one piece of the map's window
 
 Only a range whose units all returned, of units straight from their owner
 (``NodeState.range_direct``), whose values pickle, goes this way; ``ship_range`` returns
@@ -59,8 +59,26 @@ def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> boo
 def resolve_range(peer: Any, cmd: Any) -> None:
     """Deliver a range row's values (``cmd``: a ``Resolve`` of status ``RANGE``, whose
     value is ``(won, count, pickled values)``) to the map window of ``cmd.job``
-    (main thread, from the inbox, under ``resolve_lock``)."""
+    (main thread, from the inbox, under ``resolve_lock``): one piece for the lot when
+    every unit was won (``_MapRun.fill_values``), else one result per unit won."""
     won, count, data = cmd.value
-    if type(peer.targets.get(cmd.job)) is not list:  # not a map's window (or gone):
-        return  # nothing waits for them
-    peer.resolve_range(cmd.job, cmd.index, payload.loads_values(data, count), won)
+    job, lo = cmd.job, cmd.index
+    with peer.resolve_lock:
+        target = peer.targets.get(job)
+        if type(target) is not list:  # not a map's window (or gone): nothing waits for them
+            return
+        values, err = payload.loads_values(data, count)
+        window, offset = target[0], target[1]
+        if won is None:
+            if err is None:
+                window.fill_values(offset + lo, values)
+            else:
+                window.fill_many(offset + lo, [(False, err)] * count)
+            target[2] -= count
+        else:
+            for i in won:
+                window.fill(offset + i, *((True, values[i - lo]) if err is None else
+                                         (False, err)))
+            target[2] -= len(won)
+        if not target[2]:  # the job's last unit: forget it
+            del peer.targets[job]
