@@ -21,7 +21,12 @@ module that reads pickles from peers.
 
 from __future__ import annotations
 
+import functools
+import operator
+from itertools import repeat, starmap
 from typing import Any
+
+import greenlet
 
 from . import payload
 
@@ -32,6 +37,60 @@ from . import payload
 STOLEN_BUDGET = 0.002
 STOLEN_MAX = 2048
 
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+
+
+def run_units(peer: Any, work: Any, args_list: list, mine: bool) -> list:
+    """Run ``work.fn`` on each argument tuple of ``args_list`` (units of ``work`` claimed
+    together, ``Scheduler._run_range``); their outcomes ``(ok, value)`` in order. The
+    calls are one loop in C (``starmap`` into ``list.extend``; a failure stops it, is
+    recorded, and the loop goes on from the next unit), so a unit costs its call and
+    little more; with telemetry on, one Python loop that times each unit. Everything a
+    unit raises is its outcome (a failure, enveloped if the unit is another owner's),
+    except a greenlet being killed and, on the origin, Ctrl-C (as ``_run_one``)."""
+    fn, kwargs, rec = work.fn, work.kwargs, peer.recorder
+    if rec is not None:
+        return _run_timed(peer, work, args_list, mine)
+    values: list = []
+    failures: dict = {}
+    calls = starmap(functools.partial(fn, **kwargs) if kwargs else fn, args_list)
+    while True:
+        try:
+            values.extend(calls)
+            break
+        except BaseException as exc:
+            if isinstance(exc, greenlet.GreenletExit) or (
+                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                raise
+            failures[len(values) + len(failures)] = exc if mine else payload.envelope(exc)
+    if not failures:
+        return list(zip(repeat(True), values))
+    outcomes: list = []
+    it = iter(values)
+    for i in range(len(values) + len(failures)):
+        exc = failures.get(i)
+        outcomes.append((True, next(it)) if exc is None else (False, exc))
+    return outcomes
+
+
+def _run_timed(peer: Any, work: Any, args_list: list, mine: bool) -> list:
+    """``run_units`` with telemetry: each unit timed (``rec.begin``/``rec.end``)."""
+    fn, kwargs, rec = work.fn, work.kwargs, peer.recorder
+    outcomes: list = []
+    add = outcomes.append
+    for args in args_list:
+        t0 = rec.begin(fn)
+        try:
+            add((True, fn(*args, **kwargs)))
+        except BaseException as exc:  # as in ``run_units``
+            if isinstance(exc, greenlet.GreenletExit) or (
+                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                raise
+            add((False, exc if mine else payload.envelope(exc)))
+        rec.end(work, t0)
+    return outcomes
+
 
 def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> bool:
     """Send the ``outcomes`` ``(ok, value)`` of units ``lo, lo + 1, ...`` of ``work``
@@ -41,16 +100,13 @@ def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> boo
     node = peer.node
     if len(outcomes) < 2 or not node.range_direct(work):
         return False
-    values = []
-    for ok, value in outcomes:
-        if not ok:
-            return False
-        values.append(value)
-    data = payload.dumps_values(values)
+    if not all(map(_first, outcomes)):
+        return False
+    data = payload.dumps_values(list(map(_second, outcomes)))
     if data is None:
         return False
     with peer.lock:
-        cmds = node.finish_range_of(work, lo, lo + len(values), data, now)
+        cmds = node.finish_range_of(work, lo, lo + len(outcomes), data, now)
     if cmds:
         peer.execute_all(cmds)
     return True
