@@ -198,13 +198,15 @@ def plain_chunk(chunk: list) -> bool:
     """Does every argument tuple of a map's ``chunk`` hold only values that
     ``_check_value`` passes at once (atomic values, tuples/lists/sets of them)? Then the
     chunk travels and needs no check per element: one pass over the lot, in C (about
-    0.03 µs per argument, and as much per item of a tuple argument)."""
+    0.1 µs for a job tuple of 3 atomic values)."""
     values = list(itertools.chain.from_iterable(chunk))
     types = set(map(type, values))
     if types <= _ATOMIC:
         return True
     if not types - _ATOMIC <= _SCANNED:
         return False
+    if types <= _SCANNED:  # every argument a tuple (a job tuple...): its items, flat
+        return _all_atomic(map(type, itertools.chain.from_iterable(values)))
     inner = itertools.compress(values, map(_SCANNED.__contains__, map(type, values)))
     return _all_atomic(map(type, itertools.chain.from_iterable(inner)))
 
