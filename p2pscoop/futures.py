@@ -153,8 +153,7 @@ class _Raise:
 
 
 def _pieces(cell: list) -> Iterator:
-    """The pieces of the map ``cell[0]()`` (a weak reference: a map dropped by its consumer
-    is collected at once, and ``progress.py`` sees it dropped), one per resumption."""
+    """The pieces of the map ``cell[0]()``: a weak reference (``progress.py``'s drop test)."""
     while True:
         run = cell[0]()
         if run is None:
@@ -358,8 +357,7 @@ class _MapRun(itertools.chain):
         return value if ok else _Raise(value)
 
 
-_first = operator.itemgetter(0)
-_second = operator.itemgetter(1)
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _map(fname: str, func: Callable, iterables: tuple, kwargs: dict, ordered: bool):

@@ -1,6 +1,7 @@
-"""The runtime half of range results (``core/ranges.py``): the thief pickles the values
-of a range of a map it ran in one loop as one payload (``ship_range``), and the owner
-unpickles that payload and fills its map window in one go (``resolve_range``).
+"""The runtime half of range results (``core/ranges.py``): a range of a map's units runs
+as one loop in C (``run_units``, here or on a thief); the thief pickles the values of
+such a range as one payload (``ship_range``), and the owner unpickles that payload and
+fills its map window with one piece (``resolve_range``).
 
     thief (main thread)                          owner (main thread, ``poll_inbox``)
     Scheduler._run_range: units [lo, hi) ran     Resolve(status RANGE) from the core
