@@ -354,7 +354,11 @@ class _MapRun(itertools.chain):
             peer = self.peer                                   # while we read it
             with peer.lock:
                 peer.node.consuming(self.fn, time.monotonic())
-        return value if ok else _Raise(value)
+        if ok:
+            return value
+        if isinstance(value, StopIteration):  # a task raised it: the map ends there, as
+            return None  # the builtin ``map`` does (a chain would only skip it)
+        return _Raise(value)
 
 
 _first, _second = operator.itemgetter(0), operator.itemgetter(1)

@@ -59,12 +59,19 @@ def run_units(peer: Any, work: Any, args_list: list, mine: bool) -> list:
     while True:
         try:
             values.extend(calls)
-            break
         except BaseException as exc:
             if isinstance(exc, greenlet.GreenletExit) or (
                     isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
                 raise
             failures[len(values) + len(failures)] = exc if mine else payload.envelope(exc)
+            continue
+        done = len(values) + len(failures)
+        if done >= len(args_list):
+            break
+        # a call raised StopIteration, which ``extend`` took for the end: its outcome (the
+        # map ends there, as the builtin ``map`` does: ``futures._MapRun._piece``)
+        exc = StopIteration()
+        failures[done] = exc if mine else payload.envelope(exc)
     if not failures:
         return list(zip(repeat(True), values))
     outcomes: list = []

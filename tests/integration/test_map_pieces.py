@@ -77,3 +77,15 @@ def test_a_map_read_in_turns_by_next_and_by_loops(rt):
     rest = [x for x in it]
     assert head + middle + rest == [abs(x) for x in range(-3000, 3000)]
     assert list(it) == []
+
+
+def stops_at_500(x):
+    if x == 500:
+        raise StopIteration("a task's own")
+    return x
+
+
+@pytest.mark.parametrize("n", [600, 5000])
+def test_a_task_raising_stop_iteration_ends_the_map_there_as_the_builtin_map(rt, n):
+    assert list(futures.map(stops_at_500, range(n))) == list(range(500))
+    assert list(map(stops_at_500, range(n))) == list(range(500))
