@@ -113,11 +113,10 @@ def submit(func: Callable, *args, **kwargs) -> Future:
 # --- map ------------------------------------------------------------------------------
 
 class _Slots(dict):
-    """A map's ready results: the first index of a piece -> ``(count, ok, payload)``, a
-    run of ``count`` returned values (``ok``, ``payload`` their list) or one failure
-    (``payload`` the exception). ``len()`` counts results, not pieces (``progress.py``
-    reads it); each count has one writer: ``filled`` the filling thread (under the peer's
-    ``resolve_lock``), ``taken`` the consumer."""
+    """A map's ready results: a piece's first index -> ``(count, ok, payload)``: ``count``
+    returned values (``payload`` their list) or one failure (the exception). ``len()``
+    counts results (``progress.py``); ``filled`` has one writer (fills, under
+    ``resolve_lock``), ``taken`` another (the consumer)."""
 
     __slots__ = ("filled", "taken")
 
@@ -134,8 +133,7 @@ class _Slots(dict):
 
 
 class _Raise:
-    """A piece of one failure: iterating it raises ``exc`` once, then it is exhausted,
-    so the map goes on with the next results if the consumer asks for them."""
+    """A piece of one failure: raises ``exc`` once, then is exhausted (the map goes on)."""
 
     __slots__ = ("exc",)
 
@@ -147,9 +145,7 @@ class _Raise:
 
     def __next__(self):
         exc, self.exc = self.exc, None
-        if exc is None:
-            raise StopIteration
-        raise exc
+        raise StopIteration if exc is None else exc
 
 
 def _pieces(cell: list) -> Iterator:
