@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import operator
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from concurrent.futures import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION,
                                 CancelledError, InvalidStateError, TimeoutError)
@@ -110,8 +112,74 @@ def submit(func: Callable, *args, **kwargs) -> Future:
 
 # --- map ------------------------------------------------------------------------------
 
-class _MapRun:
-    """One ``map``: lazily issued windows of units, results collected by index."""
+class _Slots(dict):
+    """A map's ready results: a piece's first index -> ``(count, ok, payload)``: ``count``
+    returned values (``payload`` their list) or one failure (the exception). ``len()``
+    counts results (``progress.py``); ``filled`` has one writer (fills, under
+    ``resolve_lock``), ``taken`` another (the consumer)."""
+
+    __slots__ = ("filled", "taken")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filled = self.taken = 0
+
+    def __len__(self) -> int:
+        return self.filled - self.taken
+
+    def clear(self) -> None:
+        super().clear()
+        self.taken = self.filled
+
+
+class _Raise:
+    """A piece of one failure: raises ``exc`` once, then is exhausted (the map goes on)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        exc, self.exc = self.exc, None
+        raise StopIteration if exc is None else exc
+
+
+def _pieces(cell: list) -> Iterator:
+    """The pieces of the map ``cell[0]()``: a weak reference (``progress.py``'s drop test)."""
+    while True:
+        run = cell[0]()
+        if run is None:
+            return
+        piece = run._piece()
+        del run
+        if piece is None:
+            return
+        yield piece
+
+
+class _MapRun(itertools.chain):
+    """One ``map``: lazily issued windows of units, results collected by index, handed to
+    the consumer a piece at a time.
+
+    The iterator is an ``itertools.chain`` of pieces: a piece is a run of consecutive
+    ready results (a range run in one loop, here or by a thief), so taking one result is
+    a step of C code, and the Python side (``_piece``: window refill, waiting, the
+    cheap-map hook) runs once per piece. A failed element is a piece of its own that
+    raises (``_Raise``); the consumer may go on after it, as with ``__next__`` before.
+    The window: when a piece is handed out, every result handed out before it has been
+    taken (the chain asks for a piece only then), so refilling up to ``MAP_WINDOW``
+    ahead of ``consumed`` at that moment keeps the input at most ``MAP_WINDOW`` plus one
+    chunk ahead of the results the consumer took, after every single result."""
+
+    def __new__(cls, *args, **kwargs):
+        cell: list = []
+        self = cls.from_iterable(_pieces(cell))
+        cell.append(weakref.ref(self))
+        return self
 
     def __init__(self, peer, fn: Callable, args: Iterator[tuple], ordered: bool,
                  deadline: float | None = None):
@@ -122,10 +190,10 @@ class _MapRun:
         self.fn = fn
         self.args = args
         self.ordered = ordered
-        self.slots: dict[int, tuple[bool, Any]] = {}
-        self.finished: deque = deque()  # completion order (map_as_completed)
+        self.slots = _Slots()
+        self.finished: deque = deque()  # piece starts in completion order (map_as_completed)
         self.issued = 0
-        self.consumed = 0
+        self.consumed = 0  # results handed out (taken, once the chain asks for more)
         self.exhausted = False
         self.error_at: tuple[int, BaseException] | None = None
         self.waiter: Waiter | None = None
@@ -165,19 +233,46 @@ class _MapRun:
 
     def fill(self, index: int, ok: bool, value: Any) -> None:
         """A result arrived (``poll_inbox``, under ``resolve_lock``)."""
-        self.slots[index] = (ok, value)
+        self.slots[index] = (1, True, [value]) if ok else (1, False, value)
+        self.slots.filled += 1
         if not self.ordered:
             self.finished.append(index)
         self._wake_consumer(self.want == index or self.want == -1)
 
     def fill_many(self, start: int, outcomes: list) -> None:
-        """The results of ``start, start + 1, ...`` arrived together (a range run here,
-        ``Peer.resolve_range``, under ``resolve_lock``)."""
-        end = start + len(outcomes)
-        self.slots.update(zip(range(start, end), outcomes))
+        """The outcomes ``(ok, value)`` of ``start, start + 1, ...`` arrived together (a
+        range run here, ``Peer.resolve_range``, under ``resolve_lock``): one piece if
+        they all returned, else pieces split at each failure."""
+        if all(builtins.map(_first, outcomes)):  # (``map`` is ours here)
+            self.fill_values(start, list(builtins.map(_second, outcomes)))
+            return
+        slots, finished, k = self.slots, self.finished, 0
+        for i, (ok, value) in enumerate(outcomes):
+            if not ok:
+                if k < i:
+                    slots[start + k] = (i - k, True, [v for _, v in outcomes[k:i]])
+                    if not self.ordered:
+                        finished.append(start + k)
+                slots[start + i] = (1, False, value)
+                if not self.ordered:
+                    finished.append(start + i)
+                k = i + 1
+        if k < len(outcomes):
+            slots[start + k] = (len(outcomes) - k, True, [v for _, v in outcomes[k:]])
+            if not self.ordered:
+                finished.append(start + k)
+        slots.filled += len(outcomes)
+        self._wake_consumer(start <= self.want < start + len(outcomes) or self.want == -1)
+
+    def fill_values(self, start: int, values: list) -> None:
+        """The values of ``start, start + 1, ...``, all returned, arrived together (a
+        range run here or by a thief, under ``resolve_lock``): one piece."""
+        count = len(values)
+        self.slots[start] = (count, True, values)
+        self.slots.filled += count
         if not self.ordered:
-            self.finished.extend(range(start, end))
-        self._wake_consumer(start <= self.want < end or self.want == -1)
+            self.finished.append(start)
+        self._wake_consumer(start <= self.want < start + count or self.want == -1)
 
     def _wake_consumer(self, wanted: bool) -> None:
         """Wake the consumer parked on this map if what arrived is what it waits for
@@ -224,34 +319,45 @@ class _MapRun:
                 left = None if self.deadline is None else self.deadline - time.monotonic()
                 self.cond.wait(left)
 
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Any:
+    def _piece(self) -> Any:
+        """The next piece for the chain (every piece before it was taken), or None at the
+        end: refill the window, wait for the next result (in order, or any with
+        ``map_as_completed``), hand out its piece."""
+        if not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
+            self._top_up()
         if self.consumed >= self.issued:
             if self.error_at is not None and self.error_at[0] == self.consumed:
                 self.consumed += 1
-                raise self.error_at[1]
-            raise StopIteration
-        if self.ordered:
-            index = self.consumed
-            if index not in self.slots:  # (only the consumer takes from slots)
-                self._wait(index)
-        else:
-            if not self.finished:
-                self._wait(-1)
-            index = self.finished.popleft()
-        ok, value = self.slots.pop(index)
-        self.consumed += 1
-        if not self.consumed % MAP_CHUNK:  # a cheap map's units stay while we read it
-            peer = self.peer
+                return _Raise(self.error_at[1])
+            return None
+        slots = self.slots
+        try:
+            if self.ordered:
+                index = self.consumed
+                if index not in slots:  # (only the consumer takes from slots)
+                    self._wait(index)
+            else:
+                if not self.finished:
+                    self._wait(-1)
+                index = self.finished.popleft()
+        except TimeoutError as exc:  # raised where the result was due; may be retried
+            return _Raise(exc)
+        count, ok, value = slots.pop(index)
+        slots.taken += count
+        before = self.consumed
+        self.consumed = before + count
+        if before // MAP_CHUNK != self.consumed // MAP_CHUNK:  # a cheap map's units stay
+            peer = self.peer                                   # while we read it
             with peer.lock:
                 peer.node.consuming(self.fn, time.monotonic())
-        if not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
-            self._top_up()
-        if not ok:
-            raise value
-        return value
+        if ok:
+            return value
+        if isinstance(value, StopIteration):  # a task raised it: the map ends there, as
+            return None  # the builtin ``map`` does (a chain would only skip it)
+        return _Raise(value)
+
+
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _map(fname: str, func: Callable, iterables: tuple, kwargs: dict, ordered: bool):

@@ -447,7 +447,12 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     def _set_range(self, work: Work, event: str, holder: bytes | None = None) -> None:
         rec = self.jobs[work.job]
         states = rec.states
-        for i in range(work.lo, work.hi):
+        units = range(work.lo, work.hi)
+        if event == T.LEASE and holder is not None and set(map(states.get, units)) == {T.PENDING}:
+            states.update(dict.fromkeys(units, T.LEASED))  # (PENDING, LEASE): a map's
+            rec.holders.update(dict.fromkeys(units, holder))  # range given, in C
+            return
+        for i in units:
             states[i] = T.next_state(states[i], event)
             if holder is not None:
                 rec.holders[i] = holder

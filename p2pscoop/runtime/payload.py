@@ -197,14 +197,18 @@ _all_atomic = _ATOMIC.issuperset  # (of an iterable of types: stops at the first
 def plain_chunk(chunk: list) -> bool:
     """Does every argument tuple of a map's ``chunk`` hold only values that
     ``_check_value`` passes at once (atomic values, tuples/lists/sets of them)? Then the
-    chunk travels and needs no check per element: one pass over the lot."""
-    types = set(map(type, itertools.chain.from_iterable(chunk)))
+    chunk travels and needs no check per element: one pass over the lot, in C (about
+    0.1 µs for a job tuple of 3 atomic values)."""
+    values = list(itertools.chain.from_iterable(chunk))
+    types = set(map(type, values))
     if types <= _ATOMIC:
         return True
     if not types - _ATOMIC <= _SCANNED:
         return False
-    return _all_atomic(type(x) for item in chunk for v in item if type(v) in _SCANNED
-                       for x in v)
+    if types <= _SCANNED:  # every argument a tuple (a job tuple...): its items, flat
+        return _all_atomic(map(type, itertools.chain.from_iterable(values)))
+    inner = itertools.compress(values, map(_SCANNED.__contains__, map(type, values)))
+    return _all_atomic(map(type, itertools.chain.from_iterable(inner)))
 
 
 def _check_value(value: Any, what: str) -> None:
@@ -415,18 +419,18 @@ def dumps_values(values: list) -> bytes | None:
         return None
 
 
-def loads_values(data: bytes, count: int) -> list:
-    """The owner's side of ``dumps_values``: ``count`` outcomes ``(ok, value)``; a payload
-    that cannot be unpickled, or holds another number of values, fails all of them."""
+def loads_values(data: bytes, count: int) -> tuple[list | None, PayloadError | None]:
+    """The owner's side of ``dumps_values``: ``(values, None)``, the ``count`` values; or
+    ``(None, error)`` for a payload that cannot be unpickled or holds another number of
+    values (the error of every one of them)."""
     try:
         values = _safe_loads(data)
         if type(values) is not list or len(values) != count:
             raise PayloadError(f"a range of {count} results holds "
                                f"{len(values) if type(values) is list else 'no list'}")
     except PayloadError as exc:
-        err = PayloadError(f"the tasks' results could not be unpickled here: {exc}")
-        return [(False, err)] * count
-    return [(True, v) for v in values]
+        return None, PayloadError(f"the tasks' results could not be unpickled here: {exc}")
+    return values, None
 
 
 def dumps_const(value: Any) -> bytes:

@@ -1,11 +1,12 @@
-"""The runtime half of range results (``core/ranges.py``): the thief pickles the values
-of a range of a map it ran in one loop as one payload (``ship_range``), and the owner
-unpickles that payload and fills its map window in one go (``resolve_range``).
+"""The runtime half of range results (``core/ranges.py``): a range of a map's units runs
+as one loop in C (``run_units``, here or on a thief); the thief pickles the values of
+such a range as one payload (``ship_range``), and the owner unpickles that payload and
+fills its map window with one piece (``resolve_range``).
 
     thief (main thread)                          owner (main thread, ``poll_inbox``)
     Scheduler._run_range: units [lo, hi) ran     Resolve(status RANGE) from the core
       -> ship_range: one pickle, one entry         -> resolve_range: one unpickling,
-         (``NodeState.finish_range_of``)              ``Peer.resolve_range`` (one fill)
+         (``NodeState.finish_range_of``)              one piece of the map's window
 
 Only a range whose units all returned, of units straight from their owner
 (``NodeState.range_direct``), whose values pickle, goes this way; ``ship_range`` returns
@@ -21,7 +22,12 @@ module that reads pickles from peers.
 
 from __future__ import annotations
 
+import functools
+import operator
+from itertools import repeat, starmap
 from typing import Any
+
+import greenlet
 
 from . import payload
 
@@ -32,6 +38,67 @@ from . import payload
 STOLEN_BUDGET = 0.002
 STOLEN_MAX = 2048
 
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+
+
+def run_units(peer: Any, work: Any, args_list: list, mine: bool) -> list:
+    """Run ``work.fn`` on each argument tuple of ``args_list`` (units of ``work`` claimed
+    together, ``Scheduler._run_range``); their outcomes ``(ok, value)`` in order. The
+    calls are one loop in C (``starmap`` into ``list.extend``; a failure stops it, is
+    recorded, and the loop goes on from the next unit), so a unit costs its call and
+    little more; with telemetry on, one Python loop that times each unit. Everything a
+    unit raises is its outcome (a failure, enveloped if the unit is another owner's),
+    except a greenlet being killed and, on the origin, Ctrl-C (as ``_run_one``)."""
+    fn, kwargs, rec = work.fn, work.kwargs, peer.recorder
+    if rec is not None:
+        return _run_timed(peer, work, args_list, mine)
+    values: list = []
+    failures: dict = {}
+    calls = starmap(functools.partial(fn, **kwargs) if kwargs else fn, args_list)
+    while True:
+        try:
+            values.extend(calls)
+        except BaseException as exc:
+            if isinstance(exc, greenlet.GreenletExit) or (
+                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                raise
+            failures[len(values) + len(failures)] = exc if mine else payload.envelope(exc)
+            continue
+        done = len(values) + len(failures)
+        if done >= len(args_list):
+            break
+        # a call raised StopIteration, which ``extend`` took for the end: its outcome (the
+        # map ends there, as the builtin ``map`` does: ``futures._MapRun._piece``)
+        exc = StopIteration()
+        failures[done] = exc if mine else payload.envelope(exc)
+    if not failures:
+        return list(zip(repeat(True), values))
+    outcomes: list = []
+    it = iter(values)
+    for i in range(len(values) + len(failures)):
+        exc = failures.get(i)
+        outcomes.append((True, next(it)) if exc is None else (False, exc))
+    return outcomes
+
+
+def _run_timed(peer: Any, work: Any, args_list: list, mine: bool) -> list:
+    """``run_units`` with telemetry: each unit timed (``rec.begin``/``rec.end``)."""
+    fn, kwargs, rec = work.fn, work.kwargs, peer.recorder
+    outcomes: list = []
+    add = outcomes.append
+    for args in args_list:
+        t0 = rec.begin(fn)
+        try:
+            add((True, fn(*args, **kwargs)))
+        except BaseException as exc:  # as in ``run_units``
+            if isinstance(exc, greenlet.GreenletExit) or (
+                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                raise
+            add((False, exc if mine else payload.envelope(exc)))
+        rec.end(work, t0)
+    return outcomes
+
 
 def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> bool:
     """Send the ``outcomes`` ``(ok, value)`` of units ``lo, lo + 1, ...`` of ``work``
@@ -41,16 +108,13 @@ def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> boo
     node = peer.node
     if len(outcomes) < 2 or not node.range_direct(work):
         return False
-    values = []
-    for ok, value in outcomes:
-        if not ok:
-            return False
-        values.append(value)
-    data = payload.dumps_values(values)
+    if not all(map(_first, outcomes)):
+        return False
+    data = payload.dumps_values(list(map(_second, outcomes)))
     if data is None:
         return False
     with peer.lock:
-        cmds = node.finish_range_of(work, lo, lo + len(values), data, now)
+        cmds = node.finish_range_of(work, lo, lo + len(outcomes), data, now)
     if cmds:
         peer.execute_all(cmds)
     return True
@@ -59,8 +123,26 @@ def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> boo
 def resolve_range(peer: Any, cmd: Any) -> None:
     """Deliver a range row's values (``cmd``: a ``Resolve`` of status ``RANGE``, whose
     value is ``(won, count, pickled values)``) to the map window of ``cmd.job``
-    (main thread, from the inbox, under ``resolve_lock``)."""
+    (main thread, from the inbox, under ``resolve_lock``): one piece for the lot when
+    every unit was won (``_MapRun.fill_values``), else one result per unit won."""
     won, count, data = cmd.value
-    if type(peer.targets.get(cmd.job)) is not list:  # not a map's window (or gone):
-        return  # nothing waits for them
-    peer.resolve_range(cmd.job, cmd.index, payload.loads_values(data, count), won)
+    job, lo = cmd.job, cmd.index
+    with peer.resolve_lock:
+        target = peer.targets.get(job)
+        if type(target) is not list:  # not a map's window (or gone): nothing waits for them
+            return
+        values, err = payload.loads_values(data, count)
+        window, offset = target[0], target[1]
+        if won is None:
+            if err is None:
+                window.fill_values(offset + lo, values)
+            else:
+                window.fill_many(offset + lo, [(False, err)] * count)
+            target[2] -= count
+        else:
+            for i in won:
+                window.fill(offset + i, *((True, values[i - lo]) if err is None else
+                                         (False, err)))
+            target[2] -= len(won)
+        if not target[2]:  # the job's last unit: forget it
+            del peer.targets[job]

@@ -100,6 +100,13 @@ def test_a_give_of_single_units_keeps_its_order():
 
 # -- the owner's side -----------------------------------------------------------------------
 
+def test_a_range_given_to_a_thief_is_leased_to_it_unit_by_unit():
+    n = leased(10)
+    rec = n.jobs[0]
+    assert [rec.states[i] for i in range(10)] == ["PENDING"] * 5 + ["LEASED"] * 5
+    assert rec.holders == {i: P1 for i in range(5, 10)}
+
+
 def test_a_range_row_resolves_its_units_with_one_command():
     n = leased()
     out = n.handle(Received(P1, range_row(5, 5)), 0.0)
