@@ -35,7 +35,6 @@ from concurrent.futures import (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION,
                                 CancelledError, InvalidStateError, TimeoutError)
 from typing import Any, Callable, Iterable, Iterator
 
-from .core.errors import PayloadError
 from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing

@@ -16,7 +16,6 @@ document fails the unit tests.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import sys
 from pathlib import Path
