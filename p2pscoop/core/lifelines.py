@@ -324,10 +324,6 @@ class LifelineMixin:
             self.policy.on_denied(victim)
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
         me = self.me
-        # a victim with work to give is not hungry: no push back to it on our next surplus
-        # (the start of a run: the origin feeds an idle peer that had denied it, which
-        # pushed the origin a share of its very first unit's children)
-        self._hungry.pop(victim, None)
         self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
         if len(works) > 1 and all(w.hi - w.lo > 1 and w.owner != me for w in works):
             # ranges of maps: the oldest runs first (queued last), so the owner's ordered

@@ -229,19 +229,6 @@ def test_a_pushed_give_is_work_like_any_other_and_its_giver_is_asked_first():
     assert n.handle(Idle(), 0.0)[0].peer in (P1, P3)  # then random ones
 
 
-def test_a_giver_is_no_longer_hungry_nothing_is_pushed_back_to_it():
-    # the start of a run: the origin asked us while we were idle (denied: on our
-    # lifeline), then fed us. Its children must not go straight back to it as a push
-    n = make_node(P1)
-    n.handle(Received(P1, Steal(1)), 0.0)
-    assert P1 in n._hungry
-    receive(n, P1, [foreign(P1, 4, 0, 1)])
-    assert not n._hungry
-    out = n.handle(Submit(n.new_job(abs, [(0,), (1,), (2,)])), 0.0)
-    assert not [c for c in out if type(c) is ShipWorks] and n.deque.total == 4
-    assert n.submit_lazy(abs, (5,), {}) is not None  # the cheap path: nobody is hungry
-
-
 def test_no_hint_to_a_hungry_thief_that_left():
     n = make_node(P1)
     n.handle(Received(P1, Steal(1)), 0.0)
