@@ -142,3 +142,19 @@ def test_job_ids_of_held_and_queued_units_never_collide():
     ids = [n.submit_lazy(abs, (1,), {}), n.new_job(abs, [(1,)]).job,
            n.submit_lazy(abs, (1,), {}), n.new_job(abs, [(1,), (2,)]).job]
     assert ids == sorted(set(ids))
+
+
+def test_a_steal_from_a_fork_join_descent_takes_the_oldest_sibling_only():
+    # work-first fib: each level submits two children and runs the first in place, so one
+    # sibling per level waits, each about as large as all the newer ones together
+    n = make_node(P1)
+    waiting = []
+    for _ in range(5):
+        first = n.submit_lazy(abs, (1,), {})
+        waiting.append(n.submit_lazy(abs, (2,), {}))
+        held, _ = n.take_lazy(first, 0.0)
+        assert held[0] == first
+    out = n.handle(Received(P1, Steal(1)), 0.0)
+    ship = [c for c in out if type(c) is ShipWorks]
+    assert ship and spans(ship[0].works) == [(waiting[0], 0, 1)]
+    assert spans(n.deque) == [(j, 0, 1) for j in waiting[1:]]
