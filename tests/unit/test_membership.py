@@ -617,3 +617,31 @@ def test_no_lifeline_work_goes_to_a_link_closed_in_the_same_tick():
     # the others that waited still get their share or a hint
     assert [c for c in cmds if type(c) in (C.ShipWorks, C.SendMsg) and c.peer not in pruned
             and (type(c) is C.ShipWorks or type(c.msg) is M.Hint)]
+
+
+def _ping_times(me, until=4.0, step=0.01):
+    """When ``me`` (two links, neither of them silent) sends its PINGs: (time, links)."""
+    n = NodeState(me, identity=ident(me, rank=5), liveness=LIVE)
+    for i in range(2):
+        n.handle(Received(peer_id(i), hello_of(peer_id(i), i + 1)), 0.0)
+    out, t = [], 0.0
+    while t < until:
+        t = round(t + step, 2)
+        for i in range(2):
+            n.members.heard(peer_id(i), t)
+        pinged = sent(n.handle(Tick(), t), M.Ping)
+        if pinged:
+            out.append((t, sorted(pinged)))
+    return out
+
+
+def test_each_peer_beats_on_its_own_phase_and_all_its_links_in_one_tick():
+    beats = {me: _ping_times(me) for me in (b"p" * 16, b"q" * 16, b"r" * 16)}
+    for times in beats.values():
+        assert all(links == [peer_id(0), peer_id(1)] for _, links in times)
+        gaps = [round(b - a, 2) for (a, _), (b, _) in zip(times, times[1:])]
+        assert gaps and all(g == 1.0 for g in gaps[1:])  # one beat per interval
+    # one clock for all (one host, or the lab's namespaces): different peers, different
+    # instants, not one wake-up of every peer at once
+    phases = {round(times[-1][0] % 1.0, 2) for times in beats.values()}
+    assert len(phases) == 3
