@@ -339,5 +339,7 @@ class ChainMixin:
             t = rel.works[i]
             work = Work(owner, job, i, i + 1, t.fn, t.items, t.base, t.kwargs, t.error)
             work.lessor = lessor
+            if owner == thief:  # going home: the owner counts these deaths too (GIVE's
+                work.deaths = rel.deaths.get(i, 0)  # suspects), so never runs it itself
             return work
         return None

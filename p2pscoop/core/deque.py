@@ -41,7 +41,7 @@ class Work:
     """
 
     __slots__ = ("owner", "job", "lo", "hi", "fn", "items", "base", "kwargs",
-                 "error", "stealable", "cancelled", "lessor")
+                 "error", "stealable", "cancelled", "lessor", "deaths")
 
     def __init__(self, owner: bytes, job: int, lo: int, hi: int, fn: Any,
                  items: Any, base: int = 0, kwargs: dict | None = None,
@@ -60,6 +60,9 @@ class Work:
         #: the peer this work came from (its results go back there: ``chains.py``), or
         #: None for work owned here
         self.lessor: bytes | None = None
+        #: holders that died running this unit, when a relay sends a suspect home to its
+        #: owner (``chains.py``): the owner must never run it either
+        self.deaths = 0
 
     @property
     def units(self) -> int:

@@ -133,9 +133,13 @@ class LeaseMixin:
                 start = None
         return parts
 
-    def _take_works(self, victim: bytes, works: list) -> list:
+    def _take_works(self, victim: bytes, works: list, suspects: list | None = None) -> list:
         """Queue the works of a GIVE from ``victim`` (ours come back home; the others'
-        results go back to ``victim``: ``chains.py``)."""
+        results go back to ``victim``: ``chains.py``). ``suspects``: GIVE's rows ``[job,
+        index, deaths]`` of our units whose holders down the chain died: they stay
+        suspects here (never run by us), their deaths counted."""
+        died = {(job, i): n for job, i, n in suspects} if suspects else None
+        lost: list = []
         for work in works:
             self.counters.units_received += work.units
             if work.owner == self.me:
@@ -146,6 +150,12 @@ class LeaseMixin:
                     if rec.states.get(i) == T.LEASED:
                         rec.states[i] = T.next_state(T.LEASED, T.RECLAIM)
                         rec.holders.pop(i, None)
+                        if died and (rec.id, i) in died:
+                            deaths = rec.deaths[i] = rec.deaths.get(i, 0) + died[(rec.id, i)]
+                            if deaths >= self.config.max_deaths:
+                                lost.extend(self._lose(rec, i, f"{deaths} peers died while "
+                                                              f"holding it"))
+                                continue
                         if rec.deaths.get(i):
                             self.suspects.append((rec.id, i))  # still never run here
                         else:
@@ -154,7 +164,7 @@ class LeaseMixin:
             else:
                 self._hold(victim, work)
                 self.deque.push(work)
-        out: list = [Wake()]
+        out: list = lost + [Wake()]
         if self._hungry and self.deque.total >= 2:
             out.extend(self._hints())
         return out

@@ -358,7 +358,7 @@ class LifelineMixin:
     def _take_given(self, victim: bytes, msg: Give, works: list, now: float) -> list:
         if self._pull is not None and self.pulled(victim, msg.req):
             # the coordinator's pull (core/broker.py): queue it, tell the hungry at once
-            out = self._take_works(victim, works) if msg.works else []
+            out = self._take_works(victim, works, msg.suspects) if msg.works else []
             if msg.works and self._hungry and self.deque.total < 2:
                 out.extend(self._hints(keep=0))
             return out
@@ -375,4 +375,4 @@ class LifelineMixin:
             # ranges of maps: the oldest runs first (queued last), so the owner's ordered
             # map gets its next results first and consumes them while we run the rest
             works = works[::-1]
-        return self._take_works(victim, works)
+        return self._take_works(victim, works, msg.suspects)

@@ -38,13 +38,14 @@ from .errors import RemoteProtocolError, VersionError
 from .fields import (ID_LEN, MAX_BLOB, MAX_INT, MAX_LIST, MAX_STR, Blob,  # noqa: F401
                      Bool, Id, Int, Rows, Str, Text, _fail, f)
 
-PROTOCOL_VERSION = 6  # 3: constants arbitrated by the origin; PING gossips members,
+PROTOCOL_VERSION = 7  # 3: constants arbitrated by the origin; PING gossips members,
                       # PRUNE; 4: TELEMETRY, SERVE's config; 5: leases chain (RESULTS
                       # rows name their owner; MOVED and HOLDING are gone); 6: the origin
                       # is reached along the views (PING's origin fields, ORIGIN_GONE,
                       # CONST_VERDICT's error; SHUTDOWN and CONST are forwarded; ROSTER
                       # and TELEMETRY hop towards the origin, PING carries its count),
-                      # RANGE rows (a stolen range's results in one row)
+                      # RANGE rows (a stolen range's results in one row); 7: GIVE's
+                      # suspects (a relay's suspect going home carries its deaths)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 RESULTS_ROWS = 1024  # entries per RESULTS message: its header fits MAX_HEADER however large
@@ -124,6 +125,10 @@ class Give(Message):
     req: int = f(Int())
     works: list = f(Rows((("owner", Id()), ("job", Int()), ("lo", Int()),
                           ("hi", Int(above="lo")), ("has_payload", Bool()))))
+    #: units of the receiver's own jobs that come back after a holder died running them
+    #: (a relay's suspects, ``chains.py``): the receiver never runs them either
+    suspects: list = f(Rows((("job", Int()), ("index", Int()), ("deaths", Int(1)))),
+                       default_factory=list)
 
     def payload_count(self) -> int:
         return sum(row[4] for row in self.works)
@@ -405,10 +410,12 @@ def give_message(req: int, works: list, thief: bytes,
     others carry ``dumps(work)``. ``dumps`` may raise: that work is returned in the second
     list and left out of the message.
     """
-    rows, frames, bad = [], [], []
+    rows, frames, bad, suspects = [], [], [], []
     for w in works:
         if w.owner == thief:
             rows.append([w.owner, w.job, w.lo, w.hi, False])
+            if w.deaths:  # a suspect going home (``chains.py``): its deaths go with it
+                suspects.append([w.job, w.lo, w.deaths])
             continue
         try:
             frames.append(dumps(w))
@@ -416,7 +423,7 @@ def give_message(req: int, works: list, thief: bytes,
             bad.append(w)
             continue
         rows.append([w.owner, w.job, w.lo, w.hi, True])
-    return Give(req, rows, payloads=frames), bad
+    return Give(req, rows, suspects, payloads=frames), bad
 
 
 def read_give(msg: Give, loads: Callable[[bytes, bytes, int, int, int], Any],

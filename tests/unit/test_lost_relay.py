@@ -41,3 +41,28 @@ def test_a_give_lost_with_its_link_is_re_dispatched_by_the_peer_that_sent_it():
     assert sim.peers[a].node.unit_state(job, 1) == T.LEASED
     sim.run_until_quiet(max_steps=20_000)
     sim.final_check()
+
+
+def test_a_suspect_sent_home_stays_a_suspect_there():
+    """b's suspect (f died, or seemed to, holding it) goes home when its owner a, which
+    leased it to b itself, is the thief: GIVE's ``suspects`` carry its death, so a keeps
+    it as a suspect (never run by a: it may kill the process that runs it), where before
+    a queued it as plain work and ran it (found by reading ``chains.py``)."""
+    sim = Sim(3, seed=0)
+    a, b, f = sim.ids
+    job = sim.submit(a, square, [(0,), (1,)])
+    sim._feed(a, Received(b, Steal(1)))
+    sim.deliver((a, b))
+    sim._feed(b, Received(f, Steal(1)))
+    sim.cut(b, f)
+    sim.heal(frozenset((b, f)))
+    assert list(sim.peers[b].node.chain_suspects) == [(a, job, 1)]
+    # a asks b for work: b sends the suspect home, with its death
+    sim._feed(b, Received(a, Steal(2)))
+    sim.deliver((b, a))
+    owner = sim.peers[a].node
+    assert owner.unit_state(job, 1) == T.PENDING
+    assert list(owner.suspects) == [(job, 1)] and owner.jobs[job].deaths == {1: 1}
+    assert not any(w.job == job and w.lo <= 1 < w.hi for w in owner.deque)
+    sim.run_until_quiet(max_steps=20_000)
+    sim.final_check()
