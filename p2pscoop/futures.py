@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
+from .runtime.pieces import Raise, Slots, pieces, stop_error
 from .runtime.future import Future, completed, ensure_completer
 from .runtime.switch import Waiter, wake
 from .waiting import (DoneAndNotDoneFutures, _deadline, _off_main, as_completed,
@@ -111,55 +112,6 @@ def submit(func: Callable, *args, **kwargs) -> Future:
 
 # --- map ------------------------------------------------------------------------------
 
-class _Slots(dict):
-    """A map's ready results: a piece's first index -> ``(count, ok, payload)``: ``count``
-    returned values (``payload`` their list) or one failure (the exception). ``len()``
-    counts results (``progress.py``); ``filled`` has one writer (fills, under
-    ``resolve_lock``), ``taken`` another (the consumer)."""
-
-    __slots__ = ("filled", "taken")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.filled = self.taken = 0
-
-    def __len__(self) -> int:
-        return self.filled - self.taken
-
-    def clear(self) -> None:
-        super().clear()
-        self.taken = self.filled
-
-
-class _Raise:
-    """A piece of one failure: raises ``exc`` once, then is exhausted (the map goes on)."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        exc, self.exc = self.exc, None
-        raise StopIteration if exc is None else exc
-
-
-def _pieces(cell: list) -> Iterator:
-    """The pieces of the map ``cell[0]()``: a weak reference (``progress.py``'s drop test)."""
-    while True:
-        run = cell[0]()
-        if run is None:
-            return
-        piece = run._piece()
-        del run
-        if piece is None:
-            return
-        yield piece
-
-
 class _MapRun(itertools.chain):
     """One ``map``: lazily issued windows of units, results collected by index, handed to
     the consumer a piece at a time.
@@ -168,7 +120,7 @@ class _MapRun(itertools.chain):
     ready results (a range run in one loop, here or by a thief), so taking one result is
     a step of C code, and the Python side (``_piece``: window refill, waiting, the
     cheap-map hook) runs once per piece. A failed element is a piece of its own that
-    raises (``_Raise``); the consumer may go on after it, as with ``__next__`` before.
+    raises (``Raise``); the consumer may go on after it, as with ``__next__`` before.
     The window: when a piece is handed out, every result handed out before it has been
     taken (the chain asks for a piece only then), so refilling up to ``MAP_WINDOW``
     ahead of ``consumed`` at that moment keeps the input at most ``MAP_WINDOW`` plus one
@@ -176,7 +128,7 @@ class _MapRun(itertools.chain):
 
     def __new__(cls, *args, **kwargs):
         cell: list = []
-        self = cls.from_iterable(_pieces(cell))
+        self = cls.from_iterable(pieces(cell))
         cell.append(weakref.ref(self))
         return self
 
@@ -189,7 +141,7 @@ class _MapRun(itertools.chain):
         self.fn = fn
         self.args = args
         self.ordered = ordered
-        self.slots = _Slots()
+        self.slots = Slots()
         self.finished: deque = deque()  # piece starts in completion order (map_as_completed)
         self.issued = 0
         self.consumed = 0  # results handed out (taken, once the chain asks for more)
@@ -327,7 +279,7 @@ class _MapRun(itertools.chain):
         if self.consumed >= self.issued:
             if self.error_at is not None and self.error_at[0] == self.consumed:
                 self.consumed += 1
-                return _Raise(self.error_at[1])
+                return Raise(self.error_at[1])
             return None
         slots = self.slots
         try:
@@ -340,7 +292,7 @@ class _MapRun(itertools.chain):
                     self._wait(-1)
                 index = self.finished.popleft()
         except TimeoutError as exc:  # raised where the result was due; may be retried
-            return _Raise(exc)
+            return Raise(exc)
         count, ok, value = slots.pop(index)
         slots.taken += count
         before = self.consumed
@@ -351,12 +303,13 @@ class _MapRun(itertools.chain):
                 peer.node.consuming(self.fn, time.monotonic())
         if ok:
             return value
-        if isinstance(value, StopIteration):  # a task raised it: the map ends there, as
-            return None  # the builtin ``map`` does (a chain would only skip it)
-        return _Raise(value)
+        if isinstance(value, StopIteration):  # an error (PEP 479), not a silent end
+            value = stop_error(value)
+        return Raise(value)
 
 
 _first, _second = operator.itemgetter(0), operator.itemgetter(1)
+
 
 
 def _map(fname: str, func: Callable, iterables: tuple, kwargs: dict, ordered: bool):
@@ -381,7 +334,10 @@ def _serial_map(func: Callable, iterables: tuple) -> Iterator:
 
     def checked(*args):
         payload.check_args(args)
-        return func(*args)
+        try:
+            return func(*args)
+        except StopIteration as exc:
+            raise stop_error(exc) from exc
 
     return builtins.map(checked, *iterables)
 

@@ -21,9 +21,11 @@ class StealConfig:
     #: ... for this many full rounds of denials; then the peer waits for a lifeline hint
     #: (``core/policy.py``), asking again only every ``quiet_wait`` seconds: a safety net
     #: for a missed hint, not the way an idle peer learns of new work
-    #: (1: the 32-peer lab map, interleaved with 4, gave the same makespans, half the
-    #: steal requests, and an idle cluster cost 0.22-0.24 cores instead of 0.33-0.38)
-    quiet_after: int = 1
+    #: (1 was tried: the same lab makespans, half the steal requests, a cheaper idle
+    #: cluster; but a lone submit whose owner blocks in a foreign wait, e.g. the stdlib's
+    #: ``concurrent.futures.wait``, then waited ``quiet_wait`` for a quiet thief: no hint
+    #: goes out for one unit, which the owner keeps for itself)
+    quiet_after: int = 4
     quiet_wait: float = 2.0
     request_timeout: float = 1.0  # an unanswered steal request is forgotten after this
     max_items: int = 256  # work items in one GIVE

@@ -1,15 +1,15 @@
-"""The pieces of a map's results (``futures._Slots``, ``futures._Raise``): what the
+"""The pieces of a map's results (``pieces.Slots``, ``pieces.Raise``): what the
 consumer and ``progress.py`` see of a piece, without a runtime."""
 
 import itertools
 
 import pytest
 
-from p2pscoop import futures
+from p2pscoop.runtime import pieces
 
 
 def test_slots_count_results_not_pieces():
-    slots = futures._Slots()
+    slots = pieces.Slots()
     slots[0] = (3, True, [1, 2, 3])
     slots.filled += 3
     slots[3] = (1, False, KeyError(3))
@@ -23,7 +23,7 @@ def test_slots_count_results_not_pieces():
 
 
 def test_a_failed_piece_raises_once_then_the_chain_goes_on():
-    chain = itertools.chain.from_iterable([[1, 2], futures._Raise(KeyError("x")), [3]])
+    chain = itertools.chain.from_iterable([[1, 2], pieces.Raise(KeyError("x")), [3]])
     assert [next(chain), next(chain)] == [1, 2]
     with pytest.raises(KeyError):
         next(chain)
