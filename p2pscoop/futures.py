@@ -311,7 +311,6 @@ class _MapRun(itertools.chain):
 _first, _second = operator.itemgetter(0), operator.itemgetter(1)
 
 
-
 def _map(fname: str, func: Callable, iterables: tuple, kwargs: dict, ordered: bool):
     stop_if_importing(f"futures.{fname}")
     if not iterables:
