@@ -80,6 +80,7 @@ class LifelineMixin:
     leaving: bool
     _hungry: dict
     _coming: dict
+    is_origin: bool  # (``origin.py``)
     jobs: dict
     suspects: Any
     #: id(function) -> its recent run length here, seconds (the scheduler's table, set
@@ -256,7 +257,7 @@ class LifelineMixin:
         spread it by halves, share after share (the 32-peer simulator with constant units:
         1.07x ideal, 1.04x with these shares). None (even shares) for any other peer, or
         when every peer is linked to us."""
-        if not getattr(self, "is_origin", False) or not self.roster:
+        if not self.is_origin or not self.roster:
             return None
         on_host = Counter(row[1] for row in self.roster.values())
         if sum(on_host.values()) <= len(self.peers):
