@@ -5,6 +5,9 @@ re-dispatches the units that peer held, each alone (so a second death is blamed 
 unit), never runs them itself, and after 3 deaths fails just that future with
 ``TaskLostError``; the launcher replaces dead workers; every other result is correct, the
 program exits normally and no process is left behind.
+
+The program waits until a thief holds unit 7 before it collects (``Future.running`` is true
+while another peer holds a unit), so the test does not depend on who is faster to it.
 """
 
 import pytest
@@ -18,13 +21,18 @@ POISON = """
         if x == 7 and not p2pscoop.IS_ORIGIN:
             os._exit(9)  # dies like a segfault would: no exception, no cleanup
         if x == 7:
-            time.sleep(0.5)  # on the origin: stay queued long enough for a thief
+            return "ran on the origin"  # the owner must never run a unit that killed
         time.sleep(0.01)
         return x * x
 
     if __name__ == "__main__":
+        futs = [futures.submit(work, i) for i in range(20)]
+        # a thief must hold unit 7 before the origin collects: collecting runs queued
+        # units in place (work-first), and unit 7 run here first would prove nothing
+        while not (futs[7].running() or futs[7].done()):
+            time.sleep(0.005)
         out = []
-        for fut in [futures.submit(work, i) for i in range(20)]:
+        for fut in futs:
             try:
                 out.append(fut.result())
             except TaskLostError as exc:
