@@ -17,6 +17,10 @@ be this little because polling is not how an idle peer learns of new work:
   back from a dead peer), not the way work is found, so an idle cluster costs little;
 * any success resets the backoff, and the victim that gave work is favoured the next time
   (``favour``): it just had surplus, and a thief's next need is often soon;
+* work of the peer's own (a submit since its last request) ends an idle spell too: when it
+  runs dry again, its rounds start afresh (``on_own_work``). A quiet peer asked one victim
+  per ``quiet_wait``, so few victims remember it as hungry: left quiet, the origin of a
+  program that submits its next map after a quiet spell would hardly help run its rest;
 * a peer that joins (a new link) is asked once at the next request (``peer_joined``), without
   resetting the backoff: in a large cluster links come and go all the time (the partial
   view), and restarting every idle peer's rounds on each of them would flood the links.
@@ -135,6 +139,11 @@ class StealPolicy:
         """A lifeline: ``victim`` has surplus work now. Forget the backoff; favour it."""
         self.reset()
         self._favour(victim)
+
+    def on_own_work(self) -> None:
+        """We queued work of our own since our last request: a new idle spell begins."""
+        if self.failures or self.denied:
+            self.reset()
 
     def _favour(self, victim: bytes) -> None:
         if victim in self.favour:
