@@ -67,6 +67,7 @@ units are leased exactly as stolen ones (``_grant``), so the lease and fault rul
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -101,7 +102,7 @@ class LifelineMixin:
     #: thieves are remembered while cheap work was kept from them (``_drained``)
     _kept_back: bool = False
     #: the deque as ``_stale_at`` last saw it with thieves waiting (size, newest item's
-    #: owner, job and lowest unit), since when, and whether those thieves were served in that state
+    #: owner, job and lowest unit), since when, and whether they were served in that state
     _seen: tuple | None = None
     _seen_at: float = 0.0
     _seen_served: bool = False
@@ -269,7 +270,7 @@ class LifelineMixin:
         if due is None or now < due:
             return []
         self._seen_served = True
-        works = [w for n, w in zip(range(SCAN), self.deque)
+        works = [w for w in islice(self.deque, SCAN)
                  if w.stealable and not w.cancelled and w.lo < w.hi]
         hungry = self._hungry
         able = {t: None for t in hungry
@@ -281,6 +282,11 @@ class LifelineMixin:
         out = self._hints(now, keep=0)
         self._hungry.update(dict.fromkeys(rest))
         return out
+
+    def tick_soon(self) -> bool:
+        """Must the comm thread read ``next_tick`` again now (after a submit from the main
+        thread)? Thieves wait and work is queued: ``_stale_at`` may be due soon."""
+        return bool(self._hungry) and self.deque.total > 0
 
     def _rest(self, eligible: Any, units: int, items: int) -> list:
         """Up to ``units`` more eligible units (``deque.steal`` takes half at most)."""

@@ -105,7 +105,6 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self.counters = Counters()
         self._next_job = 0
         self.units_submitted = 0  # units of the jobs made here (telemetry's ``known``)
-        self._own_seen = 0  # ``units_submitted`` when we last asked for work (``_ask``)
         self._next_req = 0
         self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
         #: thieves we denied, in the order they asked: lifeline hints go to them (a dict,
@@ -177,10 +176,9 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         watch = self._origin_deadline()  # the origin's heartbeat (``origin.py``)
         if watch is not None:
             times.append(watch)
-        if self._hungry:  # work left alone while thieves wait (``lifelines.py``)
-            stale = self._stale_at(now)
-            if stale is not None:
-                times.append(stale)
+        stale = self._stale_at(now) if self._hungry else None  # (``lifelines.py``)
+        if stale is not None:  # work left alone while thieves wait
+            times.append(stale)
         return min(times) if times else None
 
     @property
@@ -272,9 +270,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _ask(self, now: float) -> list:
         """Send a steal request to the victim the policy picks, if any (none is pending)."""
-        if self.units_submitted != self._own_seen:  # work of our own since we last asked:
-            self._own_seen = self.units_submitted  # a new idle spell, not the last one's
-            self.policy.on_own_work()  # rounds (``policy.py``)
+        self.policy.own_work(self.units_submitted)  # ours since the last ask: a new spell
         victim = None if self.leaving else self.policy.choose_victim(self.victims(), now)
         if victim is None:
             return []
@@ -305,11 +301,6 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         if self._hungry:
             out.extend(self._stale(now))  # work left alone while thieves wait
         return out
-
-    def tick_soon(self) -> bool:
-        """Must the comm thread read ``next_tick`` again now (after a submit from the main
-        thread)? Thieves wait and work is queued: a deadline for it may be due soon."""
-        return bool(self._hungry) and self.deque.total > 0
 
     def _on_Cancel(self, ev: Cancel, now: float) -> list:
         """Cancel the units of job ``ev.job`` (ours) still queued here: they leave the deque

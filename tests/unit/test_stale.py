@@ -1,5 +1,5 @@
 """Quiet thieves and the work an owner leaves alone (``core/lifelines.py``, ``_stale``), and
-a quiet peer's rounds after work of its own (``core/policy.py``, ``on_own_work``).
+a quiet peer's rounds after work of its own (``core/policy.py``, ``own_work``).
 
 An owner keeps its last queued unit for itself; a thief denied goes quiet after
 ``quiet_after`` rounds and waits for a lifeline. When the owner does not run that unit
