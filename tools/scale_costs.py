@@ -229,12 +229,12 @@ def _track_hops(sim: ClusterSim) -> dict:
         node = sh.node
         take, finished = node._take_works, node._on_Finished
 
-        def _take(self, victim, works, _take=take, pid=pid):
+        def _take(self, victim, works, suspects=None, _take=take, pid=pid):
             for w in works:
                 for i in range(w.lo, w.hi):
                     up = 0 if victim == w.owner else depth.get((victim, w.owner, w.job, i), 1)
                     depth[(pid, w.owner, w.job, i)] = up + 1
-            return _take(victim, works)
+            return _take(victim, works, suspects)
 
         def _fin(self, ev: E.Finished, now, finished=finished, pid=pid):
             ran[(ev.owner, ev.job, ev.index)] = depth.get((pid, ev.owner, ev.job, ev.index), 0)

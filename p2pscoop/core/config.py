@@ -20,13 +20,16 @@ class StealConfig:
     backoff_max: float = 0.05  # the longest wait between rounds while polling ...
     #: ... for this many full rounds of denials; then the peer waits for a lifeline hint
     #: (``core/policy.py``), asking again only every ``quiet_wait`` seconds: a safety net
-    #: for a missed hint, not the way an idle peer learns of new work
-    #: (1 was tried: the same lab makespans, half the steal requests, a cheaper idle
-    #: cluster; but a lone submit whose owner blocks in a foreign wait, e.g. the stdlib's
-    #: ``concurrent.futures.wait``, then waited ``quiet_wait`` for a quiet thief: no hint
-    #: goes out for one unit, which the owner keeps for itself)
-    quiet_after: int = 4
+    #: for a missed hint, not the way an idle peer learns of new work. (A lone unit whose
+    #: owner does not run it, e.g. blocked in the stdlib's ``concurrent.futures.wait``,
+    #: reaches a quiet thief through ``stale_after``)
+    quiet_after: int = 1
     quiet_wait: float = 2.0
+    #: queued units count as surplus, even one (an owner keeps its last unit for itself
+    #: otherwise), when thieves wait for them and this peer has not touched its deque for
+    #: this long (seconds): it is blocked outside our scheduler or busy in a long task
+    #: (``core/lifelines.py``, ``_stale``)
+    stale_after: float = 0.005
     request_timeout: float = 1.0  # an unanswered steal request is forgotten after this
     max_items: int = 256  # work items in one GIVE
     #: a map's unit whose function's recent runs on the victim took less than this

@@ -17,6 +17,16 @@ serves every remembered thief at once, so an idle peer need not poll for work
                           units wait for a thief that asks: pushed to a thief that found
                           work meanwhile, they would only lengthen the chain they travel)
 
+A lone unit is no surplus: its owner keeps it for itself (it is about to run it, often
+work-first, in ``result()``). But an owner may never get to it soon: blocked outside our
+scheduler (the stdlib's ``concurrent.futures.wait``), or busy in a long task. So when
+thieves wait (``_hungry``) and the deque has not changed for ``stale_after`` (``_stale``,
+seen at each tick: its size, its newest item's job and lowest unit; no unit started, none
+queued), what is queued is surplus, even one unit: the thieves that could take any of
+it (not only their own units, which go home from their lessor only) are served as above,
+with nothing kept. Once per state of the deque: a thief denied again waits for its next
+change. Without it a quiet thief (``policy.py``) waited ``quiet_wait`` for a lone submit.
+
 Thieves we pushed work to are likely to come back soon (``_coming``); until they do, a
 thief that asks takes an even share with them, not half (``_share``). Half is right for
 one thief; with many, it leaves the first thief most of a flat map and the others only
@@ -57,6 +67,7 @@ units are leased exactly as stolen ones (``_grant``), so the lease and fault rul
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -90,6 +101,11 @@ class LifelineMixin:
     _cheap_at: float = float("-inf")
     #: thieves are remembered while cheap work was kept from them (``_drained``)
     _kept_back: bool = False
+    #: the deque as ``_stale_at`` last saw it with thieves waiting (size, newest item's
+    #: owner, job and lowest unit), since when, and whether they were served in that state
+    _seen: tuple | None = None
+    _seen_at: float = 0.0
+    _seen_served: bool = False
 
     def _cheap(self, work: Any) -> bool:
         """Are ``work``'s units a map's (not a lone submit) whose function ran faster
@@ -232,6 +248,45 @@ class LifelineMixin:
                 break
             self._coming[thief] = None
         return out
+
+    def _stale_at(self, now: float) -> float | None:
+        """When what is queued here counts as surplus (module docstring: ``stale_after``
+        after the deque was last seen to change while thieves wait), or None. Looks at the
+        deque: call it where the node's deadlines are read (``next_tick``) and at ticks."""
+        deque = self.deque
+        if not self._hungry or not deque.total or self.leaving:
+            self._seen = None
+            return None
+        top = deque.peek()  # (no ``id(top)``: a unit queued after another left reuses it)
+        seen = (deque.total, top.owner, top.job, top.lo) if top is not None else None
+        if seen != self._seen:
+            self._seen, self._seen_at, self._seen_served = seen, now, False
+        return None if self._seen_served else self._seen_at + self.config.stale_after
+
+    def _stale(self, now: float) -> list:
+        """A tick: if what is queued has been left alone for ``stale_after`` while thieves
+        wait, serve the thieves that could take any of it, keeping nothing back."""
+        due = self._stale_at(now)
+        if due is None or now < due:
+            return []
+        self._seen_served = True
+        works = [w for w in islice(self.deque, SCAN)
+                 if w.stealable and not w.cancelled and w.lo < w.hi]
+        hungry = self._hungry
+        able = {t: None for t in hungry
+                if any(w.owner != t or w.lessor == t for w in works)}
+        if not able:
+            return []
+        rest = [t for t in hungry if t not in able]
+        self._hungry = able
+        out = self._hints(now, keep=0)
+        self._hungry.update(dict.fromkeys(rest))
+        return out
+
+    def tick_soon(self) -> bool:
+        """Must the comm thread read ``next_tick`` again now (after a submit from the main
+        thread)? Thieves wait and work is queued: ``_stale_at`` may be due soon."""
+        return bool(self._hungry) and self.deque.total > 0
 
     def _rest(self, eligible: Any, units: int, items: int) -> list:
         """Up to ``units`` more eligible units (``deque.steal`` takes half at most)."""

@@ -176,6 +176,9 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         watch = self._origin_deadline()  # the origin's heartbeat (``origin.py``)
         if watch is not None:
             times.append(watch)
+        stale = self._stale_at(now) if self._hungry else None  # (``lifelines.py``)
+        if stale is not None:  # work left alone while thieves wait
+            times.append(stale)
         return min(times) if times else None
 
     @property
@@ -267,6 +270,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _ask(self, now: float) -> list:
         """Send a steal request to the victim the policy picks, if any (none is pending)."""
+        self.policy.own_work(self.units_submitted)  # ours since the last ask: a new spell
         victim = None if self.leaving else self.policy.choose_victim(self.victims(), now)
         if victim is None:
             return []
@@ -294,6 +298,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             out.extend(self._origin_watch(now))
         if self.roster and self.is_origin:  # silent rows of the program's peers
             out.extend(self._roster_expire(now))  # (``roster.py``)
+        if self._hungry:
+            out.extend(self._stale(now))  # work left alone while thieves wait
         return out
 
     def _on_Cancel(self, ev: Cancel, now: float) -> list:

@@ -265,6 +265,9 @@ class Peer:
             fut = Future(self, work.job)
             self.targets[work.job] = fut
             cmds = node.handle(Submit(work), time.monotonic())
+            poke = node.tick_soon()  # (a unit left alone is surplus soon: ``lifelines.py``)
+        if poke:
+            self.comm.poke()
         if len(cmds) > 1:
             self.execute_all(cmds)
         if threading.get_ident() != self.main_ident:
@@ -277,6 +280,9 @@ class Peer:
             work = self.node.new_job(fn, items)
             self.targets[work.job] = [target, offset, len(items)]  # units to come
             cmds = self.node.handle(Submit(work), time.monotonic())
+            poke = self.node.tick_soon()
+        if poke:
+            self.comm.poke()
         if len(cmds) > 1:
             self.execute_all(cmds)
         self._wake_scheduler()

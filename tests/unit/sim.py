@@ -175,6 +175,9 @@ class Sim:
         self.exact = True  # no cut yet: every unresolved unit has exactly one copy
         self.faults = 0  # kills and cuts so far (a unit may then be lost: TaskLostError)
         self.steps = 0
+        #: peers whose scheduler does not act: their program blocks outside p2pscoop (a
+        #: stdlib wait) or runs a long task; their comm side (messages, ticks) goes on
+        self.blocked: set[bytes] = set()
         for a in self.ids:
             for b in self.ids:
                 if a != b:
@@ -214,6 +217,8 @@ class Sim:
     def act(self, pid: bytes) -> None:
         """One move of a peer's scheduler: run its current unit, or Pop, or go Idle."""
         peer = self.peers[pid]
+        if pid in self.blocked:
+            return
         if peer.current is not None:
             if self.finish >= 1.0 or self.rng.random() < self.finish:
                 self._run_current(peer)
