@@ -24,6 +24,8 @@ from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED
 
+_ALL_PENDING = {T.PENDING}
+
 
 class LeaseMixin:
     """The lease and fault handlers of ``NodeState``."""
@@ -120,6 +122,8 @@ class LeaseMixin:
             return [work]
         rec = self.jobs.get(work.job)
         states = rec.states if rec is not None else {}
+        if set(map(states.get, range(work.lo, work.hi))) == _ALL_PENDING:  # usual, in C
+            return [work]
         parts, start = [], None
         for i in range(work.lo, work.hi + 1):
             if i < work.hi and states.get(i) == T.PENDING:

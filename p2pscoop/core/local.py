@@ -31,11 +31,17 @@ thieves and not leaving are held (``Submit`` may push work to hungry thieves at 
 
 from __future__ import annotations
 
+from collections import deque
+from itertools import repeat
+
 from . import task as T
 from .deque import Work
 from .jobs import Job
 
 _PENDING, _RUNNING = T.PENDING, T.RUNNING
+_ALL_PENDING, _ALL_RUNNING = {_PENDING}, {_RUNNING}
+assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish_range``)
+_consume = deque(maxlen=0).extend  # run an iterator to its end, in C
 #: at most this many units held at once (``submit_lazy``): a loop that submits many before
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
 MAX_HELD = 32
@@ -147,13 +153,15 @@ class LocalPathMixin:
         if rec is None:
             return start, []
         states = rec.states
-        end = start
         hi = min(work.hi, start + limit)
-        while end < hi and states.get(end) == T.PENDING:
-            end += 1
+        if set(map(states.get, range(start, hi))) == _ALL_PENDING:  # the usual case, in C
+            end = hi
+        else:
+            end = start
+            while end < hi and states.get(end) == T.PENDING:
+                end += 1
         end = start + self.deque.take_next(work, end - start)
-        for i in range(start, end):
-            states[i] = T.RUNNING
+        _consume(map(states.__setitem__, range(start, end), repeat(_RUNNING)))  # (in C)
         if end == start:
             return start, []
         return end, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
@@ -170,8 +178,16 @@ class LocalPathMixin:
             return []
         states = rec.states
         holders = rec.holders
+        units = range(lo, hi)
+        if set(map(states.get, units)) == _ALL_RUNNING:  # the usual case, in C: each unit
+            _consume(map(states.pop, units))           # (RUNNING, FINISH) -> DONE
+            if holders:
+                _consume(map(holders.pop, units, repeat(None)))
+            if not states:
+                del self.jobs[job]
+            return None
         won: list[int] | None = None
-        for i in range(lo, hi):
+        for i in units:
             if states.get(i) == T.RUNNING:  # (RUNNING, FINISH) -> DONE
                 del states[i]
                 if holders:
