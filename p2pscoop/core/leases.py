@@ -23,8 +23,7 @@ from .commands import ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED
-
-_ALL_PENDING = {T.PENDING}
+from .unitstates import uniform
 
 
 class LeaseMixin:
@@ -122,7 +121,7 @@ class LeaseMixin:
             return [work]
         rec = self.jobs.get(work.job)
         states = rec.states if rec is not None else {}
-        if set(map(states.get, range(work.lo, work.hi))) == _ALL_PENDING:  # usual, in C
+        if uniform(states, work.lo, work.hi) == T.PENDING:  # the usual case, in one step
             return [work]
         parts, start = [], None
         for i in range(work.lo, work.hi + 1):

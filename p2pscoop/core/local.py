@@ -37,9 +37,10 @@ from itertools import repeat
 from . import task as T
 from .deque import Work
 from .jobs import Job
+from .unitstates import Runs, drop_range, set_range, uniform
 
 _PENDING, _RUNNING = T.PENDING, T.RUNNING
-_ALL_PENDING, _ALL_RUNNING = {_PENDING}, {_RUNNING}
+_ALL_PENDING = {_PENDING}
 assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish_range``)
 _consume = deque(maxlen=0).extend  # run an iterator to its end, in C
 #: at most this many units held at once (``submit_lazy``): a loop that submits many before
@@ -154,14 +155,16 @@ class LocalPathMixin:
             return start, []
         states = rec.states
         hi = min(work.hi, start + limit)
-        if set(map(states.get, range(start, hi))) == _ALL_PENDING:  # the usual case, in C
+        if type(states) is Runs:  # a map job's: one step, whatever the length
+            end = states.prefix(start, hi, _PENDING)
+        elif set(map(states.get, range(start, hi))) == _ALL_PENDING:  # in C
             end = hi
         else:
             end = start
             while end < hi and states.get(end) == T.PENDING:
                 end += 1
         end = start + self.deque.take_next(work, end - start)
-        _consume(map(states.__setitem__, range(start, end), repeat(_RUNNING)))  # (in C)
+        set_range(states, start, end, _RUNNING)
         if end == start:
             return start, []
         return end, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
@@ -179,8 +182,8 @@ class LocalPathMixin:
         states = rec.states
         holders = rec.holders
         units = range(lo, hi)
-        if set(map(states.get, units)) == _ALL_RUNNING:  # the usual case, in C: each unit
-            _consume(map(states.pop, units))           # (RUNNING, FINISH) -> DONE
+        if uniform(states, lo, hi) == _RUNNING:  # the usual case, in one step:
+            drop_range(states, lo, hi)          # (RUNNING, FINISH) -> DONE, each unit
             if holders:
                 _consume(map(holders.pop, units, repeat(None)))
             if not states:
