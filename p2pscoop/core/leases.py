@@ -16,6 +16,8 @@ direct lessees only, and a late result, from whatever hop, resolves the unit onc
 
 from __future__ import annotations
 
+import collections
+from itertools import repeat
 from typing import Any
 
 from . import task as T
@@ -23,7 +25,10 @@ from .commands import ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED
-from .unitstates import uniform
+from .unitstates import set_range, uniform
+
+assert T.TRANSITIONS[T.LEASED, T.RECLAIM] == T.PENDING  # (``_reclaim_range``)
+_consume = collections.deque(maxlen=0).extend  # run an iterator to its end, in C
 
 
 class LeaseMixin:
@@ -136,6 +141,21 @@ class LeaseMixin:
                 start = None
         return parts
 
+    def _reclaim_range(self, rec: Any, lo: int, hi: int, died: dict | None) -> bool:
+        """Units ``[lo, hi)`` of our job ``rec`` came back from their holder (a GIVE), in
+        the usual case: all LEASED, none ever held by a peer that died. Then they are
+        PENDING again in one step and queued as one item, as they left (a range, run and
+        stolen again as a range); True. Otherwise False, nothing changed: the caller
+        takes them unit by unit."""
+        states = rec.states
+        if died or rec.deaths or uniform(states, lo, hi) != T.LEASED:
+            return False
+        set_range(states, lo, hi, T.PENDING)  # (LEASED, RECLAIM) -> PENDING, each unit
+        if rec.holders:
+            _consume(map(rec.holders.pop, range(lo, hi), repeat(None)))
+        self.deque.push(Work(self.me, rec.id, lo, hi, rec.fn, rec.items, 0, rec.kwargs))
+        return True
+
     def _take_works(self, victim: bytes, works: list, suspects: list | None = None) -> list:
         """Queue the works of a GIVE from ``victim`` (ours come back home; the others'
         results go back to ``victim``: ``chains.py``). ``suspects``: GIVE's rows ``[job,
@@ -148,6 +168,8 @@ class LeaseMixin:
             if work.owner == self.me:
                 rec = self.jobs.get(work.job)
                 if rec is None:
+                    continue
+                if self._reclaim_range(rec, work.lo, work.hi, died):
                     continue
                 for i in range(work.lo, work.hi):
                     if rec.states.get(i) == T.LEASED:

@@ -705,8 +705,9 @@ def test_owner_steals_back_its_own_leased_units():
                                     **dict.fromkeys(range(5, 8), T.LEASED),
                                     8: T.PENDING, 9: T.PENDING}
     assert owner.jobs[w.job].holders == dict.fromkeys(range(5, 8), P1)
+    # ... as one item, as they left (``_reclaim_range``): run from its lowest unit
     assert [owner.handle(Pop(), 0.0) for _ in range(2)] == [
-        [Like(Run, index=9)], [Like(Run, index=8)]]
+        [Like(Run, index=8)], [Like(Run, index=9)]]
     # the real payload stays on the owner: the placeholder is never run
     assert all(type(c[0].work.fn) is type(abs) for c in [owner.handle(Pop(), 0.0)])
 
