@@ -31,7 +31,7 @@ class Job:
         self.items = items
         self.kwargs = kwargs
         self.states: dict[int, str] | Runs = states_for(len(items), T.PENDING)
-        self.holders: dict[int, bytes] = {}
+        self.holders: dict[int, bytes] | Runs = states_for(len(items), None)
         self.deaths: dict[int, int] = {}  # unit -> holders that died while holding it
 
 

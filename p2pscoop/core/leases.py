@@ -16,8 +16,6 @@ direct lessees only, and a late result, from whatever hop, resolves the unit onc
 
 from __future__ import annotations
 
-import collections
-from itertools import repeat
 from typing import Any
 
 from . import task as T
@@ -25,10 +23,9 @@ from .commands import ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED
-from .unitstates import set_range, uniform
+from .unitstates import drop_range, set_range, uniform
 
 assert T.TRANSITIONS[T.LEASED, T.RECLAIM] == T.PENDING  # (``_reclaim_range``)
-_consume = collections.deque(maxlen=0).extend  # run an iterator to its end, in C
 
 
 class LeaseMixin:
@@ -152,7 +149,7 @@ class LeaseMixin:
             return False
         set_range(states, lo, hi, T.PENDING)  # (LEASED, RECLAIM) -> PENDING, each unit
         if rec.holders:
-            _consume(map(rec.holders.pop, range(lo, hi), repeat(None)))
+            drop_range(rec.holders, lo, hi)
         self.deque.push(Work(self.me, rec.id, lo, hi, rec.fn, rec.items, 0, rec.kwargs))
         return True
 

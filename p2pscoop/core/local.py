@@ -31,9 +31,6 @@ thieves and not leaving are held (``Submit`` may push work to hungry thieves at 
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import repeat
-
 from . import task as T
 from .deque import Work
 from .jobs import Job
@@ -42,7 +39,6 @@ from .unitstates import Runs, drop_range, set_range, uniform
 _PENDING, _RUNNING = T.PENDING, T.RUNNING
 _ALL_PENDING = {_PENDING}
 assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish_range``)
-_consume = deque(maxlen=0).extend  # run an iterator to its end, in C
 #: at most this many units held at once (``submit_lazy``): a loop that submits many before
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
 MAX_HELD = 32
@@ -185,7 +181,7 @@ class LocalPathMixin:
         if uniform(states, lo, hi) == _RUNNING:  # the usual case, in one step:
             drop_range(states, lo, hi)          # (RUNNING, FINISH) -> DONE, each unit
             if holders:
-                _consume(map(holders.pop, units, repeat(None)))
+                drop_range(holders, lo, hi)
             if not states:
                 del self.jobs[job]
             return None

@@ -451,7 +451,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         lo, hi = work.lo, work.hi
         if event == T.LEASE and holder is not None and uniform(states, lo, hi) == T.PENDING:
             set_range(states, lo, hi, T.LEASED)  # (PENDING, LEASE): a map's range given,
-            rec.holders.update(dict.fromkeys(range(lo, hi), holder))  # in one step
+            set_range(rec.holders, lo, hi, holder)  # in one step
             return
         for i in range(lo, hi):
             states[i] = T.next_state(states[i], event)

@@ -31,8 +31,6 @@ once; nothing else changes in the lease and fault rules (``leases.py``, ``chains
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import repeat
 from typing import Any
 
 from . import task as T
@@ -46,7 +44,6 @@ COUNT = 4
 MAX_RANGE = 1 << 16
 
 assert T.TRANSITIONS[T.LEASED, T.RESULT] == T.DONE  # (the fast path of ``_range_in``)
-_consume = deque(maxlen=0).extend  # run an iterator to its end, in C
 
 
 def range_payload(count: int, data: bytes) -> bytes:
@@ -106,7 +103,7 @@ class RangeMixin:
         if uniform(states, lo, lo + count) == T.LEASED:  # the usual case, in one step:
             drop_range(states, lo, lo + count)          # (LEASED, RESULT) -> DONE, each
             if holders:
-                _consume(map(holders.pop, units, repeat(None)))
+                drop_range(holders, lo, lo + count)
             if not states:
                 del self.jobs[job]
             return [Resolve(job, lo, RANGE, (None, count, payload[COUNT:]), True)]

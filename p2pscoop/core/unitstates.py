@@ -21,7 +21,9 @@ absent is resolved: DONE or CANCELLED, forgotten), so code that handles one unit
 
 ``states_for(n)`` makes the record of a job of ``n`` units: a plain dict for one unit (a
 ``submit``, whose single-unit steps are dict operations in C), ``Runs`` for more; the
-module functions ``uniform``, ``set_range`` and ``drop_range`` work on either.
+module functions ``uniform``, ``set_range`` and ``drop_range`` work on either. A job's
+``holders`` (unit -> the peer it is leased to) are kept the same way: a range leased to
+one thief is one run.
 
 Invariants (``tests/unit/test_unitstates.py`` checks them against a dict model): runs
 are sorted, disjoint, non-empty and maximal (two adjacent runs never share a state);
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import MutableMapping
+from itertools import chain, repeat
+from operator import sub
 from typing import Iterator
 
 
@@ -160,6 +164,14 @@ class Runs(MutableMapping):
     def __bool__(self) -> bool:
         return self._count > 0
 
+    def values(self) -> list:
+        """Each unit's value, in unit order (built in C: a run is one ``repeat``)."""
+        return list(chain.from_iterable(map(repeat, self._st, map(sub, self._hi, self._lo))))
+
+    def items(self) -> list:
+        """``(unit, value)`` for each unit, in unit order."""
+        return list(zip(chain.from_iterable(map(range, self._lo, self._hi)), self.values()))
+
     def runs(self) -> list[tuple[int, int, str]]:
         """The runs ``(lo, hi, state)``, in order (tests, logs)."""
         return list(zip(self._lo, self._hi, self._st))
@@ -168,9 +180,12 @@ class Runs(MutableMapping):
         return "Runs(%s)" % ", ".join(f"[{lo}:{hi}) {st}" for lo, hi, st in self.runs())
 
 
-def states_for(n: int, state: str) -> "dict | Runs":
-    """The states of a new job of ``n`` units, all in ``state``: a dict for one unit."""
-    return {0: state} if n == 1 else Runs(n, state)
+def states_for(n: int, state: str | None) -> "dict | Runs":
+    """The states of a new job of ``n`` units, all in ``state`` (``None``: no unit in
+    the record yet, as a job's ``holders``): a dict for one unit."""
+    if n == 1:
+        return {0: state} if state is not None else {}
+    return Runs(n, state) if state is not None else Runs()
 
 
 def uniform(states, lo: int, hi: int) -> str | None:

@@ -61,6 +61,18 @@ def test_the_mapping_interface_matches_a_dict():
     check_invariants(runs)
 
 
+def test_holders_are_runs_too_and_list_their_values_per_unit():
+    job = Job(0, None, [()] * 6, {})
+    assert type(job.holders) is Runs and not job.holders and len(job.holders) == 0
+    set_range(job.holders, 1, 4, b"T")
+    set_range(job.holders, 4, 5, b"U")
+    assert job.holders.runs() == [(1, 4, b"T"), (4, 5, b"U")]
+    assert job.holders.values() == [b"T"] * 3 + [b"U"]
+    assert job.holders.items() == [(1, b"T"), (2, b"T"), (3, b"T"), (4, b"U")]
+    assert job.holders.pop(2, None) == b"T" and job.holders == {1: b"T", 3: b"T", 4: b"U"}
+    assert Job(1, None, [()], {}).holders == {} and type(Job(1, None, [()], {}).holders) is dict
+
+
 def test_the_helpers_work_on_a_dict_too():
     states = {0: P, 1: P, 2: R}
     assert uniform(states, 0, 2) == P and uniform(states, 0, 3) is None
@@ -100,6 +112,7 @@ def test_random_steps_match_a_dict_model(n, steps, qlo, qhi):
             del model[a]
         check_invariants(runs)
         assert runs == model and len(runs) == len(model) and list(runs) == sorted(model)
+        assert runs.items() == sorted(model.items())
     found = {model.get(i) for i in range(qlo, qhi)}
     assert runs.uniform(qlo, qhi) == (found.pop() if len(found) == 1 else None)
     for state in STATES:
