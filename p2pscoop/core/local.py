@@ -5,7 +5,8 @@ is most of what a small task costs. These methods do the same transitions in bul
 place, called by the scheduler under the peer's lock exactly as ``handle`` is:
 
 * ``claim_next``: a map range run as one loop: after ``Pop`` returned a unit, take the
-  following units of the same item at once (RUNNING, one transition each, no command each);
+  following units of the same item at once (RUNNING: one step for a map job's, whose
+  states are intervals, ``unitstates.py``; no command each);
 * ``finish_range``: those units ended: each RUNNING one is DONE (a unit a result resolved
   meanwhile is a counted duplicate, as with ``Finished``);
 * ``submit_lazy``, ``publish``, ``take_lazy``: a ``submit`` on this peer's own thread
@@ -135,11 +136,11 @@ class LocalPathMixin:
         """Run a range: ``Pop`` just returned unit ``start - 1`` of ``work``; claim up to
         ``limit`` more of its units ``[start, end)``, as that many ``Pop`` calls would,
         while ``work`` is the newest item and, if it is owned here, they are consecutive and
-        PENDING: they become RUNNING (one transition each, no command each; another
+        PENDING: they become RUNNING (one step for a map job's, no command each; another
         owner's units are reported one by one with ``Finished``). Returns ``(end,
         commands)``: an early steal request if the claim emptied the deque (as ``Pop``).
         The units claimed are no longer stealable: the caller keeps ``limit`` small enough
-        that running them takes a fraction of a millisecond."""
+        that running them takes about a millisecond at most."""
         if self.lazy:
             self.publish()
         if work.lo != start or work.error is not None:

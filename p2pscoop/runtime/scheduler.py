@@ -52,7 +52,7 @@ LOGGER = logging.getLogger("p2pscoop.scheduler")
 
 #: a range of a map run in one go (``Scheduler._run_range``): at most this many seconds of
 #: work by the function's recent longest run here, and at most this many units
-RANGE_BUDGET = 0.0002
+RANGE_BUDGET = 0.001
 RANGE_MAX = 1024
 #: how deep work-first runs (``Scheduler.run_inline``) may nest in one greenlet
 INLINE_DEPTH = 24
