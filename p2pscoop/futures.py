@@ -50,9 +50,14 @@ __all__ = [
     "TimeoutError", "CancelledError", "InvalidStateError", "DoneAndNotDoneFutures",
 ]
 
-#: units per map job, and how far ahead of the consumer a map may run (in units)
+#: units read from the input at a time, and how far ahead of the consumer a map may run
 MAP_CHUNK = 256
 MAP_WINDOW = 8192
+#: the chunks a window refill reads go as one job (a steal then moves one item and one
+#: payload, not one per chunk) unless reading them takes longer than this (a slow input)
+BATCH_SECONDS = 0.0005
+#: the window is refilled once this many units of it were consumed (a job of that many)
+MAP_REFILL = 2048
 
 _warned = False
 
@@ -157,30 +162,42 @@ class _MapRun(itertools.chain):
         """Issue more units, up to ``MAP_WINDOW`` ahead of the consumer. An element that
         cannot travel, or an exception of the input iterator itself, is kept as the error
         of that position: the consumer gets every result before it first."""
-        while not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
+        batch: list = []  # chunks read now, issued as one job (one record, one item)
+        read = self.issued - self.consumed
+        started = time.perf_counter()
+        while not self.exhausted and read < MAP_WINDOW:
             chunk: list = []
             try:  # (extend keeps what the iterator gave before it raised)
                 chunk.extend(itertools.islice(self.args, MAP_CHUNK))
                 if len(chunk) < MAP_CHUNK:
                     self.exhausted = True
             except Exception as exc:  # the input iterator failed
-                self.error_at = (self.issued + len(chunk), exc)
+                self.error_at = (self.issued + len(batch) + len(chunk), exc)
                 self.exhausted = True
             if not payload.plain_chunk(chunk):  # one that cannot travel ends it there
                 for k, item in enumerate(chunk):
                     try:
                         payload.check_args(item)
                     except Exception as exc:  # PayloadError
-                        self.error_at = (self.issued + k, exc)
+                        self.error_at = (self.issued + len(batch) + k, exc)
                         self.exhausted = True
                         del chunk[k:]
                         break
-            if chunk:
-                peer = self.peer
-                with peer.lock:  # issuing a cheap map is running through it too
-                    peer.node.consuming(self.fn, time.monotonic())
-                peer.submit_many(self.fn, chunk, self, self.issued)
-                self.issued += len(chunk)
+            batch += chunk
+            read += len(chunk)
+            if batch and time.perf_counter() - started > BATCH_SECONDS:  # a slow input:
+                self._issue(batch)  # what was read starts now
+                batch, started = [], time.perf_counter()
+        if batch:
+            self._issue(batch)
+
+    def _issue(self, batch: list) -> None:
+        """Submit the units of ``batch`` (the next ones of the input) as one job."""
+        peer = self.peer
+        with peer.lock:  # issuing a cheap map is running through it too
+            peer.node.consuming(self.fn, time.monotonic())
+        peer.submit_many(self.fn, batch, self, self.issued)
+        self.issued += len(batch)
 
     def fill(self, index: int, ok: bool, value: Any) -> None:
         """A result arrived (``poll_inbox``, under ``resolve_lock``)."""
@@ -274,7 +291,7 @@ class _MapRun(itertools.chain):
         """The next piece for the chain (every piece before it was taken), or None at the
         end: refill the window, wait for the next result (in order, or any with
         ``map_as_completed``), hand out its piece."""
-        if not self.exhausted and self.issued - self.consumed < MAP_WINDOW:
+        if not self.exhausted and self.issued - self.consumed <= MAP_WINDOW - MAP_REFILL:
             self._top_up()
         if self.consumed >= self.issued:
             if self.error_at is not None and self.error_at[0] == self.consumed:

@@ -3,7 +3,8 @@ holds for another owner (``Relay``) and a peer's event counters (``Counters``).
 
 Plain data of ``NodeState`` (``node.py``), kept here so that the state machine's module
 holds decisions only. A ``Job`` lives on its owner from submission until its last unit is
-resolved; ``states`` maps each unresolved unit to its ``task.py`` state, and ``holders``
+resolved; ``states`` maps each unresolved unit to its ``task.py`` state (as intervals for a
+map job: ``unitstates.py``), and ``holders``
 names the peer holding each leased unit (the owner re-dispatches it if that peer dies).
 A ``Relay`` lives on a peer that holds another owner's units it must answer for along a
 chain of leases (``chains.py``): it exists while one of its units still has a result to
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import task as T
+from .unitstates import Runs, states_for
 
 
 class Job:
@@ -28,8 +30,8 @@ class Job:
         self.fn = fn
         self.items = items
         self.kwargs = kwargs
-        self.states: dict[int, str] = dict.fromkeys(range(len(items)), T.PENDING)
-        self.holders: dict[int, bytes] = {}
+        self.states: dict[int, str] | Runs = states_for(len(items), T.PENDING)
+        self.holders: dict[int, bytes] | Runs = states_for(len(items), None)
         self.deaths: dict[int, int] = {}  # unit -> holders that died while holding it
 
 

@@ -23,6 +23,10 @@ from .commands import ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED
+from .unitstates import Runs, drop_range, set_range, uniform
+
+assert T.TRANSITIONS[T.LEASED, T.RECLAIM] == T.PENDING  # (``_reclaim_range``)
+assert T.TRANSITIONS[T.LEASED, T.LOST] == T.PENDING  # (``_leased_to``)
 
 
 class LeaseMixin:
@@ -60,26 +64,54 @@ class LeaseMixin:
         if self.relays or self.deque.total:
             out += self._chain_down(peer, now, graceful)
         for rec in list(self.jobs.values()):
-            lost = [i for i, h in rec.holders.items() if h == peer]
-            for i in sorted(lost):
-                del rec.holders[i]
-                rec.states[i] = T.next_state(rec.states[i], T.LOST)
-                self.counters.units_redispatched += 1
-                if graceful and not rec.deaths.get(i):  # handed back: not a suspect
-                    self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items, 0,
-                                         rec.kwargs))
+            for lo, hi in self._leased_to(rec, peer):
+                if graceful and not rec.deaths:  # handed back, none a suspect: queued as
+                    self.deque.push(Work(self.me, rec.id, lo, hi, rec.fn, rec.items, 0,
+                                         rec.kwargs))  # they left, one item
                     out.append(Wake())
                     continue
-                deaths = rec.deaths[i] = rec.deaths.get(i, 0) + 1
-                if deaths >= self.config.max_deaths:
-                    out.extend(self._lose(rec, i, f"{deaths} peers died while holding it"))
-                else:
-                    self.suspects.append((rec.id, i))
+                out += self._lost_units(rec, range(lo, hi), graceful)
         if not self.peers and self.suspects and self._alone_since is None:
             self._alone_since = now  # a replacement peer may still come: see _on_Tick
         elif (self.suspects or self.chain_suspects) and self._hungry:
             out.extend(self._hints())
         return out + [Wake()] if out else out
+
+    def _leased_to(self, rec: Any, peer: bytes) -> list:
+        """The spans ``(lo, hi)`` of units of ``rec`` leased to ``peer`` (gone): taken back,
+        each unit ``(LEASED, LOST) -> PENDING`` (a span of a map job in one step), counted
+        as re-dispatched."""
+        holders, states = rec.holders, rec.states
+        if type(holders) is Runs:
+            spans = [(lo, hi) for lo, hi, h in holders.runs() if h == peer]
+        else:
+            spans = [(i, i + 1) for i, h in sorted(holders.items()) if h == peer]
+        for lo, hi in spans:
+            drop_range(holders, lo, hi)
+            if uniform(states, lo, hi) == T.LEASED:
+                set_range(states, lo, hi, T.PENDING)
+            else:  # (an illegal move raises: every unit held is LEASED)
+                for i in range(lo, hi):
+                    states[i] = T.next_state(states[i], T.LOST)
+            self.counters.units_redispatched += hi - lo
+        return spans
+
+    def _lost_units(self, rec: Any, units: range, graceful: bool) -> list:
+        """Units of ``rec`` taken back from a peer that died (or left, some of them held
+        by peers that died before): each a suspect, or lost after ``max_deaths``."""
+        out: list = []
+        for i in units:
+            if graceful and not rec.deaths.get(i):  # handed back: not a suspect
+                self.deque.push(Work(self.me, rec.id, i, i + 1, rec.fn, rec.items, 0,
+                                     rec.kwargs))
+                out.append(Wake())
+                continue
+            deaths = rec.deaths[i] = rec.deaths.get(i, 0) + 1
+            if deaths >= self.config.max_deaths:
+                out.extend(self._lose(rec, i, f"{deaths} peers died while holding it"))
+            else:
+                self.suspects.append((rec.id, i))
+        return out
 
     def _lose(self, rec: Any, index: int, why: str) -> list:
         """Fail one unit with ``TaskLostError`` (it may kill the processes that run it)."""
@@ -120,6 +152,8 @@ class LeaseMixin:
             return [work]
         rec = self.jobs.get(work.job)
         states = rec.states if rec is not None else {}
+        if uniform(states, work.lo, work.hi) == T.PENDING:  # the usual case, in one step
+            return [work]
         parts, start = [], None
         for i in range(work.lo, work.hi + 1):
             if i < work.hi and states.get(i) == T.PENDING:
@@ -133,6 +167,21 @@ class LeaseMixin:
                 start = None
         return parts
 
+    def _reclaim_range(self, rec: Any, lo: int, hi: int, died: dict | None) -> bool:
+        """Units ``[lo, hi)`` of our job ``rec`` came back from their holder (a GIVE), in
+        the usual case: all LEASED, none ever held by a peer that died. Then they are
+        PENDING again in one step and queued as one item, as they left (a range, run and
+        stolen again as a range); True. Otherwise False, nothing changed: the caller
+        takes them unit by unit."""
+        states = rec.states
+        if died or rec.deaths or uniform(states, lo, hi) != T.LEASED:
+            return False
+        set_range(states, lo, hi, T.PENDING)  # (LEASED, RECLAIM) -> PENDING, each unit
+        if rec.holders:
+            drop_range(rec.holders, lo, hi)
+        self.deque.push(Work(self.me, rec.id, lo, hi, rec.fn, rec.items, 0, rec.kwargs))
+        return True
+
     def _take_works(self, victim: bytes, works: list, suspects: list | None = None) -> list:
         """Queue the works of a GIVE from ``victim`` (ours come back home; the others'
         results go back to ``victim``: ``chains.py``). ``suspects``: GIVE's rows ``[job,
@@ -145,6 +194,8 @@ class LeaseMixin:
             if work.owner == self.me:
                 rec = self.jobs.get(work.job)
                 if rec is None:
+                    continue
+                if self._reclaim_range(rec, work.lo, work.hi, died):
                     continue
                 for i in range(work.lo, work.hi):
                     if rec.states.get(i) == T.LEASED:

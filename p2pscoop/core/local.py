@@ -5,7 +5,8 @@ is most of what a small task costs. These methods do the same transitions in bul
 place, called by the scheduler under the peer's lock exactly as ``handle`` is:
 
 * ``claim_next``: a map range run as one loop: after ``Pop`` returned a unit, take the
-  following units of the same item at once (RUNNING, one transition each, no command each);
+  following units of the same item at once (RUNNING: one step for a map job's, whose
+  states are intervals, ``unitstates.py``; no command each);
 * ``finish_range``: those units ended: each RUNNING one is DONE (a unit a result resolved
   meanwhile is a counted duplicate, as with ``Finished``);
 * ``submit_lazy``, ``publish``, ``take_lazy``: a ``submit`` on this peer's own thread
@@ -34,8 +35,11 @@ from __future__ import annotations
 from . import task as T
 from .deque import Work
 from .jobs import Job
+from .unitstates import Runs, drop_range, set_range, uniform
 
 _PENDING, _RUNNING = T.PENDING, T.RUNNING
+_ALL_PENDING = {_PENDING}
+assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish_range``)
 #: at most this many units held at once (``submit_lazy``): a loop that submits many before
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
 MAX_HELD = 32
@@ -132,11 +136,11 @@ class LocalPathMixin:
         """Run a range: ``Pop`` just returned unit ``start - 1`` of ``work``; claim up to
         ``limit`` more of its units ``[start, end)``, as that many ``Pop`` calls would,
         while ``work`` is the newest item and, if it is owned here, they are consecutive and
-        PENDING: they become RUNNING (one transition each, no command each; another
+        PENDING: they become RUNNING (one step for a map job's, no command each; another
         owner's units are reported one by one with ``Finished``). Returns ``(end,
         commands)``: an early steal request if the claim emptied the deque (as ``Pop``).
         The units claimed are no longer stealable: the caller keeps ``limit`` small enough
-        that running them takes a fraction of a millisecond."""
+        that running them takes about a millisecond at most."""
         if self.lazy:
             self.publish()
         if work.lo != start or work.error is not None:
@@ -147,13 +151,17 @@ class LocalPathMixin:
         if rec is None:
             return start, []
         states = rec.states
-        end = start
         hi = min(work.hi, start + limit)
-        while end < hi and states.get(end) == T.PENDING:
-            end += 1
+        if type(states) is Runs:  # a map job's: one step, whatever the length
+            end = states.prefix(start, hi, _PENDING)
+        elif set(map(states.get, range(start, hi))) == _ALL_PENDING:  # in C
+            end = hi
+        else:
+            end = start
+            while end < hi and states.get(end) == T.PENDING:
+                end += 1
         end = start + self.deque.take_next(work, end - start)
-        for i in range(start, end):
-            states[i] = T.RUNNING
+        set_range(states, start, end, _RUNNING)
         if end == start:
             return start, []
         return end, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
@@ -170,8 +178,16 @@ class LocalPathMixin:
             return []
         states = rec.states
         holders = rec.holders
+        units = range(lo, hi)
+        if uniform(states, lo, hi) == _RUNNING:  # the usual case, in one step:
+            drop_range(states, lo, hi)          # (RUNNING, FINISH) -> DONE, each unit
+            if holders:
+                drop_range(holders, lo, hi)
+            if not states:
+                del self.jobs[job]
+            return None
         won: list[int] | None = None
-        for i in range(lo, hi):
+        for i in units:
             if states.get(i) == T.RUNNING:  # (RUNNING, FINISH) -> DONE
                 del states[i]
                 if holders:

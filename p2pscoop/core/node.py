@@ -81,6 +81,7 @@ from .ranges import RangeMixin
 from .roster import RosterMixin
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
+from .unitstates import set_range, uniform
 
 
 class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin,
@@ -453,12 +454,12 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
     def _set_range(self, work: Work, event: str, holder: bytes | None = None) -> None:
         rec = self.jobs[work.job]
         states = rec.states
-        units = range(work.lo, work.hi)
-        if event == T.LEASE and holder is not None and set(map(states.get, units)) == {T.PENDING}:
-            states.update(dict.fromkeys(units, T.LEASED))  # (PENDING, LEASE): a map's
-            rec.holders.update(dict.fromkeys(units, holder))  # range given, in C
+        lo, hi = work.lo, work.hi
+        if event == T.LEASE and holder is not None and uniform(states, lo, hi) == T.PENDING:
+            set_range(states, lo, hi, T.LEASED)  # (PENDING, LEASE): a map's range given,
+            set_range(rec.holders, lo, hi, holder)  # in one step
             return
-        for i in units:
+        for i in range(lo, hi):
             states[i] = T.next_state(states[i], event)
             if holder is not None:
                 rec.holders[i] = holder

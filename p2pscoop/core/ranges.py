@@ -31,22 +31,19 @@ once; nothing else changes in the lease and fault rules (``leases.py``, ``chains
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import repeat
 from typing import Any
 
 from . import task as T
 from .commands import Resolve
 from .messages import RANGE, Encoded
+from .unitstates import drop_range, uniform
 
 #: bytes of the count that opens a range row's payload
 COUNT = 4
 #: the most units one range row may carry (a bound for the decoder)
 MAX_RANGE = 1 << 16
 
-_LEASED = {T.LEASED}
 assert T.TRANSITIONS[T.LEASED, T.RESULT] == T.DONE  # (the fast path of ``_range_in``)
-_consume = deque(maxlen=0).extend  # run an iterator to its end, in C
 
 
 def range_payload(count: int, data: bytes) -> bytes:
@@ -103,10 +100,10 @@ class RangeMixin:
             return []
         states, holders = rec.states, rec.holders
         units = range(lo, lo + count)
-        if set(map(states.get, units)) == _LEASED:  # the usual case, in C: each unit
-            _consume(map(states.pop, units))      # (LEASED, RESULT) -> DONE
+        if uniform(states, lo, lo + count) == T.LEASED:  # the usual case, in one step:
+            drop_range(states, lo, lo + count)          # (LEASED, RESULT) -> DONE, each
             if holders:
-                _consume(map(holders.pop, units, repeat(None)))
+                drop_range(holders, lo, lo + count)
             if not states:
                 del self.jobs[job]
             return [Resolve(job, lo, RANGE, (None, count, payload[COUNT:]), True)]

@@ -194,21 +194,39 @@ _SCANNED = frozenset((tuple, list, set, frozenset))
 _all_atomic = _ATOMIC.issuperset  # (of an iterable of types: stops at the first other one)
 
 
+class _NotPlain(Exception):
+    """Raised by ``_PlainCheck``: an object that is not of a plain type."""
+
+
+class _PlainCheck(pickle.Pickler):
+    """The C pickler, checking only that an object is made of plain values: exact
+    instances of the builtin atomic types and containers (``None``, ``bool``, ``int``,
+    ``float``, ``bytes``, ``str``, ``tuple``, ``list``, ``dict``, ``set``, ``frozenset``,
+    which the C pickler saves without calling ``reducer_override``) and the rest of
+    ``_ATOMIC``; anything else raises ``_NotPlain`` at once. Such an object pickles for sure,
+    with any pickler (cloudpickle's too)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        if t in _ATOMIC or (t is type and obj in _ATOMIC):  # complex, range, slice, and
+            return NotImplemented                            # their classes (by name)
+        raise _NotPlain
+
+
 def plain_chunk(chunk: list) -> bool:
-    """Does every argument tuple of a map's ``chunk`` hold only values that
-    ``_check_value`` passes at once (atomic values, tuples/lists/sets of them)? Then the
-    chunk travels and needs no check per element: one pass over the lot, in C (about
-    0.1 µs for a job tuple of 3 atomic values)."""
-    values = list(itertools.chain.from_iterable(chunk))
-    types = set(map(type, values))
-    if types <= _ATOMIC:
-        return True
-    if not types - _ATOMIC <= _SCANNED:
+    """Does every argument tuple of a map's ``chunk`` hold only plain values (atomic values
+    and builtin containers of them, at any depth: ``_PlainCheck``)? Then the chunk travels
+    and needs no check per element: one run of the C pickler over the lot, writing nowhere,
+    without a memo (about 20 ns per element of one int, 45 of a job tuple of 3 atomic
+    values). False for anything else, and for what the pickler refuses (a cyclic or very
+    deep structure): the caller then checks element by element (``check_args``)."""
+    checker = _PlainCheck(_Sink(), PROTOCOL)
+    checker.fast = True  # no memo: plain values need none, and cycles raise
+    try:
+        checker.dump(chunk)
+    except (_NotPlain, ValueError, RecursionError, pickle.PicklingError):
         return False
-    if types <= _SCANNED:  # every argument a tuple (a job tuple...): its items, flat
-        return _all_atomic(map(type, itertools.chain.from_iterable(values)))
-    inner = itertools.compress(values, map(_SCANNED.__contains__, map(type, values)))
-    return _all_atomic(map(type, itertools.chain.from_iterable(inner)))
+    return True
 
 
 def _check_value(value: Any, what: str) -> None:

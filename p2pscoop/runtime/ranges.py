@@ -1,15 +1,15 @@
 """The runtime half of range results (``core/ranges.py``): a range of a map's units runs
-as one loop in C (``run_units``, here or on a thief); the thief pickles the values of
-such a range as one payload (``ship_range``), and the owner unpickles that payload and
+as one loop in C (``run_calls``, here or on a thief); the thief pickles the values of
+such a range as one payload (``ship_values``), and the owner unpickles that payload and
 fills its map window with one piece (``resolve_range``).
 
     thief (main thread)                          owner (main thread, ``poll_inbox``)
     Scheduler._run_range: units [lo, hi) ran     Resolve(status RANGE) from the core
-      -> ship_range: one pickle, one entry         -> resolve_range: one unpickling,
+      -> ship_values: one pickle, one entry        -> resolve_range: one unpickling,
          (``NodeState.finish_range_of``)              one piece of the map's window
 
 Only a range whose units all returned, of units straight from their owner
-(``NodeState.range_direct``), whose values pickle, goes this way; ``ship_range`` returns
+(``NodeState.range_direct``), whose values pickle, goes this way; ``ship_values`` returns
 False for any other and the caller reports the units one by one, as before (so a failure,
 an unpicklable value or a chain of leases behave exactly as without ranges).
 
@@ -42,14 +42,16 @@ _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
 
 
-def run_units(peer: Any, work: Any, args_list: list, mine: bool) -> list:
+def run_calls(peer: Any, work: Any, args_list: list, mine: bool) -> tuple[list, dict]:
     """Run ``work.fn`` on each argument tuple of ``args_list`` (units of ``work`` claimed
-    together, ``Scheduler._run_range``); their outcomes ``(ok, value)`` in order. The
-    calls are one loop in C (``starmap`` into ``list.extend``; a failure stops it, is
-    recorded, and the loop goes on from the next unit), so a unit costs its call and
-    little more; with telemetry on, one Python loop that times each unit. Everything a
-    unit raises is its outcome (a failure, enveloped if the unit is another owner's),
-    except a greenlet being killed and, on the origin, Ctrl-C (as ``_run_one``)."""
+    together, ``Scheduler._run_range``): ``(values, failures)``, the values returned in
+    order and the exceptions raised by unit position (``outcomes`` merges them; usually
+    there is none, and ``values`` goes on as it is). The calls are one loop in C
+    (``starmap`` into ``list.extend``; a failure stops it, is recorded, and the loop goes
+    on from the next unit), so a unit costs its call and little more; with telemetry on,
+    one Python loop that times each unit. Everything a unit raises is its outcome (a
+    failure, enveloped if the unit is another owner's), except a greenlet being killed
+    and, on the origin, Ctrl-C (as ``_run_one``)."""
     fn, kwargs, rec = work.fn, work.kwargs, peer.recorder
     if rec is not None:
         return _run_timed(peer, work, args_list, mine)
@@ -72,49 +74,68 @@ def run_units(peer: Any, work: Any, args_list: list, mine: bool) -> list:
         # map ends there, as the builtin ``map`` does: ``futures._MapRun._piece``)
         exc = StopIteration()
         failures[done] = exc if mine else payload.envelope(exc)
+    return values, failures
+
+
+def outcomes(values: list, failures: dict) -> list:
+    """The outcomes ``(ok, value)`` of ``run_calls``'s ``values`` and ``failures``, in
+    unit order."""
     if not failures:
         return list(zip(repeat(True), values))
-    outcomes: list = []
+    merged: list = []
     it = iter(values)
     for i in range(len(values) + len(failures)):
         exc = failures.get(i)
-        outcomes.append((True, next(it)) if exc is None else (False, exc))
-    return outcomes
+        merged.append((True, next(it)) if exc is None else (False, exc))
+    return merged
 
 
-def _run_timed(peer: Any, work: Any, args_list: list, mine: bool) -> list:
-    """``run_units`` with telemetry: each unit timed (``rec.begin``/``rec.end``)."""
+def _run_timed(peer: Any, work: Any, args_list: list, mine: bool) -> tuple[list, dict]:
+    """``run_calls`` with telemetry: each unit timed (``rec.begin``/``rec.end``)."""
     fn, kwargs, rec = work.fn, work.kwargs, peer.recorder
-    outcomes: list = []
-    add = outcomes.append
-    for args in args_list:
+    values: list = []
+    failures: dict = {}
+    add = values.append
+    for i, args in enumerate(args_list):
         t0 = rec.begin(fn)
         try:
-            add((True, fn(*args, **kwargs)))
-        except BaseException as exc:  # as in ``run_units``
+            add(fn(*args, **kwargs))
+        except BaseException as exc:  # as in ``run_calls``
             if isinstance(exc, greenlet.GreenletExit) or (
                     isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
                 raise
-            add((False, exc if mine else payload.envelope(exc)))
+            failures[i] = exc if mine else payload.envelope(exc)
         rec.end(work, t0)
-    return outcomes
+    return values, failures
 
 
-def ship_range(peer: Any, work: Any, lo: int, outcomes: list, now: float) -> bool:
-    """Send the ``outcomes`` ``(ok, value)`` of units ``lo, lo + 1, ...`` of ``work``
-    (another owner's, run here in one loop) home as one range row. False, having sent
-    nothing, if they cannot go that way (a failure among them, values that do not pickle,
-    units on a chain of leases): the caller reports them one by one."""
+def deliver_values(peer: Any, job: int, lo: int, values: list) -> None:
+    """The values of units ``lo, lo + 1, ...`` of our own map job ``job``, all returned,
+    run here and resolved by the core (``NodeState.finish_range`` returned None): one
+    piece of the map's window (main thread; ``Peer.resolve_range`` without outcomes)."""
+    with peer.resolve_lock:
+        target = peer.targets.get(job)
+        if type(target) is not list:  # not a map's window (or gone): nothing waits for them
+            return
+        target[0].fill_values(target[1] + lo, values)
+        target[2] -= len(values)
+        if not target[2]:  # the job's last unit: forget it
+            del peer.targets[job]
+
+
+def ship_values(peer: Any, work: Any, lo: int, values: list, now: float) -> bool:
+    """Send the ``values`` of units ``lo, lo + 1, ...`` of ``work`` (another owner's, run
+    here in one loop, all returned) home as one range row. False, having sent nothing, if
+    they cannot go that way (values that do not pickle, units on a chain of leases): the
+    caller reports them one by one."""
     node = peer.node
-    if len(outcomes) < 2 or not node.range_direct(work):
+    if len(values) < 2 or not node.range_direct(work):
         return False
-    if not all(map(_first, outcomes)):
-        return False
-    data = payload.dumps_values(list(map(_second, outcomes)))
+    data = payload.dumps_values(values)
     if data is None:
         return False
     with peer.lock:
-        cmds = node.finish_range_of(work, lo, lo + len(outcomes), data, now)
+        cmds = node.finish_range_of(work, lo, lo + len(values), data, now)
     if cmds:
         peer.execute_all(cmds)
     return True

@@ -52,8 +52,8 @@ LOGGER = logging.getLogger("p2pscoop.scheduler")
 
 #: a range of a map run in one go (``Scheduler._run_range``): at most this many seconds of
 #: work by the function's recent longest run here, and at most this many units
-RANGE_BUDGET = 0.0002
-RANGE_MAX = 256
+RANGE_BUDGET = 0.001
+RANGE_MAX = 1024
 #: how deep work-first runs (``Scheduler.run_inline``) may nest in one greenlet
 INLINE_DEPTH = 24
 
@@ -390,17 +390,21 @@ class Scheduler:
         self.units_run += end - index - 1
         fn, items, base = work.fn, work.items, work.base
         mine = work.owner == peer.me
-        started = time.perf_counter()  # (one loop in C: ``ranges.run_units``)
-        outcomes = ranges.run_units(peer, work, items[index - base:end - base], mine)
+        started = time.perf_counter()  # (one loop in C: ``ranges.run_calls``)
+        values, failures = ranges.run_calls(peer, work, items[index - base:end - base], mine)
         now = time.monotonic()
         self._record_length(fn, (time.perf_counter() - started) / (end - index))
         if mine:
             with peer.lock:
                 won = peer.node.finish_range(work.job, index, end)
-            peer.resolve_range(work.job, index, outcomes, won)
+            if won is None and not failures:  # the usual case: one piece of values
+                ranges.deliver_values(peer, work.job, index, values)
+            else:
+                peer.resolve_range(work.job, index, ranges.outcomes(values, failures), won)
             return
-        if ranges.ship_range(peer, work, index, outcomes, now):
+        if not failures and ranges.ship_values(peer, work, index, values, now):
             return  # one row home for the lot (``runtime/ranges.py``)
+        outcomes = ranges.outcomes(values, failures)
         cmds: list = []
         owner, job, handle = work.owner, work.job, peer.node.handle
         with peer.lock:  # another owner's units: each result goes to it (batched there)

@@ -1,6 +1,6 @@
 """``futures.map`` hands its results out a piece at a time (``futures._MapRun``, an
 ``itertools.chain`` of runs of ready results) and runs a claimed range of units as one loop
-(``runtime/ranges.run_units``). Behaviour only: every result once and in order (or, for
+(``runtime/ranges.run_calls``). Behaviour only: every result once and in order (or, for
 ``map_as_completed``, each once), a failed element raises at its position and the map
 goes on after it, wherever the elements ran; keyword arguments bound by ``partial``
 reach every unit.

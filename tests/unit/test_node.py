@@ -705,8 +705,9 @@ def test_owner_steals_back_its_own_leased_units():
                                     **dict.fromkeys(range(5, 8), T.LEASED),
                                     8: T.PENDING, 9: T.PENDING}
     assert owner.jobs[w.job].holders == dict.fromkeys(range(5, 8), P1)
+    # ... as one item, as they left (``_reclaim_range``): run from its lowest unit
     assert [owner.handle(Pop(), 0.0) for _ in range(2)] == [
-        [Like(Run, index=9)], [Like(Run, index=8)]]
+        [Like(Run, index=8)], [Like(Run, index=9)]]
     # the real payload stays on the owner: the placeholder is never run
     assert all(type(c[0].work.fn) is type(abs) for c in [owner.handle(Pop(), 0.0)])
 
@@ -1068,3 +1069,27 @@ def test_a_quiet_peer_asks_far_links_too():
             n.handle(Received(cmds[0].peer, Give(req, [])), now)
         now = n.next_deadline(now)
     assert asked[P2] >= 5 and asked[P1] >= 5, asked
+
+
+def test_a_thief_that_leaves_hands_a_leased_range_back_as_one_item():
+    n = make_node(P1, P2)
+    w = submit(n, 10)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [5, 10) -> P1
+    assert n._peer_down(P1, 1.0, graceful=True) == [Wake(), Wake()]
+    assert states(n, w.job) == dict.fromkeys(range(10), T.PENDING)
+    assert not n.jobs[w.job].holders and n.counters.units_redispatched == 5
+    assert spans(n.deque) == [(b"M", w.job, 0, 5), (b"M", w.job, 5, 10)]
+
+
+def test_a_thief_that_dies_leaves_exactly_its_units_as_suspects():
+    n = make_node(P1, P2)
+    w = submit(n, 10)
+    n.handle(Received(P1, Steal(1)), 0.0)  # [5, 10) -> P1
+    n.handle(Received(P2, Steal(2)), 0.0)  # [2, 5) -> P2 (half of what is left)
+    n.handle(PeerDown(P1), 1.0)
+    assert sorted(n.suspects) == [(w.job, i) for i in range(5, 10)]
+    assert states(n, w.job) == {**dict.fromkeys(range(2), T.PENDING),
+                                **dict.fromkeys(range(2, 5), T.LEASED),
+                                **dict.fromkeys(range(5, 10), T.PENDING)}
+    assert n.jobs[w.job].holders == dict.fromkeys(range(2, 5), P2)
+    assert n.jobs[w.job].deaths == dict.fromkeys(range(5, 10), 1)
