@@ -272,10 +272,15 @@ class Scheduler:
         if self.ready or self._timers or self.stopping:
             return False
         glet = getcurrent()
-        depth = getattr(glet, "p2pscoop_inline", 0)
-        if depth >= INLINE_DEPTH or glet is self._hub:
+        levels = getattr(glet, "p2pscoop_levels", None)  # (room, key) per level in place
+        if levels is None:
+            if glet is self._hub:
+                return False
+            levels = glet.p2pscoop_levels = []
+        depth = len(levels)
+        if depth >= INLINE_DEPTH:
             return False
-        used = frames.used(glet, depth) if depth else 0
+        used = frames.used(levels) if depth else -1  # (-1: level 0's room, not known yet)
         fresh = used > frames.INLINE_ROOM  # (then it runs in a greenlet of its own)
         peer = self.peer
         node = peer.node
@@ -296,8 +301,6 @@ class Scheduler:
             fn, args, kwargs = work.fn, work.items[work.hi - 1 - work.base], work.kwargs
         self.units_run += 1
         fut._state = RUNNING  # (no thread can cancel it now: the node no longer has it)
-        glet.p2pscoop_inline = depth + 1
-        outer, glet.p2pscoop_room = getattr(glet, "p2pscoop_room", 0), used if depth else -1
         rec = peer.recorder
         t0 = rec.begin(fn) if rec is not None else 0.0
         started = perf_counter()
@@ -305,16 +308,17 @@ class Scheduler:
             if fresh:
                 value = frames.run_fresh(self._fresh, glet, depth + 1, fn, args, kwargs)
             else:
-                value = fn(*args, **kwargs)
+                levels.append((used, getattr(fn, "__code__", fn)))  # (``frames.level_key``)
+                try:
+                    value = fn(*args, **kwargs)
+                finally:
+                    levels.pop()
             ok = True
         except BaseException as exc:  # as in _run_one
             if isinstance(exc, greenlet.GreenletExit) or (
                     isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
                 raise
             ok, value = False, exc
-        finally:
-            glet.p2pscoop_inline = depth
-            glet.p2pscoop_room = outer
         took = perf_counter() - started
         lengths = self._lengths  # (``_record_length``, inlined: half a quick unit's cost)
         old = lengths.get(id(fn))
