@@ -96,14 +96,16 @@ class _Waiters(list):
 class Future(cf.Future):
     """The result of a ``submit``: see ``concurrent.futures.Future``."""
 
+    # The stdlib's __init__ gives every future its own Condition; ours share one (only used
+    # to wait off the main thread and to notify; it is re-entrant, so the stdlib's wait()
+    # may take it once per future). It and the outcome's defaults are the class's: a
+    # future is made per submit, and completing one sets its own outcome.
+    _condition = _SHARED_CONDITION
+    _result = None
+    _exception = None
+
     def __init__(self, peer: Any = None, job: int | None = None):
-        # The stdlib's __init__ gives every future its own Condition; ours share one (only
-        # used to wait off the main thread and to notify; it is re-entrant, so the stdlib's
-        # wait() may take it once per future).
-        self._condition = _SHARED_CONDITION
         self._state = _PENDING
-        self._result = None
-        self._exception = None
         self._waiters = _Waiters()
         self._done_callbacks = []
         self._peer = peer

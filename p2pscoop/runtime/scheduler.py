@@ -46,7 +46,7 @@ from ..core.messages import FAILED, OK, RAISED
 from ..core.node import Finished, Idle, Pop, Run
 from . import frames, payload, ranges, switch
 from .future import RUNNING, Future
-from .payload import check_submittable
+from .payload import check_args, check_callable
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
 
@@ -77,6 +77,7 @@ class Scheduler:
         self.stopping = False
         self.units_run = 0
         self._fresh: list = []  # idle greenlets of ``frames.run_fresh``
+        self._fn_checked: Any = None  # the function ``submit`` checked last (it travels)
 
     # -- hub lifecycle -------------------------------------------------------------------
 
@@ -246,7 +247,10 @@ class Scheduler:
         peer = self.peer
         if get_ident() != peer.main_ident:
             return peer.submit(fn, args, kwargs)
-        check_submittable(fn, args, kwargs)
+        if fn is not self._fn_checked:  # (``check_submittable``: a loop or a recursion
+            check_callable(fn)  # submits one function again and again)
+            self._fn_checked = fn
+        check_args(args, kwargs)
         with peer.lock:
             job = peer.node.submit_lazy(fn, args, kwargs)
             if job is not None:
