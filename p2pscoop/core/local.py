@@ -44,6 +44,11 @@ MAX_HELD = 32
 class LocalPathMixin:
     """``NodeState``'s local fast paths; see the module docstring."""
 
+    def holds_submits(self) -> bool:
+        """Would ``submit_lazy`` hold a unit now (no hungry thief, not leaving)? A caller
+        may ask without the lock to choose its path: ``submit_lazy`` decides again."""
+        return not (self._hungry or self.leaving)
+
     def submit_lazy(self, fn, args: tuple, kwargs: dict) -> int | None:
         """Submit one unit of ``fn(*args, **kwargs)`` without queueing it yet: its job id
         is taken and it waits in ``lazy`` (the newest end of the deque, in effect) until

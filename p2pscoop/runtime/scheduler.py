@@ -245,8 +245,8 @@ class Scheduler:
         before it is queued, it runs in place (``run_inline``) and is never queued at all.
         Any other thread, or a node that must queue at once, takes ``Peer.submit``."""
         peer = self.peer
-        if get_ident() != peer.main_ident:
-            return peer.submit(fn, args, kwargs)
+        if get_ident() != peer.main_ident or not peer.node.holds_submits():
+            return peer.submit(fn, args, kwargs)  # (which checks the arguments: once)
         if fn is not self._fn_checked:  # (``check_submittable``: a loop or a recursion
             check_callable(fn)  # submits one function again and again)
             self._fn_checked = fn

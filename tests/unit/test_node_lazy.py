@@ -123,10 +123,12 @@ def test_no_unit_is_held_with_hungry_thieves_or_when_leaving():
     n = make_node(P1)
     out = n.handle(Received(P1, Steal(1)), 0.0)  # denied: P1 is hungry now
     assert n._hungry and any(type(c) is SendMsg for c in out)
+    assert not n.holds_submits()  # (the scheduler then takes the queued path at once)
     assert n.submit_lazy(abs, (1,), {}) is None and not n.lazy
     n2 = make_node(P1)
+    assert n2.holds_submits()
     n2.handle(Leave(), 0.0)
-    assert n2.submit_lazy(abs, (1,), {}) is None
+    assert not n2.holds_submits() and n2.submit_lazy(abs, (1,), {}) is None
 
 
 def test_a_long_run_of_submits_is_queued_as_it_goes():
