@@ -89,8 +89,10 @@ class LocalPathMixin:
         n = len(lazy)
         if n and lazy[-1][0] == job:
             held = lazy.pop()
+        elif n > 1 and depth > 1 and lazy[-2][0] == job:  # (a fork of two: the older first)
+            held = lazy.pop(-2)
         else:
-            for pos in range(n - 2, max(-1, n - 1 - depth), -1):
+            for pos in range(n - 3, max(-1, n - 1 - depth), -1):
                 if lazy[pos][0] == job:
                     held = lazy.pop(pos)
                     break

@@ -72,15 +72,18 @@ def stack_bytes(frame, stop=None) -> tuple[int, Any]:
 
 
 _run_inline = None  # the code of ``Scheduler.run_inline``, and the bytes of its frame,
-_ours = 0  # ``Future._await``'s and ``Future.result``'s (``bind``)
+_ours = 0  # plus those of the two largest of ``_api`` (``bind``)
+_api: frozenset = frozenset()  # the codes that may sit between it and the awaiting code
 
 
 def bind(run_inline_code, *codes) -> None:
-    """Tell the module which code is ``run_inline``'s and which frames sit between it and
-    the code that awaits (``_await``, ``result``)."""
-    global _run_inline, _ours
+    """Tell the module which code is ``run_inline``'s and which frames may sit between it
+    and the code that awaits (``Future.result``, ``exception``, ``_await``)."""
+    global _run_inline, _ours, _api
     _run_inline = run_inline_code
-    _ours = sum(map(frame_bytes, (run_inline_code,) + codes))
+    _api = frozenset(codes)
+    # (at most two of them between: ``result`` or ``exception``, and ``_await``)
+    _ours = frame_bytes(run_inline_code) + sum(sorted(map(frame_bytes, codes))[-2:])
 
 
 #: a walk (``_walk``) per function every this many estimates at most: the frames a
@@ -125,7 +128,9 @@ def _walk(levels: list, room: int, parent: Any, entry: list | None) -> int:
     (or the greenlet's first frame), and, if that level's ``room`` is unknown (-1: level
     0's, below which lies whatever called it), those below it, counted once for all the
     units that level runs."""
-    start = sys._getframe(5)  # (_walk, used, run_inline, _await, result: then the caller)
+    start = sys._getframe(3)  # (_walk, used, run_inline: then ``result``...)
+    while start.f_code in _api:
+        start = start.f_back  # the code that awaits
     above, frame = stack_bytes(start, _run_inline)
     if room < 0:
         room = stack_bytes(frame)[0] if frame is not None else 0

@@ -62,6 +62,7 @@ import functools
 import threading
 import time
 import weakref
+from threading import get_ident
 from typing import Any
 
 from . import context, switch
@@ -114,7 +115,7 @@ class Future(cf.Future):
 
     # -- waiting -------------------------------------------------------------------------
 
-    def _await(self, timeout: float | None) -> None:
+    def _await(self, timeout: float | None, inline: bool = True) -> None:
         if self._state in _OVER:
             return
         if timeout is not None and timeout < 0:
@@ -130,7 +131,7 @@ class Future(cf.Future):
 
             raise InternalError(f"p2pscoop's comm thread failed ({peer.fatal_error}); "
                                 f"please file a bug") from peer.fatal_error
-        if deadline is None and self._job is not None and (
+        if inline and deadline is None and self._job is not None and (
                 peer.scheduler.run_inline(self) and self._state in _OVER):
             return  # work-first: its unit was next, it ran here (scheduler.run_inline)
         with peer.resolve_lock:
@@ -157,7 +158,17 @@ class Future(cf.Future):
     def result(self, timeout: float | None = None) -> Any:
         if self._state == _FINISHED and self._exception is None:
             return self._result  # the fast path of a value (set before the state)
-        self._await(timeout)
+        peer = self._peer
+        if timeout is None and self._state == _PENDING and self._job is not None and (
+                peer is not None and get_ident() == peer.main_ident and not peer.closed
+                and peer.fatal_error is None):  # (``_await``'s work-first, one call less)
+            if peer.scheduler.run_inline(self):
+                if self._state == _FINISHED and self._exception is None:
+                    return self._result
+            else:
+                self._await(None, False)
+        else:
+            self._await(timeout)
         if self._state == _FINISHED and self._exception is None:
             return self._result
         if not self.done():

@@ -418,4 +418,5 @@ class Scheduler:
             peer.execute_all(cmds)
 
 
-frames.bind(Scheduler.run_inline.__code__, Future._await.__code__, Future.result.__code__)
+frames.bind(Scheduler.run_inline.__code__, Future._await.__code__, Future.result.__code__,
+            Future.exception.__code__)

@@ -96,6 +96,11 @@ def test_take_lazy_refuses_a_unit_held_too_deep():
         n.submit_lazy(abs, (i,), {})
     assert n.take_lazy(deep, 0.0, depth=8) is None
     assert n.take_lazy(deep, 0.0, depth=9) is not None
+    second, third = n.lazy[-2][0], n.lazy[-3][0]
+    assert n.take_lazy(second, 0.0, depth=1) is None  # only the newest
+    assert n.take_lazy(third, 0.0, depth=2) is None
+    assert n.take_lazy(second, 0.0, depth=2)[0][0] == second
+    assert n.take_lazy(third, 0.0, depth=2)[0][0] == third  # (now second newest)
 
 
 def test_pop_job_queues_held_units_first_and_asks_no_one_while_they_wait():
