@@ -52,7 +52,7 @@ from typing import Any
 
 from . import task as T
 from .commands import ShipResults, Wake
-from .deque import Work
+from .deque import GoingHome, Work
 from .errors import TaskLostError
 from .jobs import Relay
 from .messages import FAILED, RANGE, Encoded, Results
@@ -337,9 +337,10 @@ class ChainMixin:
                 suspects.append((owner, job, i))  # for another thief
                 continue
             t = rel.works[i]
-            work = Work(owner, job, i, i + 1, t.fn, t.items, t.base, t.kwargs, t.error)
+            args = (owner, job, i, i + 1, t.fn, t.items, t.base, t.kwargs, t.error)
+            # going home: the owner counts these deaths too (GIVE's suspects), so never
+            # runs it itself
+            work = GoingHome(rel.deaths.get(i, 0), *args) if owner == thief else Work(*args)
             work.lessor = lessor
-            if owner == thief:  # going home: the owner counts these deaths too (GIVE's
-                work.deaths = rel.deaths.get(i, 0)  # suspects), so never runs it itself
             return work
         return None

@@ -41,7 +41,11 @@ class Work:
     """
 
     __slots__ = ("owner", "job", "lo", "hi", "fn", "items", "base", "kwargs",
-                 "error", "stealable", "cancelled", "lessor", "deaths")
+                 "error", "stealable", "cancelled", "lessor")
+
+    #: holders that died running this unit: only a suspect a relay sends home to its owner
+    #: has any (``GoingHome``, ``chains.py``), and the owner must never run it either
+    deaths = 0
 
     def __init__(self, owner: bytes, job: int, lo: int, hi: int, fn: Any,
                  items: Any, base: int = 0, kwargs: dict | None = None,
@@ -60,9 +64,6 @@ class Work:
         #: the peer this work came from (its results go back there: ``chains.py``), or
         #: None for work owned here
         self.lessor: bytes | None = None
-        #: holders that died running this unit, when a relay sends a suspect home to its
-        #: owner (``chains.py``): the owner must never run it either
-        self.deaths = 0
 
     @property
     def units(self) -> int:
@@ -86,6 +87,18 @@ class Work:
         flags = "" if self.stealable else " pinned"
         flags += " cancelled" if self.cancelled else ""
         return f"<Work {self.owner.hex()[:8]}:{self.job}[{self.lo}:{self.hi}]{flags}>"
+
+
+class GoingHome(Work):
+    """A suspect a relay sends home to its owner (``chains.py``), with the number of its
+    holders that died (the GIVE's ``suspects``): the only work that carries ``deaths``,
+    so a ``Work`` made per submit stores none."""
+
+    __slots__ = ("deaths",)
+
+    def __init__(self, deaths: int, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deaths = deaths
 
 
 def _lone(work: Work) -> bool:

@@ -48,6 +48,11 @@ MAX_HELD = 32
 class LocalPathMixin:
     """``NodeState``'s local fast paths; see the module docstring."""
 
+    def holds_submits(self) -> bool:
+        """Would ``submit_lazy`` hold a unit now (no hungry thief, not leaving)? A caller
+        may ask without the lock to choose its path: ``submit_lazy`` decides again."""
+        return not (self._hungry or self.leaving)
+
     def submit_lazy(self, fn, args: tuple, kwargs: dict) -> int | None:
         """Submit one unit of ``fn(*args, **kwargs)`` without queueing it yet: its job id
         is taken and it waits in ``lazy`` (the newest end of the deque, in effect) until
@@ -88,8 +93,10 @@ class LocalPathMixin:
         n = len(lazy)
         if n and lazy[-1][0] == job:
             held = lazy.pop()
+        elif n > 1 and depth > 1 and lazy[-2][0] == job:  # (a fork of two: the older first)
+            held = lazy.pop(-2)
         else:
-            for pos in range(n - 2, max(-1, n - 1 - depth), -1):
+            for pos in range(n - 3, max(-1, n - 1 - depth), -1):
                 if lazy[pos][0] == job:
                     held = lazy.pop(pos)
                     break

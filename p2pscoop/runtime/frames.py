@@ -9,11 +9,12 @@ deep ran 5x slower there than serially (274,000 mmap/munmap pairs in 0.25 s of w
 
 What this module owns:
 
-* ``used(glet, depth)``: the bytes of frames (estimated) that a unit about to run in place
-  at ``depth`` would sit on in greenlet ``glet``: the frames up to the ``run_inline`` frame
-  of the level above (walked once per awaiting code, ``_levels``, then checked with one
-  ``sys._getframe``), plus that level's count (``glet.p2pscoop_room``, kept by
-  ``run_inline``; level 0's is walked once, when first needed);
+* ``used(levels)``: the bytes of frames (estimated) that a unit about to run in place
+  would sit on in its greenlet, whose ``run_inline`` levels are ``levels``
+  (``glet.p2pscoop_levels``: ``(room, key)`` per level, the bytes below that level's unit
+  and its function's code): the frames up to the ``run_inline`` frame of the level above
+  (walked once per code of the unit that awaits, and again every ``RECHECK`` estimates:
+  ``_between``), plus that level's room (level 0's is walked once, when first needed);
 * ``run_fresh(pool, caller, depth, fn, args, kwargs)``: past ``INLINE_ROOM`` the unit runs
   in a greenlet of its own, taken from ``pool`` (two switches, 0.7 µs; a new greenlet
   costs 6 µs and the page faults of a new chunk), whose frames start in a chunk of their
@@ -71,52 +72,79 @@ def stack_bytes(frame, stop=None) -> tuple[int, Any]:
 
 
 _run_inline = None  # the code of ``Scheduler.run_inline``, and the bytes of its frame,
-_ours = 0  # ``Future._await``'s and ``Future.result``'s (``bind``)
+_ours = 0  # plus those of the two largest of ``_api`` (``bind``)
+_api: frozenset = frozenset()  # the codes that may sit between it and the awaiting code
 
 
 def bind(run_inline_code, *codes) -> None:
-    """Tell the module which code is ``run_inline``'s and which frames sit between it and
-    the code that awaits (``_await``, ``result``)."""
-    global _run_inline, _ours
+    """Tell the module which code is ``run_inline``'s and which frames may sit between it
+    and the code that awaits (``Future.result``, ``exception``, ``_await``)."""
+    global _run_inline, _ours, _api
     _run_inline = run_inline_code
-    _ours = sum(map(frame_bytes, (run_inline_code,) + codes))
+    _api = frozenset(codes)
+    # (at most two of them between: ``result`` or ``exception``, and ``_await``)
+    _ours = frame_bytes(run_inline_code) + sum(sorted(map(frame_bytes, codes))[-2:])
 
 
-#: code that awaits -> (how many frames up to the ``run_inline`` of the level above, their
-#: bytes): a recursion awaits from the same code at every level, through the same frames
-_levels: dict = {}
+#: a walk (``_walk``) per function every this many estimates at most: the frames a
+#: function's unit stacks before it awaits a child are nearly always the same
+RECHECK = 64
+#: code (``level_key``) of a unit run in place -> [the bytes (estimated) of the frames
+#: from its ``run_inline`` up to the next one, the largest walked; estimates left before
+#: the next walk]
+_between: dict = {}
 
 
-def used(glet: Any, depth: int) -> int:
-    """Bytes of frames below a unit about to run in place at ``depth`` >= 1 (called by
-    ``run_inline`` itself: its frame, ``_await``'s and ``result``'s come first): the frames
-    up to the ``run_inline`` of the level above (walked once per awaiting code, then
-    checked by one ``sys._getframe``), and the count that level keeps in
-    ``glet.p2pscoop_room``. Level 0 keeps -1 there (unknown) until a unit at level 1 walks
-    the rest of the stack once for it, so a task awaiting many children pays that walk
-    once, not per child."""
-    start = sys._getframe(4)
-    known = _levels.get(start.f_code)
-    frame = None
-    if known is not None:
-        try:
-            frame = sys._getframe(4 + known[0])
-        except ValueError:
-            pass
-    if frame is not None and frame.f_code is _run_inline:
-        above = known[1]
-    else:
-        above, frame = stack_bytes(start, _run_inline)
-        if frame is not None:
-            count, walk = 0, start
-            while walk is not frame:
-                count, walk = count + 1, walk.f_back
-            if len(_levels) > 4096:
-                _levels.clear()
-            _levels[start.f_code] = (count, above)
-    room = glet.p2pscoop_room
+def level_key(fn: Any) -> Any:
+    """What ``_between`` knows a unit's function by: its code (a closure made per call
+    shares its code, and the cache keeps no function alive), else the callable itself."""
+    return getattr(fn, "__code__", fn)
+
+
+def used(levels: list) -> int:
+    """Bytes of frames below a unit about to run in place one level above ``levels``
+    (called by ``run_inline`` itself: its frame, ``_await``'s and ``result``'s come first).
+    ``levels`` holds ``(room, key)`` per level run in place in this greenlet, the newest
+    last: the bytes below that level's unit (-1: unknown) and its ``level_key``. The
+    frames from that unit's ``run_inline`` up to this call depend on the unit's code, so
+    they are walked once per code (``_walk``), and again every ``RECHECK`` estimates,
+    not per call: materializing frame objects (``sys._getframe``) cost a fork-join
+    about 0.4 us per future."""
+    room, parent = levels[-1]
+    try:
+        entry = _between.get(parent)
+    except TypeError:  # an unhashable callable: walked each time
+        entry = None
+    if entry is not None and room >= 0:
+        left = entry[1]
+        if left:
+            entry[1] = left - 1
+            return entry[0] + room + _ours
+    return _walk(levels, room, parent, entry)
+
+
+def _walk(levels: list, room: int, parent: Any, entry: list | None) -> int:
+    """``used`` by a walk of the frames: those up to the ``run_inline`` of the level above
+    (or the greenlet's first frame), and, if that level's ``room`` is unknown (-1: level
+    0's, below which lies whatever called it), those below it, counted once for all the
+    units that level runs."""
+    start = sys._getframe(3)  # (_walk, used, run_inline: then ``result``...)
+    while start.f_code in _api:
+        start = start.f_back  # the code that awaits
+    above, frame = stack_bytes(start, _run_inline)
     if room < 0:
-        room = glet.p2pscoop_room = stack_bytes(frame)[0] if frame is not None else 0
+        room = stack_bytes(frame)[0] if frame is not None else 0
+        levels[-1] = (room, parent)
+    if entry is not None:  # (a unit that awaits from deeper at times: the largest)
+        above = entry[0] = max(entry[0], above)
+        entry[1] = RECHECK
+    else:
+        if len(_between) > 4096:
+            _between.clear()
+        try:
+            _between[parent] = [above, RECHECK]
+        except TypeError:
+            pass
     return above + room + _ours
 
 
@@ -126,15 +154,17 @@ def _fresh_loop(caller, depth: int, fn, args: tuple, kwargs: dict) -> None:
     so that an idle greenlet keeps nothing of its last unit alive), wait for the next."""
     glet = getcurrent()
     while True:
-        glet.p2pscoop_inline = depth
-        glet.p2pscoop_room = 0
+        # ``run_inline``'s levels: ``depth`` of them (so ``INLINE_DEPTH`` still bounds
+        # the C stack), the newest this unit's, whose frames start at the bottom (room 0)
+        levels = glet.p2pscoop_levels = [(0, None)] * (depth - 1) + [(0, level_key(fn))]
         try:
             out = [True, fn(*args, **kwargs)]
         except greenlet.GreenletExit:  # killed (collected while parked): die, as the
             raise  # caller would have died in its place
         except BaseException as exc:  # (the caller re-raises it and sorts it out)
             out = [False, exc]
-        fn = args = kwargs = None
+        levels.clear()
+        fn = args = kwargs = levels = None
         back, caller = caller, None
         caller, depth, fn, args, kwargs = back.switch(out)
 

@@ -62,6 +62,7 @@ import functools
 import threading
 import time
 import weakref
+from threading import get_ident
 from typing import Any
 
 from . import context, switch
@@ -96,14 +97,16 @@ class _Waiters(list):
 class Future(cf.Future):
     """The result of a ``submit``: see ``concurrent.futures.Future``."""
 
+    # The stdlib's __init__ gives every future its own Condition; ours share one (only used
+    # to wait off the main thread and to notify; it is re-entrant, so the stdlib's wait()
+    # may take it once per future). It and the outcome's defaults are the class's: a
+    # future is made per submit, and completing one sets its own outcome.
+    _condition = _SHARED_CONDITION
+    _result = None
+    _exception = None
+
     def __init__(self, peer: Any = None, job: int | None = None):
-        # The stdlib's __init__ gives every future its own Condition; ours share one (only
-        # used to wait off the main thread and to notify; it is re-entrant, so the stdlib's
-        # wait() may take it once per future).
-        self._condition = _SHARED_CONDITION
         self._state = _PENDING
-        self._result = None
-        self._exception = None
         self._waiters = _Waiters()
         self._done_callbacks = []
         self._peer = peer
@@ -112,7 +115,7 @@ class Future(cf.Future):
 
     # -- waiting -------------------------------------------------------------------------
 
-    def _await(self, timeout: float | None) -> None:
+    def _await(self, timeout: float | None, inline: bool = True) -> None:
         if self._state in _OVER:
             return
         if timeout is not None and timeout < 0:
@@ -128,7 +131,7 @@ class Future(cf.Future):
 
             raise InternalError(f"p2pscoop's comm thread failed ({peer.fatal_error}); "
                                 f"please file a bug") from peer.fatal_error
-        if deadline is None and self._job is not None and (
+        if inline and deadline is None and self._job is not None and (
                 peer.scheduler.run_inline(self) and self._state in _OVER):
             return  # work-first: its unit was next, it ran here (scheduler.run_inline)
         with peer.resolve_lock:
@@ -155,7 +158,17 @@ class Future(cf.Future):
     def result(self, timeout: float | None = None) -> Any:
         if self._state == _FINISHED and self._exception is None:
             return self._result  # the fast path of a value (set before the state)
-        self._await(timeout)
+        peer = self._peer
+        if timeout is None and self._state == _PENDING and self._job is not None and (
+                peer is not None and get_ident() == peer.main_ident and not peer.closed
+                and peer.fatal_error is None):  # (``_await``'s work-first, one call less)
+            if peer.scheduler.run_inline(self):
+                if self._state == _FINISHED and self._exception is None:
+                    return self._result
+            else:
+                self._await(None, False)
+        else:
+            self._await(timeout)
         if self._state == _FINISHED and self._exception is None:
             return self._result
         if not self.done():

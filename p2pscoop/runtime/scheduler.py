@@ -46,7 +46,7 @@ from ..core.messages import FAILED, OK, RAISED
 from ..core.node import Finished, Idle, Pop, Run
 from . import frames, payload, ranges, switch
 from .future import RUNNING, Future
-from .payload import check_submittable
+from .payload import check_args, check_callable
 
 LOGGER = logging.getLogger("p2pscoop.scheduler")
 
@@ -77,6 +77,7 @@ class Scheduler:
         self.stopping = False
         self.units_run = 0
         self._fresh: list = []  # idle greenlets of ``frames.run_fresh``
+        self._fn_checked: Any = None  # the function ``submit`` checked last (it travels)
 
     # -- hub lifecycle -------------------------------------------------------------------
 
@@ -244,9 +245,12 @@ class Scheduler:
         before it is queued, it runs in place (``run_inline``) and is never queued at all.
         Any other thread, or a node that must queue at once, takes ``Peer.submit``."""
         peer = self.peer
-        if get_ident() != peer.main_ident:
-            return peer.submit(fn, args, kwargs)
-        check_submittable(fn, args, kwargs)
+        if get_ident() != peer.main_ident or not peer.node.holds_submits():
+            return peer.submit(fn, args, kwargs)  # (which checks the arguments: once)
+        if fn is not self._fn_checked:  # (``check_submittable``: a loop or a recursion
+            check_callable(fn)  # submits one function again and again)
+            self._fn_checked = fn
+        check_args(args, kwargs)
         with peer.lock:
             job = peer.node.submit_lazy(fn, args, kwargs)
             if job is not None:
@@ -272,10 +276,15 @@ class Scheduler:
         if self.ready or self._timers or self.stopping:
             return False
         glet = getcurrent()
-        depth = getattr(glet, "p2pscoop_inline", 0)
-        if depth >= INLINE_DEPTH or glet is self._hub:
+        levels = getattr(glet, "p2pscoop_levels", None)  # (room, key) per level in place
+        if levels is None:
+            if glet is self._hub:
+                return False
+            levels = glet.p2pscoop_levels = []
+        depth = len(levels)
+        if depth >= INLINE_DEPTH:
             return False
-        used = frames.used(glet, depth) if depth else 0
+        used = frames.used(levels) if depth else -1  # (-1: level 0's room, not known yet)
         fresh = used > frames.INLINE_ROOM  # (then it runs in a greenlet of its own)
         peer = self.peer
         node = peer.node
@@ -296,8 +305,6 @@ class Scheduler:
             fn, args, kwargs = work.fn, work.items[work.hi - 1 - work.base], work.kwargs
         self.units_run += 1
         fut._state = RUNNING  # (no thread can cancel it now: the node no longer has it)
-        glet.p2pscoop_inline = depth + 1
-        outer, glet.p2pscoop_room = getattr(glet, "p2pscoop_room", 0), used if depth else -1
         rec = peer.recorder
         t0 = rec.begin(fn) if rec is not None else 0.0
         started = perf_counter()
@@ -305,16 +312,17 @@ class Scheduler:
             if fresh:
                 value = frames.run_fresh(self._fresh, glet, depth + 1, fn, args, kwargs)
             else:
-                value = fn(*args, **kwargs)
+                levels.append((used, getattr(fn, "__code__", fn)))  # (``frames.level_key``)
+                try:
+                    value = fn(*args, **kwargs)
+                finally:
+                    levels.pop()
             ok = True
         except BaseException as exc:  # as in _run_one
             if isinstance(exc, greenlet.GreenletExit) or (
                     isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
                 raise
             ok, value = False, exc
-        finally:
-            glet.p2pscoop_inline = depth
-            glet.p2pscoop_room = outer
         took = perf_counter() - started
         lengths = self._lengths  # (``_record_length``, inlined: half a quick unit's cost)
         old = lengths.get(id(fn))
@@ -414,4 +422,5 @@ class Scheduler:
             peer.execute_all(cmds)
 
 
-frames.bind(Scheduler.run_inline.__code__, Future._await.__code__, Future.result.__code__)
+frames.bind(Scheduler.run_inline.__code__, Future._await.__code__, Future.result.__code__,
+            Future.exception.__code__)

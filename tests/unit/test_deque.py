@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pscoop.core.deque import Work, WorkDeque
+from p2pscoop.core.deque import GoingHome, Work, WorkDeque
 
 A = b"A" * 16
 B = b"B" * 16
@@ -304,3 +304,13 @@ def test_random_operations_never_lose_or_duplicate_units(ops):
         assert d.total == sum(present.values()) == live_units(d)
         assert units_in(d) == present
         assert max(present.values(), default=1) == 1
+
+
+def test_only_a_suspect_going_home_carries_deaths():
+    plain = work(A, 1, 0, 1)
+    assert plain.deaths == 0 and "deaths" not in Work.__slots__  # (none stored per submit)
+    home = GoingHome(2, A, 1, 0, 1, None, [(0,)], 0)
+    assert home.deaths == 2 and home.units == 1 and home.lessor is None
+    d = WorkDeque()
+    d.push(home)
+    assert d.steal(ANY, 4)[0].deaths == 2  # it leaves as it came

@@ -30,7 +30,8 @@ def test_the_walk_stops_at_the_given_code_and_returns_its_frame():
 
 
 def _where():
-    return greenlet.getcurrent(), frames.stack_bytes(sys._getframe())[0]
+    glet = greenlet.getcurrent()
+    return glet, frames.stack_bytes(sys._getframe())[0], list(glet.p2pscoop_levels)
 
 
 def _fail():
@@ -40,11 +41,50 @@ def _fail():
 def test_a_fresh_unit_runs_in_a_pooled_greenlet_of_its_own_and_returns_to_its_caller():
     pool: list = []
     me = greenlet.getcurrent()
-    glet, held = frames.run_fresh(pool, me, 3, _where, (), {})
-    assert glet is not me and glet.p2pscoop_inline == 3 and glet.p2pscoop_room == 0
+    glet, held, levels = frames.run_fresh(pool, me, 3, _where, (), {})
+    assert glet is not me and len(levels) == 3  # run_inline's depth goes on from the caller's
+    assert levels[-1] == (0, _where.__code__)  # this unit's level: nothing below its frames
     assert held < 1024  # its frames start at the bottom of its own stack
+    assert glet.p2pscoop_levels == []  # idle: nothing of its last unit kept
     assert pool == [glet]
     with pytest.raises(KeyError, match="unit"):
         frames.run_fresh(pool, me, 3, _fail, (), {})
     assert frames.run_fresh(pool, me, 4, _where, (), {})[0] is glet  # reused
     assert len(pool) == 1
+
+
+def _levels_walk(levels, depth):
+    """``frames.used`` called as ``run_inline`` calls it (the caller 5 frames up)."""
+    return _await_like(levels, depth)
+
+
+def _await_like(levels, depth):
+    return _inline_like(levels, depth)
+
+
+def _inline_like(levels, depth):
+    return frames.used(levels) if depth == 0 else _inline_like(levels, depth - 1)
+
+
+def test_the_estimate_is_walked_once_per_code_then_reused_and_rechecked():
+    frames._between.clear()
+    key = object()  # (a unit's code, as run_inline keys it)
+    first = frames.used([(100, key)])  # walked
+    assert first > 100 and frames._between[key][1] == frames.RECHECK
+    assert frames.used([(100, key)]) == first  # known: no walk
+    assert frames.used([(300, key)]) == first + 200  # the level's own room still counts
+    assert frames._between[key][1] == frames.RECHECK - 2
+    frames._between[key][1] = 0  # due: walked again, the largest kept
+    frames._between[key][0] = 1 << 20
+    assert frames.used([(100, key)]) == (1 << 20) + 100 + frames._ours
+    assert frames._between[key][1] == frames.RECHECK
+
+
+def test_an_unknown_room_is_walked_and_kept_in_the_level():
+    frames._between.clear()
+    levels = [(-1, "k")]
+    total = frames.used(levels)
+    room = levels[-1][0]
+    assert room >= 0 and levels[-1][1] == "k" and total >= room
+    unhashable = [(0, [])]  # an unhashable key: walked every time, never cached
+    assert frames.used(unhashable) >= 0 and len(frames._between) == 1

@@ -96,6 +96,11 @@ def test_take_lazy_refuses_a_unit_held_too_deep():
         n.submit_lazy(abs, (i,), {})
     assert n.take_lazy(deep, 0.0, depth=8) is None
     assert n.take_lazy(deep, 0.0, depth=9) is not None
+    second, third = n.lazy[-2][0], n.lazy[-3][0]
+    assert n.take_lazy(second, 0.0, depth=1) is None  # only the newest
+    assert n.take_lazy(third, 0.0, depth=2) is None
+    assert n.take_lazy(second, 0.0, depth=2)[0][0] == second
+    assert n.take_lazy(third, 0.0, depth=2)[0][0] == third  # (now second newest)
 
 
 def test_pop_job_queues_held_units_first_and_asks_no_one_while_they_wait():
@@ -123,10 +128,12 @@ def test_no_unit_is_held_with_hungry_thieves_or_when_leaving():
     n = make_node(P1)
     out = n.handle(Received(P1, Steal(1)), 0.0)  # denied: P1 is hungry now
     assert n._hungry and any(type(c) is SendMsg for c in out)
+    assert not n.holds_submits()  # (the scheduler then takes the queued path at once)
     assert n.submit_lazy(abs, (1,), {}) is None and not n.lazy
     n2 = make_node(P1)
+    assert n2.holds_submits()
     n2.handle(Leave(), 0.0)
-    assert n2.submit_lazy(abs, (1,), {}) is None
+    assert not n2.holds_submits() and n2.submit_lazy(abs, (1,), {}) is None
 
 
 def test_a_long_run_of_submits_is_queued_as_it_goes():

@@ -6,8 +6,9 @@
     python tools/bench/run.py --only pi,uts --backends serial,p2pscoop,scoop --repeat 3
     python tools/bench/run.py --record             # also append the tables to docs/benchmarks.md
 
-(Before/after a change of p2pscoop itself: ``tools/bench/ab.py --trees OLD,NEW``, which
-runs two trees' p2pscoop interleaved and reports ratios.)
+(Before/after a change of p2pscoop itself: ``--trees OLD,NEW`` runs each tree's p2pscoop
+in turn, every round against one serial run, and reports per-round ratios:
+``tools/bench/trees.py``; ``tools/bench/ab.py --trees`` does the same without the serial.)
 
 What it owns: launching and cleaning up benchmark subprocesses, and collecting their
 results. Data flow::
@@ -288,6 +289,8 @@ def parse_args(argv):
                          "schedules sessions as groups: plain `nice` acts within one)")
     ap.add_argument("--set", action="append", default=[], metavar="WORKLOAD.KEY=VALUE",
                     help="override a workload parameter, e.g. --set nested.n=30")
+    ap.add_argument("--trees", metavar="DIR,DIR", help="A/B: each directory's p2pscoop "
+                    "in turn, every round against one serial run (tools/bench/trees.py)")
     args = ap.parse_args(argv)
     args.profile = "quick" if args.quick else "default"
     if args.repeat is None:
@@ -298,7 +301,7 @@ def parse_args(argv):
     args.workloads = _split(args.only, known, "workload", ap) if args.only else known
     args.backends = _split(args.backends, backends.ALL + backends.OPTIONAL, "backend", ap) \
         if args.backends \
-        else list(backends.ALL)
+        else (["serial", "p2pscoop"] if args.trees else list(backends.ALL))
     args.overrides = overrides(args.set, args.profile, ap)
     return args
 
@@ -424,6 +427,10 @@ def main(argv=None):
     global NICE
     args = parse_args(sys.argv[1:] if argv is None else argv)
     NICE = args.nice
+    if args.trees:  # A/B of source trees: its own rounds and report
+        import trees
+
+        return trees.main(args)
     env = make_env(args.profile)
     avail = availability(args.backends)
     missing = sorted(b for b, m in avail.items() if m)
