@@ -12,6 +12,11 @@ for them, in ``chains.py`` (``_chain_down``).
 An owner leases a unit to a peer it is linked to, and only that peer answers to it for the
 unit (the chain below is that peer's business): the owner's ``Job.holders`` names its
 direct lessees only, and a late result, from whatever hop, resolves the unit once.
+
+It also holds the two moves of a unit's state every handler uses: ``_set_range`` (a work
+item's units along one ``task.py`` event; a map range leased in one step) and
+``_resolve_local`` (a unit resolved here: forgotten, and a ``Resolve`` for its future;
+a second resolution is a counted duplicate, a result for a job never made a bad message).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import task as T
-from .commands import ShipResults, Wake
+from .commands import Resolve, ShipResults, Wake
 from .deque import Work
 from .errors import TaskLostError
 from .messages import FAILED
@@ -219,3 +224,40 @@ class LeaseMixin:
         if self._hungry and self.deque.total >= 2:
             out.extend(self._hints())
         return out
+
+    # -- a unit's state moves (one unit, or a range in one step) -------------------------
+
+    def _set_range(self, work: Work, event: str, holder: bytes | None = None) -> None:
+        rec = self.jobs[work.job]
+        states = rec.states
+        lo, hi = work.lo, work.hi
+        if event == T.LEASE and holder is not None and uniform(states, lo, hi) == T.PENDING:
+            set_range(states, lo, hi, T.LEASED)  # (PENDING, LEASE): a map's range given,
+            set_range(rec.holders, lo, hi, holder)  # in one step
+            return
+        for i in range(lo, hi):
+            states[i] = T.next_state(states[i], event)
+            if holder is not None:
+                rec.holders[i] = holder
+            else:
+                rec.holders.pop(i, None)
+
+    def _resolve_local(self, job: int, index: int, event: str, status: int, value: Any,
+                       encoded: bool, holder: bytes | None = None) -> list:
+        rec = self.jobs.get(job)
+        state = rec.states.get(index) if rec is not None else None
+        if state is None:
+            if rec is None and job >= self._next_job:
+                self.counters.bad_messages += 1  # a result for a job we never made
+            else:
+                self.counters.duplicates += 1
+            return []
+        nxt = T.next_state(state, event)
+        if nxt is None:
+            self.counters.duplicates += 1
+            return []
+        del rec.states[index]
+        rec.holders.pop(index, None)
+        if not rec.states:
+            del self.jobs[job]
+        return [Resolve(job, index, status, value, encoded)]

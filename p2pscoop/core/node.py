@@ -81,7 +81,6 @@ from .ranges import RangeMixin
 from .roster import RosterMixin
 from .messages import OK, Hint, Steal
 from .policy import StealPolicy
-from .unitstates import set_range, uniform
 
 
 class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMixin,
@@ -448,43 +447,6 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             msg.src = src
             return self._toward(msg, peer)  # (``roster.py``: dropped without a way)
         return [C.Report(src, msg)]
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _set_range(self, work: Work, event: str, holder: bytes | None = None) -> None:
-        rec = self.jobs[work.job]
-        states = rec.states
-        lo, hi = work.lo, work.hi
-        if event == T.LEASE and holder is not None and uniform(states, lo, hi) == T.PENDING:
-            set_range(states, lo, hi, T.LEASED)  # (PENDING, LEASE): a map's range given,
-            set_range(rec.holders, lo, hi, holder)  # in one step
-            return
-        for i in range(lo, hi):
-            states[i] = T.next_state(states[i], event)
-            if holder is not None:
-                rec.holders[i] = holder
-            else:
-                rec.holders.pop(i, None)
-
-    def _resolve_local(self, job: int, index: int, event: str, status: int, value: Any,
-                       encoded: bool, holder: bytes | None = None) -> list:
-        rec = self.jobs.get(job)
-        state = rec.states.get(index) if rec is not None else None
-        if state is None:
-            if rec is None and job >= self._next_job:
-                self.counters.bad_messages += 1  # a result for a job we never made
-            else:
-                self.counters.duplicates += 1
-            return []
-        nxt = T.next_state(state, event)
-        if nxt is None:
-            self.counters.duplicates += 1
-            return []
-        del rec.states[index]
-        rec.holders.pop(index, None)
-        if not rec.states:
-            del self.jobs[job]
-        return [Resolve(job, index, status, value, encoded)]
 
 
 #: commands that send to a peer: a leaving node drops them (see the module docstring)
