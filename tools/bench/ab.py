@@ -68,7 +68,7 @@ def command(tree: str, backend: str, workload: str, profile: str, overrides) -> 
     driver = os.path.join(tree, "tools", "bench", "driver.py")
     if not os.path.exists(driver):
         driver = run.DRIVER
-    return ([sys.executable] + backends.LAUNCHERS[backend]
+    return ([sys.executable] + backends.LAUNCHERS.get(backend, [])
             + [driver, backend, workload, profile] + list(overrides))
 
 

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 
-import backends
 import run
+from ab import command, env_for  # (one way to run a tree's driver, shared)
 
 #: the backends a ``--trees`` run knows: ``p2pscoop`` per tree, ``serial`` once per round
 KNOWN = ("serial", "p2pscoop")
@@ -50,22 +49,6 @@ def labels(trees: list) -> list:
     if len(set(names)) < len(names):
         return [path for _, path in trees]
     return names
-
-
-def command(tree: str, backend: str, workload: str, profile: str, overrides) -> list:
-    driver = os.path.join(tree, "tools", "bench", "driver.py")
-    if not os.path.exists(driver):
-        driver = run.DRIVER
-    return ([sys.executable] + backends.LAUNCHERS.get(backend, [])
-            + [driver, backend, workload, profile] + list(overrides))
-
-
-def env_for(tree: str, profile: str) -> dict:
-    env = os.environ.copy()
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(tree, "tools", "bench"), tree])
-    env["PYTHONUNBUFFERED"] = "1"
-    env["BENCH_PROFILE"] = profile
-    return env
 
 
 def _one(tree: str, backend: str, workload: str, args, cwd: str) -> tuple[float | None, str]:
