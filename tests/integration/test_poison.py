@@ -6,8 +6,10 @@ unit), never runs them itself, and after 3 deaths fails just that future with
 ``TaskLostError``; the launcher replaces dead workers; every other result is correct, the
 program exits normally and no process is left behind.
 
-The program waits until a thief holds unit 7 before it collects (``Future.running`` is true
-while another peer holds a unit), so the test does not depend on who is faster to it.
+The program submits unit 7 alone and waits until a thief holds it (``Future.running`` is
+true while another peer holds a unit; an owner that leaves a lone unit untouched while a
+thief waits gives it away, ``lifelines._stale``) before it submits the rest, so the test
+does not depend on who is faster to unit 7.
 """
 
 import pytest
@@ -26,11 +28,13 @@ POISON = """
         return x * x
 
     if __name__ == "__main__":
-        futs = [futures.submit(work, i) for i in range(20)]
-        # a thief must hold unit 7 before the origin collects: collecting runs queued
-        # units in place (work-first), and unit 7 run here first would prove nothing
-        while not (futs[7].running() or futs[7].done()):
+        # unit 7 goes first and alone, and the origin waits until a thief holds it: a
+        # thief runs a lone unit at once, while one among others could still be taken
+        # back by an idle origin (a steal) and run here, which would prove nothing
+        seven = futures.submit(work, 7)
+        while not (seven.running() or seven.done()):
             time.sleep(0.005)
+        futs = [seven if i == 7 else futures.submit(work, i) for i in range(20)]
         out = []
         for fut in futs:
             try:
