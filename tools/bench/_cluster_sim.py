@@ -16,7 +16,8 @@ in the last 0.3 s); at 1 ms, 1.05-1.08x.
 ``--tree``: the checkout whose ``p2pscoop`` and simulator run (default: this one), so two
 trees compare with one command each. ``--set``: ``StealConfig`` fields. ``--gaps``: each
 run's idle time per peer by period, as ``_cluster_gaps.py`` reads the lab's timelines;
-``--queues``: every peer's queued units at moments of the map (where the work sits).
+``--queues``: every peer's queued units at moments of the map (where the work sits);
+``--msgs``: the messages sent during the maps, per unit, by type.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 UNIT = 0.02  # seconds per unit
 UNITS = 2000
 PEERS = 32
+MSGS: dict = {}  # --msgs: messages sent during the maps, by type, summed over the seeds
 
 
 def host(i: int) -> str:
@@ -57,6 +59,7 @@ def run(seed: int, latency: float, steal, args) -> float:
     sim.grow(PEERS - 1, 2.0)
     sim.run_for(3.0)
     t0 = sim.now
+    before = dict(sim.sent)
     sim.submit(sim.ids[0], list(range(UNITS)))
     if args.queues:
         for t in (0.1, 0.5, 1.0, 1.2, 1.3):
@@ -67,6 +70,9 @@ def run(seed: int, latency: float, steal, args) -> float:
     if not sim.run_until(sim.all_resolved, t0 + 60):
         raise SystemExit(f"seed {seed}: the map did not finish")
     span = sim.now - t0
+    if args.msgs:
+        for k, v in sim.sent.items():
+            MSGS[k] = MSGS.get(k, 0) + v - before.get(k, 0)
     if args.gaps:
         idle, first = [0.0, 0.0, 0.0], []
         for times in starts.values():
@@ -90,6 +96,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="a StealConfig field=value")
     p.add_argument("--gaps", action="store_true")
     p.add_argument("--queues", action="store_true")
+    p.add_argument("--msgs", action="store_true", help="messages per unit during the map")
     args = p.parse_args()
     sys.path[:0] = [args.tree, os.path.join(args.tree, "tests", "unit")]
     from p2pscoop.core.config import StealConfig
@@ -101,6 +108,9 @@ def main() -> None:
     print(f"{args.tree} latency {args.latency * 1000:g} ms, {n} seeds: makespan / ideal "
           f"min {ratios[0]:.3f} median {ratios[n // 2]:.3f} max {ratios[-1]:.3f} "
           f"mean {sum(ratios) / n:.4f}")
+    if args.msgs:
+        print("  per unit: " + ", ".join(f"{k} {v / (n * UNITS):.2f}" for k, v in
+                                         sorted(MSGS.items(), key=lambda kv: -kv[1])))
 
 
 if __name__ == "__main__":
