@@ -11,10 +11,12 @@ alone. At 3 ms it loses what the lab loses (1.12-1.16x ideal, 60 ms of idle time
 in the last 0.3 s); at 1 ms, 1.05-1.08x.
 
     python tools/bench/_cluster_sim.py [--tree DIR] [--latency 0.003] [--seeds 40]
-        [--set near_tries=2 ...] [--gaps] [--queues]
+        [--set near_tries=2 ...] [--live view_size=40 ...] [--gaps] [--queues] [--msgs]
 
 ``--tree``: the checkout whose ``p2pscoop`` and simulator run (default: this one), so two
-trees compare with one command each. ``--set``: ``StealConfig`` fields. ``--gaps``: each
+trees compare with one command each. ``--set``: ``StealConfig`` fields; ``--live``:
+``LivenessConfig`` fields (``view_size=40 --live view_target=31``: every peer linked to
+every other, the origin unbounded). ``--gaps``: each
 run's idle time per peer by period, as ``_cluster_gaps.py`` reads the lab's timelines;
 ``--queues``: every peer's queued units at moments of the map (where the work sits);
 ``--msgs``: the messages sent during the maps, per unit, by type.
@@ -38,11 +40,12 @@ def host(i: int) -> str:
     return "h4" if i < 2 else f"h{(i - 2) // 10 + 1}"
 
 
-def run(seed: int, latency: float, steal, args) -> float:
+def run(seed: int, latency: float, steal, args, liveness=None) -> float:
     import clustersim as CS
     from p2pscoop.core.membership import Identity
     from p2pscoop.core.node import NodeState
-    sim = CS.ClusterSim(PEERS, seed=seed, latency=latency, unit_time=UNIT, steal=steal)
+    sim = CS.ClusterSim(PEERS, seed=seed, latency=latency, unit_time=UNIT, steal=steal,
+                        liveness=liveness)
     for i, pid in enumerate(sim.ids):  # the lab's hosts (the origin, rank 0, on h4)
         ident = Identity(pid, i, f"sim://{i}", host(i), "sim", "py", 5, "0", size=PEERS)
         node = NodeState(pid, steal, random.Random(seed * 7919 + i), ident, sim.liveness)
@@ -94,16 +97,21 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.003, help="seconds per message")
     p.add_argument("--seeds", type=int, default=40)
     p.add_argument("--set", action="append", default=[], help="a StealConfig field=value")
+    p.add_argument("--live", action="append", default=[],
+                   help="a LivenessConfig field=value (view_size=40 view_target=31: a mesh)")
     p.add_argument("--gaps", action="store_true")
     p.add_argument("--queues", action="store_true")
     p.add_argument("--msgs", action="store_true", help="messages per unit during the map")
     args = p.parse_args()
     sys.path[:0] = [args.tree, os.path.join(args.tree, "tests", "unit")]
-    from p2pscoop.core.config import StealConfig
-    base = StealConfig()
-    fields = dict(item.split("=", 1) for item in args.set)
-    steal = StealConfig(**{k: type(getattr(base, k))(v) for k, v in fields.items()})
-    ratios = sorted(run(seed, args.latency, steal, args) for seed in range(args.seeds))
+    from p2pscoop.core.config import LivenessConfig, StealConfig
+
+    def config(cls, items):
+        base, fields = cls(), dict(item.split("=", 1) for item in items)
+        return cls(**{k: type(getattr(base, k))(v) for k, v in fields.items()})
+    steal, liveness = config(StealConfig, args.set), config(LivenessConfig, args.live)
+    ratios = sorted(run(seed, args.latency, steal, args, liveness)
+                    for seed in range(args.seeds))
     n = len(ratios)
     print(f"{args.tree} latency {args.latency * 1000:g} ms, {n} seeds: makespan / ideal "
           f"min {ratios[0]:.3f} median {ratios[n // 2]:.3f} max {ratios[-1]:.3f} "
