@@ -78,8 +78,6 @@ from .messages import Give, Hint, Steal
 
 #: ``_cap`` looks at this many queued items at most (a flat loop of submits queues many)
 SCAN = 256
-#: units that came alone (maybe suspects) remembered for ``_ask_early_held``, at most
-LONE_MAX = 256
 
 
 class LifelineMixin:
@@ -290,17 +288,6 @@ class LifelineMixin:
         thread)? Thieves wait and work is queued: ``_stale_at`` may be due soon."""
         return bool(self._hungry) and self.deque.total > 0
 
-    def _ask_early_held(self, work: Any, index: int, now: float) -> list:
-        """Another owner's unit starts here and nothing is queued behind it: ask now, as
-        for our own (``NodeState._ask_early``), so the reply comes while it runs. Not for
-        a unit that came alone: it may be a suspect (one a dead peer held), which must
-        run on a peer holding nothing else (``leases.py``); units that came two or more
-        in one GIVE are none. Without this a relayed share's holder began to hunt only
-        once dry, a round trip per link of idle time (the 32-peer lab map's tail)."""
-        if self._lone.pop((work.owner, work.job, index), False) is None:
-            return []
-        return self._ask_early(now)
-
     def _rest(self, eligible: Any, units: int, items: int) -> list:
         """Up to ``units`` more eligible units (``deque.steal`` takes half at most)."""
         out: list = []
@@ -440,11 +427,6 @@ class LifelineMixin:
             return [Wake()]  # the scheduler may ask another victim or compute its backoff
         me = self.me
         self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
-        if len(works) == 1 and works[0].units == 1 and works[0].owner != me:
-            lone = self._lone  # (maybe a suspect: ``_ask_early_held``)
-            lone[(works[0].owner, works[0].job, works[0].lo)] = None
-            if len(lone) > LONE_MAX:
-                del lone[next(iter(lone))]
         if len(works) > 1 and all(w.hi - w.lo > 1 and w.owner != me for w in works):
             # ranges of maps: the oldest runs first (queued last), so the owner's ordered
             # map gets its next results first and consumes them while we run the rest

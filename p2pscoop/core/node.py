@@ -115,7 +115,6 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         #: are likely to come back for more, so a thief gets a fair share, not half
         #: (``_share``)
         self._coming: dict[bytes, None] = {}
-        self._lone: dict[tuple, None] = {}  # units that came alone (``_ask_early_held``)
         self._outbox: dict[bytes, list] = {}  # next hop -> buffered result entries
         self._held: dict[bytes, list] = {}  # next hop whose link re-opens -> results
         #: (owner, job) -> Relay: units of other owners we answer for (``chains.py``)
@@ -218,8 +217,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             work, index = got
             if work.owner != self.me:
                 self._run_since = now  # (``_on_Finished``: a short unit's result may linger)
-                return [*self._ask_early_held(work, index, now), *self._drained(work, now),
-                        Run(work, index)]
+                return [*self._drained(work, now), Run(work, index)]
             rec = self.jobs.get(work.job)
             state = rec.states.get(index) if rec is not None else None
             if state != T.PENDING:

@@ -223,9 +223,8 @@ def test_a_pushed_give_is_work_like_any_other_and_its_giver_is_asked_first():
     assert n.handle(Received(P2, give([w], 0), [w]), 0.0) == [Wake()]
     assert n.deque.total == 4 and not n.stealing and not n.steal_rtts
     while n.deque.total:
-        out = n.handle(Pop(), 0.0)
-    # the last giver first, asked as the share's last unit starts (``_ask_early_held``)
-    assert out[0] == SendMsg(P2, Steal(1))
+        n.handle(Pop(), 0.0)
+    assert n.handle(Idle(), 0.0) == [SendMsg(P2, Steal(1))]  # the last giver first
     n.handle(Received(P2, Give(1, [])), 0.0)
     assert n.handle(Idle(), 0.0)[0].peer in (P1, P3)  # then random ones
 
@@ -505,8 +504,7 @@ def test_results_are_flushed_when_the_deque_runs_dry():
     n.handle(Received(P1, give([w], 0), [w]), 0.0)
     assert n.handle(Pop(), 0.0) == [Run(w, 0)]
     assert n.handle(Finished(P1, 0, 0, OK, 0), 0.0) == []
-    # (the last unit of a share of two: a request goes before it, ``_ask_early_held``)
-    assert n.handle(Pop(), 0.0) == [SendMsg(P1, Steal(1)), Run(w, 1)]
+    assert n.handle(Pop(), 0.0) == [Run(w, 1)]  # (not our unit: no request before it)
     assert n.handle(Finished(P1, 0, 1, OK, 1), 0.0) == [
         ShipResults(P1, [(P1, 0, 0, OK, 0), (P1, 0, 1, OK, 1)])]
 
