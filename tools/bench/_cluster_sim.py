@@ -98,7 +98,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=40)
     p.add_argument("--set", action="append", default=[], help="a StealConfig field=value")
     p.add_argument("--live", action="append", default=[],
-                   help="a LivenessConfig field=value (view_size=40 view_target=31: a mesh)")
+                   help="a LivenessConfig field=value")
     p.add_argument("--gaps", action="store_true")
     p.add_argument("--queues", action="store_true")
     p.add_argument("--msgs", action="store_true", help="messages per unit during the map")
