@@ -11,12 +11,15 @@ alone. At 3 ms it loses what the lab loses (1.12-1.16x ideal, 60 ms of idle time
 in the last 0.3 s); at 1 ms, 1.05-1.08x.
 
     python tools/bench/_cluster_sim.py [--tree DIR] [--latency 0.003] [--seeds 40]
-        [--set near_tries=2 ...] [--gaps] [--queues]
+        [--set near_tries=2 ...] [--live view_size=40 ...] [--gaps] [--queues] [--msgs]
 
 ``--tree``: the checkout whose ``p2pscoop`` and simulator run (default: this one), so two
-trees compare with one command each. ``--set``: ``StealConfig`` fields. ``--gaps``: each
+trees compare with one command each. ``--set``: ``StealConfig`` fields; ``--live``:
+``LivenessConfig`` fields (``view_size=40 --live view_target=31``: every peer linked to
+every other, the origin unbounded). ``--gaps``: each
 run's idle time per peer by period, as ``_cluster_gaps.py`` reads the lab's timelines;
-``--queues``: every peer's queued units at moments of the map (where the work sits).
+``--queues``: every peer's queued units at moments of the map (where the work sits);
+``--msgs``: the messages sent during the maps, per unit, by type.
 """
 
 from __future__ import annotations
@@ -30,17 +33,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 UNIT = 0.02  # seconds per unit
 UNITS = 2000
 PEERS = 32
+MSGS: dict = {}  # --msgs: messages sent during the maps, by type, summed over the seeds
 
 
 def host(i: int) -> str:
     return "h4" if i < 2 else f"h{(i - 2) // 10 + 1}"
 
 
-def run(seed: int, latency: float, steal, args) -> float:
+def run(seed: int, latency: float, steal, args, liveness=None) -> float:
     import clustersim as CS
     from p2pscoop.core.membership import Identity
     from p2pscoop.core.node import NodeState
-    sim = CS.ClusterSim(PEERS, seed=seed, latency=latency, unit_time=UNIT, steal=steal)
+    sim = CS.ClusterSim(PEERS, seed=seed, latency=latency, unit_time=UNIT, steal=steal,
+                        liveness=liveness)
     for i, pid in enumerate(sim.ids):  # the lab's hosts (the origin, rank 0, on h4)
         ident = Identity(pid, i, f"sim://{i}", host(i), "sim", "py", 5, "0", size=PEERS)
         node = NodeState(pid, steal, random.Random(seed * 7919 + i), ident, sim.liveness)
@@ -57,6 +62,7 @@ def run(seed: int, latency: float, steal, args) -> float:
     sim.grow(PEERS - 1, 2.0)
     sim.run_for(3.0)
     t0 = sim.now
+    before = dict(sim.sent)
     sim.submit(sim.ids[0], list(range(UNITS)))
     if args.queues:
         for t in (0.1, 0.5, 1.0, 1.2, 1.3):
@@ -67,6 +73,9 @@ def run(seed: int, latency: float, steal, args) -> float:
     if not sim.run_until(sim.all_resolved, t0 + 60):
         raise SystemExit(f"seed {seed}: the map did not finish")
     span = sim.now - t0
+    if args.msgs:
+        for k, v in sim.sent.items():
+            MSGS[k] = MSGS.get(k, 0) + v - before.get(k, 0)
     if args.gaps:
         idle, first = [0.0, 0.0, 0.0], []
         for times in starts.values():
@@ -88,19 +97,28 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.003, help="seconds per message")
     p.add_argument("--seeds", type=int, default=40)
     p.add_argument("--set", action="append", default=[], help="a StealConfig field=value")
+    p.add_argument("--live", action="append", default=[],
+                   help="a LivenessConfig field=value")
     p.add_argument("--gaps", action="store_true")
     p.add_argument("--queues", action="store_true")
+    p.add_argument("--msgs", action="store_true", help="messages per unit during the map")
     args = p.parse_args()
     sys.path[:0] = [args.tree, os.path.join(args.tree, "tests", "unit")]
-    from p2pscoop.core.config import StealConfig
-    base = StealConfig()
-    fields = dict(item.split("=", 1) for item in args.set)
-    steal = StealConfig(**{k: type(getattr(base, k))(v) for k, v in fields.items()})
-    ratios = sorted(run(seed, args.latency, steal, args) for seed in range(args.seeds))
+    from p2pscoop.core.config import LivenessConfig, StealConfig
+
+    def config(cls, items):
+        base, fields = cls(), dict(item.split("=", 1) for item in items)
+        return cls(**{k: type(getattr(base, k))(v) for k, v in fields.items()})
+    steal, liveness = config(StealConfig, args.set), config(LivenessConfig, args.live)
+    ratios = sorted(run(seed, args.latency, steal, args, liveness)
+                    for seed in range(args.seeds))
     n = len(ratios)
     print(f"{args.tree} latency {args.latency * 1000:g} ms, {n} seeds: makespan / ideal "
           f"min {ratios[0]:.3f} median {ratios[n // 2]:.3f} max {ratios[-1]:.3f} "
           f"mean {sum(ratios) / n:.4f}")
+    if args.msgs:
+        print("  per unit: " + ", ".join(f"{k} {v / (n * UNITS):.2f}" for k, v in
+                                         sorted(MSGS.items(), key=lambda kv: -kv[1])))
 
 
 if __name__ == "__main__":
