@@ -18,6 +18,7 @@ with the sample count and the 1-minute load average before and after (a 2-core m
 running anything else answers later: the OS wakes the comm threads late).
 """
 
+import argparse
 import json
 import os
 import statistics
@@ -64,7 +65,12 @@ def percentile(xs, q):
 
 
 if __name__ == "__main__":
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="run it under p2pscoop: python -m p2pscoop -n 2 %(prog)s [seconds]")
+    parser.add_argument("seconds", nargs="?", type=float, default=8.0,
+                        help="how long the victim spins (default 8)")
+    seconds = parser.parse_args().seconds
     load_before = os.getloadavg()[0]
     for attempt in range(20):  # the thief must poll during the spin
         fs = [futures.submit(keep_polling, 0.2) for _ in range(2)]
