@@ -23,7 +23,6 @@ module that reads pickles from peers.
 from __future__ import annotations
 
 import functools
-import operator
 from itertools import repeat, starmap
 from typing import Any
 
@@ -37,9 +36,6 @@ from . import payload
 #: each range is one message home and one wake-up of the owner's threads
 STOLEN_BUDGET = 0.002
 STOLEN_MAX = 2048
-
-_first = operator.itemgetter(0)
-_second = operator.itemgetter(1)
 
 
 def run_calls(peer: Any, work: Any, args_list: list, mine: bool) -> tuple[list, dict]:
