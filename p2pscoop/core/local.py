@@ -38,7 +38,6 @@ from .jobs import Job
 from .unitstates import Runs, drop_range, set_range, uniform
 
 _PENDING, _RUNNING = T.PENDING, T.RUNNING
-_ALL_PENDING = {_PENDING}
 assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish_range``)
 #: at most this many units held at once (``submit_lazy``): a loop that submits many before
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
@@ -161,9 +160,7 @@ class LocalPathMixin:
         hi = min(work.hi, start + limit)
         if type(states) is Runs:  # a map job's: one step, whatever the length
             end = states.prefix(start, hi, _PENDING)
-        elif set(map(states.get, range(start, hi))) == _ALL_PENDING:  # in C
-            end = hi
-        else:
+        else:  # (a dict: a job of one unit, ``jobs.py``; nothing follows unit 0)
             end = start
             while end < hi and states.get(end) == T.PENDING:
                 end += 1
