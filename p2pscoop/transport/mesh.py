@@ -144,6 +144,7 @@ class Comm(RelayMixin):
         self.outq: collections.deque = collections.deque()
         self.dealers: dict[bytes, zmq.Socket] = {}
         self._monitors: dict[zmq.Socket, bytes] = {}
+        self._mon_fds: dict[int, zmq.Socket] = {}  # the monitors the poller watches, by fd
         #: bumped whenever a socket the loop polls comes or goes (``_sync_poller``)
         self._sockets = 0
         self.admitted: set[bytes] = set()
@@ -347,8 +348,8 @@ class Comm(RelayMixin):
                         self._drain_router()
                     elif sock is self._wake_in:
                         self._drain_wake()
-                    elif sock in self._monitors:
-                        self._on_monitor(sock)
+                    elif sock in self._mon_fds:
+                        self._on_monitor(self._mon_fds[sock])
                     elif sock in self._inbound:
                         self._drain_dealer(sock)
                     elif sock in self.fd_watch:
@@ -367,18 +368,31 @@ class Comm(RelayMixin):
     def _sync_poller(self, poller: zmq.Poller, registered: set, fds: set) -> None:
         """Make the poller watch the monitors, the inbound DEALERs and ``fd_watch``: run
         only when one of them changed (``_sockets`` counts changes; fds are only added),
-        not at every wake-up: rebuilding sets per wake-up cost more than the poll."""
-        for mon in self._monitors:
-            if mon not in registered:
-                poller.register(mon, zmq.POLLIN)
-                registered.add(mon)
+        not at every wake-up: rebuilding sets per wake-up cost more than the poll.
+
+        A monitor is watched by its file descriptor (``zmq.FD``), not as a socket: for each
+        socket it polls, ``zmq_poll`` asks ``ZMQ_EVENTS`` twice per call (a ``poll`` and a
+        ``getpid`` system call each), so a peer with 16 links paid some 70 system calls
+        per wake-up for monitors that speak once in a link's life: the idle peer's comm
+        thread spent most of its CPU there. The descriptor signals that the monitor has
+        news to process; ``_on_monitor`` then reads every event waiting (it must: the
+        descriptor signals a change, not a level)."""
+        mon_fds = {mon.FD: mon for mon in self._monitors}
+        for fd in set(self._mon_fds) - set(mon_fds):
+            poller.unregister(fd)
+        fresh = [mon for fd, mon in mon_fds.items() if self._mon_fds.get(fd) is not mon]
+        for fd in set(mon_fds) - set(self._mon_fds):
+            poller.register(fd, zmq.POLLIN)
+        self._mon_fds = mon_fds
+        for mon in fresh:  # events that came before we watched it (a level, once)
+            self._on_monitor(mon)
         for sock in self._inbound:
             if sock not in registered:
                 poller.register(sock, zmq.POLLIN)
                 registered.add(sock)
-        for mon in registered - set(self._monitors) - set(self._inbound):
-            poller.unregister(mon)
-            registered.discard(mon)
+        for sock in registered - set(self._inbound):
+            poller.unregister(sock)
+            registered.discard(sock)
         for fd in set(self.fd_watch) - fds:
             poller.register(fd, zmq.POLLIN)
             fds.add(fd)
@@ -407,13 +421,14 @@ class Comm(RelayMixin):
                 return
 
     def _on_monitor(self, mon: zmq.Socket) -> None:
-        try:
-            mon.recv_multipart(zmq.NOBLOCK)
-        except zmq.Again:
-            return
-        peer = self._monitors.get(mon)
-        if peer is not None:
-            self.peer.handle_from_comm(Disconnected(peer))
+        """Every event waiting on ``mon`` (a ``Disconnected`` each): its descriptor
+        signalled, or it was just registered (``_sync_poller``)."""
+        while mon in self._monitors and mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            try:
+                mon.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.peer.handle_from_comm(Disconnected(self._monitors[mon]))
 
     def _drain_router(self) -> None:
         """Handle up to 1,000 waiting messages (``EVENTS`` asked before each further
