@@ -106,7 +106,7 @@ class Comm(RelayMixin):
             security.self_test(ctx, keys)
         self.router = ctx.socket(zmq.ROUTER)
         if keys is not None:
-            security.harden(self.router, max_message_size=config.max_msg_size)
+            security.harden(self.router, max_message_size=config.max_msg_size, pings=False)
             security.secure_server(self.router, keys)
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_msg_size)
         self.router.setsockopt(zmq.LINGER, 0)
