@@ -242,17 +242,19 @@ class Authenticator:
         self.stop()
 
     def _run(self, ready: threading.Event) -> None:
-        handler = self._ctx.socket(zmq.REP)
-        stop = self._ctx.socket(zmq.PAIR)
-        try:
+        handler = stop = None
+        try:  # (any failure is ``start``'s error: it must never wait for ``ready`` in vain)
+            handler = self._ctx.socket(zmq.REP)
             handler.setsockopt(zmq.LINGER, 0)
             handler.bind(ZAP_ENDPOINT)
+            stop = self._ctx.socket(zmq.PAIR)
             stop.setsockopt(zmq.LINGER, 0)
             stop.bind(self._stop_addr)
         except zmq.ZMQError as exc:
             self._start_error = exc
-            handler.close()
-            stop.close()
+            for sock in (handler, stop):
+                if sock is not None:
+                    sock.close()
             ready.set()
             return
         ready.set()
