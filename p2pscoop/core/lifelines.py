@@ -288,6 +288,21 @@ class LifelineMixin:
         thread)? Thieves wait and work is queued: ``_stale_at`` may be due soon."""
         return bool(self._hungry) and self.deque.total > 0
 
+    def _next_victim(self, now: float) -> list:
+        """A denial: a starved peer (its scheduler idle since its last ``Pop``, nothing
+        queued, no request pending) asks its next victim at once, on the thread that read
+        the denial; only when the policy asks nobody now (the round is over: a backoff or
+        quiet) is the scheduler woken, to compute its wait. Waking it to ask cost a round
+        trip between the threads per denial: two more wake-ups (the scheduler, then the
+        comm thread for its post) and a GIL hand-off, at the map's end for every peer at
+        once. A peer that still runs a unit (a denied early ask) just wakes its
+        scheduler, which asks again only once idle (``NodeState._ask_early``)."""
+        if self.starved and self._steal is None and not self.deque.total:
+            out = self._ask(now)
+            if out:
+                return out
+        return [Wake()]  # the scheduler may ask another victim or compute its backoff
+
     def _rest(self, eligible: Any, units: int, items: int) -> list:
         """Up to ``units`` more eligible units (``deque.steal`` takes half at most)."""
         out: list = []
@@ -424,7 +439,7 @@ class LifelineMixin:
         if not msg.works:
             self.counters.steals_failed += 1
             self.policy.on_denied(victim)
-            return [Wake()]  # the scheduler may ask another victim or compute its backoff
+            return self._next_victim(now)
         me = self.me
         self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
         if len(works) > 1 and all(w.hi - w.lo > 1 and w.owner != me for w in works):

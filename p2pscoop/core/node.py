@@ -107,6 +107,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self.units_submitted = 0  # units of the jobs made here (telemetry's ``known``)
         self._next_req = 0
         self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
+        self.starved = False  # the scheduler said Idle and has not asked to Pop since
         #: thieves we denied, in the order they asked: lifeline hints go to them (a dict,
         #: not a set: the HINTs' order must not depend on PYTHONHASHSEED)
         self._hungry: dict[bytes, None] = {}
@@ -209,6 +210,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         return out
 
     def _on_Pop(self, ev: Pop, now: float) -> list:
+        self.starved = False  # (``lifelines._next_victim``)
         while True:
             got = self.deque.pop_unit()
             if got is None:
@@ -257,6 +259,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         return [c for hop in hops for c in self._post(hop, entry, now, more)]
 
     def _on_Idle(self, ev: Idle, now: float) -> list:
+        self.starved = True
         out = self._flush_all(now) if self._outbox else []
         if self.deque.total:
             out.append(Wake())

@@ -32,15 +32,17 @@ Invariants:
   the same context that are meant to use NULL (inproc, loopback pipes) must not set a
   ``zap_domain``; libzmq then never asks ZAP about them.
 
-Threads: ``Authenticator`` runs one daemon thread that owns its REP socket (it wakes every
-``_STOP_POLL_MS`` to see whether to stop, so no socket outlives it and ``ctx.term()`` never
-waits for one of ours); its counters are written only by that thread. Everything else runs
-in the caller's thread.
+Threads: ``Authenticator`` runs one daemon thread that owns its REP socket and sleeps until
+a request or ``stop``'s word on an inproc pipe comes (at worst it notices ``stop`` within
+``_STOP_POLL_MS``), so no socket outlives it and ``ctx.term()`` never waits for one of ours;
+an idle peer's thread no longer wakes ten times a second to ask. Its counters are written
+only by that thread. Everything else runs in the caller's thread.
 """
 
 from __future__ import annotations
 
 import hmac
+import itertools
 import logging
 import threading
 import time
@@ -80,7 +82,8 @@ RECONNECT_IVL_MAX_MS = 5000
 #: after the first refused handshake, at most one WARNING line per this many seconds
 REFUSAL_LOG_INTERVAL = 60.0
 #: how often the ZAP thread looks at its stop flag
-_STOP_POLL_MS = 100
+_STARTS = itertools.count()  # (each start's stop pipe has an address of its own)
+_STOP_POLL_MS = 1000  # a safety net: ``stop`` wakes the thread at once (``_stop_addr``)
 
 
 # --------------------------------------------------------------------------- sockets
@@ -94,12 +97,21 @@ def require_curve() -> None:
             "with CURVE) or a libzmq built with libsodium")
 
 
-def harden(sock: zmq.Socket, *, max_message_size: int = MAX_MESSAGE_SIZE) -> None:
-    """Set the bounds every TCP socket needs; call before bind/connect."""
+def harden(sock: zmq.Socket, *, max_message_size: int = MAX_MESSAGE_SIZE,
+           pings: bool = True) -> None:
+    """Set the bounds every TCP socket needs; call before bind/connect.
+
+    ``pings=False`` (a mesh's ROUTER): no ZMTP heartbeats of its own. The dialling side's
+    PINGs (answered by libzmq, outside the GIL) already test each connection both ways,
+    and their TTL tells this side to drop a connection silent for ``HEARTBEAT_TTL_MS``;
+    pinging from both ends doubled the idle mesh's wake-ups of libzmq's I/O thread (each
+    heartbeat a CURVE-encrypted command) and bought nothing: only the DIALLING side's
+    connection drop is read (a monitor), never the ROUTER's."""
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_size)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
-    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+    if pings:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
     sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
@@ -161,6 +173,7 @@ class Authenticator:
         self._last_warning: float | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._stop_addr = ""  # inproc: ``stop`` wakes ``_run`` (a new one per ``start``)
         self._start_error: zmq.ZMQError | None = None
 
     def __repr__(self) -> str:
@@ -188,6 +201,7 @@ class Authenticator:
             raise RuntimeError("this Authenticator is already running")
         ready = threading.Event()
         self._stopping.clear()
+        self._stop_addr = f"inproc://p2pscoop-zap-stop-{id(self)}-{next(_STARTS)}"
         thread = threading.Thread(target=self._run, args=(ready,), name="p2pscoop-zap",
                                   daemon=True)
         thread.start()
@@ -205,6 +219,18 @@ class Authenticator:
         if self._thread is None:
             return
         self._stopping.set()
+        try:  # (a terminated context: the thread is gone already)
+            wake = self._ctx.socket(zmq.PAIR)
+        except zmq.ZMQError:
+            wake = None
+        if wake is not None:
+            try:
+                wake.connect(self._stop_addr)
+                wake.send(b"", zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # the thread is gone, or sees ``_stopping`` within ``_STOP_POLL_MS``
+            finally:
+                wake.close(linger=100)
         self._thread.join()
         self._thread = None
 
@@ -216,24 +242,34 @@ class Authenticator:
         self.stop()
 
     def _run(self, ready: threading.Event) -> None:
-        handler = self._ctx.socket(zmq.REP)
-        try:
+        handler = stop = None
+        try:  # (any failure is ``start``'s error: it must never wait for ``ready`` in vain)
+            handler = self._ctx.socket(zmq.REP)
             handler.setsockopt(zmq.LINGER, 0)
             handler.bind(ZAP_ENDPOINT)
+            stop = self._ctx.socket(zmq.PAIR)
+            stop.setsockopt(zmq.LINGER, 0)
+            stop.bind(self._stop_addr)
         except zmq.ZMQError as exc:
             self._start_error = exc
-            handler.close()
+            for sock in (handler, stop):
+                if sock is not None:
+                    sock.close()
             ready.set()
             return
         ready.set()
+        poller = zmq.Poller()
+        poller.register(handler, zmq.POLLIN)
+        poller.register(stop, zmq.POLLIN)
         try:
             while not self._stopping.is_set():
-                if handler.poll(_STOP_POLL_MS):
+                if handler in dict(poller.poll(_STOP_POLL_MS)):
                     handler.send_multipart(self._reply(handler.recv_multipart()))
         except zmq.ContextTerminated:
             pass
         finally:
             handler.close()
+            stop.close()
 
     def _reply(self, frames: list[bytes]) -> list[bytes]:
         """``_answer``, and a refusal if that fails (a REP socket must always reply)."""

@@ -208,6 +208,41 @@ def test_harden_sets_the_bounds():
         sock.close(linger=0)
 
 
+def test_a_router_without_pings_still_answers_the_dialler_and_tells_it_a_ttl(ctx, auth):
+    # the mesh's ROUTER (``pings=False``) sends no heartbeats of its own; the dealer's
+    # PINGs, answered by libzmq, keep the connection, and messages flow both ways
+    server = ctx.socket(zmq.ROUTER)
+    client = ctx.socket(zmq.DEALER)
+    try:
+        harden(server, pings=False)
+        assert server.getsockopt(zmq.HEARTBEAT_IVL) == 0
+        assert server.getsockopt(zmq.HEARTBEAT_TTL) == 3000
+        secure_server(server, KEYS)
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        harden(client)
+        secure_client(client, KEYS)
+        client.connect(f"tcp://127.0.0.1:{port}")
+        client.send(b"ping me")
+        assert server.poll(WAIT_MS)
+        ident, body = server.recv_multipart()
+        assert body == b"ping me"
+        server.send_multipart([ident, b"back"])
+        assert client.poll(WAIT_MS) and client.recv() == b"back"
+    finally:
+        server.close(linger=0)
+        client.close(linger=0)
+
+
+def test_an_authenticator_stopped_and_started_again_admits_members(ctx):
+    auth = Authenticator(ctx, KEYS)
+    for _ in range(3):  # each start has a stop pipe of its own
+        auth.start()
+        assert auth.running
+        self_test(ctx, KEYS)
+        auth.stop()
+        assert not auth.running
+
+
 def test_an_oversize_message_never_arrives(ctx, auth):
     server = ctx.socket(zmq.ROUTER)
     harden(server, max_message_size=1024)

@@ -225,8 +225,8 @@ def test_a_pushed_give_is_work_like_any_other_and_its_giver_is_asked_first():
     while n.deque.total:
         n.handle(Pop(), 0.0)
     assert n.handle(Idle(), 0.0) == [SendMsg(P2, Steal(1))]  # the last giver first
-    n.handle(Received(P2, Give(1, [])), 0.0)
-    assert n.handle(Idle(), 0.0)[0].peer in (P1, P3)  # then random ones
+    out = n.handle(Received(P2, Give(1, [])), 0.0)  # then random ones (asked at once:
+    assert out[0].peer in (P1, P3)                  # ``LifelineMixin._next_victim``)
 
 
 def test_no_hint_to_a_hungry_thief_that_left():
@@ -357,15 +357,30 @@ def test_idle_steals_then_runs_what_it_got():
     assert 3 not in n.jobs  # foreign work has no record here
 
 
-def test_give_denial_wakes_and_the_next_idle_asks_someone_else():
+def test_a_starved_peer_asks_the_next_victim_as_the_denial_comes():
     n = make_node(P1, P2, seed=1)
     first = n.handle(Idle(), 0.0)
     assert first == [Like(SendMsg, msg=Steal(1))]
     victim = first[0].peer
     other = P2 if victim == P1 else P1
-    assert n.handle(Received(victim, Give(1, [])), 0.0) == [Wake()]
+    # no round trip through the scheduler: the thread that read the denial asks on
+    assert n.handle(Received(victim, Give(1, [])), 0.0) == [SendMsg(other, Steal(2))]
     assert (n.counters.steals_failed, n.counters.steals_denied) == (1, 0)
-    assert n.handle(Idle(), 0.0) == [SendMsg(other, Steal(2))]
+    assert n.handle(Idle(), 0.0) == []  # one request at a time
+    # the round is over: the scheduler is woken to compute its wait
+    assert n.handle(Received(other, Give(2, [])), 0.0) == [Wake()]
+    assert n.handle(Idle(), 0.0) == [] and n.policy.failures == 1
+
+
+def test_a_denied_early_ask_only_wakes_the_scheduler():
+    # a peer still running its last unit asked early; denied, it asks again only once idle
+    n = make_node(P1, P2, seed=1)
+    submit(n, 1)
+    out = n.handle(Pop(), 0.0)
+    assert [type(c) for c in out] == [SendMsg, Run]
+    victim = out[0].peer
+    assert n.handle(Received(victim, Give(1, [])), 0.0) == [Wake()]
+    assert n.handle(Idle(), 0.0) == [SendMsg(P2 if victim == P1 else P1, Steal(2))]
 
 
 def test_victim_choice_and_backoff_follow_the_seeded_rng():
@@ -376,12 +391,14 @@ def test_victim_choice_and_backoff_follow_the_seeded_rng():
     now, req = 0.0, 0
     for rnd, delay in enumerate([0.01, 0.02, 0.03, 0.03]):
         fresh = list(peers)
-        while fresh:
+        cmds = n.handle(Idle(), now)
+        while fresh:  # each denial sends the next request at once (``_next_victim``)
             req += 1
             want = fresh[mirror.randrange(len(fresh))]
-            assert n.handle(Idle(), now) == [SendMsg(want, Steal(req))]
-            assert n.handle(Received(want, Give(req, [])), now) == [Wake()]
+            assert cmds == [SendMsg(want, Steal(req))]
+            cmds = n.handle(Received(want, Give(req, [])), now)
             fresh.remove(want)
+        assert cmds == [Wake()]
         # a whole round of denials: back off, exponentially, capped at backoff_max
         assert n.handle(Idle(), now) == []
         assert n.policy.failures == rnd + 1
@@ -881,7 +898,7 @@ def test_next_deadline_and_next_tick():
 def test_next_deadline_waits_out_the_backoff():
     n = make_node(P1, backoff_min=0.5, backoff_max=1.0)
     n.handle(Idle(), 0.0)
-    n.handle(Received(P1, Give(1, [])), 0.0)
+    n.handle(Received(P1, Give(1, [])), 0.1)  # the round ends with its last denial
     assert n.handle(Idle(), 0.1) == []
     assert n.next_deadline(0.2) == 0.6
     assert n.handle(Idle(), 0.6) == [SendMsg(P1, Steal(2))]
@@ -1039,12 +1056,12 @@ def test_an_idle_peer_goes_quiet_after_a_few_rounds_until_a_hint():
     n = make_node(P1, P2, backoff_min=0.01, backoff_max=0.02, quiet_after=2, quiet_wait=5.0)
     now, req = 0.0, 0
     for delay, asks in ((0.01, 2), (0.02, 2), (5.0, 2), (5.0, 1), (5.0, 1)):
+        cmds = n.handle(Idle(), now)
         for _ in range(asks):  # a round asks every peer; a quiet one asks only one
             req += 1
-            cmds = n.handle(Idle(), now)
             assert cmds == [Like(SendMsg, msg=Steal(req))]
-            n.handle(Received(cmds[0].peer, Give(req, [])), now)
-        assert n.handle(Idle(), now) == []
+            cmds = n.handle(Received(cmds[0].peer, Give(req, [])), now)
+        assert cmds == [Wake()] and n.handle(Idle(), now) == []
         assert n.next_deadline(now) == pytest.approx(now + delay)
         now += delay
     assert n.handle(Idle(), now - 4.0) == []  # quiet: nothing sent for seconds...
@@ -1059,14 +1076,12 @@ def test_a_quiet_peer_asks_far_links_too():
     n.policy.locate("here", lambda peer: "here" if peer == P1 else "far")
     now, req, asked = 0.0, 0, Counter()
     for _ in range(40):
-        while True:
-            cmds = n.handle(Idle(), now)
-            if not cmds:
-                break
+        cmds = n.handle(Idle(), now)
+        while cmds != [Wake()] and cmds:
             req += 1
             assert cmds == [Like(SendMsg, msg=Steal(req))]
             asked[cmds[0].peer] += 1
-            n.handle(Received(cmds[0].peer, Give(req, [])), now)
+            cmds = n.handle(Received(cmds[0].peer, Give(req, [])), now)
         now = n.next_deadline(now)
     assert asked[P2] >= 5 and asked[P1] >= 5, asked
 

@@ -201,7 +201,11 @@ class BenchLab:
     def thread_ticks(self) -> dict[str, int]:
         """CPU ticks used so far by the lab's threads, summed by ``kind/thread name`` (kind:
         ``node`` for a ``join`` supervisor, ``origin`` for the program's process, ``peer``
-        for any other): the breakdown ``cpu_between`` reports."""
+        for any other): the breakdown ``cpu_between`` reports. Also, under ``runs:KEY``,
+        how many times those threads were put on a CPU (``/proc/.../schedstat``: each is a
+        wake-up or a preemption's return), and under ``procs:KEY`` how many processes
+        have such a thread: ``cpu_between`` turns them into wake-ups per second per
+        process (what an idle peer costs is mostly how often it wakes)."""
         out: dict[str, int] = {}
         for pid in self.lab.pids():
             try:
@@ -218,6 +222,10 @@ class BenchLab:
                     fields = tail.split()
                     key = f"{kind}/{name}"
                     out[key] = out.get(key, 0) + int(fields[11]) + int(fields[12])
+                    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                        runs = int(f.read().split()[2])
+                    out["runs:" + key] = out.get("runs:" + key, 0) + runs
+                    out["procs:" + key] = out.get("procs:" + key, 0) + 1
             except (OSError, IndexError, ValueError):
                 pass  # exited meanwhile
         return out
@@ -228,12 +236,20 @@ class BenchLab:
         (t0, lab0, busy0, th0), (t1, lab1, busy1, th1) = child.phases[a], child.phases[b]
         span = max(t1 - t0, 1e-9)
         tick = os.sysconf("SC_CLK_TCK")
-        threads = {k: round((v - th0.get(k, 0)) / tick, 2) for k, v in th1.items()}
+        threads = {k: round((v - th0.get(k, 0)) / tick, 2) for k, v in th1.items()
+                   if ":" not in k}
+        wakes = {}  # kind/thread -> wake-ups per second per process
+        for k, v in th1.items():
+            if k.startswith("runs:") and th1.get("procs:" + k[5:]):
+                rate = (v - th0.get(k, 0)) / span / th1["procs:" + k[5:]]
+                if rate >= 0.5:
+                    wakes[k[5:]] = round(rate, 1)
         return {"seconds": round(span, 3), "lab_cpu_s": round(lab1 - lab0, 2),
                 "lab_cores": round((lab1 - lab0) / span, 2),
                 "machine_cores": round((busy1 - busy0) / span, 2),
                 "threads_cpu_s": dict(sorted(((k, v) for k, v in threads.items() if v),
-                                             key=lambda kv: -kv[1]))}
+                                             key=lambda kv: -kv[1])),
+                "threads_wakeups_per_s": dict(sorted(wakes.items(), key=lambda kv: -kv[1]))}
 
     def _start(self, host: str, argv: list[str], tag: str, on_phase=None,
                tree: str | None = None) -> Child:

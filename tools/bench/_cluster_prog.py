@@ -64,11 +64,19 @@ IDLE_PROBE = float(os.environ.get("P2PSCOOP_BENCH_IDLE", "3.0"))
 TIMELINE = os.environ.get("P2PSCOOP_BENCH_TIMELINE") == "1"
 
 
-def timeline(out, t0):
+def timeline(out, t0, seen, seconds):
+    """Every task's start per process (ms after ``t0``), and the results' lateness: when
+    the map yielded each one after its task ended (ms; the map yields in order, so a
+    result may wait for an earlier one), and the last task's end against the map's end."""
     starts = collections.defaultdict(list)
     for host, pid, at in out:
         starts[f"{host}/{pid}"].append(round((at - t0) * 1000, 1))
-    return {"starts": {k: sorted(v) for k, v in sorted(starts.items())}}
+    late = sorted((s - at - seconds) * 1000 for (_, _, at), s in zip(out, seen))
+    last_end = max(at for _, _, at in out) + seconds
+    return {"starts": {k: sorted(v) for k, v in sorted(starts.items())},
+            "late_ms": [round(late[int(q * (len(late) - 1))], 1) for q in (0, .5, .9, .99, 1)],
+            "last_end_ms": round((last_end - t0) * 1000, 1),
+            "last_seen_ms": round((max(seen) - t0) * 1000, 1)}
 
 
 def emit(record):
@@ -128,7 +136,14 @@ def run_map(size, tasks, seconds):
     t0 = time.perf_counter()
     wall0 = time.time()
     print("PHASE map-start", flush=True)
-    out = list(futures.map(nap, [seconds] * tasks))
+    if TIMELINE:  # when each result reached the program, against when its task ended
+        arrivals = watch_results()
+        out, seen = [], []
+        for got in futures.map(nap, [seconds] * tasks):
+            out.append(got)
+            seen.append(time.time())
+    else:
+        out = list(futures.map(nap, [seconds] * tasks))
     makespan = time.perf_counter() - t0
     print("PHASE map-end", flush=True)
     # the harness reads every process's CPU time at that line: let it finish before the
@@ -140,7 +155,61 @@ def run_map(size, tasks, seconds):
           "makespan_s": round(makespan, 4), "ideal_s": round(ideal, 4),
           "ratio": round(makespan / ideal, 4), "hosts": dict(sorted(hosts.items())),
           "processes": len({p for _, p, _ in out}), **spread(out, wall0),
-          **(timeline(out, wall0) if TIMELINE else {})})
+          **(timeline(out, wall0, seen, seconds) if TIMELINE else {}),
+          **(transit(out, arrivals, seconds, wall0) if TIMELINE else {})})
+
+
+def watch_results():
+    """Log ``(time.time(), sender, [(job, index or range), ...])`` of every RESULTS the
+    origin's node receives (its handler table copied, as ``install`` does)."""
+    from p2pscoop.core import messages as M
+
+    node = context.current().node
+    table = type(node).HANDLERS
+    core = table[M.Results]
+    log = []
+
+    def on_results(self, peer, msg, works, now):
+        log.append((time.time(), peer.hex()[:6], [(e[3], bytes(d)) for e, d in
+                                                  zip(msg.entries, msg.payloads)]))
+        return core(self, peer, msg, works, now)
+
+    handlers = dict(table)
+    handlers[M.Results] = on_results
+    node.HANDLERS = handlers
+    return log
+
+
+def transit(out, arrivals, seconds, t0):
+    """From a task's end to its RESULTS reaching the origin (ms), and the last arrivals."""
+    from p2pscoop.core.messages import OK
+    from p2pscoop.runtime import payload
+
+    delays, last = [], []
+    for at, peer, entries in arrivals:
+        for status, data in entries:
+            if status != OK:
+                continue
+            ok, value = payload.loads_result(status, data)
+            if not (ok and isinstance(value, tuple) and len(value) == 3) or value[2] < t0:
+                continue
+            delays.append((at - value[2] - seconds) * 1000)
+            last.append((round((at - t0) * 1000, 1), peer, value[0],
+                         round((value[2] + seconds - t0) * 1000, 1)))
+    delays.sort()
+    worst = []  # the RESULTS messages whose oldest entry waited longest: (at, sender, n, oldest)
+    for at, peer, entries in arrivals:
+        ends = [payload.loads_result(st, d)[1] for st, d in entries if st == OK]
+        ends = [v[2] + seconds for v in ends if isinstance(v, tuple) and len(v) == 3
+                and v[2] >= t0]
+        if ends:
+            worst.append((round((at - min(ends)) * 1000, 1), round((at - t0) * 1000, 1),
+                          peer, len(entries), round((at - max(ends)) * 1000, 1)))
+    worst.sort()
+    pick = [round(delays[int(q * (len(delays) - 1))], 1) for q in (0, .5, .9, .99, 1)] if (
+        delays) else []
+    return {"transit_ms": pick, "last_arrivals": sorted(last)[-6:], "results_msgs": len(arrivals),
+            "worst_msgs": worst[-8:]}
 
 
 def run_join(host, seconds, limit):

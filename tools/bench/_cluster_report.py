@@ -123,6 +123,9 @@ def brief(name: str, rec: dict) -> str:
                    f"{rec['last_start_s']} s (min, median, max)" if "first_start_s" in rec
                    else "")
                 + f"; threads (CPU s): {_top(rec['cpu_map'].get('threads_cpu_s', {}))}"
+                + (f"; idle wake-ups/s per process: "
+                   f"{_top(rec['cpu_idle']['threads_wakeups_per_s'])}"
+                   if rec['cpu_idle'].get('threads_wakeups_per_s') else "")
                 + (f"; per task: {rec['counts']['per_task']}" if "counts" in rec else ""))
     if name == "detect":
         return detect_brief(rec)
