@@ -112,19 +112,27 @@ def drive(args) -> None:
             print(f"[round {rnd + 1}/{args.rounds}] {tree} (load {load:.2f}): " + "; ".join(
                 f"{float(d) * 1e6:g} µs: {r['us']:.3f} µs/el, eff {r['eff']:.2f}, home "
                 f"{r['home']:.2f}" for d, r in got.items()), file=sys.stderr, flush=True)
-    print("| task | tree | µs per element | efficiency | owner's share | load |")
-    print("|---|---|---|---|---|---|")
-    for d in sorted(args.durations):
-        for tree in trees:
-            rows = [r[repr(d)] for r in results[tree]]
-            print(f"| {d * 1e6:g} µs | {tree} | {_cell([r['us'] for r in rows], '.3f')} | "
-                  f"{_cell([r['eff'] for r in rows], '.2f')} | "
-                  f"{_cell([r['home'] for r in rows], '.2f')} | "
-                  f"{min(loads[tree]):.1f}-{max(loads[tree]):.1f} |")
+    print("\n".join(table(results, loads, args.durations)))
     print(f"\nmin / median / max over {args.rounds} interleaved round(s) of `python -m "
           f"p2pscoop -n 2 tools/bench/map_pair.py` ({args.tasks} tasks, median of "
           f"{args.maps} maps per run); nproc {os.cpu_count()}, Python "
           f"{sys.version.split()[0]}")
+
+
+def table(results: dict, loads: dict, durations: list) -> list:
+    """The Markdown table: per duration (shortest first) and tree, min / median / max of
+    each figure over the runs; ``results`` maps a tree to its runs (``measure``'s
+    dicts), ``loads`` a tree to the load averages read before its runs."""
+    out = ["| task | tree | µs per element | efficiency | owner's share | load |",
+           "|---|---|---|---|---|---|"]
+    for d in sorted(durations):
+        for tree, runs in results.items():
+            rows = [r[repr(d)] for r in runs]
+            out.append(f"| {d * 1e6:g} µs | {tree} | {_cell([r['us'] for r in rows], '.3f')} | "
+                       f"{_cell([r['eff'] for r in rows], '.2f')} | "
+                       f"{_cell([r['home'] for r in rows], '.2f')} | "
+                       f"{min(loads[tree]):.1f}-{max(loads[tree]):.1f} |")
+    return out
 
 
 def _durations(text: str) -> list:
@@ -148,6 +156,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved runs per tree")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     args = ap.parse_args()
+    if min(args.tasks, args.maps, args.rounds) < 1:
+        ap.error("--tasks, --maps and --rounds must be at least 1")
     from p2pscoop.runtime import context
 
     if context.current() is not None:  # under python -m p2pscoop: one run
