@@ -200,7 +200,10 @@ class _MapRun(itertools.chain):
             peer.node.consuming(self.fn, time.monotonic())
         job = peer.submit_many(self.fn, batch, self, self.issued)
         if self.ordered:
-            self.jobs.append((self.issued, len(batch), job))
+            jobs = self.jobs
+            while jobs and jobs[0][0] + jobs[0][1] <= self.consumed:
+                jobs.popleft()  # (all consumed: a consumer that never waits prunes here)
+            jobs.append((self.issued, len(batch), job))
         self.issued += len(batch)
 
     def fill(self, index: int, ok: bool, value: Any) -> None:
