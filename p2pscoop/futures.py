@@ -39,6 +39,7 @@ from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
 from .runtime.pieces import Raise, Slots, pieces, stop_error
+from .runtime.ranges import run_awaited
 from .runtime.future import Future, completed, ensure_completer
 from .runtime.switch import Waiter, wake
 from .waiting import (DoneAndNotDoneFutures, _deadline, _off_main, as_completed,
@@ -156,6 +157,7 @@ class _MapRun(itertools.chain):
         self.want = -1  # the index the consumer waits for; -1 means any
         self.deadline = deadline  # monotonic time after which waiting raises TimeoutError
         self.cond: threading.Condition | None = None  # a consumer off the main thread
+        self.jobs: deque = deque()  # (first index, units, job) of each job issued, ordered
         self._top_up()
 
     def _top_up(self) -> None:
@@ -196,7 +198,12 @@ class _MapRun(itertools.chain):
         peer = self.peer
         with peer.lock:  # issuing a cheap map is running through it too
             peer.node.consuming(self.fn, time.monotonic())
-        peer.submit_many(self.fn, batch, self, self.issued)
+        job = peer.submit_many(self.fn, batch, self, self.issued)
+        if self.ordered:
+            jobs = self.jobs
+            while jobs and jobs[0][0] + jobs[0][1] <= self.consumed:
+                jobs.popleft()  # (all consumed: a consumer that never waits prunes here)
+            jobs.append((self.issued, len(batch), job))
         self.issued += len(batch)
 
     def fill(self, index: int, ok: bool, value: Any) -> None:
@@ -268,6 +275,9 @@ class _MapRun(itertools.chain):
             self._block(index)
             return
         while True:
+            if (index >= 0 and self.deadline is None and index not in self.slots
+                    and self._run_awaited(index)):
+                continue  # it ran here (or some of it): look again
             with peer.resolve_lock:  # check and register at once: no fill falls between
                 peer.poll_inbox()
                 if self._have(index) or self._timed_out():
@@ -276,6 +286,18 @@ class _MapRun(itertools.chain):
                 self.waiter = Waiter(self.deadline)
             peer.park(self.waiter)
             self.waiter = None  # woken or timed out: a late fill must not wake it again
+
+    def _run_awaited(self, index: int) -> bool:
+        """The result at ``index`` is awaited (in order): if its unit is still queued on
+        this peer, run it now, with the next ones of its item (``ranges.run_awaited``).
+        Not for a map with a timeout: a unit run by its consumer cannot be timed out."""
+        jobs = self.jobs
+        while jobs and jobs[0][0] + jobs[0][1] <= index:
+            jobs.popleft()  # (all consumed: the consumer only moves forward)
+        for first, units, job in jobs:
+            if first <= index < first + units:
+                return run_awaited(self.peer, job, index - first)
+        return False
 
     def _block(self, index: int) -> None:
         """Wait on a condition: a thread other than the peer's main thread."""

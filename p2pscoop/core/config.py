@@ -38,8 +38,13 @@ class StealConfig:
     #: Measured on 2 peers (maps of busy-waits, never vs always shipped, interleaved):
     #: not shipping was 1.8x faster at 2 us, 1.2x at 5 us; shipping 1.26x faster at 10 us.
     #: Since a stolen range's results go home as one row (``core/ranges.py``), a shipped
-    #: unit costs its owner well under a microsecond, so only no-ops stay
-    ship_unit: float = 0.000001
+    #: unit costs its owner well under a microsecond, so only no-ops stay. The threshold
+    #: compares with a unit's measured run here, call included (a 0.5 us busy-wait runs
+    #: in about 0.66 us). Measured with ``tools/bench/map_pair.py`` (2 peers, maps of
+    #: busy-waits, thresholds interleaved): tasks of 0.3 us were slower shipped (0.77-0.84
+    #: against 0.68 us per element kept home), 0.5 us even, 0.6-0.7 us faster (efficiency
+    #: 0.41 / 0.47 against 0.35 / 0.37 with 1 us, which kept them home)
+    ship_unit: float = 0.0000005
     #: ... while one such unit started on the victim within this (seconds): it is running
     #: through them; otherwise (a long task, a program busy elsewhere) they travel
     drain_window: float = 0.002

@@ -192,6 +192,17 @@ class WorkDeque:
             items.pop()
         return n
 
+    def take_low(self, work: Work, n: int) -> int:
+        """Take up to ``n`` of the lowest units of ``work``, a live item of this deque
+        wherever it lies (an ordered map's consumer runs the units it waits for:
+        ``NodeState.claim_awaited``). Returns how many were taken."""
+        if n <= 0 or work.cancelled:
+            return 0
+        n = min(n, work.hi - work.lo)
+        work.lo += n
+        self.total -= n
+        return n  # (an emptied item stays until a pop or a steal skips it)
+
     def steal(self, eligible: Callable[[Work], bool], max_items: int,
               max_units: int | None = None) -> list[Work]:
         """Take about half of the eligible units from the oldest end; of lone submits, one

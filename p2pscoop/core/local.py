@@ -7,6 +7,8 @@ place, called by the scheduler under the peer's lock exactly as ``handle`` is:
 * ``claim_next``: a map range run as one loop: after ``Pop`` returned a unit, take the
   following units of the same item at once (RUNNING: one step for a map job's, whose
   states are intervals, ``unitstates.py``; no command each);
+* ``claim_awaited``: an ordered map's consumer waits for a unit still queued here: it
+  claims that unit and the next ones of its item, wherever the item lies, and runs them;
 * ``finish_range``: those units ended: each RUNNING one is DONE (a unit a result resolved
   meanwhile is a counted duplicate, as with ``Finished``);
 * ``submit_lazy``, ``publish``, ``take_lazy``: a ``submit`` on this peer's own thread
@@ -42,6 +44,8 @@ assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish
 #: at most this many units held at once (``submit_lazy``): a loop that submits many before
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
 MAX_HELD = 32
+#: ``claim_awaited`` looks for the awaited unit among this many of the oldest items
+AWAIT_SCAN = 64
 
 
 class LocalPathMixin:
@@ -169,6 +173,41 @@ class LocalPathMixin:
         if end == start:
             return start, []
         return end, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
+
+    def claim_awaited(self, job: int, unit: int, limit: int,
+                      now: float) -> tuple[Work, int, list] | None:
+        """An ordered map's consumer waits for ``unit`` of our map job ``job``: if that
+        unit is the lowest of a queued item of the job (among the ``AWAIT_SCAN`` oldest
+        items) and PENDING, claim it and up to ``limit - 1`` following PENDING units of
+        the item, as ``claim_next`` claims (RUNNING, in one step; they leave the deque
+        from the item's low end, wherever the item lies). Returns ``(work, end,
+        commands)``: units ``[unit, end)`` of ``work`` are the caller's to run and to
+        report with ``finish_range``; commands: an early steal request if the claim
+        emptied the deque. None (nothing changed) otherwise. Without it, those units
+        run last: we pop the newest item and thieves cut the top of the oldest, so an
+        ordered map's consumer waited on its oldest units while newer ones ran, and its
+        window, full, issued nothing for idle thieves (issue 8)."""
+        if self.lazy:
+            self.publish()
+        rec = self.jobs.get(job)
+        if rec is None or type(rec.states) is not Runs or limit < 1:
+            return None
+        me = self.me
+        for n, work in enumerate(self.deque):
+            if n == AWAIT_SCAN:
+                return None
+            if (work.job == job and work.owner == me and work.lo == unit
+                    and not work.cancelled and work.error is None):
+                break
+        else:
+            return None
+        states = rec.states
+        end = states.prefix(unit, min(work.hi, unit + limit), _PENDING)
+        end = unit + self.deque.take_low(work, end - unit)
+        if end == unit:
+            return None
+        set_range(states, unit, end, _RUNNING)
+        return work, end, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
 
     def finish_range(self, job: int, lo: int, hi: int) -> list[int] | None:
         """The local runs of units ``[lo, hi)`` of a job owned here ended (a range taken by

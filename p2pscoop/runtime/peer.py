@@ -274,8 +274,9 @@ class Peer:
             self._wake_scheduler()
         return fut
 
-    def submit_many(self, fn, items: list, target: Any, offset: int) -> None:
-        """Submit one job of many units (a map window); results go to ``target.fill``."""
+    def submit_many(self, fn, items: list, target: Any, offset: int) -> int:
+        """Submit one job of many units (a map window); results go to ``target.fill``.
+        Returns the job's id."""
         with self.lock:
             work = self.node.new_job(fn, items)
             self.targets[work.job] = [target, offset, len(items)]  # units to come
@@ -286,6 +287,7 @@ class Peer:
         if len(cmds) > 1:
             self.execute_all(cmds)
         self._wake_scheduler()
+        return work.job
 
     def _wake_scheduler(self) -> None:
         """Work submitted from another thread (an Executor's caller, a map iterated off

@@ -8,6 +8,10 @@ fills its map window with one piece (``resolve_range``).
       -> ship_values: one pickle, one entry        -> resolve_range: one unpickling,
          (``NodeState.finish_range_of``)              one piece of the map's window
 
+An ordered map's consumer that waits for a unit still queued on its own peer runs that
+unit and the next ones of its item at once (``run_awaited``), rather than park while
+newer units run first.
+
 Only a range whose units all returned, of units straight from their owner
 (``NodeState.range_direct``), whose values pickle, goes this way; ``ship_values`` returns
 False for any other and the caller reports the units one by one, as before (so a failure,
@@ -23,6 +27,7 @@ module that reads pickles from peers.
 from __future__ import annotations
 
 import functools
+import time
 from itertools import repeat, starmap
 from typing import Any
 
@@ -36,6 +41,10 @@ from . import payload
 #: each range is one message home and one wake-up of the owner's threads
 STOLEN_BUDGET = 0.002
 STOLEN_MAX = 2048
+#: the units an ordered map's consumer runs at once when it waits for one still queued
+#: here (``run_awaited``): as the scheduler's own ranges (``RANGE_BUDGET``, ``RANGE_MAX``)
+AWAITED_BUDGET = 0.001
+AWAITED_MAX = 1024
 
 
 def run_calls(peer: Any, work: Any, args_list: list, mine: bool) -> tuple[list, dict]:
@@ -103,6 +112,40 @@ def _run_timed(peer: Any, work: Any, args_list: list, mine: bool) -> tuple[list,
             failures[i] = exc if mine else payload.envelope(exc)
         rec.end(work, t0)
     return values, failures
+
+
+def run_awaited(peer: Any, job: int, unit: int) -> bool:
+    """An ordered map's consumer (main thread) waits for ``unit`` of our map job ``job``:
+    if it is still queued here (``NodeState.claim_awaited``) and its function is known
+    to be quick, run it and the next units of its item now, in the consumer's greenlet,
+    as ``Scheduler._run_range`` runs a range of ours (at most ``AWAITED_BUDGET`` of
+    work), and deliver their outcomes. True if it ran any; False (nothing changed): the
+    consumer parks as before."""
+    node = peer.node
+    rec = node.jobs.get(job)
+    if rec is None:
+        return False
+    length = node.unit_lengths.get(id(rec.fn))  # (the typical run here)
+    if length is None or length * 2 > AWAITED_BUDGET:
+        return False
+    limit = min(AWAITED_MAX, int(AWAITED_BUDGET / max(length, 1e-7)))
+    with peer.lock:
+        got = node.claim_awaited(job, unit, limit, time.monotonic())
+    if got is None:
+        return False
+    work, end, cmds = got
+    if cmds:
+        peer.execute_all(cmds)
+    peer.scheduler.units_run += end - unit
+    values, failures = run_calls(peer, work, work.items[unit - work.base:end - work.base],
+                                 True)
+    with peer.lock:
+        won = node.finish_range(job, unit, end)
+    if won is None and not failures:
+        deliver_values(peer, job, unit, values)
+    else:
+        peer.resolve_range(job, unit, outcomes(values, failures), won)
+    return True
 
 
 def deliver_values(peer: Any, job: int, lo: int, values: list) -> None:

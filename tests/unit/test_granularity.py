@@ -23,7 +23,7 @@ ME = b"M" * 16
 P1 = b"1" * 16
 P2 = b"2" * 16
 
-CHEAP = 0.0000005  # a no-op: below the default ship_unit (1 us)
+CHEAP = 0.0000002  # a no-op: below the default ship_unit (0.5 us)
 DEAR = 0.001  # a 1 ms task
 WINDOW = StealConfig().drain_window
 SOON = WINDOW / 2  # a steal while we run through cheap units
