@@ -11,8 +11,9 @@ One *hub* greenlet per peer runs this loop on the process's main thread:
 
 Every task runs in a greenlet of its own (pooled: ``_pooled_units``) whose parent is the hub,
 so a task that parks (waits for an unfinished future) returns control here and the peer goes
-on with other work: the newest first, i.e. the children the parked task just submitted. There are no extra threads or
-processes, and nesting depth is unbounded (a parked task costs its greenlet's stack only).
+on with other work: the newest first, i.e. the children the parked task just submitted.
+There are no extra threads or processes, and nesting depth is unbounded (a parked task
+costs its greenlet's stack only).
 
 On the origin the user's program runs in the root greenlet; it reaches the hub only when it
 waits for a future, and the hub switches back when that future is done.
