@@ -120,17 +120,17 @@ class PeerExecutor(C.Executor):
             with self.peer.lock:  # see "Last words" in the module docstring
                 if self.peer.node.leaving:
                     return
-                self.comm.outq.append((None, (fn, args)))  # (``Comm.post_call``, ...
-            self.comm.poke()  # ... its poke after the lock: see "Pokes" above)
+                self.comm.post_call(fn, *args, wake=False)
+            self.comm.poke()  # after the lock: see "Pokes" in the module docstring
 
     def _post(self, peer: bytes, frames: list, last_words: bool = False) -> None:
         """Queue frames from the main thread (see "Last words" and "Pokes" in the module
         docstring)."""
         with self.peer.lock:
-            if not (last_words or not self.peer.node.leaving):
+            if self.peer.node.leaving and not last_words:
                 return
-            self.comm.outq.append((peer, frames))  # (``Comm.post``, its poke below)
-        self.comm.poke()
+            self.comm.post(peer, frames, wake=False)
+        self.comm.poke()  # after the lock: see "Pokes" in the module docstring
 
     def on_SendMsg(self, cmd: C.SendMsg) -> None:
         if type(cmd.msg) is M.Give and LOGGER.isEnabledFor(logging.DEBUG):
