@@ -8,24 +8,13 @@ unit is in exactly one place: queued (PENDING, in one live item), claimed here
 (RUNNING), leased (LEASED, given to the thief) or resolved (no state).
 """
 
-import random
-
 from hypothesis import given, settings, strategies as st
 
 from p2pscoop.core import task as T
 from p2pscoop.core.messages import Steal
-from p2pscoop.core.node import NodeState, PeerUp, Pop, Received, Run, SendMsg, Submit
-from p2pscoop.core.policy import StealConfig
+from p2pscoop.core.node import Pop, Received, Run, SendMsg, Submit
+from test_node import P1, make_node
 
-ME = b"M" * 16
-P1 = b"1" * 16
-
-
-def make_node(*peers):
-    n = NodeState(ME, StealConfig(), random.Random(0))
-    for p in peers:
-        n.handle(PeerUp(p), 0.0)
-    return n
 
 
 def submit(n, count):

@@ -7,25 +7,13 @@ What must hold: a held unit is in exactly one place; every event (a thief's STEA
 nodes with hungry thieves or leaving never hold units.
 """
 
-import random
-
 from p2pscoop.core import task as T
 from p2pscoop.core.events import Cancel, Leave
 from p2pscoop.core.local import MAX_HELD
 from p2pscoop.core.messages import Steal
-from p2pscoop.core.node import (Cancelled, NodeState, PeerUp, Pop, Received, Run, SendMsg,
-                                ShipWorks, Submit)
-from p2pscoop.core.policy import StealConfig
+from p2pscoop.core.node import Cancelled, Pop, Received, Run, SendMsg, ShipWorks, Submit
+from test_node import P1, make_node
 
-ME = b"M" * 16
-P1 = b"1" * 16
-
-
-def make_node(*peers):
-    n = NodeState(ME, StealConfig(), random.Random(0))
-    for p in peers:
-        n.handle(PeerUp(p), 0.0)
-    return n
 
 
 def spans(works):

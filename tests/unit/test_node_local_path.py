@@ -4,23 +4,12 @@
 Same shape as ``test_node.py``: a node, events with an explicit ``now``, the exact commands.
 """
 
-import random
-
 from p2pscoop.core import task as T
 from p2pscoop.core.deque import Work, WorkDeque
 from p2pscoop.core.messages import Steal
-from p2pscoop.core.node import NodeState, PeerUp, Pop, Received, Resolve, Run, SendMsg, Submit
-from p2pscoop.core.policy import StealConfig
+from p2pscoop.core.node import Pop, Received, Resolve, Run, SendMsg, Submit
+from test_node import P1, make_node
 
-ME = b"M" * 16
-P1 = b"1" * 16
-
-
-def make_node(*peers):
-    n = NodeState(ME, StealConfig(), random.Random(0))
-    for p in peers:
-        n.handle(PeerUp(p), 0.0)
-    return n
 
 
 def submit(n, count, fn=abs):
