@@ -25,6 +25,9 @@ class StealConfig:
     #: reaches a quiet thief through ``stale_after``)
     quiet_after: int = 1
     quiet_wait: float = 2.0
+    #: a thief asks first the link that last said (GIVE's or HINT's ``left``) it had the
+    #: most units queued, if at least this many (``core/policy.py``); 0: never
+    loaded_min: int = 2
     #: queued units count as surplus, even one (an owner keeps its last unit for itself
     #: otherwise), when thieves wait for them and this peer has not touched its deque for
     #: this long (seconds): it is blocked outside our scheduler or busy in a long task
