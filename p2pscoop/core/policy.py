@@ -25,6 +25,15 @@ be this little because polling is not how an idle peer learns of new work:
   resetting the backoff: in a large cluster links come and go all the time (the partial
   view), and restarting every idle peer's rounds on each of them would flood the links.
 
+The loaded link first: a GIVE and a HINT say how many units their sender still has
+queued (``left``, protocol 8), so a thief knows roughly where the work sits among the
+victims it heard from. Before everything below, a round asks the link that last said most,
+if that was at least ``loaded_min`` units (``_loaded``); a denial forgets what it said.
+Without it the work of a bounded view stayed uneven to the end: in the 32-peer lab's
+simulator a peer held 45 units at 1.25 s while a host's ten peers were idle, each asking
+its host mates one after another, and the map waited on such peers' queues (40 seeds,
+mean makespan 1.144x ideal -> 1.105x, steal requests 0.48 -> 0.35 per unit).
+
 Locality: when the peer knows hosts (``locate``), a round asks the peers on its own host
 first (in random order), and only when all of them have denied does it ask random peers
 on other hosts: a steal between processes of one host is cheaper than across the network,
