@@ -896,7 +896,7 @@ def test_next_deadline_and_next_tick():
 
 
 def test_next_deadline_waits_out_the_backoff():
-    n = make_node(P1, backoff_min=0.5, backoff_max=1.0)
+    n = make_node(P1, backoff_min=0.5, backoff_max=1.0, quiet_after=1)  # (a polling round)
     n.handle(Idle(), 0.0)
     n.handle(Received(P1, Give(1, [])), 0.1)  # the round ends with its last denial
     assert n.handle(Idle(), 0.1) == []
