@@ -87,6 +87,7 @@ class ShipWorks:
     peer: bytes
     req: int
     works: list
+    left: int = 0  # units still queued here (GIVE's ``left``)
 
 
 @dataclass(slots=True)

@@ -22,9 +22,14 @@ class StealConfig:
     #: (``core/policy.py``), asking again only every ``quiet_wait`` seconds: a safety net
     #: for a missed hint, not the way an idle peer learns of new work. (A lone unit whose
     #: owner does not run it, e.g. blocked in the stdlib's ``concurrent.futures.wait``,
-    #: reaches a quiet thief through ``stale_after``)
-    quiet_after: int = 1
+    #: reaches a quiet thief through ``stale_after``). 0: quiet after one round (the 32-peer
+    #: lab map, 5 interleaved pairs with ``loaded_min``: 1.15 -> 1.13x ideal, median;
+    #: the map's end, every idle peer asking each of its links, 33-59 -> 9-28 ms)
+    quiet_after: int = 0
     quiet_wait: float = 2.0
+    #: a thief asks first the link that last said (GIVE's or HINT's ``left``) it had the
+    #: most units queued, if at least this many (``core/policy.py``); 0: never
+    loaded_min: int = 2
     #: queued units count as surplus, even one (an owner keeps its last unit for itself
     #: otherwise), when thieves wait for them and this peer has not touched its deque for
     #: this long (seconds): it is blocked outside our scheduler or busy in a long task

@@ -241,7 +241,7 @@ class LifelineMixin:
                 out += self._grant(thief, 0, works)
             elif budget > 0:
                 budget -= 1
-                out.append(SendMsg(thief, Hint()))
+                out.append(SendMsg(thief, Hint(self.deque.total)))
                 continue  # hinted, not coming for sure (``_share``)
             else:  # nothing left for it: remembered for our next surplus
                 self._hungry.update(dict.fromkeys(hungry[i:]))
@@ -407,7 +407,7 @@ class LifelineMixin:
         """Lease ``works`` to ``thief`` (GIVE ``req``; 0: pushed, not asked for)."""
         me = self.me
         out: list = self._consts_for(thief)
-        out.append(ShipWorks(thief, req, works))
+        out.append(ShipWorks(thief, req, works, self.deque.total))
         for work in works:
             self.counters.units_given += work.units
             if work.owner == me:
@@ -442,6 +442,7 @@ class LifelineMixin:
             return self._next_victim(now)
         me = self.me
         self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
+        self.policy.on_load(victim, msg.left)
         if len(works) > 1 and all(w.hi - w.lo > 1 and w.owner != me for w in works):
             # ranges of maps: the oldest runs first (queued last), so the owner's ordered
             # map gets its next results first and consumes them while we run the rest

@@ -38,14 +38,15 @@ from .errors import RemoteProtocolError, VersionError
 from .fields import (ID_LEN, MAX_BLOB, MAX_INT, MAX_LIST, MAX_STR, Blob,  # noqa: F401
                      Bool, Id, Int, Rows, Str, Text, _fail, f)
 
-PROTOCOL_VERSION = 7  # 3: constants arbitrated by the origin; PING gossips members,
+PROTOCOL_VERSION = 8  # 3: constants arbitrated by the origin; PING gossips members,
                       # PRUNE; 4: TELEMETRY, SERVE's config; 5: leases chain (RESULTS
                       # rows name their owner; MOVED and HOLDING are gone); 6: the origin
                       # is reached along the views (PING's origin fields, ORIGIN_GONE,
                       # CONST_VERDICT's error; SHUTDOWN and CONST are forwarded; ROSTER
                       # and TELEMETRY hop towards the origin, PING carries its count),
                       # RANGE rows (a stolen range's results in one row); 7: GIVE's
-                      # suspects (a relay's suspect going home carries its deaths)
+                      # suspects (a relay's suspect going home carries its deaths);
+                      # 8: GIVE and HINT say the sender's queued units (``left``)
 MAX_HEADER = 64 * 1024  # bytes of msgpack header
 TELEMETRY_ROWS, TELEMETRY_NAME = 256, 96  # rows and fn name length: a report's header fits
 RESULTS_ROWS = 1024  # entries per RESULTS message: its header fits MAX_HEADER however large
@@ -129,6 +130,9 @@ class Give(Message):
     #: (a relay's suspects, ``chains.py``): the receiver never runs them either
     suspects: list = f(Rows((("job", Int()), ("index", Int()), ("deaths", Int(1)))),
                        default_factory=list)
+    #: units still queued on the sender after this answer (a thief's next idle spell asks
+    #: the link that said most first: ``policy.py``)
+    left: int = f(Int(), default=0)
 
     def payload_count(self) -> int:
         return sum(row[4] for row in self.works)
@@ -150,7 +154,8 @@ class Results(Message):
 @dataclass
 class Hint(Message):
     TYPE: ClassVar[int] = 6
-    DOC: ClassVar[str] = "lifeline: I have work again"
+    DOC: ClassVar[str] = "lifeline: I have work again (``left``: units queued here)"
+    left: int = f(Int(), default=0)
 
 
 @dataclass
@@ -402,9 +407,10 @@ def decode(frames: list) -> Message:
 
 # --- the work and result codec (pure: pickling is passed in) ----------------------------
 
-def give_message(req: int, works: list, thief: bytes,
-                 dumps: Callable[[Any], bytes]) -> tuple[Give, list]:
-    """The GIVE answering ``req`` with ``works``, and the works that ``dumps`` refused.
+def give_message(req: int, works: list, thief: bytes, dumps: Callable[[Any], bytes],
+                 left: int = 0) -> tuple[Give, list]:
+    """The GIVE answering ``req`` with ``works``, and the works that ``dumps`` refused;
+    ``left``: the units still queued on the victim.
 
     A work the thief owns travels as a row only (it has the function and arguments); the
     others carry ``dumps(work)``. ``dumps`` may raise: that work is returned in the second
@@ -423,7 +429,7 @@ def give_message(req: int, works: list, thief: bytes,
             bad.append(w)
             continue
         rows.append([w.owner, w.job, w.lo, w.hi, True])
-    return Give(req, rows, suspects, payloads=frames), bad
+    return Give(req, rows, suspects, left, payloads=frames), bad
 
 
 def read_give(msg: Give, loads: Callable[[bytes, bytes, int, int, int], Any],

@@ -414,7 +414,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         return handler(self, peer, msg, ev.works, now)
 
     def _on_hint(self, peer: bytes, msg: Hint, works: list, now: float) -> list:
-        self.policy.on_hint(peer)
+        self.policy.on_hint(peer, msg.left)
         return [Wake()]
 
     # -- shared constants (decided in ``consts.py``) -----------------------------------

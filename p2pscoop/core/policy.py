@@ -25,6 +25,15 @@ be this little because polling is not how an idle peer learns of new work:
   resetting the backoff: in a large cluster links come and go all the time (the partial
   view), and restarting every idle peer's rounds on each of them would flood the links.
 
+The loaded link first: a GIVE and a HINT say how many units their sender still has
+queued (``left``, protocol 8), so a thief knows roughly where the work sits among the
+victims it heard from. Before everything below, a round asks the link that last said most,
+if that was at least ``loaded_min`` units (``_loaded``); a denial forgets what it said.
+Without it the work of a bounded view stayed uneven to the end: in the 32-peer lab's
+simulator a peer held 45 units at 1.25 s while a host's ten peers were idle, each asking
+its host mates one after another, and the map waited on such peers' queues (40 seeds,
+mean makespan 1.144x ideal -> 1.105x, steal requests 0.48 -> 0.35 per unit).
+
 Locality: when the peer knows hosts (``locate``), a round asks the peers on its own host
 first (in random order), and only when all of them have denied does it ask random peers
 on other hosts: a steal between processes of one host is cheaper than across the network,
@@ -75,6 +84,9 @@ class StealPolicy:
         self.host_of: Callable[[bytes], str] = lambda peer: ""
         self.local_steals = 0  # requests sent to a peer on our host
         self.submitted = 0  # our own units queued, as last told (``own_work``)
+        #: units each victim said it still had queued (GIVE's and HINT's ``left``), as
+        #: last told; a denial forgets it (``loaded``)
+        self.loads: dict[bytes, int] = {}
         self.remote_steals = 0
 
     def locate(self, host: str, host_of: Callable[[bytes], str]) -> None:
@@ -96,6 +108,9 @@ class StealPolicy:
         if not fresh or (self.denied and self.failures > self.config.quiet_after):
             self._end_round(now)  # (quiet: one request per round, see the docstring)
             return None
+        loaded = self._loaded(fresh)
+        if loaded is not None:
+            return loaded
         if self.source is not None and self.source in fresh:
             return self.source
         pool = fresh
@@ -112,6 +127,26 @@ class StealPolicy:
                 return peer
         return pool[self.rng.randrange(len(pool))]
 
+    def _loaded(self, fresh: list) -> bytes | None:
+        """The victim among ``fresh`` that last said it had the most units queued, if that
+        was at least ``StealConfig.loaded_min`` (module docstring: the loaded link)."""
+        loads, least = self.loads, self.config.loaded_min
+        if not loads or least <= 0:
+            return None
+        best, most = None, least - 1
+        for peer in fresh:
+            units = loads.get(peer, 0)
+            if units > most:
+                best, most = peer, units
+        return best
+
+    def on_load(self, victim: bytes, units: int) -> None:
+        """``victim`` said it has ``units`` queued (after what it gave us, if anything)."""
+        if units > 0:
+            self.loads[victim] = units
+        else:
+            self.loads.pop(victim, None)
+
     def _end_round(self, now: float) -> None:
         self.denied.clear()
         self.failures += 1
@@ -124,6 +159,7 @@ class StealPolicy:
 
     def on_denied(self, victim: bytes) -> None:
         self.denied.add(victim)
+        self.loads.pop(victim, None)
         if victim == self.source:
             self.source = None
         if victim in self.favour:
@@ -136,10 +172,13 @@ class StealPolicy:
             self._favour(victim)
         self.source = owner
 
-    def on_hint(self, victim: bytes) -> None:
-        """A lifeline: ``victim`` has surplus work now. Forget the backoff; favour it."""
+    def on_hint(self, victim: bytes, units: int = 0) -> None:
+        """A lifeline: ``victim`` has surplus work now (``units`` queued, 0: not said).
+        Forget the backoff; favour it."""
         self.reset()
         self._favour(victim)
+        if units:
+            self.loads[victim] = units
 
     def own_work(self, submitted: int) -> None:
         """``submitted``: units of our own queued so far (the node's count). More than at
@@ -167,6 +206,7 @@ class StealPolicy:
 
     def forget_peer(self, peer: bytes) -> None:
         self.denied.discard(peer)
+        self.loads.pop(peer, None)
         if peer == self.source:
             self.source = None
         if peer in self.favour:

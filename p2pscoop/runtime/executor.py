@@ -159,7 +159,7 @@ class PeerExecutor(C.Executor):
                          cmd.peer.hex()[:8], sum(w.units for w in cmd.works), len(cmd.works))
         if self.peer.recorder is not None:
             self.peer.recorder.gave(cmd.peer, sum(w.units for w in cmd.works))
-        self._comm(self.comm.ship_works, cmd.peer, cmd.req, cmd.works)
+        self._comm(self.comm.ship_works, cmd.peer, cmd.req, cmd.works, cmd.left)
 
     def on_Connect(self, cmd: C.Connect) -> None:
         self._comm(self.comm.connect, cmd.peer, cmd.address)

@@ -316,10 +316,11 @@ class Comm(RelayMixin):
             self._log_once("hwm", "a peer is not reading its messages: dropping some")
             return False
 
-    def ship_works(self, thief: bytes, req: int, works: list) -> None:
-        """Reply to a steal: pickle the works the thief does not own, send one GIVE."""
+    def ship_works(self, thief: bytes, req: int, works: list, left: int = 0) -> None:
+        """Reply to a steal: pickle the works the thief does not own, send one GIVE
+        (``left``: the units still queued here)."""
         self._owner()
-        msg, bad = M.give_message(req, works, thief, self.peer.dumps_work)
+        msg, bad = M.give_message(req, works, thief, self.peer.dumps_work, left)
         for w in bad:
             LOGGER.warning("task of job %d cannot be pickled; it stays on this peer", w.job)
         self.send(thief, M.encode(msg))

@@ -342,7 +342,7 @@ class ClusterSim:
                 raise AssertionError(f"unexpected command {cmd!r}")
 
     def _ship_works(self, pid: bytes, cmd: C.ShipWorks) -> None:
-        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, dumps_work)
+        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, dumps_work, cmd.left)
         assert not bad
         if cmd.works and cmd.req:  # answers to steals (req 0: pushed to a lifeline)
             if self.shells[cmd.peer].host == self.shells[pid].host:

@@ -352,7 +352,7 @@ class Sim:
                 raise AssertionError(f"unexpected command {cmd!r}")
 
     def _ship_works(self, pid: bytes, cmd: ShipWorks) -> None:
-        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, dumps_work)
+        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, dumps_work, cmd.left)
         self.net.send(pid, cmd.peer, msg)
         if bad:  # "cannot be pickled": they stay home
             self._feed(pid, Unshippable(cmd.peer, bad))

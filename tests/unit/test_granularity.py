@@ -140,7 +140,7 @@ def test_a_third_partys_cheap_work_is_not_hinted_while_we_run_through_it():
     assert n.handle(Received(P2, Steal(1)), SOON) == [SendMsg(P2, Give(1, []))]
     n._hungry.pop(P1, None)
     assert n._hints(SOON) == [] and P2 in n._hungry
-    assert n._hints(LATER) == [SendMsg(P2, Hint())]  # we stopped: news for the thief
+    assert n._hints(LATER) == [SendMsg(P2, Hint(7))]  # we stopped: news for the thief
 
 
 def test_a_thief_takes_its_own_cheap_work_home():
@@ -175,7 +175,7 @@ def test_one_dear_unit_is_still_news_for_a_hungry_thief():
     n = make_node(P1, P2, lengths={id(dear): DEAR})
     n.handle(Received(P2, Steal(1)), 0.0)
     n.deque.push(Work(P1, 7, 0, 1, dear, [(0,)]))
-    assert n._hints(keep=0) == [SendMsg(P2, Hint())] and not n._hungry
+    assert n._hints(keep=0) == [SendMsg(P2, Hint(1))] and not n._hungry
 
 
 def test_without_run_lengths_every_unit_may_travel():

@@ -205,7 +205,7 @@ def test_surplus_passed_on_along_a_chain_is_hinted_but_pinned_work_is_not():
     work = Work(P2, 7, 0, 3, abs, [(0,), (1,), (2,)])
     work.lessor = P1  # P1 passed P2's units on to us: we may pass them on (chains.py)
     n.deque.push(work)
-    assert n._hints() == [SendMsg(P3, Hint())] and not n._hungry
+    assert n._hints() == [SendMsg(P3, Hint(6))] and not n._hungry
 
 
 def test_only_our_own_work_is_pushed_a_third_partys_is_hinted():
@@ -213,7 +213,7 @@ def test_only_our_own_work_is_pushed_a_third_partys_is_hinted():
     n.handle(Received(P3, Steal(1)), 0.0)
     # work of P2 that P2 gave us: P3 may take it, but only by asking (it may have found
     # work meanwhile, and what we pass on can go nowhere but home)
-    assert receive(n, P2, [foreign(P2, 5, 0, 4)]) == [Wake(), SendMsg(P3, Hint())]
+    assert receive(n, P2, [foreign(P2, 5, 0, 4)]) == [Wake(), SendMsg(P3, Hint(4))]
     assert n.counters.pushes == 0 and n.deque.total == 4
 
 
@@ -896,7 +896,7 @@ def test_next_deadline_and_next_tick():
 
 
 def test_next_deadline_waits_out_the_backoff():
-    n = make_node(P1, backoff_min=0.5, backoff_max=1.0)
+    n = make_node(P1, backoff_min=0.5, backoff_max=1.0, quiet_after=1)  # (a polling round)
     n.handle(Idle(), 0.0)
     n.handle(Received(P1, Give(1, [])), 0.1)  # the round ends with its last denial
     assert n.handle(Idle(), 0.1) == []

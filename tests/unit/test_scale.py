@@ -23,7 +23,7 @@ from p2pscoop.core import messages as M
 from p2pscoop.core.config import LivenessConfig, StealConfig
 
 #: idle peers back off up to 5 s: a 1,000-peer run then takes seconds, not minutes
-CALM = StealConfig(backoff_min=0.05, backoff_max=5.0)
+CALM = StealConfig(backoff_min=0.05, backoff_max=5.0, quiet_after=1)  # (two polling rounds)
 
 
 def holders(sim, n, but=()):
@@ -336,7 +336,8 @@ def test_a_new_peer_is_asked_once_without_resetting_the_backoff():
     import random
 
     from p2pscoop.core.policy import StealPolicy
-    pol = StealPolicy(StealConfig(backoff_min=0.5, backoff_max=4.0), random.Random(1))
+    pol = StealPolicy(StealConfig(backoff_min=0.5, backoff_max=4.0, quiet_after=1),
+                      random.Random(1))
     peers = [b"a"]
     pol.on_denied(pol.choose_victim(peers, 0.0))
     assert pol.choose_victim(peers, 0.0) is None  # round over: backing off

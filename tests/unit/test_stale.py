@@ -33,7 +33,7 @@ def test_a_lone_unit_left_alone_is_hinted_to_a_waiting_thief():
     due = n.next_tick(0.0)
     assert due is not None and due <= STALE
     assert n.handle(Tick(), due / 2) == []  # not left alone long enough
-    assert n.handle(Tick(), due) == [SendMsg(P1, Hint())]
+    assert n.handle(Tick(), due) == [SendMsg(P1, Hint(1))]
     assert not n._hungry
     # the hinted thief takes it
     cmds = n.handle(Received(P1, Steal(2)), due)
@@ -61,7 +61,7 @@ def test_thieves_are_served_once_per_state_of_the_deque():
     deny(n, P2)
     submit(n, 1)
     n.next_tick(0.0)
-    assert n.handle(Tick(), STALE) == [SendMsg(P1, Hint())]  # one unit, one hint
+    assert n.handle(Tick(), STALE) == [SendMsg(P1, Hint(1))]  # one unit, one hint
     assert list(n._hungry) == [P2]
     for k in range(2, 5):  # the same deque: P2 is not hinted again and again
         n.next_tick(k * STALE)
@@ -70,7 +70,7 @@ def test_thieves_are_served_once_per_state_of_the_deque():
     assert [type(c) for c in cmds] == [ShipWorks]
     submit(n, 1, now=6 * STALE)  # a new state of the deque: P2's turn
     n.next_tick(6 * STALE)
-    assert n.handle(Tick(), 7 * STALE) == [SendMsg(P2, Hint())]
+    assert n.handle(Tick(), 7 * STALE) == [SendMsg(P2, Hint(1))]
 
 
 def test_a_thief_is_not_hinted_to_its_own_units_it_may_not_take():
@@ -82,7 +82,7 @@ def test_a_thief_is_not_hinted_to_its_own_units_it_may_not_take():
     mine.lessor = P2
     n.deque.push(mine)
     n.next_tick(0.0)
-    assert n.handle(Tick(), STALE) == [SendMsg(P2, Hint())]
+    assert n.handle(Tick(), STALE) == [SendMsg(P2, Hint(1))]
     assert list(n._hungry) == [P1]  # still remembered, for work it may take
 
 
