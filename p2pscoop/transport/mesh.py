@@ -317,8 +317,7 @@ class Comm(RelayMixin):
             return False
 
     def ship_works(self, thief: bytes, req: int, works: list, left: int = 0) -> None:
-        """Reply to a steal: pickle the works the thief does not own, send one GIVE
-        (``left``: the units still queued here)."""
+        """Reply to a steal: pickle what the thief does not own, one GIVE (``left``: ours)."""
         self._owner()
         msg, bad = M.give_message(req, works, thief, self.peer.dumps_work, left)
         for w in bad:
