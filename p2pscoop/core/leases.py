@@ -194,6 +194,7 @@ class LeaseMixin:
         suspects here (never run by us), their deaths counted."""
         died = {(job, i): n for job, i, n in suspects} if suspects else None
         lost: list = []
+        known = len(self.suspects)
         for work in works:
             self.counters.units_received += work.units
             if work.owner == self.me:
@@ -221,7 +222,10 @@ class LeaseMixin:
                 self._hold(victim, work)
                 self.deque.push(work)
         out: list = lost + [Wake()]
-        if self._hungry and self.deque.total >= 2:
+        # (a unit of ours that came home a suspect is surplus whatever else we hold: never
+        # run here, it waits for a thief, and a quiet one asks again only after
+        # ``quiet_wait``)
+        if self._hungry and (self.deque.total >= 2 or len(self.suspects) > known):
             out.extend(self._hints())
         return out
 

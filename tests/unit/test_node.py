@@ -1096,6 +1096,22 @@ def test_a_thief_that_leaves_hands_a_leased_range_back_as_one_item():
     assert spans(n.deque) == [(b"M", w.job, 0, 5), (b"M", w.job, 5, 10)]
 
 
+def test_a_unit_that_comes_home_a_suspect_is_hinted_to_a_hungry_thief():
+    # P1 held our lone unit and passed it on; its holder down the chain died, so P1
+    # hands it back as a suspect. P2 was denied and went quiet: it must hear of it now
+    # (found by Hypothesis: otherwise the unit waited for P2's ``quiet_wait``, 2 s)
+    n = make_node(P1, P2)
+    w = submit(n, 1)
+    assert Like(ShipWorks, peer=P1) in n.handle(Received(P1, Steal(1)), 0.0)
+    n.handle(Received(P2, Steal(2)), 0.0)  # denied: nothing left
+    assert list(n._hungry) == [P2]
+    home = Work(ME, w.job, 0, 1, None, None)  # (the shell's placeholder for our own unit)
+    out = n.handle(Received(P1, Give(0, [[ME, w.job, 0, 1, False]], [[w.job, 0, 1]]),
+                            [home]), 0.1)
+    assert list(n.suspects) == [(w.job, 0)] and n.deque.total == 0
+    assert SendMsg(P2, Hint()) in out and not n._hungry
+
+
 def test_a_thief_that_dies_leaves_exactly_its_units_as_suspects():
     n = make_node(P1, P2)
     w = submit(n, 10)
