@@ -15,17 +15,9 @@ import signal
 import pytest
 
 from launcher_helpers import Launched, launcher, wait_gone, write_program
-from test_cleanup import GATE, read_peers, started_on
+from test_cleanup import GATE, gate, read_peers, started_on  # noqa: F401  (gate: a fixture)
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
-
-
-@pytest.fixture
-def gate(tmp_path):
-    path = tmp_path / "gate"
-    path.mkdir()
-    yield path
-    (path / "release").touch()  # whatever happened, no gated task waits any longer
 
 
 def test_a_killed_worker_is_reported_by_its_lost_connection(tmp_path, gate):
