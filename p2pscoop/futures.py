@@ -200,10 +200,8 @@ class _MapRun(itertools.chain):
             peer.node.consuming(self.fn, time.monotonic())
         job = peer.submit_many(self.fn, batch, self, self.issued)
         if self.ordered:
-            jobs = self.jobs
-            while jobs and jobs[0][0] + jobs[0][1] <= self.consumed:
-                jobs.popleft()  # (all consumed: a consumer that never waits prunes here)
-            jobs.append((self.issued, len(batch), job))
+            self._forget_jobs(self.consumed)  # (a consumer that never waits prunes here)
+            self.jobs.append((self.issued, len(batch), job))
         self.issued += len(batch)
 
     def fill(self, index: int, ok: bool, value: Any) -> None:
@@ -291,13 +289,17 @@ class _MapRun(itertools.chain):
         """The result at ``index`` is awaited (in order): if its unit is still queued on
         this peer, run it now, with the next ones of its item (``ranges.run_awaited``).
         Not for a map with a timeout: a unit run by its consumer cannot be timed out."""
+        self._forget_jobs(index)  # (the consumer only moves forward)
+        if not self.jobs or self.jobs[0][0] > index:  # (jobs are issued back to back)
+            return False
+        first, _units, job = self.jobs[0]
+        return run_awaited(self.peer, job, index - first)
+
+    def _forget_jobs(self, below: int) -> None:
+        """Drop the issued jobs whose units all lie below index ``below`` (consumed)."""
         jobs = self.jobs
-        while jobs and jobs[0][0] + jobs[0][1] <= index:
-            jobs.popleft()  # (all consumed: the consumer only moves forward)
-        for first, units, job in jobs:
-            if first <= index < first + units:
-                return run_awaited(self.peer, job, index - first)
-        return False
+        while jobs and jobs[0][0] + jobs[0][1] <= below:
+            jobs.popleft()
 
     def _block(self, index: int) -> None:
         """Wait on a condition: a thread other than the peer's main thread."""

@@ -139,13 +139,21 @@ def run_awaited(peer: Any, job: int, unit: int) -> bool:
     peer.scheduler.units_run += end - unit
     values, failures = run_calls(peer, work, work.items[unit - work.base:end - work.base],
                                  True)
-    with peer.lock:
-        won = node.finish_range(job, unit, end)
-    if won is None and not failures:
-        deliver_values(peer, job, unit, values)
-    else:
-        peer.resolve_range(job, unit, outcomes(values, failures), won)
+    finish_own(peer, job, unit, end, values, failures)
     return True
+
+
+def finish_own(peer: Any, job: int, lo: int, hi: int, values: list, failures: dict) -> None:
+    """Units ``[lo, hi)`` of our own map job ``job``, claimed and run here as one range
+    (``run_calls``' ``values`` and ``failures``), ended: the core marks them DONE
+    (``NodeState.finish_range``) and their outcomes fill the map's window, in the usual
+    case (all returned, none resolved meanwhile) as one piece of values."""
+    with peer.lock:
+        won = peer.node.finish_range(job, lo, hi)
+    if won is None and not failures:
+        deliver_values(peer, job, lo, values)
+    else:
+        peer.resolve_range(job, lo, outcomes(values, failures), won)
 
 
 def deliver_values(peer: Any, job: int, lo: int, values: list) -> None:

@@ -433,12 +433,7 @@ class Scheduler:
         now = time.monotonic()
         self._record_length(fn, (time.perf_counter() - started) / (end - index))
         if mine:
-            with peer.lock:
-                won = peer.node.finish_range(work.job, index, end)
-            if won is None and not failures:  # the usual case: one piece of values
-                ranges.deliver_values(peer, work.job, index, values)
-            else:
-                peer.resolve_range(work.job, index, ranges.outcomes(values, failures), won)
+            ranges.finish_own(peer, work.job, index, end, values, failures)
             return
         if not failures and ranges.ship_values(peer, work, index, values, now):
             return  # one row home for the lot (``runtime/ranges.py``)
