@@ -137,7 +137,7 @@ class Comm(RelayMixin):
             raise ValueError("listening on every interface: say which address peers dial "
                              "(advertise)")
         self.address = f"tcp://{_bracket(advertise or host)}:{port}"
-        wake_addr = f"inproc://p2pscoop-wake-{id(self)}"
+        wake_addr = f"inproc://p2pscoop-wake-{id(self)}-{time.monotonic_ns()}"  # (ids recur)
         self._wake_in = ctx.socket(zmq.PAIR)
         self._wake_in.bind(wake_addr)
         self._wake_out = ctx.socket(zmq.PAIR)  # used by other threads under _post_lock

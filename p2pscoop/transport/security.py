@@ -267,7 +267,11 @@ class Authenticator:
                     handler.send_multipart(self._reply(handler.recv_multipart()))
         except zmq.ContextTerminated:
             pass
-        finally:
+        finally:  # unbind first: ``close`` frees the endpoint later, on libzmq's reaper
+            try:  # thread, and a ``start`` right after ``stop`` would find it in use
+                handler.unbind(ZAP_ENDPOINT)
+            except zmq.ZMQError:
+                pass  # (a terminated context)
             handler.close()
             stop.close()
 

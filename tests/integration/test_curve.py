@@ -14,8 +14,8 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from p2pscoop.errors import SecurityError
-from p2pscoop.transport.security import (Authenticator, ClusterKeys, harden, require_curve,
-                                         secure_client, secure_server, self_test)
+from p2pscoop.transport.security import (ZAP_ENDPOINT, Authenticator, ClusterKeys, harden,
+                                         require_curve, secure_client, secure_server, self_test)
 
 SECRET = bytes(range(32))
 KEYS = ClusterKeys.derive(SECRET, "lab")
@@ -241,6 +241,19 @@ def test_an_authenticator_stopped_and_started_again_admits_members(ctx):
         self_test(ctx, KEYS)
         auth.stop()
         assert not auth.running
+
+
+def test_a_stopped_authenticator_has_freed_the_zap_endpoint(ctx):
+    auth = Authenticator(ctx, KEYS)
+    for _ in range(20):  # libzmq frees a closed socket's endpoints later, on another thread
+        auth.start()
+        auth.stop()
+        other = ctx.socket(zmq.REP)
+        try:
+            other.bind(ZAP_ENDPOINT)  # raises "Address already in use" if still bound
+            other.unbind(ZAP_ENDPOINT)
+        finally:
+            other.close(linger=0)
 
 
 def test_an_oversize_message_never_arrives(ctx, auth):
