@@ -50,12 +50,10 @@ Rules:
   peer (what only it says travels along the views: ``origin.py``), so ``view_size`` bounds
   every peer's links; the origin alone closes its links (``spare``), spread over hosts
   (``pick``). Below ``view_target`` links a peer dials random ``known`` peers.
-* Locality: a WELCOME's members and ``known`` peers on our own host are dialled first (and
-  while we have fewer than ``view_size`` links, a host mate we hear of is dialled even
-  above ``view_target``); trimming closes links to other hosts first, so that host mates find each other in their
-  views and the steal policy's same-host preference has someone to ask.
+* Locality: a WELCOME's members and ``known`` peers on our host are dialled first (below
+  ``view_size`` links, even above ``view_target``), and trimming closes links to other hosts
+  first: host mates find each other, and the steal policy's same-host preference has mates.
 """
-
 
 from __future__ import annotations
 
@@ -427,9 +425,8 @@ class Membership:
         return [[m.id, m.address, max(m.rank, 0), m.host] for m in pool]
 
     def _learn(self, rows: list) -> None:
-        me = self.identity.me
         for inc, address, rank, host in rows:
-            if inc != me and inc not in self.members and address:
+            if inc != self.identity.me and inc not in self.members and address:
                 self._remember(inc, address, rank, host)
 
     def _remember(self, peer: bytes, address: str, rank: int, host: str) -> None:
@@ -453,22 +450,21 @@ class Membership:
             others = [p for p in known if p not in self.mates]
             ids += self.rng.sample(others, min(missing - len(ids), len(others)))
         for peer in self.rng.sample(ids, min(missing, len(ids))):
-            address = self.known[peer][0]
             self.view.dials += 1
-            out += self.bootstrap(peer, address, now)
+            out += self.bootstrap(peer, self.known[peer][0], now)
         return out
 
     def _trim(self, excess: int, now: float) -> list:
         """Close ``excess`` unpinned links older than a ping interval, random (the origin
         spreads its view over hosts; a worker leaves its origin link to it: ``origin.py``)."""
-        old = now - self.config.ping_interval
         pins = self.pins()
         here = self.identity.host
         pool = [m for m in self.members.values() if m.state in LINKED and m.id not in pins
                 and m.rank != self.spare]
         # keep host mates unless the far links, young ones counted, cannot make up the
         # excess (after a join burst only a mate is old enough: docs/scale.md)
-        far_later = sum(1 for m in pool if m.host != here)
+        far_later = sum(m.host != here for m in pool)
+        old = now - self.config.ping_interval
         pool = [m for m in pool if m.state == ALIVE and m.since <= old]
         if far_later >= excess:
             pool = [m for m in pool if m.host != here]
@@ -490,14 +486,11 @@ class Membership:
             del self.members[peer]  # (it left our peers when it was closed)
             self._remember(peer, m.address, m.rank, m.host)
             return [C.Drop(peer)]
-        was = m.state
-        m.state = DEAD
+        was, m.state = m.state, DEAD
         self._forget(peer)
         out: list = [C.Drop(peer)]
-        if was == JOINING:
-            self.left.append((peer, False))
-        else:
-            self.left.append((peer, graceful))
+        self.left.append((peer, graceful and was != JOINING))
+        if was != JOINING:
             out.append(C.Left(peer, m.rank, why))
         return out
 
