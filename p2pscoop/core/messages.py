@@ -5,7 +5,8 @@ A message is a list of frames: ``[header, *payloads]``. The header is msgpack
 ``[PROTOCOL_VERSION, type_code, *fields]``; payloads are opaque bytes (cloudpickle made by the
 runtime) that this module never looks inside. ``decode`` checks the version, the type code,
 the number of fields, every field against its schema, and the number of payload frames,
-*before* anything acts on the message; any violation raises ``RemoteProtocolError`` (a
+*before* anything acts on the message (each field's ``fits`` first, its ``check`` for the
+reason when it does not: ``fields.py``); any violation raises ``RemoteProtocolError`` (a
 malformed frame never raises anything else), except a ``HELLO`` of another protocol version,
 which raises ``VersionError`` naming both versions so that the refusal can say what differs.
 
@@ -75,6 +76,7 @@ class Message:
     DOC: ClassVar[str] = ""
     PAYLOADS: ClassVar[str] = "0"
     SCHEMA: ClassVar[tuple] = ()  # ((name, kind), ...), filled by ``_register``
+    FITS: ClassVar[tuple] = ()  # each field's ``kind.fits()`` (``fields.py``), likewise
     payloads: list = field(default_factory=list, repr=False, kw_only=True)
     #: the protocol version the sender spoke (differs from ours only on a HELLO or REFUSE)
     proto: int = field(default=PROTOCOL_VERSION, repr=False, compare=False, kw_only=True)
@@ -337,6 +339,7 @@ def _register(*classes) -> None:
             raise ValueError(f"message code {cls.TYPE} used twice")
         cls.SCHEMA = tuple((fl.name, fl.metadata["kind"]) for fl in dataclasses.fields(cls)
                            if "kind" in fl.metadata)
+        cls.FITS = tuple(kind.fits() for _, kind in cls.SCHEMA)
         REGISTRY[cls.TYPE] = cls
 
 
@@ -388,9 +391,12 @@ def decode(frames: list) -> Message:
     try:
         if len(args) != len(schema):
             _fail(f"{cls.__name__} takes {len(schema)} fields, got {len(args)}")
-        named = dict(zip((name for name, _ in schema), args))
-        for (name, kind), value in zip(schema, args):
-            kind.check(value, name, named)
+        for fits, value in zip(cls.FITS, args):
+            if not fits(value):  # the first that does not fit: ``check`` says why
+                named = dict(zip((name for name, _ in schema), args))
+                for (name, kind), value in zip(schema, args):
+                    kind.check(value, name, named)
+                break
     except RemoteProtocolError as exc:
         if other:  # a HELLO of another version that we cannot even read
             raise VersionError(f"protocol {version} there, {PROTOCOL_VERSION} here "
