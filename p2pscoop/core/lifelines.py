@@ -59,16 +59,21 @@ answered during long tasks still get work. A lone ``submit`` always travels. Uni
 function not run here yet travel ``probe_units`` at most per GIVE (``_cap``: a map's first
 steals come before its victim ran any of it); a suspect travels alone, as before.
 
-A thief that sends us work (a GIVE, asked for or pushed) is forgotten as hungry: it has
-surplus now, and it asks again when it runs dry (its work came with a GIVE or from its
-own submits, either of which starts its rounds afresh: ``policy.py``; units back from a
-dead holder do not, and its ``quiet_wait`` polls then). Remembered, it was pushed our next surplus at once: a nested fib's worker,
-denied at the origin's end of one run, pushed half of its first subtree of the next
-run back to the busy origin, a parent on one peer waiting for its child on the other at
-the top of the tree; the run's end then waited for one more hop of results each way.
+A thief that sends us units of its own (a GIVE, asked for or pushed) is forgotten as
+hungry: it has surplus now, and it asks again when it runs dry, since it asked us with
+an empty deque, so it submitted them since, and a submit since its last request starts
+its rounds afresh (``policy.own_work``, read at its next request; units back from a dead
+holder are the exception: its ``quiet_wait`` polls then). Not for another owner's units:
+a GIVE that reached it while its request to us was on the way reset its rounds before
+our denial ended them again, and forgotten here, it waited ``quiet_wait`` with nobody to
+hint it (a nested fib's worker sat out whole runs so). Remembered, the thief was pushed
+our next surplus at once: a nested fib's worker, denied at the origin's end of one run,
+pushed half of its first subtree of the next run back to the busy origin, a parent on
+one peer waiting for its child on the other at the top of the tree; the run's end then
+waited for one more hop of results each way.
 
-Invariants: a thief is remembered until it is served (pushed or hinted), gives us work,
-or is gone; pushed
+Invariants: a thief is remembered until it is served (pushed or hinted), gives us units
+of its own, or is gone; pushed
 units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
 (``leases.py``) hold for them unchanged; nothing is pushed by a leaving node.
 """
@@ -450,7 +455,8 @@ class LifelineMixin:
             self.policy.on_denied(victim)
             return self._next_victim(now)
         me = self.me
-        self._hungry.pop(victim, None)  # it has surplus: no lifeline of ours is owed it
+        if any(w.owner == victim for w in works):  # its own surplus: no lifeline owed
+            self._hungry.pop(victim, None)  # (module docstring)
         self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
         self.policy.on_load(victim, msg.left)
         if len(works) > 1 and all(w.hi - w.lo > 1 and w.owner != me for w in works):

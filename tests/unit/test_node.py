@@ -249,6 +249,19 @@ def test_a_thief_that_gives_us_work_is_no_longer_hungry_here():
     assert list(n._hungry) == [P1]
 
 
+def test_a_thief_that_passes_on_someone_elses_units_stays_hungry_here():
+    # P1 asked us and was denied; a GIVE it got meanwhile reset its rounds before our
+    # denial ended them, so it waits quiet for a lifeline: its passing on a third
+    # party's unit says nothing of that, and it stays remembered
+    n = make_node(P1, P2)
+    n.handle(Received(P1, Steal(1)), 0.0)
+    assert list(n._hungry) == [P1]
+    assert receive(n, P1, [foreign(P2, 3, 0, 1)]) == [Wake()]
+    assert list(n._hungry) == [P1]
+    out = n.handle(Submit(n.new_job(abs, [(1,), (2,)])), 0.0)
+    assert Like(ShipWorks, peer=P1, req=0) in out and not n._hungry
+
+
 def test_no_hint_to_a_hungry_thief_that_left():
     n = make_node(P1)
     n.handle(Received(P1, Steal(1)), 0.0)
