@@ -94,6 +94,26 @@ class _Waiters(list):
         ensure_completer(context.current())
 
 
+class _MadeOnUse:
+    """A future's ``_waiters`` or ``_done_callbacks``, made on first use: the stdlib's
+    ``wait``, ``as_completed`` and ``add_done_callback`` (under the future's condition)
+    get a fresh one, stored on the future; ``Future._complete`` reads the future's
+    ``__dict__`` instead, so a future nobody watched never makes one (a fork-join makes
+    a future per submit: two lists fewer, 0.1 us)."""
+
+    def __init__(self, factory):
+        self.factory = factory
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, fut, owner=None):
+        if fut is None:
+            return self
+        made = fut.__dict__[self.name] = self.factory()
+        return made
+
+
 class Future(cf.Future):
     """The result of a ``submit``: see ``concurrent.futures.Future``."""
 
@@ -104,11 +124,11 @@ class Future(cf.Future):
     _condition = _SHARED_CONDITION
     _result = None
     _exception = None
+    _waiters = _MadeOnUse(_Waiters)
+    _done_callbacks = _MadeOnUse(list)
 
     def __init__(self, peer: Any = None, job: int | None = None):
         self._state = _PENDING
-        self._waiters = _Waiters()
-        self._done_callbacks = []
         self._peer = peer
         self._job = job
         self._parked: list = []  # switch.Waiter objects and internal watchers
@@ -243,6 +263,7 @@ class Future(cf.Future):
         waiters, condition and callbacks), in one step; first outcome wins. ``ready``:
         the caller is the peer's main thread, which wakes the tasks parked here directly
         on that queue of the scheduler (``Scheduler.run_inline``)."""
+        made = self.__dict__  # (``_waiters``, ``_done_callbacks``: if made, ``_MadeOnUse``)
         with _SHARED_LOCK:  # (the lock of ``self._condition``, taken without its wrapper)
             if self._state not in _OPEN:
                 return  # cancelled meanwhile
@@ -251,15 +272,16 @@ class Future(cf.Future):
             else:
                 self._exception = value
             self._state = _FINISHED
-            if self._waiters:
-                for waiter in self._waiters:
+            waiters = made.get("_waiters")
+            if waiters:
+                for waiter in waiters:
                     if ok:
                         waiter.add_result(self)
                     else:
                         waiter.add_exception(self)
             if _SHARED_CONDITION._waiters:  # a thread blocked in ``_block``
                 _SHARED_CONDITION.notify_all()
-        if self._done_callbacks:
+        if made.get("_done_callbacks"):
             self._invoke_callbacks()
         if ready is None:
             self._wake()
