@@ -12,14 +12,14 @@ def test_a_future_nobody_watches_makes_no_lists():
     fut = Future(None, 7)
     fut._complete(True, 42)
     assert fut.result() == 42
-    assert "_waiters" not in fut.__dict__ and "_done_callbacks" not in fut.__dict__
+    assert not fut._watched and "_waiters" not in vars(fut)
 
 
 def test_callbacks_and_the_stdlibs_waiters_see_the_outcome():
     seen = []
     a, b = Future(None, 1), Future(None, 2)
     a.add_done_callback(lambda f: seen.append(("a", f.result())))
-    assert a._done_callbacks and not b.__dict__.get("_done_callbacks")
+    assert a._watched and a._done_callbacks and not b._watched
 
     def later():
         a._complete(True, 1)
