@@ -1,7 +1,7 @@
 """Runs of a nested fork-join one after another on 2 peers: each run's work reaches the
 worker, whose lifeline at the origin is what tells it of a new run (``lifelines.py``).
 
-A real launch on 2 peers: twenty small fib fork-joins in a row, all of them within the 2 s
+A real launch on 2 peers: forty small fib fork-joins in a row, all of them within the 2 s
 an idle peer waits between its safety-net polls (``StealConfig.quiet_wait``); every leaf
 says which process ran it. A peer that ends a run quiet and forgotten as hungry (a lifeline
 lost) sits out the next runs: the origin, with no hungry thief, keeps all its units.
@@ -33,7 +33,7 @@ PROGRAM = textwrap.dedent("""
     if __name__ == "__main__":
         list(futures.map(abs, range(8)))
         runs = []
-        for _ in range(20):
+        for _ in range(40):
             value, pids = futures.submit(task, 22).result()
             assert value == fib(22), value
             runs.append(len(pids))
@@ -47,7 +47,7 @@ def test_every_run_of_a_nested_fork_join_reaches_the_worker(tmp_path):
     rc, out, err = run_program(prog, n=2)
     assert rc == 0, out + err
     runs = [int(x) for x in out.split("processes per run")[1].split()]
-    assert len(runs) == 20 and set(runs) <= {1, 2}, out + err
+    assert len(runs) == 40 and set(runs) <= {1, 2}, out + err
     # a run this short may end before the worker runs what it was given (the origin,
     # run dry, takes it back), now and then; a lost lifeline leaves it out of every run
     # until its next poll, 2 s later
