@@ -258,6 +258,8 @@ class LifelineMixin:
                 self._hungry.update(dict.fromkeys(hungry[i:]))
                 break
             self._coming[thief] = None
+        for thief in [t for t in fed if t not in self._hungry]:
+            del fed[thief]  # hinted (or gone): a mark lasts while its thief is remembered
         return out
 
     def _stale_at(self, now: float) -> float | None:

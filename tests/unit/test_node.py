@@ -242,6 +242,7 @@ def test_a_thief_that_gave_us_work_since_it_asked_is_hinted_not_pushed_to():
     assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake()]
     assert n.handle(Submit(n.new_job(abs, [(1,)])), 0.0) == [Wake(), SendMsg(P1, Hint(2))]
     assert n.deque.total == 2 and n.counters.pushes == 0 and not n._hungry
+    assert not n._fed_us  # (hinted: the mark goes with the memory of the thief)
     # asking again, it is a thief like any other: served, or denied and remembered,
     # and then pushed our next surplus
     assert n.handle(Received(P1, Steal(2)), 0.0) == [Like(ShipWorks, peer=P1, req=2)]
