@@ -101,19 +101,19 @@ def submit(func: Callable, *args, **kwargs) -> Future:
     not be pickled (another peer might have to run it), every time, wherever it would
     run; an argument of an atomic type (int, str...) costs a type test, not a pickle.
     """
+    peer = context._peer  # (``context.current()`` without the call: a fork-join's step)
+    if peer is not None:  # (a worker imports the program before its peer runs)
+        return peer.scheduler.submit(func, args, kwargs)
     stop_if_importing("futures.submit")
-    peer = context.current()
-    if peer is None:
-        _serial_warning()
-        # The same checks as with a runtime, so a serial run fails where a parallel would.
-        payload.check_submittable(func, args, kwargs)
-        try:
-            return completed(True, func(*args, **kwargs))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # stored, as a runtime peer stores it
-            return completed(False, exc)
-    return peer.scheduler.submit(func, args, kwargs)
+    _serial_warning()
+    # The same checks as with a runtime, so a serial run fails where a parallel would.
+    payload.check_submittable(func, args, kwargs)
+    try:
+        return completed(True, func(*args, **kwargs))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # stored, as a runtime peer stores it
+        return completed(False, exc)
 
 
 # --- map ------------------------------------------------------------------------------

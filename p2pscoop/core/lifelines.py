@@ -59,6 +59,16 @@ answered during long tasks still get work. A lone ``submit`` always travels. Uni
 function not run here yet travel ``probe_units`` at most per GIVE (``_cap``: a map's first
 steals come before its victim ran any of it); a suspect travels alone, as before.
 
+A remembered thief that sends us work (a GIVE, asked for or pushed) has surplus now:
+our next surplus sends it a HINT, not a share (``_fed_us``, until it asks again). A push
+went to a peer busy with work of its own: a nested fib's worker, denied at the origin's
+end of one run, pushed half of its first subtree of the next run back to the busy
+origin, a parent on one peer waiting for its child on the other at the top of the tree;
+the run's end then waited for one more hop of results each way. It is not forgotten
+either: a GIVE that reached it while its request to us was on the way reset its rounds
+before our denial ended them again, and forgotten here, it waited ``quiet_wait`` with
+nobody to hint it (the same worker sat out whole runs so); hinted, it asks again.
+
 Invariants: a thief is remembered until it is served (pushed or hinted) or gone; pushed
 units are leased exactly as stolen ones (``_grant``), so the lease and fault rules
 (``leases.py``) hold for them unchanged; nothing is pushed by a leaving node.
@@ -222,10 +232,11 @@ class LifelineMixin:
         me = self.me
         eligible = lambda w: w.owner == me and not (holding and cheap(w))  # noqa: E731
         own = not self.leaving and any(eligible(w) for w in self.deque)
+        fed = self._fed_us
         shares = self._host_shares(hungry) if own and len(hungry) > 1 else None
         for i, thief in enumerate(hungry):
             works: list = []
-            if own and self.deque.total >= 2:
+            if own and self.deque.total >= 2 and thief not in fed:
                 share = max(1, self.deque.total // (len(hungry) - i + 1) if shares is None
                             else shares[i])
                 cap = self._cap(eligible, min(share, self.config.max_units),
@@ -247,6 +258,8 @@ class LifelineMixin:
                 self._hungry.update(dict.fromkeys(hungry[i:]))
                 break
             self._coming[thief] = None
+        for thief in [t for t in fed if t not in self._hungry]:
+            del fed[thief]  # hinted (or gone): a mark lasts while its thief is remembered
         return out
 
     def _stale_at(self, now: float) -> float | None:
@@ -366,6 +379,7 @@ class LifelineMixin:
         return min(self.config.max_units, max(1, -(-self.deque.total // (others + 2))))
 
     def _on_steal(self, thief: bytes, msg: Steal, works: list, now: float) -> list:
+        self._fed_us.pop(thief, None)  # (it asks: hungry again, if we deny it)
         if self.leaving:
             return []  # no lease for a peer that will not be there to answer for it
         pinned = self._past_view()
@@ -441,6 +455,8 @@ class LifelineMixin:
             self.policy.on_denied(victim)
             return self._next_victim(now)
         me = self.me
+        if victim in self._hungry:  # it has surplus now: hinted, not pushed to (docstring)
+            self._fed_us[victim] = None
         self.policy.on_success(victim, next((w.owner for w in works if w.owner != me), None))
         self.policy.on_load(victim, msg.left)
         if len(works) > 1 and all(w.hi - w.lo > 1 and w.owner != me for w in works):

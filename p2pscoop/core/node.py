@@ -115,6 +115,9 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         #: are likely to come back for more, so a thief gets a fair share, not half
         #: (``_share``)
         self._coming: dict[bytes, None] = {}
+        #: remembered thieves that gave us work since they asked: hinted, not pushed to
+        #: (``lifelines.py``)
+        self._fed_us: dict[bytes, None] = {}
         self._outbox: dict[bytes, list] = {}  # next hop -> buffered result entries
         self._held: dict[bytes, list] = {}  # next hop whose link re-opens -> results
         #: (owner, job) -> Relay: units of other owners we answer for (``chains.py``)

@@ -94,6 +94,29 @@ class _Waiters(list):
         ensure_completer(context.current())
 
 
+class _MadeOnUse:
+    """A future's ``_waiters`` or ``_done_callbacks``, made on first use: the stdlib's
+    ``wait``, ``as_completed`` and ``add_done_callback`` (under the future's condition)
+    get a fresh one, stored on the future, which is then ``_watched``; ``Future._complete``
+    looks at them only if so, so a future nobody watched never makes one (a fork-join
+    makes a future per submit: two lists fewer). (Not through the future's ``__dict__``:
+    asking for it gives the instance a dict of its own, and every attribute read slower.)"""
+
+    def __init__(self, factory):
+        self.factory = factory
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, fut, owner=None):
+        if fut is None:
+            return self
+        made = self.factory()
+        setattr(fut, self.name, made)  # (an attribute of the instance hides this from now)
+        fut._watched = True
+        return made
+
+
 class Future(cf.Future):
     """The result of a ``submit``: see ``concurrent.futures.Future``."""
 
@@ -104,11 +127,12 @@ class Future(cf.Future):
     _condition = _SHARED_CONDITION
     _result = None
     _exception = None
+    _waiters = _MadeOnUse(_Waiters)
+    _done_callbacks = _MadeOnUse(list)
+    _watched = False  # (either made: ``_MadeOnUse``)
 
     def __init__(self, peer: Any = None, job: int | None = None):
         self._state = _PENDING
-        self._waiters = _Waiters()
-        self._done_callbacks = []
         self._peer = peer
         self._job = job
         self._parked: list = []  # switch.Waiter objects and internal watchers
@@ -251,7 +275,7 @@ class Future(cf.Future):
             else:
                 self._exception = value
             self._state = _FINISHED
-            if self._waiters:
+            if self._watched and self._waiters:  # (``_MadeOnUse``)
                 for waiter in self._waiters:
                     if ok:
                         waiter.add_result(self)
@@ -259,7 +283,7 @@ class Future(cf.Future):
                         waiter.add_exception(self)
             if _SHARED_CONDITION._waiters:  # a thread blocked in ``_block``
                 _SHARED_CONDITION.notify_all()
-        if self._done_callbacks:
+        if self._watched and self._done_callbacks:
             self._invoke_callbacks()
         if ready is None:
             self._wake()

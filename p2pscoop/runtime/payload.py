@@ -169,6 +169,15 @@ def check_callable(fn: Any) -> None:
         _checked_callables[key] = fn
 
 
+def trust_callable(fn: Any) -> None:
+    """``fn`` was unpickled from a GIVE, so it pickles: ``check_callable`` need not try it
+    (each GIVE of a by-value function brings a new function object, and a stolen unit that
+    submits it cost its thief a cloudpickle run on the main thread, 50-100 us)."""
+    if len(_checked_callables) > 4096:
+        _checked_callables.clear()
+    _checked_callables[id(fn)] = fn
+
+
 def check_args(args: tuple, kwargs: dict | None = None) -> None:
     """Raise ``PayloadError`` if an argument could not be pickled (atomic types, and tuples,
     lists and sets of them, skip)."""

@@ -250,7 +250,10 @@ class Peer:
 
     def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int,
                    importing: bool = True):
-        return payload.loads_work(owner, job, lo, hi, data, importing)
+        work = payload.loads_work(owner, job, lo, hi, data, importing)
+        if work.fn is not None:  # (it pickled to get here: its submits skip the check)
+            payload.trust_callable(work.fn)
+        return work
 
     # -- services for the API ------------------------------------------------------------
 

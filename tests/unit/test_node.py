@@ -229,6 +229,29 @@ def test_a_pushed_give_is_work_like_any_other_and_its_giver_is_asked_first():
     assert out[0].peer in (P1, P3)                  # ``LifelineMixin._next_victim``)
 
 
+def test_a_thief_that_gave_us_work_since_it_asked_is_hinted_not_pushed_to():
+    # P1 asked us and was denied (remembered: our next surplus goes to it); then P1 sends
+    # us work (a push at the start of its next fork-join): it has surplus, so our
+    # children stay here; it is hinted, not forgotten (it may be quiet: a GIVE that
+    # crossed our denial reset its rounds before the denial ended them)
+    n = make_node(P1)
+    assert n.handle(Received(P1, Steal(1)), 0.0) == [SendMsg(P1, Give(1, []))]
+    w = foreign(P1, 0, 0, 1)
+    assert receive(n, P1, [w]) == [Wake()] and list(n._hungry) == [P1]
+    assert n.handle(Pop(), 0.0) == [Run(w, 0)]
+    assert n.handle(Submit(n.new_job(abs, [(0,)])), 0.0) == [Wake()]
+    assert n.handle(Submit(n.new_job(abs, [(1,)])), 0.0) == [Wake(), SendMsg(P1, Hint(2))]
+    assert n.deque.total == 2 and n.counters.pushes == 0 and not n._hungry
+    assert not n._fed_us  # (hinted: the mark goes with the memory of the thief)
+    # asking again, it is a thief like any other: served, or denied and remembered,
+    # and then pushed our next surplus
+    assert n.handle(Received(P1, Steal(2)), 0.0) == [Like(ShipWorks, peer=P1, req=2)]
+    n.handle(Pop(), 0.0)
+    assert n.handle(Received(P1, Steal(3)), 0.0) == [SendMsg(P1, Give(3, []))]
+    out = n.handle(Submit(n.new_job(abs, [(2,), (3,)])), 0.0)
+    assert Like(ShipWorks, peer=P1, req=0) in out and n.counters.pushes == 1
+
+
 def test_no_hint_to_a_hungry_thief_that_left():
     n = make_node(P1)
     n.handle(Received(P1, Steal(1)), 0.0)

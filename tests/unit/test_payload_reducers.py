@@ -258,3 +258,37 @@ def test_lists_and_sets_of_atomic_values_of_any_length_pass_and_others_are_pickl
     sub.lock = threading.Lock()  # a subclass is not scanned: pickled, so this is caught
     with pytest.raises(payload.PayloadError, match="cannot be pickled"):
         payload.check_args((sub,))
+
+
+# --- functions that arrived in a GIVE -------------------------------------------------
+
+def test_a_trusted_callable_is_not_pickled_again_by_check_callable():
+    """``trust_callable``: a function unpickled from a GIVE pickles (it got here so), and a
+    stolen unit submits it again and again; ``check_callable`` then takes the cached
+    verdict. Shown with a function that does not pickle: trusted, it passes unchecked."""
+    import threading
+
+    lock = threading.Lock()
+
+    def holds_a_lock():
+        return lock
+
+    with pytest.raises(payload.PayloadError):
+        payload.check_callable(holds_a_lock)
+    payload.trust_callable(holds_a_lock)
+    payload.check_callable(holds_a_lock)  # no pickling: the verdict is taken as given
+    with pytest.raises(TypeError):  # a non-callable still fails, trusted or not
+        payload.trust_callable(42)
+        payload.check_callable(42)
+
+
+def test_a_peer_trusts_the_function_of_a_work_it_decodes():
+    from p2pscoop.runtime.peer import Peer
+
+    def local_fn(x):  # (a local function: pickled by value, a new object at each load)
+        return x + 1
+
+    data = payload.dumps_work(Work(b"o" * 16, 1, 0, 1, local_fn, [(1,)], 0, {}, None))
+    back = Peer.loads_work(None, data, b"o" * 16, 1, 0, 1)  # (it uses nothing of the peer)
+    assert back.fn is not local_fn and back.fn(1) == 2
+    assert payload._checked_callables.get(id(back.fn)) is back.fn
