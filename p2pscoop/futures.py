@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
-from .runtime.pieces import Raise, Slots, pieces, stop_error
+from .runtime.pieces import Chunked, Raise, Slots, pieces, stop_error
 from .runtime.ranges import run_awaited
 from .runtime.future import Future, completed, ensure_completer
 from .runtime.switch import Waiter, wake
@@ -164,8 +164,8 @@ class _MapRun(itertools.chain):
         """Issue more units, up to ``MAP_WINDOW`` ahead of the consumer. An element that
         cannot travel, or an exception of the input iterator itself, is kept as the error
         of that position: the consumer gets every result before it first."""
-        batch: list = []  # chunks read now, issued as one job (one record, one item)
-        read = self.issued - self.consumed
+        batch = Chunked(MAP_CHUNK)  # chunks read now, issued as one job (one record,
+        read = self.issued - self.consumed  # one item), with their pickles for thieves
         started = time.perf_counter()
         while not self.exhausted and read < MAP_WINDOW:
             chunk: list = []
@@ -176,8 +176,9 @@ class _MapRun(itertools.chain):
             except Exception as exc:  # the input iterator failed
                 self.error_at = (self.issued + len(batch) + len(chunk), exc)
                 self.exhausted = True
-            if not payload.plain_chunk(chunk):  # one that cannot travel ends it there
-                for k, item in enumerate(chunk):
+            data = payload.plain_pickle(chunk) if chunk else None
+            if data is None:  # not plain: checked one by one; one that cannot travel ends
+                for k, item in enumerate(chunk):  # it there
                     try:
                         payload.check_args(item)
                     except Exception as exc:  # PayloadError
@@ -185,11 +186,12 @@ class _MapRun(itertools.chain):
                         self.exhausted = True
                         del chunk[k:]
                         break
-            batch += chunk
+            if chunk:
+                batch.add(chunk, data)
             read += len(chunk)
             if batch and time.perf_counter() - started > BATCH_SECONDS:  # a slow input:
                 self._issue(batch)  # what was read starts now
-                batch, started = [], time.perf_counter()
+                batch, started = Chunked(MAP_CHUNK), time.perf_counter()
         if batch:
             self._issue(batch)
 

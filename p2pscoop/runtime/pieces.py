@@ -10,9 +10,15 @@ holds the parts of that chain that know nothing of the map's window:
     pieces       the generator the chain draws from (a weak reference to the map)
     stop_error   a task's StopIteration as the map raises it (RuntimeError)
 
+and the other way, a map's input as units: ``Chunked``, a job's argument tuples with the
+pickles of their chunks (``payload.plain_pickle``, made while checking them), so a range
+given to a thief travels as those pickles (``payload.dumps_work``), not pickled again.
+
 Invariants: ``len(Slots)`` counts results, not pieces (``progress.py``); a ``Raise``
 raises exactly once; ``pieces`` holds no strong reference to its map between pieces, so
-a map dropped by its consumer is collected (and cancelled) as before.
+a map dropped by its consumer is collected (and cancelled) as before. ``Chunked.pickles[j]``
+is the pickle of units ``[j * size, (j + 1) * size)`` (the last chunk may be shorter) or
+None, and ``pickled`` answers only from chunks that all have one.
 """
 
 from __future__ import annotations
@@ -75,3 +81,34 @@ def stop_error(exc: StopIteration) -> RuntimeError:
     err = RuntimeError("a task of the map raised StopIteration")
     err.__cause__ = exc
     return err
+
+
+class Chunked(list):
+    """A map job's argument tuples (a list, as any job's ``items``) and, per chunk of
+    ``size`` units, their pickle (``payload.plain_pickle``) or None (not plain: checked
+    one by one). Chunks are appended whole (``add``); only the last may be shorter."""
+
+    __slots__ = ("pickles", "size")
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.pickles: list = []
+        self.size = size
+
+    def add(self, chunk: list, data: bytes | None) -> None:
+        """Append ``chunk`` (``size`` units, or fewer if it is the last) and its pickle."""
+        self += chunk
+        self.pickles.append(data)
+
+    def pickled(self, lo: int, hi: int) -> tuple | None:
+        """Units ``[lo, hi)`` as ``(skip, count, pickles)``: the pickles of the chunks
+        that hold them, of which the units wanted are ``count`` from the ``skip``-th on;
+        None if one of those chunks has none (or the range is empty)."""
+        size = self.size
+        first, last = lo // size, (hi - 1) // size
+        if not 0 <= lo < hi <= len(self) or last >= len(self.pickles):
+            return None
+        parts = self.pickles[first:last + 1]
+        if None in parts:
+            return None
+        return lo - first * size, hi - lo, parts
