@@ -51,14 +51,23 @@ __all__ = [
     "TimeoutError", "CancelledError", "InvalidStateError", "DoneAndNotDoneFutures",
 ]
 
-#: units read from the input at a time, and how far ahead of the consumer a map may run
+#: units read from the input at a time, and how far ahead of the consumer a map may run:
+#: ``MAP_WINDOW`` for a function known to run here in under ``QUICK_UNIT`` seconds, else
+#: ``SLOW_WINDOW``. 8,192 units of a 0.5 us task are 5 ms of work: while an ordered
+#: consumer waits for a range a thief runs, the rest of such a window ran out and the thief
+#: got ever smaller steals (2 peers, 0.5 us tasks: 0.80 -> 0.66 us per element with 32,768,
+#: ``tools/bench/map_pair.py``); a longer task needs no deeper window, and a large
+#: argument is kept 4 times fewer
 MAP_CHUNK = 256
-MAP_WINDOW = 8192
+MAP_WINDOW = 32768
+SLOW_WINDOW = 8192
+QUICK_UNIT = 0.00001
 #: the chunks a window refill reads go as one job (a steal then moves one item and one
 #: payload, not one per chunk) unless reading them takes longer than this (a slow input)
 BATCH_SECONDS = 0.0005
-#: the window is refilled once this many units of it were consumed (a job of that many)
-MAP_REFILL = 2048
+#: the window is refilled once a quarter of it was consumed (a job of that many: 2,048
+#: units of ``SLOW_WINDOW`` as before, 8,192 of ``MAP_WINDOW``)
+REFILL_PARTS = 4
 
 _warned = False
 
@@ -167,7 +176,8 @@ class _MapRun(itertools.chain):
         batch = Chunked(MAP_CHUNK)  # chunks read now, issued as one job (one record,
         read = self.issued - self.consumed  # one item), with their pickles for thieves
         started = time.perf_counter()
-        while not self.exhausted and read < MAP_WINDOW:
+        window = self._window()
+        while not self.exhausted and read < window:
             chunk: list = []
             try:  # (extend keeps what the iterator gave before it raised)
                 chunk.extend(itertools.islice(self.args, MAP_CHUNK))
@@ -194,6 +204,13 @@ class _MapRun(itertools.chain):
                 batch, started = Chunked(MAP_CHUNK), time.perf_counter()
         if batch:
             self._issue(batch)
+
+    def _window(self) -> int:
+        """How far ahead of the consumer this map may read now: ``MAP_WINDOW`` once its
+        function is known to be quick here (``NodeState.unit_lengths``), else
+        ``SLOW_WINDOW``."""
+        length = self.peer.node.unit_lengths.get(id(self.fn))
+        return MAP_WINDOW if length is not None and length < QUICK_UNIT else SLOW_WINDOW
 
     def _issue(self, batch: list) -> None:
         """Submit the units of ``batch`` (the next ones of the input) as one job."""
@@ -317,7 +334,8 @@ class _MapRun(itertools.chain):
         """The next piece for the chain (every piece before it was taken), or None at the
         end: refill the window, wait for the next result (in order, or any with
         ``map_as_completed``), hand out its piece."""
-        if not self.exhausted and self.issued - self.consumed <= MAP_WINDOW - MAP_REFILL:
+        if not self.exhausted and (self.issued - self.consumed) * REFILL_PARTS <= (
+                self._window() * (REFILL_PARTS - 1)):
             self._top_up()
         if self.consumed >= self.issued:
             if self.error_at is not None and self.error_at[0] == self.consumed:
@@ -387,8 +405,9 @@ def _serial_map(func: Callable, iterables: tuple) -> Iterator:
 def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
     """Like the builtin ``map``: ``func`` over zipped ``iterables``, results in order.
 
-    Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` elements
-    ahead of the results consumed. Iterating re-raises the exception of a failed element.
+    Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` (32,768)
+    elements ahead of the results consumed, ``SLOW_WINDOW`` (8,192) unless ``func`` is
+    known to run in under ``QUICK_UNIT`` (10 us). Iterating re-raises the exception of a failed element.
     ``timeout=`` (seconds from this call) makes iterating raise ``TimeoutError`` when the
     next result is not ready by then. Other keyword arguments are ignored, as in SCOOP,
     with a one-time warning (bind arguments with ``functools.partial``).

@@ -85,6 +85,8 @@ def counters(peer) -> dict:
 
 #: calls counted by ``count_calls`` (the origin's own comm and main threads)
 CALLS: dict = {}
+#: (time, "S" steal answered / "P" push, units) on the origin, with ``--count``
+TIMELINE: list = []
 
 
 def count_calls(peer) -> None:
@@ -109,6 +111,13 @@ def count_calls(peer) -> None:
     from p2pscoop.core import messages
     wrap(comm, "poke", "pokes")
     wrap(comm, "ship_works", "ship_works")
+    ship = comm.ship_works
+
+    def pushed(thief, req, works, left=0):
+        if req == 0:
+            TIMELINE.append((time.perf_counter(), "P", sum(w.units for w in works)))
+        return ship(thief, req, works, left)
+    comm.ship_works = pushed
     wrap(peer, "dumps_work", "dumps_work")
     wrap(messages, "encode", "encode")
     wrap(messages, "give_message", "give_message")
@@ -127,6 +136,9 @@ def count_calls(peer) -> None:
         if cmds:
             execute(cmds)
         t2 = thread_time_ns()
+        if key == "Steal":
+            TIMELINE.append((time.perf_counter(), "S", sum(w.units for c in cmds
+                                                          for w in getattr(c, "works", ()))))
         CALLS[key] = CALLS.get(key, 0) + 1
         CALLS[key + "_core_us"] = CALLS.get(key + "_core_us", 0) + (t1 - t) // 1000
         CALLS[key + "_cmds_us"] = CALLS.get(key + "_cmds_us", 0) + (t2 - t1) // 1000
@@ -171,6 +183,10 @@ def measure(args) -> None:
             c1 = counters(peer)
             if got != list(range(args.tasks)):
                 raise RuntimeError("wrong results")
+            if args.count and m == args.maps - 1:
+                print("   timeline (ms, S steal answered / P push, units): " + " ".join(
+                    f"{(tt - t) * 1e3:.1f}{kind}{units}" for tt, kind, units in TIMELINE
+                    if tt >= t))
             home = (sched.units_run - run0) / args.tasks
             n = args.tasks
             print(f"d={d * 1e6:g}us map {m}: {wall / n * 1e9:.0f} ns/el wall, home "
