@@ -83,6 +83,11 @@ def stop_error(exc: StopIteration) -> RuntimeError:
     return err
 
 
+#: the most bytes of argument pickle per unit that ``Chunked`` keeps (a map's window of
+#: 32,768 units holds 8 MiB of them at most)
+KEEP_BYTES = 256
+
+
 class Chunked(list):
     """A map job's argument tuples (a list, as any job's ``items``) and, per chunk of
     ``size`` units, their pickle (``payload.plain_pickle``) or None (not plain: checked
@@ -96,9 +101,13 @@ class Chunked(list):
         self.size = size
 
     def add(self, chunk: list, data: bytes | None) -> None:
-        """Append ``chunk`` (``size`` units, or fewer if it is the last) and its pickle."""
+        """Append ``chunk`` (``size`` units, or fewer if it is the last) and its pickle,
+        kept only if it is small (``KEEP_BYTES`` per unit at most: the check pickles
+        without a memo, so an argument repeated in every unit, ``repeat(table)``, is in
+        it once per unit, where ``dumps_work`` would pickle it once per steal)."""
         self += chunk
-        self.pickles.append(data)
+        self.pickles.append(data if data is None or len(data) <= KEEP_BYTES * len(chunk)
+                            else None)
 
     def pickled(self, lo: int, hi: int) -> tuple | None:
         """Units ``[lo, hi)`` as ``(skip, count, pickles)``: the pickles of the chunks

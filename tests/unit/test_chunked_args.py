@@ -74,3 +74,13 @@ def test_plain_pickle_is_plain_chunk_keeping_what_it_wrote(chunk):
     assert (data is not None) == payload.plain_chunk(chunk)
     if data is not None:
         assert payload._safe_loads(data) == chunk
+
+
+def test_a_large_pickle_is_not_kept_and_its_ranges_travel_the_old_way():
+    table = list(range(200))  # the same argument in every unit: once per unit unmemoized
+    items = Chunked(4)
+    chunk = [(table, i) for i in range(4)]
+    items.add(chunk, payload.plain_pickle(chunk))
+    assert items.pickles == [None] and items.pickled(0, 4) is None
+    got = travel(items, 1, 3)
+    assert got.items == chunk[1:3] and got.items[0][0] is got.items[1][0]  # memo: shared
