@@ -52,8 +52,8 @@ __all__ = [
 ]
 
 #: units read from the input at a time, and how far ahead of the consumer a map may run:
-#: ``MAP_WINDOW`` for a function known to run here in under ``QUICK_UNIT`` seconds, else
-#: ``SLOW_WINDOW``. 8,192 units of a 0.5 us task are 5 ms of work: while an ordered
+#: ``MAP_WINDOW`` for a function known to run here in under ``QUICK_UNIT`` seconds while
+#: another peer could take some, else ``SLOW_WINDOW``. 8,192 units of a 0.5 us task are 5 ms of work: while an ordered
 #: consumer waits for a range a thief runs, the rest of such a window ran out and the thief
 #: got ever smaller steals (2 peers, 0.5 us tasks: 0.80 -> 0.66 us per element with 32,768,
 #: ``tools/bench/map_pair.py``); a longer task needs no deeper window, and a large
@@ -177,6 +177,7 @@ class _MapRun(itertools.chain):
         read = self.issued - self.consumed  # one item), with their pickles for thieves
         started = time.perf_counter()
         window = self._window()
+        keep = bool(self.peer.node.peers)  # pickles for thieves, if any peer could steal
         while not self.exhausted and read < window:
             chunk: list = []
             try:  # (extend keeps what the iterator gave before it raised)
@@ -186,7 +187,12 @@ class _MapRun(itertools.chain):
             except Exception as exc:  # the input iterator failed
                 self.error_at = (self.issued + len(batch) + len(chunk), exc)
                 self.exhausted = True
-            data = payload.plain_pickle(chunk) if chunk else None
+            if not chunk:
+                data = None
+            elif keep:
+                data = payload.plain_pickle(chunk)
+            else:  # (b"": plain, nothing kept)
+                data = b"" if payload.plain_chunk(chunk) else None
             if data is None:  # not plain: checked one by one; one that cannot travel ends
                 for k, item in enumerate(chunk):  # it there
                     try:
@@ -197,7 +203,7 @@ class _MapRun(itertools.chain):
                         del chunk[k:]
                         break
             if chunk:
-                batch.add(chunk, data)
+                batch.add(chunk, data or None)
             read += len(chunk)
             if batch and time.perf_counter() - started > BATCH_SECONDS:  # a slow input:
                 self._issue(batch)  # what was read starts now
@@ -207,10 +213,12 @@ class _MapRun(itertools.chain):
 
     def _window(self) -> int:
         """How far ahead of the consumer this map may read now: ``MAP_WINDOW`` once its
-        function is known to be quick here (``NodeState.unit_lengths``), else
-        ``SLOW_WINDOW``."""
-        length = self.peer.node.unit_lengths.get(id(self.fn))
-        return MAP_WINDOW if length is not None and length < QUICK_UNIT else SLOW_WINDOW
+        function is known to be quick here (``NodeState.unit_lengths``) and another peer
+        could take some, else ``SLOW_WINDOW``."""
+        node = self.peer.node
+        length = node.unit_lengths.get(id(self.fn))
+        return (MAP_WINDOW if length is not None and length < QUICK_UNIT and node.peers
+                else SLOW_WINDOW)
 
     def _issue(self, batch: list) -> None:
         """Submit the units of ``batch`` (the next ones of the input) as one job."""
@@ -407,7 +415,7 @@ def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
 
     Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` (32,768)
     elements ahead of the results consumed, ``SLOW_WINDOW`` (8,192) unless ``func`` is
-    known to run in under ``QUICK_UNIT`` (10 us). Iterating re-raises the exception of a failed element.
+    known to run in under ``QUICK_UNIT`` (10 us) and another peer is there. Iterating re-raises the exception of a failed element.
     ``timeout=`` (seconds from this call) makes iterating raise ``TimeoutError`` when the
     next result is not ready by then. Other keyword arguments are ignored, as in SCOOP,
     with a one-time warning (bind arguments with ``functools.partial``).

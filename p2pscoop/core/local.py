@@ -45,7 +45,7 @@ assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
 MAX_HELD = 32
 #: ``claim_awaited`` looks for the awaited unit among this many of the oldest live items
-AWAIT_SCAN = 256
+AWAIT_SCAN = 64
 
 
 class LocalPathMixin:
@@ -193,9 +193,9 @@ class LocalPathMixin:
         if rec is None or type(rec.states) is not Runs or limit < 1:
             return None
         me = self.me
-        scan = AWAIT_SCAN  # (cancelled items, left by maps dropped, do not count)
-        for work in self.deque:
-            if work.cancelled:
+        scan = AWAIT_SCAN  # (emptied or cancelled items, left for a pop or a steal to
+        for work in self.deque:  # skip, do not count: the consumer's claims empty some)
+            if work.lo >= work.hi or work.cancelled:
                 continue
             if not scan:
                 return None
