@@ -38,7 +38,8 @@ from typing import Any, Callable, Iterable, Iterator
 from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
-from .runtime.pieces import Chunked, Raise, Slots, pieces, stop_error
+from .runtime.pieces import (MAP_WINDOW, SLOW_WINDOW, Chunked, Raise, Slots,  # noqa: F401
+                              pieces, stop_error, window)
 from .runtime.ranges import run_awaited
 from .runtime.future import Future, completed, ensure_completer
 from .runtime.switch import Waiter, wake
@@ -51,23 +52,12 @@ __all__ = [
     "TimeoutError", "CancelledError", "InvalidStateError", "DoneAndNotDoneFutures",
 ]
 
-#: units read from the input at a time, and how far ahead of the consumer a map may run:
-#: ``MAP_WINDOW`` for a function known to run here in under ``QUICK_UNIT`` seconds while
-#: another peer could take some, else ``SLOW_WINDOW``. 8,192 units of a 0.5 us task are 5 ms of work: while an ordered
-#: consumer waits for a range a thief runs, the rest of such a window ran out and the thief
-#: got ever smaller steals (2 peers, 0.5 us tasks: 0.80 -> 0.66 us per element with 32,768,
-#: ``tools/bench/map_pair.py``); a longer task needs no deeper window, and a large
-#: argument is kept 4 times fewer
+#: units read from the input at a time; how far ahead of the consumer a map may run:
+#: ``pieces.window`` (``MAP_WINDOW``, or ``SLOW_WINDOW`` for a function not known quick)
 MAP_CHUNK = 256
-MAP_WINDOW = 32768
-SLOW_WINDOW = 8192
-QUICK_UNIT = 0.00001
 #: the chunks a window refill reads go as one job (a steal then moves one item and one
 #: payload, not one per chunk) unless reading them takes longer than this (a slow input)
 BATCH_SECONDS = 0.0005
-#: the window is refilled once a quarter of it was consumed (a job of that many: 2,048
-#: units of ``SLOW_WINDOW`` as before, 8,192 of ``MAP_WINDOW``)
-REFILL_PARTS = 4
 
 _warned = False
 
@@ -176,9 +166,9 @@ class _MapRun(itertools.chain):
         batch = Chunked(MAP_CHUNK)  # chunks read now, issued as one job (one record,
         read = self.issued - self.consumed  # one item), with their pickles for thieves
         started = time.perf_counter()
-        window = self._window()
+        ahead = window(self.peer.node, self.fn)
         keep = bool(self.peer.node.peers)  # pickles for thieves, if any peer could steal
-        while not self.exhausted and read < window:
+        while not self.exhausted and read < ahead:
             chunk: list = []
             try:  # (extend keeps what the iterator gave before it raised)
                 chunk.extend(itertools.islice(self.args, MAP_CHUNK))
@@ -187,12 +177,7 @@ class _MapRun(itertools.chain):
             except Exception as exc:  # the input iterator failed
                 self.error_at = (self.issued + len(batch) + len(chunk), exc)
                 self.exhausted = True
-            if not chunk:
-                data = None
-            elif keep:
-                data = payload.plain_pickle(chunk)
-            else:  # (b"": plain, nothing kept)
-                data = b"" if payload.plain_chunk(chunk) else None
+            data = payload.plain_pickle(chunk, keep) if chunk else None
             if data is None:  # not plain: checked one by one; one that cannot travel ends
                 for k, item in enumerate(chunk):  # it there
                     try:
@@ -202,23 +187,13 @@ class _MapRun(itertools.chain):
                         self.exhausted = True
                         del chunk[k:]
                         break
-            if chunk:
-                batch.add(chunk, data or None)
+            batch.add(chunk, data or None)
             read += len(chunk)
             if batch and time.perf_counter() - started > BATCH_SECONDS:  # a slow input:
                 self._issue(batch)  # what was read starts now
                 batch, started = Chunked(MAP_CHUNK), time.perf_counter()
         if batch:
             self._issue(batch)
-
-    def _window(self) -> int:
-        """How far ahead of the consumer this map may read now: ``MAP_WINDOW`` once its
-        function is known to be quick here (``NodeState.unit_lengths``) and another peer
-        could take some, else ``SLOW_WINDOW``."""
-        node = self.peer.node
-        length = node.unit_lengths.get(id(self.fn))
-        return (MAP_WINDOW if length is not None and length < QUICK_UNIT and node.peers
-                else SLOW_WINDOW)
 
     def _issue(self, batch: list) -> None:
         """Submit the units of ``batch`` (the next ones of the input) as one job."""
@@ -342,8 +317,8 @@ class _MapRun(itertools.chain):
         """The next piece for the chain (every piece before it was taken), or None at the
         end: refill the window, wait for the next result (in order, or any with
         ``map_as_completed``), hand out its piece."""
-        if not self.exhausted and (self.issued - self.consumed) * REFILL_PARTS <= (
-                self._window() * (REFILL_PARTS - 1)):
+        if not self.exhausted and (  # (refilled once a quarter of the window was consumed)
+                self.issued - self.consumed <= window(self.peer.node, self.fn) * 3 // 4):
             self._top_up()
         if self.consumed >= self.issued:
             if self.error_at is not None and self.error_at[0] == self.consumed:
@@ -414,8 +389,8 @@ def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
     """Like the builtin ``map``: ``func`` over zipped ``iterables``, results in order.
 
     Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` (32,768)
-    elements ahead of the results consumed, ``SLOW_WINDOW`` (8,192) unless ``func`` is
-    known to run in under ``QUICK_UNIT`` (10 us) and another peer is there. Iterating re-raises the exception of a failed element.
+    elements ahead of the results consumed (8,192 unless ``func`` runs in under 10 us and
+    another peer is there). Iterating re-raises the exception of a failed element.
     ``timeout=`` (seconds from this call) makes iterating raise ``TimeoutError`` when the
     next result is not ready by then. Other keyword arguments are ignored, as in SCOOP,
     with a one-time warning (bind arguments with ``functools.partial``).

@@ -221,22 +221,22 @@ def plain_chunk(chunk: list) -> bool:
     without a memo (about 20 ns per element of one int, 45 of a job tuple of 3 atomic
     values). False for anything else, and for what the pickler refuses (a cyclic or very
     deep structure): the caller then checks element by element (``check_args``)."""
-    return plain_pickle(chunk, _Sink()) is not None
+    return plain_pickle(chunk, False) is not None
 
 
-def plain_pickle(chunk: list, out: Any = None) -> bytes | None:
+def plain_pickle(chunk: list, keep: bool = True) -> bytes | None:
     """``plain_chunk``'s check, keeping what it writes: the pickle of ``chunk`` (C pickler,
     no memo: shared parts travel as copies), or None if ``chunk`` is not plain. A map keeps
     it with its units (``pieces.Chunked``), so a unit given to a thief is not pickled again
-    on the comm thread (``dumps_work``); ``out``: where to write (then returns b"")."""
-    buf = io.BytesIO() if out is None else out
+    on the comm thread (``dumps_work``). ``keep`` False: written nowhere (b"" if plain)."""
+    buf = io.BytesIO() if keep else _Sink()
     checker = _PlainCheck(buf, PROTOCOL)
     checker.fast = True  # no memo: plain values need none, and cycles raise
     try:
         checker.dump(chunk)
     except (_NotPlain, ValueError, RecursionError, pickle.PicklingError):
         return None
-    return buf.getvalue() if out is None else b""
+    return buf.getvalue() if keep else b""
 
 
 def _check_value(value: Any, what: str) -> None:

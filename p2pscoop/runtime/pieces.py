@@ -10,9 +10,10 @@ holds the parts of that chain that know nothing of the map's window:
     pieces       the generator the chain draws from (a weak reference to the map)
     stop_error   a task's StopIteration as the map raises it (RuntimeError)
 
-and the other way, a map's input as units: ``Chunked``, a job's argument tuples with the
-pickles of their chunks (``payload.plain_pickle``, made while checking them), so a range
-given to a thief travels as those pickles (``payload.dumps_work``), not pickled again.
+and the other way, a map's input as units: ``window``, how far ahead of its consumer a map
+reads, and ``Chunked``, a job's argument tuples with the pickles of their chunks
+(``payload.plain_pickle``, made while checking them), so a range given to a thief
+travels as those pickles (``payload.dumps_work``), not pickled again.
 
 Invariants: ``len(Slots)`` counts results, not pieces (``progress.py``); a ``Raise``
 raises exactly once; ``pieces`` holds no strong reference to its map between pieces, so
@@ -83,6 +84,25 @@ def stop_error(exc: StopIteration) -> RuntimeError:
     return err
 
 
+#: how far ahead of its consumer a map may read its input (``window``): ``MAP_WINDOW`` for
+#: a function known to run here in under ``QUICK_UNIT`` seconds while another peer could
+#: take some, else ``SLOW_WINDOW``. 8,192 units of a 0.5 us task are 5 ms of work: while
+#: an ordered consumer waited for a range a thief ran, the rest ran out and the thief got
+#: ever smaller steals (2 peers, 0.5 us tasks: 0.80 -> 0.66 us per element with 32,768,
+#: ``tools/bench/map_pair.py``). A longer task needs no deeper window, and a large
+#: argument is kept 4 times fewer
+MAP_WINDOW = 32768
+SLOW_WINDOW = 8192
+QUICK_UNIT = 0.00001
+
+
+def window(node, fn) -> int:
+    """How far ahead of its consumer a map of ``fn`` on ``node`` may read now."""
+    length = node.unit_lengths.get(id(fn))
+    return (MAP_WINDOW if length is not None and length < QUICK_UNIT and node.peers
+            else SLOW_WINDOW)
+
+
 #: the most bytes of argument pickle per unit that ``Chunked`` keeps (a map's window of
 #: 32,768 units holds 8 MiB of them at most)
 KEEP_BYTES = 256
@@ -101,13 +121,15 @@ class Chunked(list):
         self.size = size
 
     def add(self, chunk: list, data: bytes | None) -> None:
-        """Append ``chunk`` (``size`` units, or fewer if it is the last) and its pickle,
+        """Append ``chunk`` (``size`` units, or fewer if it is the last; none: nothing)
+        and its pickle,
         kept only if it is small (``KEEP_BYTES`` per unit at most: the check pickles
         without a memo, so an argument repeated in every unit, ``repeat(table)``, is in
         it once per unit, where ``dumps_work`` would pickle it once per steal)."""
-        self += chunk
-        self.pickles.append(data if data is None or len(data) <= KEEP_BYTES * len(chunk)
-                            else None)
+        if chunk:
+            self += chunk
+            self.pickles.append(data if data is None or len(data) <= KEEP_BYTES * len(chunk)
+                                else None)
 
     def pickled(self, lo: int, hi: int) -> tuple | None:
         """Units ``[lo, hi)`` as ``(skip, count, pickles)``: the pickles of the chunks
