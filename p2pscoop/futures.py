@@ -38,7 +38,8 @@ from typing import Any, Callable, Iterable, Iterator
 from .progress import hook as _progress, watch_map
 from .runtime import context, payload
 from .runtime.importing import stop_if_importing
-from .runtime.pieces import Raise, Slots, pieces, stop_error
+from .runtime.pieces import (MAP_WINDOW, SLOW_WINDOW, Chunked, Raise, Slots,  # noqa: F401
+                              pieces, stop_error, window)
 from .runtime.ranges import run_awaited
 from .runtime.future import Future, completed, ensure_completer
 from .runtime.switch import Waiter, wake
@@ -51,14 +52,12 @@ __all__ = [
     "TimeoutError", "CancelledError", "InvalidStateError", "DoneAndNotDoneFutures",
 ]
 
-#: units read from the input at a time, and how far ahead of the consumer a map may run
+#: units read from the input at a time; how far ahead of the consumer a map may run:
+#: ``pieces.window`` (``MAP_WINDOW``, or ``SLOW_WINDOW`` for a function not known quick)
 MAP_CHUNK = 256
-MAP_WINDOW = 8192
 #: the chunks a window refill reads go as one job (a steal then moves one item and one
 #: payload, not one per chunk) unless reading them takes longer than this (a slow input)
 BATCH_SECONDS = 0.0005
-#: the window is refilled once this many units of it were consumed (a job of that many)
-MAP_REFILL = 2048
 
 _warned = False
 
@@ -164,10 +163,12 @@ class _MapRun(itertools.chain):
         """Issue more units, up to ``MAP_WINDOW`` ahead of the consumer. An element that
         cannot travel, or an exception of the input iterator itself, is kept as the error
         of that position: the consumer gets every result before it first."""
-        batch: list = []  # chunks read now, issued as one job (one record, one item)
-        read = self.issued - self.consumed
+        batch = Chunked(MAP_CHUNK)  # chunks read now, issued as one job (one record,
+        read = self.issued - self.consumed  # one item), with their pickles for thieves
         started = time.perf_counter()
-        while not self.exhausted and read < MAP_WINDOW:
+        ahead = window(self.peer.node, self.fn)
+        keep = bool(self.peer.node.peers)  # pickles for thieves, if any peer could steal
+        while not self.exhausted and read < ahead:
             chunk: list = []
             try:  # (extend keeps what the iterator gave before it raised)
                 chunk.extend(itertools.islice(self.args, MAP_CHUNK))
@@ -176,8 +177,9 @@ class _MapRun(itertools.chain):
             except Exception as exc:  # the input iterator failed
                 self.error_at = (self.issued + len(batch) + len(chunk), exc)
                 self.exhausted = True
-            if not payload.plain_chunk(chunk):  # one that cannot travel ends it there
-                for k, item in enumerate(chunk):
+            data = payload.plain_pickle(chunk, keep) if chunk else None
+            if data is None:  # not plain: checked one by one; one that cannot travel ends
+                for k, item in enumerate(chunk):  # it there
                     try:
                         payload.check_args(item)
                     except Exception as exc:  # PayloadError
@@ -185,11 +187,11 @@ class _MapRun(itertools.chain):
                         self.exhausted = True
                         del chunk[k:]
                         break
-            batch += chunk
+            batch.add(chunk, data or None)
             read += len(chunk)
             if batch and time.perf_counter() - started > BATCH_SECONDS:  # a slow input:
                 self._issue(batch)  # what was read starts now
-                batch, started = [], time.perf_counter()
+                batch, started = Chunked(MAP_CHUNK), time.perf_counter()
         if batch:
             self._issue(batch)
 
@@ -315,7 +317,8 @@ class _MapRun(itertools.chain):
         """The next piece for the chain (every piece before it was taken), or None at the
         end: refill the window, wait for the next result (in order, or any with
         ``map_as_completed``), hand out its piece."""
-        if not self.exhausted and self.issued - self.consumed <= MAP_WINDOW - MAP_REFILL:
+        if not self.exhausted and (  # (refilled once a quarter of the window was consumed)
+                self.issued - self.consumed <= window(self.peer.node, self.fn) * 3 // 4):
             self._top_up()
         if self.consumed >= self.issued:
             if self.error_at is not None and self.error_at[0] == self.consumed:
@@ -385,8 +388,9 @@ def _serial_map(func: Callable, iterables: tuple) -> Iterator:
 def map(func: Callable, *iterables: Iterable, **kwargs) -> Iterator:
     """Like the builtin ``map``: ``func`` over zipped ``iterables``, results in order.
 
-    Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` elements
-    ahead of the results consumed. Iterating re-raises the exception of a failed element.
+    Work starts at once; the input is consumed lazily, at most ``MAP_WINDOW`` (32,768)
+    elements ahead of the results consumed (8,192 unless ``func`` runs in under 10 us and
+    another peer is there). Iterating re-raises the exception of a failed element.
     ``timeout=`` (seconds from this call) makes iterating raise ``TimeoutError`` when the
     next result is not ready by then. Other keyword arguments are ignored, as in SCOOP,
     with a one-time warning (bind arguments with ``functools.partial``).

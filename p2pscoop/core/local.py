@@ -44,7 +44,7 @@ assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish
 #: at most this many units held at once (``submit_lazy``): a loop that submits many before
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
 MAX_HELD = 32
-#: ``claim_awaited`` looks for the awaited unit among this many of the oldest items
+#: ``claim_awaited`` looks for the awaited unit among this many of the oldest live items
 AWAIT_SCAN = 64
 
 
@@ -193,11 +193,14 @@ class LocalPathMixin:
         if rec is None or type(rec.states) is not Runs or limit < 1:
             return None
         me = self.me
-        for n, work in enumerate(self.deque):
-            if n == AWAIT_SCAN:
+        scan = AWAIT_SCAN  # (emptied or cancelled items, left for a pop or a steal to
+        for work in self.deque:  # skip, do not count: the consumer's claims empty some)
+            if work.lo >= work.hi or work.cancelled:
+                continue
+            if not scan:
                 return None
-            if (work.job == job and work.owner == me and work.lo == unit
-                    and not work.cancelled and work.error is None):
+            scan -= 1
+            if work.job == job and work.owner == me and work.lo == unit and work.error is None:
                 break
         else:
             return None

@@ -56,6 +56,7 @@ from typing import Any
 import cloudpickle
 
 from ..core.deque import Work
+from .pieces import Chunked
 from ..core.errors import NeedsImport, PayloadError, RemoteError
 from ..core.messages import FAILED, OK, RAISED
 
@@ -229,13 +230,22 @@ def plain_chunk(chunk: list) -> bool:
     without a memo (about 20 ns per element of one int, 45 of a job tuple of 3 atomic
     values). False for anything else, and for what the pickler refuses (a cyclic or very
     deep structure): the caller then checks element by element (``check_args``)."""
-    checker = _PlainCheck(_Sink(), PROTOCOL)
+    return plain_pickle(chunk, False) is not None
+
+
+def plain_pickle(chunk: list, keep: bool = True) -> bytes | None:
+    """``plain_chunk``'s check, keeping what it writes: the pickle of ``chunk`` (C pickler,
+    no memo: shared parts travel as copies), or None if ``chunk`` is not plain. A map keeps
+    it with its units (``pieces.Chunked``), so a unit given to a thief is not pickled again
+    on the comm thread (``dumps_work``). ``keep`` False: written nowhere (b"" if plain)."""
+    buf = io.BytesIO() if keep else _Sink()
+    checker = _PlainCheck(buf, PROTOCOL)
     checker.fast = True  # no memo: plain values need none, and cycles raise
     try:
         checker.dump(chunk)
     except (_NotPlain, ValueError, RecursionError, pickle.PicklingError):
-        return False
-    return True
+        return None
+    return buf.getvalue() if keep else b""
 
 
 def _check_value(value: Any, what: str) -> None:
@@ -290,11 +300,23 @@ def _register_local_modules() -> None:
 
 
 def dumps_work(work: Work) -> bytes:
-    """The payload of a work item leaving this peer: function, its args slice, kwargs."""
+    """The payload of a work item leaving this peer: function, its args slice, kwargs. A
+    map's plain arguments go as the pickles of their chunks (``pieces.Chunked``), made
+    when the map read them: ``(skip, count, [chunk pickles])`` in place of the list."""
     if _by_value_roots:
         _register_local_modules()
-    items = work.items[work.lo - work.base:work.hi - work.base]
-    return dumps((work.fn, items, work.kwargs, work.error))
+    items, lo, hi = work.items, work.lo - work.base, work.hi - work.base
+    got = items.pickled(lo, hi) if type(items) is Chunked else None
+    return dumps((work.fn, items[lo:hi] if got is None else got, work.kwargs, work.error))
+
+
+def _unchunk(spec: tuple, importing: bool) -> list:
+    """The argument tuples of ``dumps_work``'s ``(skip, count, [chunk pickles])``."""
+    skip, count, parts = spec
+    items: list = []
+    for part in parts:
+        items += _safe_loads(part, importing)
+    return items[skip:skip + count]
 
 
 class _ImportedOnly(pickle.Unpickler):
@@ -330,6 +352,8 @@ def loads_work(owner: bytes, job: int, lo: int, hi: int, payload: bytes,
     ``importing=False`` (the comm thread): ``NeedsImport`` if a module must be imported."""
     try:
         fn, items, kwargs, error = _safe_loads(payload, importing)
+        if type(items) is tuple:  # a map's chunk pickles (``dumps_work``)
+            items = _unchunk(items, importing)
         if len(items) != hi - lo:
             raise PayloadError(f"{len(items)} argument tuples for {hi - lo} units")
         return Work(owner, job, lo, hi, fn, items, lo, kwargs, error)
