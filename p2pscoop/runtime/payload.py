@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import copyreg
 import io
-import itertools
 import os
 import pickle
 import socket

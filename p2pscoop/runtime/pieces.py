@@ -17,9 +17,10 @@ travels as those pickles (``payload.dumps_work``), not pickled again.
 
 Invariants: ``len(Slots)`` counts results, not pieces (``progress.py``); a ``Raise``
 raises exactly once; ``pieces`` holds no strong reference to its map between pieces, so
-a map dropped by its consumer is collected (and cancelled) as before. ``Chunked.pickles[j]``
-is the pickle of units ``[j * size, (j + 1) * size)`` (the last chunk may be shorter) or
-None, and ``pickled`` answers only from chunks that all have one.
+a map dropped by its consumer is collected once its jobs end (its queued units still
+run, as in SCOOP: ``Executor.map`` is the one that cancels). ``Chunked.pickles[j]`` is the
+pickle of units ``[j * size, (j + 1) * size)`` (the last chunk may be shorter) or None,
+and ``pickled`` answers only from chunks that all have one.
 """
 
 from __future__ import annotations
