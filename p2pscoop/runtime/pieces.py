@@ -123,10 +123,10 @@ class Chunked(list):
 
     def add(self, chunk: list, data: bytes | None) -> None:
         """Append ``chunk`` (``size`` units, or fewer if it is the last; none: nothing)
-        and its pickle,
-        kept only if it is small (``KEEP_BYTES`` per unit at most: the check pickles
-        without a memo, so an argument repeated in every unit, ``repeat(table)``, is in
-        it once per unit, where ``dumps_work`` would pickle it once per steal)."""
+        and its pickle, kept only if it is small (``KEEP_BYTES`` per unit at most: the
+        check pickles without a memo, so an argument repeated in every unit,
+        ``repeat(table)``, is in it once per unit, where ``dumps_work`` would pickle it
+        once per steal)."""
         if chunk:
             self += chunk
             self.pickles.append(data if data is None or len(data) <= KEEP_BYTES * len(chunk)
