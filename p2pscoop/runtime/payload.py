@@ -157,22 +157,20 @@ def check_callable(fn: Any) -> None:
     travel to a peer (checked once per function object: the answer is cached)."""
     if not callable(fn):
         raise TypeError(f"submit() needs a callable, got {_describe(fn)}")
-    key = id(fn)
-    if _checked_callables.get(key) is not fn:
+    if _checked_callables.get(id(fn)) is not fn:
         try:
             _try_pickle(fn)
         except Exception as exc:
             raise PayloadError(f"the function {_describe(fn)} cannot be pickled, so no peer "
                                f"could run it: {type(exc).__name__}: {exc}") from exc
-        if len(_checked_callables) > 4096:
-            _checked_callables.clear()
-        _checked_callables[key] = fn
+        trust_callable(fn)
 
 
 def trust_callable(fn: Any) -> None:
-    """``fn`` was unpickled from a GIVE, so it pickles: ``check_callable`` need not try it
-    (each GIVE of a by-value function brings a new function object, and a stolen unit that
-    submits it cost its thief a cloudpickle run on the main thread, 50-100 us)."""
+    """Remember ``fn`` as one that pickles (the bounded cache ``check_callable`` reads):
+    after a check, or when ``fn`` was unpickled from a GIVE (each GIVE of a by-value
+    function brings a new function object, and a stolen unit that submits it cost its
+    thief a cloudpickle run on the main thread, 50-100 us)."""
     if len(_checked_callables) > 4096:
         _checked_callables.clear()
     _checked_callables[id(fn)] = fn
