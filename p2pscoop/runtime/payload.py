@@ -181,7 +181,9 @@ def check_args(args: tuple, kwargs: dict | None = None) -> None:
     lists and sets of them, skip)."""
     for value in args:
         if type(value) not in _ATOMIC:
-            _check_value(value, "argument")
+            ref = _checked_args.get(id(value))  # (``_check_value``'s cache, without a call:
+            if ref is None or ref() is not value:  # a recursion's context object)
+                _check_value(value, "argument")
     if kwargs:
         for name, value in kwargs.items():
             if type(value) not in _ATOMIC:

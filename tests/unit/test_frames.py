@@ -70,14 +70,14 @@ def test_the_estimate_is_walked_once_per_code_then_reused_and_rechecked():
     frames._between.clear()
     key = object()  # (a unit's code, as run_inline keys it)
     first = frames.used([(100, key)])  # walked
-    assert first > 100 and frames._between[key][1] == frames.RECHECK
+    assert first > 100 and frames._between[id(key)][1] == frames.RECHECK
     assert frames.used([(100, key)]) == first  # known: no walk
     assert frames.used([(300, key)]) == first + 200  # the level's own room still counts
-    assert frames._between[key][1] == frames.RECHECK - 2
-    frames._between[key][1] = 0  # due: walked again, the largest kept
-    frames._between[key][0] = 1 << 20
+    assert frames._between[id(key)][1] == frames.RECHECK - 2
+    frames._between[id(key)][1] = 0  # due: walked again, the largest kept
+    frames._between[id(key)][0] = 1 << 20
     assert frames.used([(100, key)]) == (1 << 20) + 100 + frames._ours
-    assert frames._between[key][1] == frames.RECHECK
+    assert frames._between[id(key)][1] == frames.RECHECK
 
 
 def test_an_unknown_room_is_walked_and_kept_in_the_level():
@@ -86,5 +86,21 @@ def test_an_unknown_room_is_walked_and_kept_in_the_level():
     total = frames.used(levels)
     room = levels[-1][0]
     assert room >= 0 and levels[-1][1] == "k" and total >= room
-    unhashable = [(0, [])]  # an unhashable key: walked every time, never cached
-    assert frames.used(unhashable) >= 0 and len(frames._between) == 1
+    unhashable = [(0, [])]  # an unhashable callable: known by identity all the same
+    assert frames.used(unhashable) >= 0 and len(frames._between) == 2
+
+
+def test_equal_codes_are_told_apart_by_identity():
+    """Each GIVE of a function pickled by value brings an equal code object of its own:
+    each is known by itself (an entry whose code is another, if equal, is not its)."""
+    frames._between.clear()
+    src = "def f(x):\n    return x + 1\n"
+    one, two = {}, {}
+    exec(compile(src, "<t>", "exec"), one)
+    exec(compile(src, "<t>", "exec"), two)
+    a, b = one["f"].__code__, two["f"].__code__
+    assert a == b and a is not b
+    frames.used([(0, a)])
+    assert frames._between[id(a)][2] is a and id(b) not in frames._between
+    frames.used([(0, b)])
+    assert frames._between[id(b)][2] is b and len(frames._between) == 2
