@@ -309,7 +309,7 @@ class LifelineMixin:
         trip between the threads per denial: two more wake-ups (the scheduler, then the
         comm thread for its post) and a GIL hand-off, at the map's end for every peer at
         once. A peer that still runs a unit (a denied early ask) just wakes its
-        scheduler, which asks again only once idle (``NodeState._ask_early``)."""
+        scheduler, which asks again only once idle (``NodeState.ask_early``)."""
         if self.starved and self._steal is None and not self.deque.total:
             out = self._ask(now)
             if out:

@@ -11,9 +11,10 @@ place, called by the scheduler under the peer's lock exactly as ``handle`` is:
   claims that unit and the next ones of its item, wherever the item lies, and runs them;
 * ``finish_range``: those units ended: each RUNNING one is DONE (a unit a result resolved
   meanwhile is a counted duplicate, as with ``Finished``);
-* ``submit_lazy``, ``publish``, ``take_lazy``: a ``submit`` on this peer's own thread
-  holds its unit in ``lazy`` until the next ``handle`` call queues it (``publish``);
-  awaited before that, it runs in its caller and never becomes a ``Job`` nor a ``Work``;
+* ``submit_lazy`` (``job_id`` and ``hold``), ``publish``, ``take_lazy``: a ``submit`` on
+  this peer's own thread holds its unit in ``lazy`` until the next ``handle`` call queues it
+  (``publish``); awaited before that, it runs in its caller and never becomes a ``Job`` nor
+  a ``Work``;
 * ``pop_job``: work-first ``result()``: start the awaited unit in its caller;
 * ``finish_one``: that unit ended (``finish_range`` of one unit).
 
@@ -21,15 +22,37 @@ Invariants: they change states only along ``task.TRANSITIONS`` (PENDING -> RUNNI
 the moves ``Pop`` and ``Finished`` make); units they take leave the deque exactly as ``Pop``
 takes them (``WorkDeque.take_next``/``take_job``), so a unit is still in one place at a
 time and thieves see only what is queued; a claim that empties the deque asks for work
-early, as ``Pop`` does (``NodeState._ask_early``). The scheduler bounds how much it claims
+early, as ``Pop`` does (``NodeState.ask_early``). The scheduler bounds how much it claims
 (``runtime/scheduler.py``, ``RANGE_BUDGET``), so claimed units are never many ms of work.
 
-A unit ``submit_lazy`` holds is in one place too: in ``lazy`` (guarded by the peer's lock,
-as the rest of the node) until ``publish`` queues it or ``take_lazy`` starts it. ``handle``
-publishes before it looks at any event, and so do ``pop_job`` and ``claim_next``: no
-decision (a thief's STEAL, a ``Cancel``, a peer's death, ``Pop``, an early steal request)
-is ever taken on a deque that lacks held units. Only submits on a node without hungry
-thieves and not leaving are held (``Submit`` may push work to hungry thieves at once).
+A unit ``submit_lazy`` holds is in one place too: in ``lazy`` until ``publish`` queues it or
+``take_lazy`` starts it. ``handle`` publishes before it looks at any event, and so do
+``pop_job`` and ``claim_next``: no decision (a thief's STEAL, a ``Cancel``, a peer's death,
+``Pop``, an early steal request) is taken on a deque that lacks a unit held before it
+began. Only submits on a node without hungry thieves and not leaving are held (``Submit``
+may push work to hungry thieves at once).
+
+Held units without the lock. Everything else here runs under the peer's lock, as
+``handle``. ``job_id``, ``hold``, ``take_lazy``, ``holds_submits`` and ``asks_early`` may
+also be called without it, by one thread only (the scheduler's: the one thread that holds
+units), while other threads call the rest under the lock. Each of a submit's steps is then
+one atomic operation under the GIL:
+
+* ``lazy`` is a ``collections.deque``; that thread appends and removes at its right end
+  (``hold``; ``take_lazy``: ``pop`` or ``del lazy[-k]``); ``publish`` removes at its left
+  end (``popleft``), oldest first. As only that thread adds, the k-th newest held unit
+  stays the k-th newest until ``publish`` takes it, and by then every older one is gone
+  too: an index from the right finds the unit it was read for, or raises ``IndexError``
+  (queued meanwhile: its caller takes the locked path, ``pop_job``);
+* job ids come from one ``itertools.count``, shared with ``new_job``; ``_next_job`` (the
+  next id, stored after each) may lag behind by one id while two threads make jobs at
+  once, which can only count a late result as a bad message instead of a duplicate;
+* ``_held_units`` (in ``units_submitted``) is written by that thread only;
+* the flags read without the lock (``_hungry``, ``leaving``, ``asks_early``'s) only choose a
+  path: ``hold`` says when what it read calls for ``settle`` (under the lock), and the
+  locked call decides again. A thief denied while a unit was being held may so wait for
+  that unit until the node's next event queues it (its next ``Pop``, a tick: at most the
+  lifelines' ``stale_after``), as it waits for a unit queued alone today.
 """
 
 from __future__ import annotations
@@ -52,60 +75,93 @@ class LocalPathMixin:
     """``NodeState``'s local fast paths; see the module docstring."""
 
     def holds_submits(self) -> bool:
-        """Would ``submit_lazy`` hold a unit now (no hungry thief, not leaving)? A caller
-        may ask without the lock to choose its path: ``submit_lazy`` decides again."""
+        """Would ``submit_lazy`` hold a unit now (no hungry thief, not leaving)? Read
+        without the lock to choose a path (``hold`` checks again)."""
         return not (self._hungry or self.leaving)
 
     def submit_lazy(self, fn, args: tuple, kwargs: dict) -> int | None:
-        """Submit one unit of ``fn(*args, **kwargs)`` without queueing it yet: its job id
-        is taken and it waits in ``lazy`` (the newest end of the deque, in effect) until
-        ``publish`` queues it (the next ``handle`` call, whoever makes it: a thief's STEAL,
-        a ``Pop``, a tick...; or ``MAX_HELD`` submits later) or ``take_lazy`` starts it in
-        its caller. Returns the job id, or None if this node has hungry thieves (the unit
-        must be queued now, hints may follow: ``Submit``) or is leaving; then the caller
-        uses ``Submit``."""
+        """Submit one unit of ``fn(*args, **kwargs)`` without queueing it yet (under the
+        lock): ``job_id``, then ``hold``, then ``publish`` if ``hold`` asks for it. Returns
+        the job id, or None if this node has hungry thieves (the unit must be queued now,
+        hints may follow: ``Submit``) or is leaving; then the caller uses ``Submit``.
+        The scheduler calls the steps itself, without the lock (module docstring)."""
         if self._hungry or self.leaving:
             return None
-        if len(self.lazy) >= MAX_HELD:
+        job = self.job_id()
+        if self.hold(job, fn, args, kwargs):
             self.publish()
-        job = self._next_job
-        self._next_job = job + 1
-        self.lazy.append((job, fn, args, kwargs))
-        self.units_submitted += 1
         return job
+
+    def job_id(self) -> int:
+        """A new job id (lock-free: ``itertools.count``, as ``new_job``'s)."""
+        job = next(self._job_ids)
+        self._next_job = job + 1
+        return job
+
+    def hold(self, job: int, fn, args: tuple, kwargs: dict) -> bool:
+        """Hold job ``job``'s one unit, ``fn(*args, **kwargs)``, in ``lazy`` (the newest end
+        of the deque, in effect) until ``publish`` queues it (the next ``handle`` call,
+        whoever makes it: a thief's STEAL, a ``Pop``, a tick...) or ``take_lazy`` starts
+        it in its caller. True if the caller must now ``settle`` under the lock: more
+        than ``MAX_HELD`` units are held, or a thief went hungry or the node is leaving
+        (the caller found neither before its ``job_id``)."""
+        lazy = self.lazy
+        lazy.append((job, fn, args, kwargs))
+        self._held_units += 1
+        return len(lazy) > MAX_HELD or bool(self._hungry) or self.leaving
+
+    def settle(self, now: float) -> list:
+        """``hold`` said so (under the lock): queue the held units, and hint hungry
+        thieves of the surplus, as ``Submit`` would."""
+        if self.lazy:
+            self.publish()
+        if self._hungry and self.deque.total >= 2:
+            return self._hints(now)
+        return []
 
     def publish(self) -> None:
         """Queue the units ``submit_lazy`` holds, oldest first, each as ``new_job`` and
-        ``Submit`` would have (``handle`` calls this first, whatever the event)."""
-        lazy, self.lazy = self.lazy, []
+        ``Submit`` would have (``handle`` calls this first, whatever the event). Takes
+        them from the left, one at a time: the holding thread may take or add at the
+        right meanwhile (module docstring)."""
+        popleft = self.lazy.popleft
         me, jobs, push = self.me, self.jobs, self.deque.push
-        for job, fn, args, kwargs in lazy:
+        while True:
+            try:
+                job, fn, args, kwargs = popleft()
+            except IndexError:
+                return
             items = [args]
             kwargs = kwargs or {}
             jobs[job] = Job(job, fn, items, kwargs)
             push(Work(me, job, 0, 1, fn, items, 0, kwargs))
 
-    def take_lazy(self, job: int, now: float, depth: int = 8) -> tuple | None:
-        """Work-first on a unit ``submit_lazy`` holds: if ``job`` is among the ``depth``
-        newest held, take it out and return ``((job, fn, args, kwargs), commands)``, the
-        commands ``Pop`` would send before running it (an early steal request if nothing
-        else is held or queued). It was never queued, so no record of it remains: its
-        caller runs it and completes its future. None if it is not held (queued since:
-        ``pop_job``)."""
+    def take_lazy(self, job: int, depth: int = 8) -> tuple | None:
+        """Work-first on a unit ``submit_lazy`` holds (lock-free: module docstring): if
+        ``job`` is among the ``depth`` newest held, take it out and return ``(job, fn,
+        args, kwargs)``. It was never queued, so no record of it remains: its caller
+        runs it and completes its future, and first asks ``asks_early`` whether to send
+        an early steal request (``ask_early``, under the lock), as ``Pop`` would. None if
+        it is not held (queued since: ``pop_job``)."""
         lazy = self.lazy
-        n = len(lazy)
-        if n and lazy[-1][0] == job:
-            held = lazy.pop()
-        elif n > 1 and depth > 1 and lazy[-2][0] == job:  # (a fork of two: the older first)
-            held = lazy.pop(-2)
-        else:
-            for pos in range(n - 3, max(-1, n - 1 - depth), -1):
-                if lazy[pos][0] == job:
-                    held = lazy.pop(pos)
-                    break
-            else:
-                return None
-        return held, ([] if lazy else self._ask_early(now))
+        try:
+            if lazy[-1][0] == job:
+                return lazy.pop()
+            for k in range(2, depth + 1):  # (2 first: a fork of two runs the older first)
+                held = lazy[-k]
+                if held[0] == job:
+                    del lazy[-k]
+                    return held
+        except IndexError:  # fewer held than that, or queued meanwhile
+            return None
+        return None
+
+    def asks_early(self) -> bool:
+        """Would ``ask_early`` send a request now? (A hint read without the lock:
+        ``ask_early`` decides again.) Its caller starts the last unit held or queued
+        here."""
+        return not (self.lazy or self.deque.total or self._steal is not None
+                    or not self.peers or self.policy.failures or self.policy.denied)
 
     def pop_job(self, job: int, now: float, depth: int = 8) -> tuple[Work, list] | None:
         """Work-first: if the only unit of ``job`` (owned here, still PENDING) is queued
@@ -125,7 +181,7 @@ class LocalPathMixin:
             return None
         work.lo = work.hi  # taken: the unit is no longer in the deque
         rec.states[0] = _RUNNING
-        return work, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
+        return work, self.ask_early(now)  # (a leaving node asks no one: ``_ask``)
 
     def finish_one(self, job: int) -> bool:
         """The unit ``pop_job`` started ended: ``finish_range(job, 0, 1)``. True if this
@@ -172,7 +228,7 @@ class LocalPathMixin:
         set_range(states, start, end, _RUNNING)
         if end == start:
             return start, []
-        return end, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
+        return end, self.ask_early(now)  # (a leaving node asks no one: ``_ask``)
 
     def claim_awaited(self, job: int, unit: int, limit: int,
                       now: float) -> tuple[Work, int, list] | None:
@@ -210,7 +266,7 @@ class LocalPathMixin:
         if end == unit:
             return None
         set_range(states, unit, end, _RUNNING)
-        return work, end, self._ask_early(now)  # (a leaving node asks no one: ``_ask``)
+        return work, end, self.ask_early(now)  # (a leaving node asks no one: ``_ask``)
 
     def finish_range(self, job: int, lo: int, hi: int) -> list[int] | None:
         """The local runs of units ``[lo, hi)`` of a job owned here ended (a range taken by

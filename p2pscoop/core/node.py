@@ -50,11 +50,14 @@ The origin's death reaches every peer the same way (ORIGIN_GONE), with the origi
 heartbeat count in each PING as the safety net for a lost wave; the program's peers are
 counted at the origin from ROSTER rows passed on the same way (``roster.py``: SIZE).
 
-Thread safety is the caller's business: the runtime serialises calls with one lock.
+Thread safety is the caller's business: the runtime serialises calls with one lock, except
+for the held units of ``local.py``, which one thread may hold and take without it (each
+step one atomic operation; see that module).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import deque
 from typing import Any
@@ -96,15 +99,18 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self.constants = Constants(me, self.members.identity.rank == 0)
         self.consts: dict[str, bytes] = self.constants.values
         self._dispatch: dict = {}  # event type -> bound handler (the ``handle`` fast path)
-        self.lazy: list = []  # units submitted here, not queued yet (``local.py``)
+        #: units submitted here, not queued yet (``local.py``, also for its lock-free use)
+        self.lazy: deque = deque()
         self.config = config or StealConfig()
         self.policy = StealPolicy(self.config, rng or random.Random(0))
         self.deque = WorkDeque()
         self.jobs: dict[int, Job] = {}
         self.peers: list[bytes] = []
         self.counters = Counters()
-        self._next_job = 0
-        self.units_submitted = 0  # units of the jobs made here (telemetry's ``known``)
+        self._job_ids = itertools.count()  # (``new_job`` and ``local.py``'s ``job_id``)
+        self._next_job = 0  # the next id (a hint: ``local.py``)
+        self._queued_units = 0  # units of the jobs made by ``new_job`` and submitted
+        self._held_units = 0  # units held by ``submit_lazy`` (``local.py``)
         self._next_req = 0
         self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
         self.starved = False  # the scheduler said Idle and has not asked to Pop since
@@ -144,8 +150,8 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def new_job(self, fn: Any, items: list, kwargs: dict | None = None) -> Work:
         """Create a job of ``len(items)`` units owned here; submit it with ``Submit``."""
-        job_id = self._next_job
-        self._next_job += 1
+        job_id = next(self._job_ids)
+        self._next_job = job_id + 1
         job = Job(job_id, fn, items, kwargs or {})
         self.jobs[job_id] = job
         return Work(self.me, job_id, 0, len(items), fn, items, 0, job.kwargs)
@@ -186,6 +192,11 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         return min(times) if times else None
 
     @property
+    def units_submitted(self) -> int:
+        """Units of the jobs made here so far (telemetry's ``known``)."""
+        return self._queued_units + self._held_units
+
+    @property
     def stealing(self) -> bool:
         return self._steal is not None
 
@@ -206,7 +217,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
 
     def _on_Submit(self, ev: Submit, now: float) -> list:
         self.deque.push(ev.work)
-        self.units_submitted += ev.work.hi - ev.work.lo
+        self._queued_units += ev.work.hi - ev.work.lo
         out: list = [Wake()]
         if self._hungry and self.deque.total >= 2:
             out.extend(self._hints(now))
@@ -227,21 +238,20 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             if state != T.PENDING:
                 continue  # resolved meanwhile (late result after a re-dispatch)
             rec.states[index] = T.RUNNING
-            out = self._ask_early(now)
+            out = self.ask_early(now)
             if self.unit_lengths:  # granularity: cheap units stay while we run through them
                 out += self._drained(work, now)
             out.append(Run(work, index))
             return out
 
-    def _ask_early(self, now: float) -> list:
+    def ask_early(self, now: float) -> list:
         """Ask before running dry: our last queued unit starts, so request more now and
         the reply arrives while it runs. Bounded: one request at a time, and only while
         the last answer was not a denial (a busy peer never polls the idle). Never while
         running another owner's unit (the caller checks): it may be a suspect (its holder
         died), which must run on a peer holding nothing else, so that a second death is
         blamed on it alone (``leases.py``)."""
-        if self.deque.total or self._steal is not None or not self.peers or (
-                self.policy.failures or self.policy.denied):
+        if not self.asks_early():  # (``local.py``)
             return []
         out = self._ask(now)
         self.counters.steals_early += len(out)

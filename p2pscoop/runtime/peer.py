@@ -12,8 +12,11 @@
 Thread ownership (who may touch what; "lock" is ``Peer.lock``):
 
     structure                         owner                 others
-    node (NodeState: deque, jobs,     whoever holds lock    never without lock
-      membership, constants' bytes)
+    node (NodeState: deque, jobs,     whoever holds lock    never without lock, except
+      membership, constants' bytes)                         below
+    node's held units (``lazy``,      main thread, without  others under lock: ``publish``
+      job ids: ``core/local.py``)       lock (``Scheduler``   takes them from the other end
+                                        submit, run_inline)   (each step GIL-atomic)
     scheduler.inbox                   main pops;            comm appends under lock (cond)
                                       poll_inbox under
                                       resolve_lock

@@ -59,6 +59,9 @@ RANGE_MAX = 1024
 INLINE_DEPTH = 24
 #: idle greenlets of ``Scheduler._pooled_units`` kept for the hub's next units
 UNITS_POOL = 8
+#: ``run_inline`` times one unit in this many (``_lengths`` and ``costs`` follow a
+#: function's runs just as well; the hub's units are all timed)
+TIME_INLINE = 8
 
 
 class Scheduler:
@@ -270,23 +273,28 @@ class Scheduler:
         """``futures.submit`` on this peer's main thread: ``Peer.submit``'s checks and
         effects (the arguments checked now; the unit stealable until it starts; its future
         registered before any result could arrive), but the unit is only held by the node
-        (``NodeState.submit_lazy``: queued by the node's next event, a thief's STEAL
-        included) and no ``Wake`` is sent (the scheduler runs on this thread). Awaited
-        before it is queued, it runs in place (``run_inline``) and is never queued at all.
-        Any other thread, or a node that must queue at once, takes ``Peer.submit``."""
+        (``NodeState.hold``: queued by the node's next event, a thief's STEAL included)
+        and no ``Wake`` is sent (the scheduler runs on this thread). Awaited before it is
+        queued, it runs in place (``run_inline``) and is never queued at all. Neither
+        takes the peer's lock (``core/local.py``: held units without the lock), unless
+        the node says it must ``settle``. Any other thread, or a node that must queue at
+        once, takes ``Peer.submit``."""
         peer = self.peer
-        if get_ident() != peer.main_ident or not peer.node.holds_submits():
+        node = peer.node
+        if get_ident() != peer.main_ident or not node.holds_submits():
             return peer.submit(fn, args, kwargs)  # (which checks the arguments: once)
         if fn is not self._fn_checked:  # (``check_submittable``: a loop or a recursion
             check_callable(fn)  # submits one function again and again)
             self._fn_checked = fn
         check_args(args, kwargs)
-        with peer.lock:
-            job = peer.node.submit_lazy(fn, args, kwargs)
-            if job is not None:
-                fut = peer.targets[job] = Future(peer, job)
-                return fut
-        return peer.submit(fn, args, kwargs)
+        job = node.job_id()
+        fut = peer.targets[job] = Future(peer, job)  # (before any thread can see the unit)
+        if node.hold(job, fn, args, kwargs):  # too many held, or a thief went hungry
+            with peer.lock:
+                cmds = node.settle(monotonic())
+            if cmds:
+                peer.execute_all(cmds)
+        return fut
 
     def run_inline(self, fut) -> bool:
         """Work-first ``result()``: the caller is about to park for ``fut``; if its job's
@@ -319,25 +327,30 @@ class Scheduler:
         peer = self.peer
         node = peer.node
         job = fut._job
-        with peer.lock:
-            got = node.take_lazy(job, monotonic()) if node.lazy else None
-            if got is None:
+        held = node.take_lazy(job) if node.lazy else None  # (lock-free: ``core/local.py``)
+        if held is None:
+            with peer.lock:
                 got = node.pop_job(job, monotonic())
-                if got is None:
-                    return False
-        work, cmds = got
+            if got is None:
+                return False
+            work, cmds = got
+            fn, args, kwargs = work.fn, work.items[work.hi - 1 - work.base], work.kwargs
+        else:  # held, never queued: no record of it is left in the node
+            _, fn, args, kwargs = held
+            work = None
+            cmds = None
+            if node.asks_early():  # the last unit here starts (as ``Pop`` would ask)
+                with peer.lock:
+                    cmds = node.ask_early(monotonic())
         if cmds:  # a steal request sent before the unit runs
             peer.execute_all(cmds)
-        if type(work) is tuple:  # held, never queued: no record of it is left in the node
-            _, fn, args, kwargs = work
-            work = None
-        else:
-            fn, args, kwargs = work.fn, work.items[work.hi - 1 - work.base], work.kwargs
         self.units_run += 1
         fut._state = RUNNING  # (no thread can cancel it now: the node no longer has it)
         rec = peer.recorder
         t0 = rec.begin(fn) if rec is not None else 0.0
-        started = perf_counter()
+        # one unit in ``TIME_INLINE`` is timed (as ``_record_length``, inlined): the
+        # clock's two reads cost a tenth of a fork-join's per-future cost
+        started = perf_counter() if not self.units_run % TIME_INLINE else 0.0
         try:  # (work of ours never carries a decoding ``error``: ``pop_job``)
             if fresh:
                 value = frames.run_fresh(self._fresh, glet, depth + 1, fn, args, kwargs)
@@ -353,13 +366,14 @@ class Scheduler:
                     isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
                 raise
             ok, value = False, exc
-        took = perf_counter() - started
-        lengths = self._lengths  # (``_record_length``, inlined: half a quick unit's cost)
-        old = lengths.get(id(fn))
-        if old is None or took > 0.9 * old:
-            self._record_length(fn, took)
-        else:
-            lengths[id(fn)] = 0.9 * old
+        if started:
+            took = perf_counter() - started
+            lengths = self._lengths
+            old = lengths.get(id(fn))
+            if old is None or took > 0.9 * old:
+                self._record_length(fn, took)
+            else:
+                lengths[id(fn)] = 0.9 * old
         if rec is not None:
             rec.end(work or Work(peer.me, job, 0, 1, fn, [args], 0, kwargs), t0)
         if work is not None:
