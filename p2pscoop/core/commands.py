@@ -16,7 +16,8 @@ over the in-memory transport.
     Cancelled     the caller              the answer to ``Cancel``
     Wake          any                     wake the scheduler (new work or results)
     SendMsg       comm                    encode and send a control message
-    ShipWorks     comm                    pickle works and send the GIVE of a steal
+    ShipWorks     comm (pickled by caller) pickle works and send the GIVE of a steal (or
+                                          a push)
     ShipResults   comm (pickled by caller) send results to their owner
     Connect       comm                    open a connection to a peer
     Admit         comm                    accept pickled payloads from a peer from now on
