@@ -227,7 +227,10 @@ def test_a_helper_package_beside_the_program_runs_on_nodes_that_lack_it(lab3, ws
     results = prog.results()
     assert sorted(r[0] for r in results) == list(range(TASKS))
     assert [r[1] for r in results] == [7 * i for i in range(TASKS)]
-    assert {"h1", "h2"} <= hosts_of(results)
+    # (seen once in CI: h2 ran none of the 400 tasks; the logs say why, if it comes back)
+    assert {"h1", "h2"} <= hosts_of(results), "\n".join(
+        [f"--- {n.host} ---\n{n.log()[-3000:]}" for n in nodes]
+        + [f"--- program ---\n{prog.stderr()[-3000:]}"])
     # the nodes ran the helper's code without ever seeing its file; the origin sees it
     assert {r[3] for r in results if r[2] != "h3"} == {False}
     assert {r[3] for r in results if r[2] == "h3"} <= {True}
