@@ -48,6 +48,7 @@ import os
 import pickle
 import socket
 import sys
+import threading
 import traceback
 import weakref
 from typing import Any
@@ -269,7 +270,8 @@ def _check_value(value: Any, what: str) -> None:
 
 
 _by_value_roots: list[str] = []
-_by_value_seen = 0  # len(sys.modules) at the last scan
+_by_value_seen = 0  # len(sys.modules) at the last scan, set once that scan ended
+_by_value_lock = threading.Lock()  # one scan at a time; a caller waits for the running one
 
 
 def travel_by_value(root: str) -> None:
@@ -281,21 +283,27 @@ def travel_by_value(root: str) -> None:
 
 
 def _register_local_modules() -> None:
+    """Register the program's modules (under ``_by_value_roots``) with cloudpickle if any
+    were imported since the last scan. A thread that comes mid-scan waits for its end."""
     global _by_value_seen
     if len(sys.modules) == _by_value_seen:
         return
-    _by_value_seen = len(sys.modules)
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if (not path or name == "__main__" or "site-packages" in path
-                or name.startswith("p2pscoop")):
-            continue
-        path = os.path.abspath(path)
-        if any(path.startswith(root + os.sep) for root in _by_value_roots):
-            try:
-                cloudpickle.register_pickle_by_value(module)
-            except (ValueError, TypeError):
-                pass
+    with _by_value_lock:
+        count = len(sys.modules)
+        if count == _by_value_seen:  # (scanned by the thread this one waited for)
+            return
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if (not path or name == "__main__" or "site-packages" in path
+                    or name.startswith("p2pscoop")):
+                continue
+            path = os.path.abspath(path)
+            if any(path.startswith(root + os.sep) for root in _by_value_roots):
+                try:
+                    cloudpickle.register_pickle_by_value(module)
+                except (ValueError, TypeError):
+                    pass
+        _by_value_seen = count
 
 
 def dumps_work(work: Work) -> bytes:

@@ -292,3 +292,42 @@ def test_a_peer_trusts_the_function_of_a_work_it_decodes():
     back = Peer.loads_work(None, data, b"o" * 16, 1, 0, 1)  # (it uses nothing of the peer)
     assert back.fn is not local_fn and back.fn(1) == 2
     assert payload._checked_callables.get(id(back.fn)) is back.fn
+
+
+def test_a_thread_that_pickles_mid_scan_waits_for_the_programs_modules(tmp_path, monkeypatch):
+    # any thread may pickle work (the comm thread a steal's answer, the main thread a push):
+    # one that comes while another registers the program's modules must not go on before
+    # they are registered, or it pickles their functions by reference (a node without the
+    # program's files then fails the task: "No module named ...")
+    import threading
+    import time
+
+    import cloudpickle
+
+    root = tmp_path / "prog"
+    root.mkdir()
+    (root / "midscan_mod.py").write_text("def f():\n    return 1\n")
+    sys.path.insert(0, str(root))
+    try:
+        import midscan_mod
+        monkeypatch.setattr(payload, "_by_value_roots", [str(root)])
+        monkeypatch.setattr(payload, "_by_value_seen", 0)
+        real, scanning = cloudpickle.register_pickle_by_value, threading.Event()
+
+        def slow(module):  # the first thread is preempted mid-scan
+            scanning.set()
+            time.sleep(0.2)
+            real(module)
+
+        monkeypatch.setattr(cloudpickle, "register_pickle_by_value", slow)
+        first = threading.Thread(target=payload._register_local_modules)
+        first.start()
+        assert scanning.wait(10)
+        payload._register_local_modules()  # the second thread
+        assert "midscan_mod" in cloudpickle.list_registry_pickle_by_value()
+        first.join()
+    finally:
+        sys.path.remove(str(root))
+        if "midscan_mod" in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.unregister_pickle_by_value(sys.modules["midscan_mod"])
+        sys.modules.pop("midscan_mod", None)
