@@ -11,10 +11,10 @@ place, called by the scheduler under the peer's lock exactly as ``handle`` is:
   claims that unit and the next ones of its item, wherever the item lies, and runs them;
 * ``finish_range``: those units ended: each RUNNING one is DONE (a unit a result resolved
   meanwhile is a counted duplicate, as with ``Finished``);
-* ``submit_lazy`` (``job_id`` and ``hold``), ``publish``, ``take_lazy``: a ``submit`` on
-  this peer's own thread holds its unit in ``lazy`` until the next ``handle`` call queues it
-  (``publish``); awaited before that, it runs in its caller and never becomes a ``Job`` nor
-  a ``Work``;
+* ``job_id`` and ``hold`` (then ``settle`` if asked), ``publish``, ``take_lazy``: a
+  ``submit`` on this peer's own thread holds its unit in ``lazy`` until the next ``handle``
+  call queues it (``publish``); awaited before that, it runs in its caller and never
+  becomes a ``Job`` nor a ``Work``;
 * ``pop_job``: work-first ``result()``: start the awaited unit in its caller;
 * ``finish_one``: that unit ended (``finish_range`` of one unit).
 
@@ -25,7 +25,7 @@ time and thieves see only what is queued; a claim that empties the deque asks fo
 early, as ``Pop`` does (``NodeState.ask_early``). The scheduler bounds how much it claims
 (``runtime/scheduler.py``, ``RANGE_BUDGET``), so claimed units are never many ms of work.
 
-A unit ``submit_lazy`` holds is in one place too: in ``lazy`` until ``publish`` queues it or
+A held unit is in one place too: in ``lazy`` until ``publish`` queues it or
 ``take_lazy`` starts it. ``handle`` publishes before it looks at any event, and so do
 ``pop_job`` and ``claim_next``: no decision (a thief's STEAL, a ``Cancel``, a peer's death,
 ``Pop``, an early steal request) is taken on a deque that lacks a unit held before it
@@ -64,7 +64,7 @@ from .unitstates import Runs, drop_range, set_range, uniform
 
 _PENDING, _RUNNING = T.PENDING, T.RUNNING
 assert T.TRANSITIONS[_RUNNING, T.FINISH] == T.DONE  # (the fast path of ``finish_range``)
-#: at most this many units held at once (``submit_lazy``): a loop that submits many before
+#: at most this many units held at once (``hold``): a loop that submits many before
 #: it waits queues them as it goes, so no single ``publish`` holds the peer's lock for long
 MAX_HELD = 32
 #: ``claim_awaited`` looks for the awaited unit among this many of the oldest live items
@@ -75,22 +75,9 @@ class LocalPathMixin:
     """``NodeState``'s local fast paths; see the module docstring."""
 
     def holds_submits(self) -> bool:
-        """Would ``submit_lazy`` hold a unit now (no hungry thief, not leaving)? Read
+        """Would ``hold`` keep a unit held now (no hungry thief, not leaving)? Read
         without the lock to choose a path (``hold`` checks again)."""
         return not (self._hungry or self.leaving)
-
-    def submit_lazy(self, fn, args: tuple, kwargs: dict) -> int | None:
-        """Submit one unit of ``fn(*args, **kwargs)`` without queueing it yet (under the
-        lock): ``job_id``, then ``hold``, then ``publish`` if ``hold`` asks for it. Returns
-        the job id, or None if this node has hungry thieves (the unit must be queued now,
-        hints may follow: ``Submit``) or is leaving; then the caller uses ``Submit``.
-        The scheduler calls the steps itself, without the lock (module docstring)."""
-        if self._hungry or self.leaving:
-            return None
-        job = self.job_id()
-        if self.hold(job, fn, args, kwargs):
-            self.publish()
-        return job
 
     def job_id(self) -> int:
         """A new job id (lock-free: ``itertools.count``, as ``new_job``'s)."""
@@ -120,7 +107,7 @@ class LocalPathMixin:
         return []
 
     def publish(self) -> None:
-        """Queue the units ``submit_lazy`` holds, oldest first, each as ``new_job`` and
+        """Queue the held units, oldest first, each as ``new_job`` and
         ``Submit`` would have (``handle`` calls this first, whatever the event). Takes
         them from the left, one at a time: the holding thread may take or add at the
         right meanwhile (module docstring)."""
@@ -137,7 +124,7 @@ class LocalPathMixin:
             push(Work(me, job, 0, 1, fn, items, 0, kwargs))
 
     def take_lazy(self, job: int, depth: int = 8) -> tuple | None:
-        """Work-first on a unit ``submit_lazy`` holds (lock-free: module docstring): if
+        """Work-first on a held unit (lock-free: module docstring): if
         ``job`` is among the ``depth`` newest held, take it out and return ``(job, fn,
         args, kwargs)``. It was never queued, so no record of it remains: its caller
         runs it and completes its future, and first asks ``asks_early`` whether to send

@@ -110,7 +110,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
         self._job_ids = itertools.count()  # (``new_job`` and ``local.py``'s ``job_id``)
         self._next_job = 0  # the next id (a hint: ``local.py``)
         self._queued_units = 0  # units of the jobs made by ``new_job`` and submitted
-        self._held_units = 0  # units held by ``submit_lazy`` (``local.py``)
+        self._held_units = 0  # units held by ``hold`` (``local.py``)
         self._next_req = 0
         self._steal: tuple[bytes, int, float] | None = None  # (victim, req, sent at)
         self.starved = False  # the scheduler said Idle and has not asked to Pop since
@@ -207,7 +207,7 @@ class NodeState(LeaseMixin, ChainMixin, LifelineMixin, BrokerMixin, LocalPathMix
             meth = self._dispatch[type(event)]
         except KeyError:
             meth = self._dispatch[type(event)] = getattr(self, "_on_" + type(event).__name__)
-        if self.lazy:  # units held by ``submit_lazy`` are queued before anything is decided
+        if self.lazy:  # units held by ``hold`` are queued before anything is decided
             self.publish()
         if self.leaving:
             return [c for c in meth(event, now) if type(c) not in _SENDS]

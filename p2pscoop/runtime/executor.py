@@ -168,13 +168,9 @@ class PeerExecutor(C.Executor):
         # here, where the GIL already is. Pickled by the comm thread, it took the GIL from
         # this busy thread every 50 us and back: 0.2-3 ms for a first by-value pickle,
         # while the thief idled. The comm thread only sends it.
-        msg, bad = M.give_message(cmd.req, cmd.works, cmd.peer, self.peer.dumps_work,
-                                  cmd.left)
-        self._post(cmd.peer, M.encode(msg))
+        frames, bad = self.comm.give_frames(cmd.peer, cmd.req, cmd.works, cmd.left)
+        self._post(cmd.peer, frames)
         if bad:  # (as ``Comm.ship_works``: those units stay here)
-            for w in bad:
-                LOGGER.warning("task of job %d cannot be pickled; it stays on this peer",
-                               w.job)
             with self.peer.lock:
                 cmds = self.peer.node.handle(Unshippable(cmd.peer, bad), time.monotonic())
             self.execute(cmds)

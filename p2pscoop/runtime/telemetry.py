@@ -157,7 +157,7 @@ class Recorder:
         them for the last report, at most ``MAX_REPORT_MESSAGES`` messages' worth else)."""
         node = self.peer.node
         c = node.counters
-        queued = node.deque.total + len(node.lazy)  # (units held by ``submit_lazy`` too)
+        queued = node.deque.total + len(node.lazy)  # (units held by ``hold`` too)
         head = (self.host, self.pid, queued, self.running or "", self.done,
                 node.units_submitted, c.steals_sent, c.steals_granted, c.steals_denied,
                 c.units_redispatched, int(self.idle * 1e6))

@@ -319,12 +319,18 @@ class Comm(RelayMixin):
     def ship_works(self, thief: bytes, req: int, works: list, left: int = 0) -> None:
         """Reply to a steal: pickle what the thief does not own, one GIVE (``left``: ours)."""
         self._owner()
+        frames, bad = self.give_frames(thief, req, works, left)
+        self.send(thief, frames)
+        if bad:
+            self.peer.handle_from_comm(Unshippable(thief, bad))
+
+    def give_frames(self, thief: bytes, req: int, works: list, left: int = 0) -> tuple:
+        """The encoded GIVE, and the works that could not be pickled (logged; they stay
+        here). No socket: any thread may call it (a push: ``PeerExecutor.on_ShipWorks``)."""
         msg, bad = M.give_message(req, works, thief, self.peer.dumps_work, left)
         for w in bad:
             LOGGER.warning("task of job %d cannot be pickled; it stays on this peer", w.job)
-        self.send(thief, M.encode(msg))
-        if bad:
-            self.peer.handle_from_comm(Unshippable(thief, bad))
+        return M.encode(msg), bad
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -297,7 +297,7 @@ def test_a_push_to_a_hungry_thief_that_cannot_be_pickled_stays_here(rt):
     seen: list = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = seen.append  # (whatever the logging set-up of earlier tests)
-    logger = logging.getLogger("p2pscoop.peer")
+    logger = logging.getLogger("p2pscoop.comm")  # (``Comm.give_frames``)
     level = logger.level
     logger.setLevel(logging.WARNING)
     logger.addHandler(handler)

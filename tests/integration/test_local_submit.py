@@ -1,6 +1,6 @@
 """``futures.submit`` on the peer's main thread holds its unit in the node until the node's
 next event queues it, and a ``result()`` that comes first runs it in place (issue 8:
-``Scheduler.submit``, ``NodeState.submit_lazy``/``take_lazy``). Such a future keeps the
+``Scheduler.submit``, ``NodeState.hold``/``take_lazy``). Such a future keeps the
 whole contract: callbacks, exceptions, cancel, ``done``/``running``, waiting through
 ``wait``/``as_completed`` (which park: the unit is then queued and run by the hub), timed
 results, submits from other threads, and another peer may still steal it.

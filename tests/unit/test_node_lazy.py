@@ -1,4 +1,4 @@
-"""Units held by ``NodeState.submit_lazy`` (core/local.py): a ``submit`` on the peer's own
+"""Units held by ``NodeState.hold`` (core/local.py): a ``submit`` on the peer's own
 thread is held until the node's next event queues it (``publish``), or is started by its
 caller before that (``take_lazy``) and then leaves no record in the node.
 
@@ -19,13 +19,24 @@ from test_node import P1, make_node
 
 
 
+def submit_lazy(n, fn, args, kwargs):
+    """What ``Scheduler.submit`` asks of the node (here with no other thread): the job id of
+    a held unit, or None if the node must queue it (a hungry thief, leaving)."""
+    if not n.holds_submits():
+        return None
+    job = n.job_id()
+    if n.hold(job, fn, args, kwargs):
+        n.settle(0.0)
+    return job
+
+
 def spans(works):
     return [(w.job, w.lo, w.hi) for w in works]
 
 
 def test_a_held_unit_is_counted_but_not_queued_until_the_next_event():
     n = make_node()
-    job = n.submit_lazy(abs, (-3,), {})
+    job = submit_lazy(n, abs, (-3,), {})
     assert job == 0 and n.lazy and n.units_submitted == 1
     assert n.deque.total == 0 and n.jobs == {}
     cmds = n.handle(Pop(), 0.0)  # any event queues it first: here it is popped at once
@@ -37,7 +48,7 @@ def test_a_held_unit_is_counted_but_not_queued_until_the_next_event():
 
 def test_a_thiefs_steal_gets_held_units_oldest_first():
     n = make_node(P1)
-    jobs = [n.submit_lazy(abs, (i,), {}) for i in range(4)]
+    jobs = [submit_lazy(n, abs, (i,), {}) for i in range(4)]
     out = n.handle(Received(P1, Steal(1)), 0.0)
     ship = [c for c in out if type(c) is ShipWorks]
     assert ship and spans(ship[0].works) == [(jobs[0], 0, 1), (jobs[1], 0, 1)]
@@ -51,8 +62,8 @@ def test_a_thiefs_steal_gets_held_units_oldest_first():
 
 def test_held_units_keep_their_place_before_later_submissions():
     n = make_node()
-    a = n.submit_lazy(abs, (1,), {})
-    b = n.submit_lazy(abs, (2,), {})
+    a = submit_lazy(n, abs, (1,), {})
+    b = submit_lazy(n, abs, (2,), {})
     m = n.new_job(abs, [(i,) for i in range(3)])  # a map window, submitted by handle
     n.handle(Submit(m), 0.0)
     assert spans(n.deque) == [(a, 0, 1), (b, 0, 1), (m.job, 0, 3)]
@@ -67,8 +78,8 @@ def test_held_units_keep_their_place_before_later_submissions():
 
 def test_take_lazy_starts_a_held_unit_and_leaves_nothing_of_it():
     n = make_node(P1)
-    a = n.submit_lazy(abs, (1,), {"k": 1})
-    b = n.submit_lazy(abs, (2,), {})
+    a = submit_lazy(n, abs, (1,), {"k": 1})
+    b = submit_lazy(n, abs, (2,), {})
     assert n.take_lazy(a) == (a, abs, (1,), {"k": 1})  # from under a newer one
     assert not n.asks_early()  # (b is still held)
     assert n.take_lazy(a) is None  # in one place only
@@ -85,9 +96,9 @@ def test_take_lazy_starts_a_held_unit_and_leaves_nothing_of_it():
 
 def test_take_lazy_refuses_a_unit_held_too_deep():
     n = make_node()
-    deep = n.submit_lazy(abs, (0,), {})
+    deep = submit_lazy(n, abs, (0,), {})
     for i in range(8):
-        n.submit_lazy(abs, (i,), {})
+        submit_lazy(n, abs, (i,), {})
     assert n.take_lazy(deep, depth=8) is None
     assert n.take_lazy(deep, depth=9) is not None
     second, third = n.lazy[-2][0], n.lazy[-3][0]
@@ -101,7 +112,7 @@ def test_pop_job_queues_held_units_first_and_asks_no_one_while_they_wait():
     n = make_node(P1)
     old = n.new_job(abs, [(1,)])
     n.handle(Submit(old), 0.0)
-    held = n.submit_lazy(abs, (2,), {})
+    held = submit_lazy(n, abs, (2,), {})
     work, cmds = n.pop_job(old.job, 0.0)
     assert work is old and cmds == []  # the held unit is queued: no early steal request
     assert spans(n.deque) == [(held, 0, 1)]
@@ -109,8 +120,8 @@ def test_pop_job_queues_held_units_first_and_asks_no_one_while_they_wait():
 
 def test_cancel_of_a_held_unit():
     n = make_node()
-    a = n.submit_lazy(abs, (1,), {})
-    b = n.submit_lazy(abs, (2,), {})
+    a = submit_lazy(n, abs, (1,), {})
+    b = submit_lazy(n, abs, (2,), {})
     assert n.handle(Cancel(a), 0.0) == [Cancelled(a, True)]
     assert a not in n.jobs and n.deque.total == 1
     assert n.take_lazy(a) is None and n.pop_job(a, 0.0) is None
@@ -123,16 +134,16 @@ def test_no_unit_is_held_with_hungry_thieves_or_when_leaving():
     out = n.handle(Received(P1, Steal(1)), 0.0)  # denied: P1 is hungry now
     assert n._hungry and any(type(c) is SendMsg for c in out)
     assert not n.holds_submits()  # (the scheduler then takes the queued path at once)
-    assert n.submit_lazy(abs, (1,), {}) is None and not n.lazy
+    assert submit_lazy(n, abs, (1,), {}) is None and not n.lazy
     n2 = make_node(P1)
     assert n2.holds_submits()
     n2.handle(Leave(), 0.0)
-    assert not n2.holds_submits() and n2.submit_lazy(abs, (1,), {}) is None
+    assert not n2.holds_submits() and submit_lazy(n2, abs, (1,), {}) is None
 
 
 def test_a_long_run_of_submits_is_queued_as_it_goes():
     n = make_node()
-    jobs = [n.submit_lazy(abs, (i,), {}) for i in range(3 * MAX_HELD + 1)]
+    jobs = [submit_lazy(n, abs, (i,), {}) for i in range(3 * MAX_HELD + 1)]
     assert len(n.lazy) <= MAX_HELD and n.deque.total + len(n.lazy) == len(jobs)
     assert [w.job for w in n.deque] + [h[0] for h in n.lazy] == jobs  # in order
     assert n.units_submitted == len(jobs)
@@ -140,8 +151,8 @@ def test_a_long_run_of_submits_is_queued_as_it_goes():
 
 def test_job_ids_of_held_and_queued_units_never_collide():
     n = make_node()
-    ids = [n.submit_lazy(abs, (1,), {}), n.new_job(abs, [(1,)]).job,
-           n.submit_lazy(abs, (1,), {}), n.new_job(abs, [(1,), (2,)]).job]
+    ids = [submit_lazy(n, abs, (1,), {}), n.new_job(abs, [(1,)]).job,
+           submit_lazy(n, abs, (1,), {}), n.new_job(abs, [(1,), (2,)]).job]
     assert ids == sorted(set(ids))
 
 
@@ -151,8 +162,8 @@ def test_a_steal_from_a_fork_join_descent_takes_the_oldest_sibling_only():
     n = make_node(P1)
     waiting = []
     for _ in range(5):
-        first = n.submit_lazy(abs, (1,), {})
-        waiting.append(n.submit_lazy(abs, (2,), {}))
+        first = submit_lazy(n, abs, (1,), {})
+        waiting.append(submit_lazy(n, abs, (2,), {}))
         assert n.take_lazy(first)[0] == first
     out = n.handle(Received(P1, Steal(1)), 0.0)
     ship = [c for c in out if type(c) is ShipWorks]
