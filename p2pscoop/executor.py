@@ -34,19 +34,24 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import itertools
+import logging
 import os
 import sys
 import threading
+import time
 import weakref
 from typing import Callable, Iterable, Iterator
 
 from . import futures, waiting
+from .core.errors import InternalError, TaskLostError
 from .progress import hook as _progress, watch_map
 from .runtime import context
 from .runtime.importing import stop_if_importing
 from .runtime.future import ensure_completer, join_completer
 
 __all__ = ["Executor"]
+
+LOGGER = logging.getLogger("p2pscoop.executor")
 
 
 def _run_chunk(fn: Callable, chunk: list) -> list:
@@ -79,6 +84,7 @@ class Executor(cf.Executor):
         self._lock = threading.Lock()
         self._shutdown = False
         self._pending: set = set()  # futures of submit() not done yet
+        self._maps: weakref.WeakSet = weakref.WeakSet()  # the ``_MapRun`` of each map()
         self._thread: threading.Thread | None = None
         self._cluster = None
         running = context.current()
@@ -190,31 +196,48 @@ class Executor(cf.Executor):
                                   deadline)
         if _progress.tracker is not None:  # --progress / p2pscoop.progress()
             watch_map(run, iterables, fn, chunksize)
+        self._maps.add(run)
         return _MapResults(run, chunksize > 1)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting work; ``cancel_futures``: cancel what has not started anywhere.
         ``wait``: return once every submitted future is done and (own peers) the peers
-        have stopped; else that happens in the background."""
+        have stopped; else that happens in the background.
+
+        With own peers, the maps not closed are treated as the stdlib's: what they issued
+        is waited for (or, with ``cancel_futures``, cancelled: iterating raises
+        ``CancelledError`` there), so their results can be read after ``shutdown``; a
+        map whose input was not all read raises ``RuntimeError`` where it stops."""
         with self._lock:
             self._shutdown = True
             pending = list(self._pending)
+        maps = list(self._maps) if self._thread is not None else []
+        for run in maps:
+            run.args = _refuse_more(run.args)
+            if cancel_futures:
+                _cancel_issued(run)
         if cancel_futures:
             for fut in pending:
                 fut.cancel()
         if wait:
-            self._finish(pending)
+            self._finish(pending, maps)
         elif self._thread is not None:
-            threading.Thread(target=self._finish, args=(pending,), daemon=True,
+            threading.Thread(target=self._finish, args=(pending, maps), daemon=True,
                              name="p2pscoop-executor-shutdown").start()
 
-    def _finish(self, pending: list) -> None:
+    def _finish(self, pending: list, maps: list) -> None:
         if pending:
             futures.wait(pending)  # on a runtime's main thread it parks: its peer runs them
         thread = self._thread
         if thread is None or not thread.is_alive():
             return
-        _stop_hub(self._peer)
+        peer = self._peer
+        while maps and thread.is_alive():  # what the maps issued (``_MapRun._issue``)
+            with peer.resolve_lock:
+                if not any(type(t) is list and t[0] in maps for t in peer.targets.values()):
+                    break
+            time.sleep(0.005)  # (a shutdown's wait: polling costs nothing worth a signal)
+        _stop_hub(peer)
         if thread is not threading.current_thread():
             thread.join()
 
@@ -247,13 +270,22 @@ def _serve(local, secure, nodes, zeroconf, started: threading.Event, failure: li
         return
     ensure_completer(peer)  # takes results in while this thread runs a long task
     started.set()
+    error: BaseException = TaskLostError("the executor's peers stopped before this task "
+                                         "ended")
     try:
         peer.scheduler.run_until_stopped()
+    except BaseException as exc:  # noqa: BLE001 - a bug: logged, and given to the waiters
+        LOGGER.critical("the p2pscoop executor's thread failed: please file a bug",
+                        exc_info=True)
+        error = InternalError(f"the p2pscoop executor's thread failed ({exc!r}); "
+                              f"please file a bug")
+        error.__cause__ = exc
     finally:
         if finder is not None:
             finder.stop()
         local.stop(0)
         join_completer(peer)
+        _fail_outstanding(peer, error)
 
 
 def _stop_hub(peer) -> None:
@@ -271,7 +303,7 @@ def _shutdown_all() -> None:
     for ex in list(_live):
         with ex._lock:
             ex._shutdown = True
-        ex._finish([])
+        ex._finish([], [])
 
 
 class _MapResults:
@@ -334,6 +366,54 @@ def _abandon(run) -> None:
                 peer.targets.pop(job, None)  # its results are not wanted: dropped
         run.slots.clear()
         run.finished.clear()
+
+
+def _refuse_more(args: Iterator) -> Iterator:
+    """A map's input after ``shutdown``: its end if it had none left, else the error of
+    the element that cannot be scheduled (``_MapRun._top_up`` keeps it at its place)."""
+    for _ in args:
+        raise RuntimeError("cannot schedule new futures after shutdown: the executor was "
+                           "shut down before this map's input was all read")
+    yield from ()  # (a generator: nothing is read before the map asks)
+
+
+def _cancel_issued(run) -> None:
+    """``shutdown(cancel_futures=True)``: cancel the jobs of ``run`` that no peer started;
+    iterating raises ``CancelledError`` at their places."""
+    peer = run.peer
+    with peer.resolve_lock:
+        for first, units, job in list(run.jobs):
+            if job in peer.targets and peer.cancel_job(job):
+                _fail_places(run, first, first + units, cf.CancelledError())
+
+
+def _fail_places(run, lo: int, hi: int, error: BaseException) -> None:
+    """Give ``error`` to the places ``lo`` to ``hi - 1`` of an ordered map that have no
+    result yet (under ``resolve_lock``)."""
+    slots, i = run.slots, max(lo, run.consumed)
+    while i < hi:
+        piece = slots.get(i)
+        if piece is None:
+            run.fill(i, False, error)
+            i += 1
+        else:
+            i += piece[0]
+
+
+def _fail_outstanding(peer, error: BaseException) -> None:
+    """The executor's peers stopped: every future and ordered map still waiting for a
+    result gets ``error`` instead, so no caller waits for ever."""
+    with peer.resolve_lock:
+        targets = list(peer.targets.items())
+        peer.targets.clear()
+        for job, target in targets:
+            if type(target) is not list:
+                target._complete(False, error)
+                continue
+            run = target[0]
+            for first, units, j in list(run.jobs):
+                if j == job:
+                    _fail_places(run, first, first + units, error)
 
 
 def _abandon_later(run) -> None:

@@ -88,14 +88,16 @@ class PeerExecutor(C.Executor):
                 ranges.resolve_range(self.peer, cmd)
         elif self._on_comm:
             self._main.append(cmd)
-        else:
-            self.peer.resolve(cmd)
+        else:  # completing is one thread at a time: a caller's thread may be completing
+            with self.peer.resolve_lock:  # or abandoning (an Executor's) meanwhile
+                self.peer.resolve(cmd)
 
     def on_PublishConst(self, cmd: C.PublishConst) -> None:
         if self._on_comm:
             self._main.append(cmd)
         else:
-            self.peer.publish_const(cmd)
+            with self.peer.resolve_lock:
+                self.peer.publish_const(cmd)
 
     def on_ConstAnswer(self, cmd: C.ConstAnswer) -> None:
         if self._on_comm:

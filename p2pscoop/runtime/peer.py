@@ -20,10 +20,10 @@ Thread ownership (who may touch what; "lock" is ``Peer.lock``):
     scheduler.inbox                   main pops;            comm appends under lock (cond)
                                       poll_inbox under
                                       resolve_lock
-    targets (job -> Future/window),   resolve_lock holder   the main thread normally; a
-      futures' completion, consts       (main thread)       thread waiting on a future
-      (values), _const_futures,                             takes resolve_lock to complete
-      _const_answers                                        what arrived (never the comm
+    targets (job -> Future/window),   whoever holds         the main thread normally; a
+      futures' completion, consts       resolve_lock (the     thread waiting on a future
+      (values), _const_futures,         main thread too:      or abandoning a map takes
+      _const_answers                    PeerExecutor)         it too (never the comm
                                                             thread)
     sockets, comm.admitted,           comm thread           others post (Comm.post /
       comm.dealers                                          post_call), never touch
@@ -103,6 +103,8 @@ class Peer:
         self.resolve_lock = threading.RLock()
         self.main_thread = threading.current_thread()  # the thread that runs the hub
         self.main_ident = self.main_thread.ident  # (kept with it: cheaper to compare)
+        self.ctrl_c = False  # Ctrl-C reaches the hub's thread (the origin's main thread):
+        # a KeyboardInterrupt there is the user's, elsewhere a task's own (its outcome)
         self._refusals = 0
         #: telemetry (``telemetry.py``): None when off, the scheduler's one test per unit
         self.recorder = telemetry.attach(self) if config.telemetry else None
@@ -246,9 +248,8 @@ class Peer:
                 del self.targets[job]
 
     def dumps_work(self, work) -> bytes:
-        """Pickle a work item for a thief (comm thread). Its arguments pickled at submit,
-        so this fails only for one changed since (or a function that pickles only
-        sometimes): such work stays here, pinned, and runs here (``Unshippable``)."""
+        """Pickle a work item for a thief (``Comm.give_frames``). Fails only for arguments
+        changed since submit: such work stays and runs here (``Unshippable``)."""
         return payload.dumps_work(work)
 
     def loads_work(self, data: bytes, owner: bytes, job: int, lo: int, hi: int,
@@ -429,6 +430,7 @@ class Peer:
         context.set_current(self)
         self.main_thread = threading.current_thread()
         self.main_ident = self.main_thread.ident
+        self.ctrl_c = self.rank == 0 and self.main_thread is threading.main_thread()
         # The comm thread must get the GIL quickly while a task computes: CPython hands the
         # GIL to a waiting thread after the switch interval (5 ms by default), and a steal
         # request costs the victim's comm thread at least one such wait (steal_latency.py,
@@ -487,9 +489,9 @@ class Peer:
             c = self.node.counters
             LOGGER.info("ran %d unit(s); steals sent %d (%d got nothing), granted %d, denied "
                         "%d; units given %d, received %d, re-dispatched %d, lost %d; "
-                        "duplicates %d; bad messages %d", self.scheduler.units_run,
-                        c.steals_sent, c.steals_failed, c.steals_granted, c.steals_denied, c.units_given, c.units_received,
-                        c.units_redispatched, c.units_lost, c.duplicates,
+                        "duplicates %d; bad messages %d", self.scheduler.units_run, c.steals_sent,
+                        c.steals_failed, c.steals_granted, c.steals_denied, c.units_given,
+                        c.units_received, c.units_redispatched, c.units_lost, c.duplicates,
                         c.bad_messages + self.comm.bad_frames)
         self.scheduler.stopping = True
         if self.recorder is not None:

@@ -68,7 +68,7 @@ def run_calls(peer: Any, work: Any, args_list: list, mine: bool) -> tuple[list, 
             values.extend(calls)
         except BaseException as exc:
             if isinstance(exc, greenlet.GreenletExit) or (
-                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                    isinstance(exc, KeyboardInterrupt) and peer.ctrl_c):
                 raise
             failures[len(values) + len(failures)] = exc if mine else payload.envelope(exc)
             continue
@@ -107,7 +107,7 @@ def _run_timed(peer: Any, work: Any, args_list: list, mine: bool) -> tuple[list,
             add(fn(*args, **kwargs))
         except BaseException as exc:  # as in ``run_calls``
             if isinstance(exc, greenlet.GreenletExit) or (
-                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                    isinstance(exc, KeyboardInterrupt) and peer.ctrl_c):
                 raise
             failures[i] = exc if mine else payload.envelope(exc)
         rec.end(work, t0)

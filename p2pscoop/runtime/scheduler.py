@@ -363,7 +363,7 @@ class Scheduler:
             ok = True
         except BaseException as exc:  # as in _run_one
             if isinstance(exc, greenlet.GreenletExit) or (
-                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                    isinstance(exc, KeyboardInterrupt) and peer.ctrl_c):
                 raise
             ok, value = False, exc
         if started:
@@ -399,10 +399,11 @@ class Scheduler:
                 status = OK
         except BaseException as exc:
             # Everything a task raises is its outcome, SystemExit and KeyboardInterrupt
-            # included, except a greenlet being killed and, on the origin, Ctrl-C
-            # (workers ignore SIGINT, so a KeyboardInterrupt there is the task's own).
+            # included, except a greenlet being killed and, on the origin's main thread,
+            # Ctrl-C (workers ignore SIGINT, and an Executor's thread never gets it, so a
+            # KeyboardInterrupt there is the task's own: ``Peer.ctrl_c``).
             if isinstance(exc, greenlet.GreenletExit) or (
-                    isinstance(exc, KeyboardInterrupt) and peer.rank == 0):
+                    isinstance(exc, KeyboardInterrupt) and peer.ctrl_c):
                 raise
             status = RAISED
             value = exc if work.owner == peer.me else payload.envelope(exc)

@@ -14,18 +14,20 @@ import functools
 import gc
 import itertools
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import p2pscoop
 from p2pscoop import futures
-from p2pscoop.core.errors import PayloadError
+from p2pscoop.core.errors import InternalError, PayloadError
 
 from api_helpers import (LONG, RUNTIMES, Gate, add, gate_task, identity,
                          raise_value_error, square, wait_until)
@@ -174,6 +176,24 @@ def test_map_is_cancelled_when_its_iterator_is_dropped(ex):
     assert len(drawn) == read
 
 
+def test_a_result_waits_while_another_thread_completes_or_abandons(own, tmp_path):
+    """Completing is one thread at a time (``Peer.resolve_lock``): the peer's thread
+    completes what it ran only when no caller's thread is completing or abandoning a map
+    (``_abandon``). Before, it completed without the lock, and a map abandoned by a caller
+    meanwhile lost its target under it: ``KeyError`` on the executor's thread, which then
+    stopped, and every later call failed."""
+    mark = tmp_path / "ran"
+    with p2pscoop.Executor(n=1) as one:  # one peer: every unit runs on the executor's thread
+        with one.peer.resolve_lock:
+            fut = one.submit(_touch, str(mark))
+            wait_until(mark.exists)
+            for _ in range(100):  # it ran, and stays pending while this thread holds it
+                assert not fut.done()
+                time.sleep(0.005)
+        assert fut.result(timeout=LONG) == str(mark)
+        assert list(one.map(square, range(8))) == [i * i for i in range(8)]
+
+
 def test_map_stops_after_a_failure(ex):
     results = ex.map(raise_value_error, [1, 2])
     with pytest.raises(ValueError):
@@ -294,6 +314,98 @@ def test_shutdown_cancel_futures_cancels_what_has_not_started(own, tmp_path):
     assert all(f.result(timeout=LONG) == i for i, f in enumerate(queued) if f not in cancelled)
     ex2.shutdown(wait=True)
     assert ex2.peer.closed
+
+
+def test_a_maps_results_are_read_after_shutdown(own):
+    """As with the stdlib's: ``shutdown`` waits for what a map issued, whose results are
+    then read (before, reading them hung: the peers had stopped under them)."""
+    with p2pscoop.Executor(n=2) as ex2:
+        results = ex2.map(square, range(300))
+        chunked = ex2.map(square, range(300), chunksize=7)
+    assert list(results) == [i * i for i in range(300)]
+    assert list(chunked) == [i * i for i in range(300)]
+
+
+def test_a_map_whose_input_was_not_all_read_raises_where_shutdown_cut_it(own):
+    with p2pscoop.Executor(n=2) as ex2:
+        results = ex2.map(square, itertools.count())  # endless: a window is issued
+    got = []
+    with pytest.raises(RuntimeError, match="shut down before this map's input was all read"):
+        for value in results:
+            got.append(value)
+    assert got and got == [i * i for i in range(len(got))]  # every result before it
+
+
+def test_shutdown_cancel_futures_cancels_a_maps_queued_work(own, tmp_path):
+    ex2 = p2pscoop.Executor(n=2)
+    gate = Gate(tmp_path)
+    marks = [str(tmp_path / f"started-{i}") for i in range(2)]
+    blockers = [ex2.submit(mark_then_block, m, gate.path) for m in marks]
+    wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
+    results = ex2.map(identity, range(40))
+    ex2.shutdown(wait=False, cancel_futures=True)
+    gate.open()
+    assert [b.result(timeout=LONG) for b in blockers] == ["released", "released"]
+    got = []
+    with pytest.raises(cf.CancelledError):  # (a share leased to the worker may run)
+        for value in results:
+            got.append(value)
+    assert got == list(range(len(got)))
+    ex2.shutdown(wait=True)
+    assert ex2.peer.closed
+
+
+def _a_bug(cmd):
+    raise KeyError(cmd.job)
+
+
+def test_a_failed_executor_thread_fails_what_waits_instead_of_hanging(own, tmp_path):
+    """A bug that ends the executor's thread (here: the ``KeyError`` a race once raised
+    there as it completed a future) is logged and fails every future and map still
+    waiting with ``InternalError``; ``shutdown`` returns; new work is refused."""
+    seen: list = []
+    handler = logging.Handler(logging.CRITICAL)
+    handler.emit = seen.append  # (whatever the logging set-up of earlier tests)
+    logging.getLogger("p2pscoop.executor").addHandler(handler)
+    try:
+        _fail_the_executors_thread(tmp_path)
+    finally:
+        logging.getLogger("p2pscoop.executor").removeHandler(handler)
+    assert any("executor's thread failed" in r.getMessage() and r.exc_info for r in seen)
+
+
+def _fail_the_executors_thread(tmp_path) -> None:
+    ex1 = p2pscoop.Executor(n=1)  # one peer: what it runs, it completes on its thread
+    gate = Gate(tmp_path)
+    mark = tmp_path / "started"
+    blocker = ex1.submit(mark_then_block, str(mark), gate.path)
+    wait_until(mark.exists)
+    waiting = ex1.submit(identity, 1)
+    results = ex1.map(identity, range(10))
+    ex1.peer.resolve = _a_bug  # the next completion on the executor's thread fails
+    gate.open()
+    for fut in (blocker, waiting):
+        with pytest.raises(InternalError, match="KeyError"):
+            fut.result(timeout=LONG)
+    with pytest.raises(InternalError, match="please file a bug"):
+        list(results)
+    with pytest.raises(RuntimeError, match="peers stopped"):
+        ex1.submit(identity, 2)
+    ex1.shutdown(wait=True)
+    assert ex1.peer.closed
+
+
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt("the task's own")
+
+
+def test_a_tasks_keyboard_interrupt_is_its_outcome_on_the_executors_thread(own):
+    """Ctrl-C never reaches an executor's thread: a ``KeyboardInterrupt`` raised there is
+    the task's (before, it ended the thread, as Ctrl-C ends the origin's main thread)."""
+    with p2pscoop.Executor(n=1) as one:
+        with pytest.raises(KeyboardInterrupt, match="the task's own"):
+            one.submit(raise_keyboard_interrupt).result(timeout=LONG)
+        assert one.submit(square, 4).result(timeout=LONG) == 16
 
 
 def test_an_executor_inside_a_running_runtime_uses_it(own):
