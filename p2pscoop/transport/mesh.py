@@ -45,7 +45,7 @@ from ..core.errors import InternalError, NeedsImport, ProtocolError, SecurityErr
 from ..core.events import Disconnected, Received, Tick, Unshippable
 from ..core import tunnel as T
 from .decoding import Decoder, placeholder
-from .osthread import name_thread, shorten_slice  # noqa: F401  (shorten_slice: tests)
+from .osthread import hand_over, name_thread, shorten_slice  # noqa: F401  (shorten_slice: tests)
 from .relay import RelayMixin
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -219,6 +219,7 @@ class Comm(RelayMixin):
                 self._wake_out.send(b"", zmq.NOBLOCK)
             except zmq.Again:
                 pass  # already plenty of pokes pending
+        hand_over()  # its turn now, not when our slice ends (``osthread.py``)
 
     @property
     def on_thread(self) -> bool:

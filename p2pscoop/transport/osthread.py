@@ -1,7 +1,8 @@
-"""The comm thread as the OS sees it: its name and its time slice (Linux, best effort).
+"""The comm thread as the OS sees it: its name, its time slice, its turn (best effort).
 
-Owns two calls the comm thread makes on itself as it starts (``mesh.Comm._run``); neither
-changes what any other thread of the process gets. Both fail quietly (returning False or
+Owns two calls the comm thread makes on itself as it starts (``mesh.Comm._run``), which
+change nothing of what any other thread of the process gets, and the hand-over of the CPU
+by a thread that has just woken it (``hand_over``). All fail quietly (returning False or
 nothing) where the system does not support them: they tune, they are never required.
 
 * ``name_thread``: the kernel's name of the calling thread, so that ``top -H``,
@@ -9,10 +10,14 @@ nothing) where the system does not support them: they tune, they are never requi
   the comm thread from the main thread (Python 3.11 names threads for Python only).
 * ``shorten_slice``: a short EEVDF slice, so that the comm thread, woken while every core
   runs busy threads, runs first instead of waiting for a whole slice.
+* ``hand_over``: a thread that has just poked the comm thread (``Comm.poke``: a push to a
+  hungry thief, a steal request, results) yields its CPU and the GIL, so the comm thread
+  sends now rather than once the poking thread's slice ends.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 #: sched_setattr(2) by machine (Linux has no libc wrapper for it)
@@ -65,3 +70,19 @@ def name_thread(name: str) -> None:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
     except (OSError, AttributeError):
         pass
+
+
+def hand_over() -> None:
+    """Let a thread this one has just woken (the comm thread) run now: yield the CPU, with
+    the GIL released (``os.sched_yield``). Where the kernel puts a woken thread on its
+    waker's CPU (a VM that packs its vCPUs, as here; or every core busy), the comm thread
+    otherwise waits for this busy thread's slice to end or for the GIL: a push to a hungry
+    thief waited 1-4 ms for it in one run of four (``docs/benchmarks.md``, "The comm
+    thread's turn"). With nothing else to run, the yield is one system call."""
+    try:
+        _sched_yield()
+    except OSError:
+        pass
+
+
+_sched_yield = getattr(os, "sched_yield", lambda: None)
