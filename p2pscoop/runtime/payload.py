@@ -42,6 +42,7 @@ the owner re-raises the same type with the remote traceback chained as ``__cause
 
 from __future__ import annotations
 
+import collections
 import copyreg
 import io
 import os
@@ -50,6 +51,7 @@ import socket
 import sys
 import threading
 import traceback
+import types
 import weakref
 from typing import Any
 
@@ -95,10 +97,26 @@ def _metaclass_reducer(meta: type) -> Any:
 
 
 _cloudpickle_override = cloudpickle.CloudPickler.reducer_override
+_cloudpickle_tables = getattr(cloudpickle.CloudPickler, "_dispatch_table", {})
+_cloudpickle_code = _cloudpickle_tables.get(types.CodeType)
+
+
+def _code_reduce(code: types.CodeType) -> tuple:
+    """cloudpickle's reduction of a code object, its file name kept. cloudpickle writes
+    ``<dynamic-code>`` in its place, so a task of the program (by value) that raised on
+    another peer named no file and showed no source line in its traceback."""
+    rebuild, args = _cloudpickle_code(code)
+    return rebuild, tuple(code.co_filename if type(a) is str and a == "<dynamic-code>"
+                          else a for a in args)
 
 
 class Pickler(cloudpickle.CloudPickler):
-    """cloudpickle's pickler where the libraries' reducers win (see the module docstring)."""
+    """cloudpickle's pickler where the libraries' reducers win (see the module docstring),
+    and by-value code keeps its file name (``_code_reduce``)."""
+
+    if _cloudpickle_code is not None:  # (a private table of cloudpickle: used if there)
+        dispatch_table = collections.ChainMap({types.CodeType: _code_reduce},
+                                              cloudpickle.CloudPickler.dispatch_table)
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)

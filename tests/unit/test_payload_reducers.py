@@ -331,3 +331,40 @@ def test_a_thread_that_pickles_mid_scan_waits_for_the_programs_modules(tmp_path,
         if "midscan_mod" in cloudpickle.list_registry_pickle_by_value():
             cloudpickle.unregister_pickle_by_value(sys.modules["midscan_mod"])
         sys.modules.pop("midscan_mod", None)
+
+
+# --- by-value code keeps its file name --------------------------------------------------
+
+def _failing_closure(limit):
+    def check(x):  # a closure: not reachable by name, so it travels by value
+        helper = lambda y: y / 0 if y > limit else y  # noqa: E731 - nested code, by value too
+        return helper(x)
+    return check
+
+
+def test_code_travelling_by_value_keeps_its_file_name_and_source_line():
+    """cloudpickle writes ``<dynamic-code>`` for the file of code it ships by value, so the
+    traceback of a program's task that raised on another peer named no file and showed no
+    source line; ``payload.Pickler`` keeps the real file name."""
+    data = payload.dumps(_failing_closure(3))
+    assert b"<dynamic-code>" not in data
+    names = load_elsewhere(data, "[obj.__code__.co_filename] + [c.co_filename for c in "
+                                 "obj.__code__.co_consts if hasattr(c, 'co_filename')]")
+    assert names == repr([__file__, __file__])
+    code = textwrap.dedent("""
+        import pickle, sys, traceback
+        check = pickle.loads(sys.stdin.buffer.read())
+        assert check(2) == 2
+        try:
+            check(10)
+        except ZeroDivisionError:
+            print(traceback.format_exc())
+    """)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, ROOT, env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", code], input=data, env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    text = proc.stdout.decode()
+    assert f'File "{__file__}", line' in text and "in check" in text, text
+    assert "helper = lambda y: y / 0 if y > limit else y" in text, text  # the source line
