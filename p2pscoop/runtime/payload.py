@@ -1,4 +1,4 @@
-"""The one audited place where p2pscoop pickles and unpickles user objects.
+"""The one audited place where p2pscoop unpickles user objects, and pickles them (``pickler.py``).
 
 Nothing else in the package calls ``pickle.loads`` or ``cloudpickle.loads``. What crosses the
 wire here is a task's function and arguments (``dumps_work``/``loads_work``), a result or an
@@ -19,21 +19,7 @@ Failures never escape as crashes:
 * a result that cannot be pickled becomes a ``PayloadError`` result, and one that cannot be
   unpickled becomes a ``PayloadError`` on the owner's future.
 
-Which reducer wins (``Pickler``): a library's own way of pickling always does, by-value
-pickling is only for what plain ``pickle`` cannot do. In order, for an object of type ``t``:
-
-1. lists, tuples, dicts, sets: as plain pickle does (it ignores ``copyreg`` for them too);
-2. a ``copyreg.dispatch_table`` entry for ``t`` (for a class: for its metaclass), as plain
-   pickle does. DEAP registers one for the classes its ``creator`` makes, and re-creates and
-   rebinds the class at each unpickling. cloudpickle alone honours the entry only while the
-   class is reachable by name; once an individual has come back (the class rebound), it ships
-   the older class by value, which DEAP's metaclass cannot rebuild (``TypeError: metaclass
-   conflict``). Here the entry always wins;
-3. a class that cloudpickle would ship by value (not reachable by its module and name) but
-   whose metaclass defines its own ``__reduce_ex__``/``__reduce__``: that reducer;
-4. cloudpickle's rules: functions and classes of ``__main__`` and of the program's modules
-   (``travel_by_value``) by value, everything else by reference; any other object by its own
-   ``__reduce_ex__``/``__reduce__``, as plain pickle does.
+Which reducer wins, and how code travels by value: ``pickler.py``.
 
 Exceptions travel as an envelope ``(exception or None, type name, message, traceback text)``;
 the owner re-raises the same type with the remote traceback chained as ``__cause__``, or a
@@ -42,8 +28,6 @@ the owner re-raises the same type with the remote traceback chained as ``__cause
 
 from __future__ import annotations
 
-import collections
-import copyreg
 import io
 import os
 import pickle
@@ -51,7 +35,6 @@ import socket
 import sys
 import threading
 import traceback
-import types
 import weakref
 from typing import Any
 
@@ -61,84 +44,12 @@ from ..core.deque import Work
 from .pieces import Chunked
 from ..core.errors import NeedsImport, PayloadError, RemoteError
 from ..core.messages import FAILED, OK, RAISED
+from .pickler import PROTOCOL, Pickler, dumps  # noqa: F401  (PROTOCOL: the handshake)
 
-PROTOCOL = pickle.HIGHEST_PROTOCOL
 MAX_TEXT = 10_000  # characters of remote traceback and message kept
 
 #: argument types that always pickle: submit skips the check for them
 _ATOMIC = frozenset((int, float, complex, str, bytes, bool, type(None), range, slice))
-
-
-#: containers plain pickle saves itself, before looking at copyreg: the fast path
-_PLAIN = frozenset((list, tuple, dict, set, frozenset))
-_registered = copyreg.dispatch_table  # the live dict: later registrations count
-_own_reducer: dict[type, Any] = {}  # metaclass -> _metaclass_reducer(metaclass)
-
-
-def _metaclass_reducer(meta: type) -> Any:
-    """``f(cls, protocol)`` calling the ``__reduce_ex__`` or ``__reduce__`` that ``meta`` (a
-    metaclass) or a base of it other than ``type`` defines, or None if none does.
-
-    They are looked up on the metaclass: ``cls.__reduce__`` would be the method of ``cls``'s
-    instances."""
-    try:
-        return _own_reducer[meta]
-    except KeyError:
-        pass
-    own = None
-    mine = [klass for klass in meta.__mro__ if klass is not type and klass is not object]
-    if any("__reduce_ex__" in vars(klass) for klass in mine):
-        own = meta.__reduce_ex__
-    elif any("__reduce__" in vars(klass) for klass in mine):
-        reduce = meta.__reduce__
-        own = lambda cls, protocol: reduce(cls)  # noqa: E731
-    _own_reducer[meta] = own
-    return own
-
-
-_cloudpickle_override = cloudpickle.CloudPickler.reducer_override
-_cloudpickle_tables = getattr(cloudpickle.CloudPickler, "_dispatch_table", {})
-_cloudpickle_code = _cloudpickle_tables.get(types.CodeType)
-
-
-def _code_reduce(code: types.CodeType) -> tuple:
-    """cloudpickle's reduction of a code object, its file name kept. cloudpickle writes
-    ``<dynamic-code>`` in its place, so a task of the program (by value) that raised on
-    another peer named no file and showed no source line in its traceback."""
-    rebuild, args = _cloudpickle_code(code)
-    return rebuild, tuple(code.co_filename if type(a) is str and a == "<dynamic-code>"
-                          else a for a in args)
-
-
-class Pickler(cloudpickle.CloudPickler):
-    """cloudpickle's pickler where the libraries' reducers win (see the module docstring),
-    and by-value code keeps its file name (``_code_reduce``)."""
-
-    if _cloudpickle_code is not None:  # (a private table of cloudpickle: used if there)
-        dispatch_table = collections.ChainMap({types.CodeType: _code_reduce},
-                                              cloudpickle.CloudPickler.dispatch_table)
-
-    def reducer_override(self, obj: Any) -> Any:
-        t = type(obj)
-        if t in _PLAIN:
-            return NotImplemented
-        reduce = _registered.get(t)
-        if reduce is not None:
-            return reduce(obj)
-        rv = _cloudpickle_override(self, obj)
-        if rv is not NotImplemented and t is not type and isinstance(obj, type):
-            # cloudpickle would ship this class by value: its metaclass may know better
-            own = _metaclass_reducer(t)
-            if own is not None:
-                return own(obj, self.proto)
-        return rv
-
-
-def dumps(obj: Any) -> bytes:
-    """``obj`` pickled with ``Pickler``: how every payload leaving this peer is made."""
-    buf = io.BytesIO()
-    Pickler(buf, protocol=PROTOCOL).dump(obj)
-    return buf.getvalue()
 
 
 class _Sink(io.RawIOBase):
