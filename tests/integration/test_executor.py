@@ -74,6 +74,15 @@ def mark_then_block(started_path: str, gate_path: str):
     return gate_task(gate_path)
 
 
+def _busy(ex, tmp_path) -> tuple:
+    """Both peers of ``ex`` run a task blocked on a gate: ``(gate, blockers)``."""
+    gate = Gate(tmp_path)
+    marks = [str(tmp_path / f"started-{i}") for i in range(2)]
+    blockers = [ex.submit(mark_then_block, m, gate.path) for m in marks]
+    wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
+    return gate, blockers
+
+
 # --- submit and map ---------------------------------------------------------------------
 
 def test_is_a_standard_executor(ex):
@@ -205,10 +214,7 @@ def test_map_stops_after_a_failure(ex):
 def test_closing_a_map_cancels_its_queued_work(own, tmp_path):
     ex2 = p2pscoop.Executor(n=2)
     try:
-        gate = Gate(tmp_path)
-        marks = [str(tmp_path / f"started-{i}") for i in range(2)]
-        blockers = [ex2.submit(mark_then_block, m, gate.path) for m in marks]
-        wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
+        gate, blockers = _busy(ex2, tmp_path)
         ran = [tmp_path / f"ran-{i}" for i in range(6)]
         results = ex2.map(_touch, map(str, ran))  # queued: no peer is free to start them
         results.close()
@@ -297,10 +303,7 @@ def test_shutdown_refuses_new_work_and_stops_the_peers(own):
 
 def test_shutdown_cancel_futures_cancels_what_has_not_started(own, tmp_path):
     ex2 = p2pscoop.Executor(n=2)
-    gate = Gate(tmp_path)
-    marks = [str(tmp_path / f"started-{i}") for i in range(2)]
-    blockers = [ex2.submit(mark_then_block, m, gate.path) for m in marks]
-    wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
+    gate, blockers = _busy(ex2, tmp_path)
     queued = [ex2.submit(identity, i) for i in range(5)]
     ex2.shutdown(wait=False, cancel_futures=True)
     # What is queued here is cancelled. The worker asked for work as it started its blocker
@@ -338,10 +341,7 @@ def test_a_map_whose_input_was_not_all_read_raises_where_shutdown_cut_it(own):
 
 def test_shutdown_cancel_futures_cancels_a_maps_queued_work(own, tmp_path):
     ex2 = p2pscoop.Executor(n=2)
-    gate = Gate(tmp_path)
-    marks = [str(tmp_path / f"started-{i}") for i in range(2)]
-    blockers = [ex2.submit(mark_then_block, m, gate.path) for m in marks]
-    wait_until(lambda: all(os.path.exists(m) for m in marks))  # both peers are busy
+    gate, blockers = _busy(ex2, tmp_path)
     results = ex2.map(identity, range(40))
     ex2.shutdown(wait=False, cancel_futures=True)
     gate.open()
