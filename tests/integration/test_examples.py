@@ -104,7 +104,7 @@ def test_exception_keeps_remote_traceback_text(tmp_path):
     assert "rms([1.0, 4.0, 9.0]) = 2.160247" in lines
     # The failing task's own frame appears in the text, wherever the task ran: its file
     # and its source line (a function of the program travels by value, and its file name
-    # with it: ``payload._code_reduce``).
+    # with it: ``pickler._code_reduce``).
     assert any("checked_sqrt" in line for line in lines[:-1]), "\n".join(lines)
     assert any('exceptions.py", line' in line and "in checked_sqrt" in line
                for line in lines), "\n".join(lines)
