@@ -72,8 +72,11 @@ def _code_reduce(code: types.CodeType) -> tuple:
     ``<dynamic-code>`` in its place, so a task of the program (by value) that raised on
     another peer named no file and showed no source line in its traceback."""
     rebuild, args = _cloudpickle_code(code)
-    return rebuild, tuple(code.co_filename if type(a) is str and a == "<dynamic-code>"
-                          else a for a in args)
+    try:
+        at = args.index("<dynamic-code>")  # (its file name's place: by value, not by index,
+    except ValueError:                     # which changes between Python versions)
+        return rebuild, args
+    return rebuild, args[:at] + (code.co_filename,) + args[at + 1:]
 
 
 class Pickler(cloudpickle.CloudPickler):
